@@ -1,0 +1,132 @@
+#pragma once
+// The integration plan: everything about an integration that does not depend on the frame,
+// built once from geometry and settings and shared (immutable) by every frame and worker.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "stages/integrate/geometry.hpp"
+#include "stages/integrate/units.hpp"
+
+namespace azflow::integrate {
+
+/// Pixel splitting: none (each pixel centre falls into one bin) or bounding box (a pixel's
+/// radial/azimuthal extent centre +- delta is shared between the bins it overlaps, in proportion).
+enum class PixelSplit { kNo, kBBox };
+
+/// How `sigma` is obtained (pyFAI's error_model): none, Poisson (variance = max(raw, 1) + dark),
+/// or azimuthal (the weighted variance of the pixels of each bin).
+enum class ErrorModel { kNone, kPoisson, kAzimuthal };
+
+/// Settings of one integration, in pyFAI's terms (AzimuthalIntegrator.integrate1d_ng /
+/// integrate2d_ng with method ("no"|"bbox", "csr", *)).
+struct IntegrationSettings {
+  RadialUnit unit = RadialUnit::kQ_nm;
+  std::size_t npt_rad = 1000;   ///< radial bins (> 0)
+  std::size_t npt_azim = 0;     ///< azimuthal bins; 0 for a 1D integration
+  /// Radial range in the unit's own scale (e.g. degrees for 2th_deg); default: pyFAI's (min, max)
+  /// over unmasked pixels (with their bounding boxes when splitting), clipped at 0.
+  std::optional<std::pair<double, double>> radial_range;
+  /// Azimuthal range in degrees; default: all (1D) or [-180, 180] (2D).
+  std::optional<std::pair<double, double>> azimuth_range_deg;
+  PixelSplit split = PixelSplit::kNo;
+  bool correct_solid_angle = true;
+  std::optional<double> polarization_factor;  ///< none: no polarization correction
+  std::optional<double> dummy;                ///< pixel value marking invalid pixels
+  std::optional<double> delta_dummy;          ///< tolerance around `dummy`
+  double normalization_factor = 1.0;          ///< monitor value: divides every intensity
+  ErrorModel error_model = ErrorModel::kNone;
+
+  /// Throws azflow::Error (kConfig) naming the field for npt_rad == 0, a reversed or empty range,
+  /// non-finite values, a non-positive normalization factor or |polarization_factor| > 1.
+  void validate() const;
+  [[nodiscard]] bool is_2d() const noexcept { return npt_azim > 0; }
+};
+
+/// Per-pixel static corrections, each empty or rows x cols row-major.
+struct Corrections {
+  std::vector<std::uint8_t> mask;  ///< nonzero = masked (pyFAI convention)
+  std::vector<float> dark;         ///< subtracted from the raw signal
+  std::vector<float> flat;         ///< divides the signal (multiplies the normalization)
+};
+
+/// Names of pyFAI-style settings, for output files and messages.
+std::string_view split_name(PixelSplit split) noexcept;
+std::string_view error_model_name(ErrorModel model) noexcept;
+std::optional<PixelSplit> parse_split(std::string_view name) noexcept;
+std::optional<ErrorModel> parse_error_model(std::string_view name) noexcept;
+
+/// An immutable integration plan.
+///
+/// Bins: 1D has npt_rad bins; 2D has npt_azim x npt_rad bins, bin = azim * npt_rad + rad (the
+/// layout of pyFAI's 2D result, I[azim][rad]).
+///
+/// The pixel-to-bin matrix is held in CSR form (one row per bin, columns = pixel indices, float32
+/// weights, within a row in increasing pixel order) exactly as pyFAI's splitBBoxCSR builds it, and
+/// also transposed (one entry list per pixel), which the CPU integrator streams through.
+class Plan {
+ public:
+  /// Builds the plan. Throws azflow::Error (kConfig) for invalid settings or corrections whose
+  /// size is not rows x cols (naming which), or a q unit without wavelength.
+  static std::shared_ptr<const Plan> build(const Geometry& geometry,
+                                           const IntegrationSettings& settings,
+                                           const Corrections& corrections = {});
+
+  [[nodiscard]] const IntegrationSettings& settings() const noexcept { return settings_; }
+  [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+  [[nodiscard]] std::size_t cols() const noexcept { return cols_; }
+  [[nodiscard]] std::size_t pixels() const noexcept { return rows_ * cols_; }
+  [[nodiscard]] std::size_t bins() const noexcept { return bins_; }
+
+  /// Radial bin centres in the user unit (npt_rad), as pyFAI reports them.
+  [[nodiscard]] const std::vector<double>& radial_centers() const noexcept { return radial_centers_; }
+  /// Radial bin edges in the user unit (npt_rad + 1).
+  [[nodiscard]] const std::vector<double>& radial_edges() const noexcept { return radial_edges_; }
+  /// Azimuthal bin centres in degrees (npt_azim; empty for 1D).
+  [[nodiscard]] const std::vector<double>& azimuthal_centers() const noexcept { return azim_centers_; }
+  [[nodiscard]] const std::vector<double>& azimuthal_edges() const noexcept { return azim_edges_; }
+
+  /// CSR matrix: bins + 1 row pointers, nnz pixel indices, nnz weights.
+  [[nodiscard]] const std::vector<std::int32_t>& csr_indptr() const noexcept { return indptr_; }
+  [[nodiscard]] const std::vector<std::int32_t>& csr_indices() const noexcept { return indices_; }
+  [[nodiscard]] const std::vector<float>& csr_weights() const noexcept { return weights_; }
+
+  /// Transposed matrix (per pixel): pixels + 1 pointers into pixel_bins / pixel_weights.
+  [[nodiscard]] const std::vector<std::int32_t>& pixel_ptr() const noexcept { return pixel_ptr_; }
+  [[nodiscard]] const std::vector<std::int32_t>& pixel_bins() const noexcept { return pixel_bins_; }
+  [[nodiscard]] const std::vector<float>& pixel_weights() const noexcept { return pixel_weights_; }
+  /// Without splitting, every pixel has at most one bin of weight 1: its bin, or -1 if it falls
+  /// outside the ranges or is masked. Empty with bbox splitting.
+  [[nodiscard]] const std::vector<std::int32_t>& pixel_bin() const noexcept { return pixel_bin_; }
+
+  /// Per-pixel normalization: solid angle x polarization x flat x normalization factor, float32
+  /// (pyFAI preproc's normalization channel).
+  [[nodiscard]] const std::vector<float>& normalization() const noexcept { return normalization_; }
+  /// Dark current per pixel (empty if none).
+  [[nodiscard]] const std::vector<float>& dark() const noexcept { return dark_; }
+  /// Pixels whose dark or flat equals the dummy value are invalid (pyFAI preproc); nonzero =
+  /// invalid. Empty if no such pixel exists.
+  [[nodiscard]] const std::vector<std::uint8_t>& invalid() const noexcept { return invalid_; }
+
+ private:
+  Plan() = default;
+  friend class PlanBuilder;
+
+  IntegrationSettings settings_;
+  std::size_t rows_ = 0, cols_ = 0, bins_ = 0;
+  std::vector<double> radial_centers_, radial_edges_, azim_centers_, azim_edges_;
+  std::vector<std::int32_t> indptr_, indices_;
+  std::vector<float> weights_;
+  std::vector<std::int32_t> pixel_ptr_, pixel_bins_;
+  std::vector<float> pixel_weights_;
+  std::vector<std::int32_t> pixel_bin_;
+  std::vector<float> normalization_, dark_;
+  std::vector<std::uint8_t> invalid_;
+};
+
+}  // namespace azflow::integrate
