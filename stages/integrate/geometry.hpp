@@ -4,7 +4,7 @@
 //
 // Frame of reference (pyFAI's "PONI" convention, see pyFAI's documentation "Geometry"): pixel
 // (i, j) has its centre at p1 = (i + 0.5) * pixel1 - poni1, p2 = (j + 0.5) * pixel2 - poni2 on the
-// detector, at p3 = dist along its normal. The sample-frame position is t = R . (p1, p2, dist) with
+// detector (formed in float32, as pyFAI 0.21 does for centres), at p3 = dist along its normal.
 // R = R3(rot3) . R2(rot2) . R1(rot1),
 //   R1 = [[1,0,0],[0,c1,s1],[0,-s1,c1]], R2 = [[c2,0,-s2],[0,1,0],[s2,0,c2]],
 //   R3 = [[c3,-s3,0],[s3,c3,0],[0,0,1]].

@@ -27,8 +27,8 @@ enum class ErrorModel { kNone, kPoisson, kAzimuthal };
 /// integrate2d_ng with method ("no"|"bbox", "csr", *)).
 struct IntegrationSettings {
   RadialUnit unit = RadialUnit::kQ_nm;
-  std::size_t npt_rad = 1000;   ///< radial bins (> 0)
-  std::size_t npt_azim = 0;     ///< azimuthal bins; 0 for a 1D integration
+  std::size_t npt_rad = 1000;  ///< radial bins (> 0)
+  std::size_t npt_azim = 0;    ///< azimuthal bins; 0 for a 1D integration
   /// Radial range in the unit's own scale (e.g. degrees for 2th_deg); default: pyFAI's (min, max)
   /// over unmasked pixels (with their bounding boxes when splitting), clipped at 0.
   std::optional<std::pair<double, double>> radial_range;
@@ -84,11 +84,15 @@ class Plan {
   [[nodiscard]] std::size_t bins() const noexcept { return bins_; }
 
   /// Radial bin centres in the user unit (npt_rad), as pyFAI reports them.
-  [[nodiscard]] const std::vector<double>& radial_centers() const noexcept { return radial_centers_; }
+  [[nodiscard]] const std::vector<double>& radial_centers() const noexcept {
+    return radial_centers_;
+  }
   /// Radial bin edges in the user unit (npt_rad + 1).
   [[nodiscard]] const std::vector<double>& radial_edges() const noexcept { return radial_edges_; }
   /// Azimuthal bin centres in degrees (npt_azim; empty for 1D).
-  [[nodiscard]] const std::vector<double>& azimuthal_centers() const noexcept { return azim_centers_; }
+  [[nodiscard]] const std::vector<double>& azimuthal_centers() const noexcept {
+    return azim_centers_;
+  }
   [[nodiscard]] const std::vector<double>& azimuthal_edges() const noexcept { return azim_edges_; }
 
   /// CSR matrix: bins + 1 row pointers, nnz pixel indices, nnz weights.

@@ -7,7 +7,8 @@
 namespace azflow::integrate {
 
 /// Radial unit. Internally positions are kept in pyFAI's "unscaled" units: q in nm^-1, 2theta in
-/// radians, r in metres; `unit_scale` converts them to the unit's own (e.g. 2th_deg = rad * 180/pi).
+/// radians, r in metres; `unit_scale` converts them to the unit's own (e.g. 2th_deg = rad *
+/// 180/pi).
 enum class RadialUnit { kQ_nm, kQ_A, k2Th_deg, k2Th_rad, kR_mm };
 
 /// "q_nm^-1", "q_A^-1", "2th_deg", "2th_rad", "r_mm".

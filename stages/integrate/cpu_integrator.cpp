@@ -1,0 +1,318 @@
+// CPU integrator.
+//
+// Algorithm: the plan holds the pixel-to-bin matrix twice; this backend streams through its
+// transpose (per pixel: bins and weights), so the frame, the per-pixel normalization and the bin
+// lists are read sequentially once per frame and only the small per-bin accumulators are written
+// at random. Each pixel is first "preprocessed" as pyFAI's preproc does, in float32 (signal =
+// raw - dark; variance = max(raw, 1) + dark for the Poisson model; normalization from the plan;
+// invalid if masked, equal to the dummy or not finite) and then accumulated in float64 into every
+// bin it belongs to with weight w: signal += w s, variance += w^2 v, normalization += w n,
+// count += w. For the azimuthal error model the variance is the weighted incremental form used by
+// pyFAI 0.21 (CSR_common.pxi; Schubert & Gertz, SSDBM 2018). Within a bin pixels are visited in
+// increasing index order, the order of pyFAI's CSR rows, so sums agree to the last rounding.
+// With several threads each thread owns a contiguous block of pixels and its own accumulators,
+// merged at the end (plain sums, or Chan's pairwise formula for the azimuthal variance).
+
+#include "stages/integrate/cpu_integrator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "base/error.hpp"
+
+namespace azflow::integrate {
+
+void BinSums::reset(std::size_t bins) {
+  signal.assign(bins, 0.0);
+  variance.assign(bins, 0.0);
+  normalization.assign(bins, 0.0);
+  count.assign(bins, 0.0);
+}
+
+void BinSums::add(const BinSums& other) {
+  if (other.bins() != bins()) {
+    throw Error(ErrorCategory::kInternal, "BinSums::add: " + std::to_string(other.bins()) +
+                                              " bins added to " + std::to_string(bins()));
+  }
+  for (std::size_t b = 0; b < bins(); ++b) {
+    signal[b] += other.signal[b];
+    variance[b] += other.variance[b];
+    normalization[b] += other.normalization[b];
+    count[b] += other.count[b];
+  }
+}
+
+void finalize(const BinSums& sums, std::span<float> intensity, std::span<float> sigma,
+              float empty) {
+  const std::size_t n = sums.bins();
+  if (intensity.size() != n || (!sigma.empty() && sigma.size() != n)) {
+    throw Error(ErrorCategory::kInternal, "finalize: output spans do not match the bin count");
+  }
+  for (std::size_t b = 0; b < n; ++b) {
+    const bool filled = sums.count[b] > 0.0;
+    intensity[b] = filled ? static_cast<float>(sums.signal[b] / sums.normalization[b]) : empty;
+    if (!sigma.empty()) {
+      sigma[b] =
+          filled ? static_cast<float>(std::sqrt(sums.variance[b]) / sums.normalization[b]) : empty;
+    }
+  }
+}
+
+namespace {
+
+// Accumulator of one bin, kept together so that one pixel touches one cache line.
+struct Acc {
+  double sig = 0, var = 0, norm = 0, count = 0;
+};
+
+// Decides whether a preprocessed pixel value is valid (pyFAI preproc: dummy compared in float32).
+struct PixelFilter {
+  bool check_dummy = false;
+  bool check_finite = false;
+  float dummy = 0, delta = 0;
+
+  [[nodiscard]] bool valid(float raw) const {
+    if (check_finite && !std::isfinite(raw)) return false;
+    if (!check_dummy) return true;
+    return delta == 0.0f ? raw != dummy : std::fabs(raw - dummy) > delta;
+  }
+};
+
+enum class Variance { kNone, kPoisson, kAzimuthal };
+
+// Everything a pixel block needs, gathered once per frame.
+template <class T>
+struct Job {
+  const T* data;
+  const Plan* plan;
+  PixelFilter filter;
+  const float* norm;
+  const float* dark;            // null if none
+  const std::uint8_t* invalid;  // null if none
+};
+
+template <Variance kV>
+inline void add_pixel(Acc& a, double w, float sig, float var, float norm) {
+  if constexpr (kV == Variance::kAzimuthal) {
+    const double x = w * sig, omega_b = w * norm;
+    if (a.count == 0.0) {
+      a.sig = x;
+      a.norm = omega_b;
+      a.count = w;
+      return;
+    }
+    const double omega_a = a.norm;
+    a.norm = omega_a + omega_b;
+    if (omega_b != 0.0 && omega_a != 0.0) {
+      const double delta = omega_b * a.sig - omega_a * x;
+      a.var += delta * delta / (a.norm * omega_a * omega_b);
+    }
+    a.sig += x;
+    a.count += w;
+  } else {
+    a.sig += w * sig;
+    a.norm += w * norm;
+    a.count += w;
+    if constexpr (kV == Variance::kPoisson) a.var += w * w * var;
+  }
+}
+
+// Preprocesses pixel p; false if it is invalid.
+template <class T, Variance kV>
+inline bool preprocess(const Job<T>& job, std::size_t p, float& sig, float& var) {
+  const auto raw = static_cast<float>(job.data[p]);
+  if (!job.filter.valid(raw) || (job.invalid && job.invalid[p])) return false;
+  const float dark = job.dark ? job.dark[p] : 0.0f;
+  sig = raw - dark;
+  if constexpr (kV == Variance::kPoisson) var = std::max(raw, 1.0f) + dark;
+  return true;
+}
+
+// Pixels [begin, end) without splitting: one bin, weight 1.
+template <class T, Variance kV>
+void run_nosplit(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
+  const std::int32_t* bin = job.plan->pixel_bin().data();
+  for (std::size_t p = begin; p < end; ++p) {
+    const std::int32_t b = bin[p];
+    if (b < 0) continue;
+    float sig = 0, var = 0;
+    if (!preprocess<T, kV>(job, p, sig, var)) continue;
+    add_pixel<kV>(acc[b], 1.0, sig, var, job.norm[p]);
+  }
+}
+
+// Pixels [begin, end) with bounding-box splitting: several (bin, weight) entries per pixel.
+template <class T, Variance kV>
+void run_split(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
+  const std::int32_t* ptr = job.plan->pixel_ptr().data();
+  const std::int32_t* bins = job.plan->pixel_bins().data();
+  const float* weights = job.plan->pixel_weights().data();
+  for (std::size_t p = begin; p < end; ++p) {
+    if (ptr[p] == ptr[p + 1]) continue;
+    float sig = 0, var = 0;
+    if (!preprocess<T, kV>(job, p, sig, var)) continue;
+    for (std::int32_t k = ptr[p]; k < ptr[p + 1]; ++k) {
+      add_pixel<kV>(acc[bins[k]], static_cast<double>(weights[k]), sig, var, job.norm[p]);
+    }
+  }
+}
+
+template <class T, Variance kV>
+void run_block(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
+  if (job.plan->settings().split == PixelSplit::kNo) {
+    run_nosplit<T, kV>(job, begin, end, acc);
+  } else {
+    run_split<T, kV>(job, begin, end, acc);
+  }
+}
+
+// Merges accumulator b into a (Chan et al. pairwise update for the azimuthal variance).
+void merge(Acc& a, const Acc& b, bool azimuthal) {
+  if (!azimuthal || a.count == 0.0 || b.count == 0.0 || a.norm == 0.0 || b.norm == 0.0) {
+    if (azimuthal && a.count == 0.0) {
+      a = b;
+      return;
+    }
+    a.sig += b.sig;
+    a.var += b.var;
+    a.norm += b.norm;
+    a.count += b.count;
+    return;
+  }
+  const double n = a.norm + b.norm;
+  const double delta = b.norm * a.sig - a.norm * b.sig;
+  a.var += b.var + delta * delta / (n * a.norm * b.norm);
+  a.sig += b.sig;
+  a.norm = n;
+  a.count += b.count;
+}
+
+Variance variance_of(ErrorModel m) {
+  switch (m) {
+    case ErrorModel::kNone:
+      return Variance::kNone;
+    case ErrorModel::kPoisson:
+      return Variance::kPoisson;
+    case ErrorModel::kAzimuthal:
+      return Variance::kAzimuthal;
+  }
+  return Variance::kNone;
+}
+
+}  // namespace
+
+struct CpuIntegrator::Impl {
+  std::size_t threads = 1;
+  std::vector<std::vector<Acc>> partial;  // one accumulator array per thread
+};
+
+CpuIntegrator::CpuIntegrator(std::shared_ptr<const Plan> plan, std::size_t threads)
+    : plan_(std::move(plan)), impl_(std::make_unique<Impl>()) {
+  if (!plan_) throw Error(ErrorCategory::kInternal, "CpuIntegrator: null plan");
+  impl_->threads = std::max<std::size_t>(1, threads);
+  impl_->partial.resize(impl_->threads);
+}
+
+CpuIntegrator::~CpuIntegrator() = default;
+
+namespace {
+
+void check_frame(const Plan& plan, const FrameView& frame) {
+  if (frame.rows != plan.rows() || frame.cols != plan.cols()) {
+    std::ostringstream s;
+    s << "frame shape " << frame.rows << " x " << frame.cols << " does not match the detector "
+      << plan.rows() << " x " << plan.cols();
+    throw Error(ErrorCategory::kInput, s.str());
+  }
+  if (frame.data == nullptr) throw Error(ErrorCategory::kInput, "frame has no data");
+}
+
+template <class T>
+Job<T> make_job(const Plan& plan, const FrameView& frame) {
+  const IntegrationSettings& s = plan.settings();
+  Job<T> job{static_cast<const T*>(frame.data),
+             &plan,
+             {},
+             plan.normalization().data(),
+             plan.dark().empty() ? nullptr : plan.dark().data(),
+             plan.invalid().empty() ? nullptr : plan.invalid().data()};
+  job.filter.check_finite = std::is_floating_point_v<T>;
+  if (s.dummy) {
+    job.filter.check_dummy = true;
+    job.filter.dummy = static_cast<float>(*s.dummy);
+    job.filter.delta = static_cast<float>(s.delta_dummy.value_or(0.0));
+  }
+  return job;
+}
+
+}  // namespace
+
+template <class T>
+static void integrate_typed(const Plan& plan, const FrameView& frame,
+                            std::vector<std::vector<Acc>>& partial) {
+  const Job<T> job = make_job<T>(plan, frame);
+  const Variance v = variance_of(plan.settings().error_model);
+  const std::size_t threads = partial.size(), pixels = plan.pixels();
+  auto work = [&](std::size_t t) {
+    auto& acc = partial[t];
+    acc.assign(plan.bins(), Acc{});
+    const std::size_t begin = pixels * t / threads, end = pixels * (t + 1) / threads;
+    switch (v) {
+      case Variance::kNone:
+        run_block<T, Variance::kNone>(job, begin, end, acc.data());
+        break;
+      case Variance::kPoisson:
+        run_block<T, Variance::kPoisson>(job, begin, end, acc.data());
+        break;
+      case Variance::kAzimuthal:
+        run_block<T, Variance::kAzimuthal>(job, begin, end, acc.data());
+        break;
+    }
+  };
+  if (threads == 1) {
+    work(0);
+    return;
+  }
+  std::vector<std::jthread> pool;
+  pool.reserve(threads - 1);
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+}
+
+void CpuIntegrator::integrate(const FrameView& frame, BinSums& out) {
+  check_frame(*plan_, frame);
+  auto& partial = impl_->partial;
+  switch (frame.dtype) {
+    case DType::kUint8:
+      integrate_typed<std::uint8_t>(*plan_, frame, partial);
+      break;
+    case DType::kUint16:
+      integrate_typed<std::uint16_t>(*plan_, frame, partial);
+      break;
+    case DType::kUint32:
+      integrate_typed<std::uint32_t>(*plan_, frame, partial);
+      break;
+    case DType::kInt32:
+      integrate_typed<std::int32_t>(*plan_, frame, partial);
+      break;
+    case DType::kFloat32:
+      integrate_typed<float>(*plan_, frame, partial);
+      break;
+  }
+  const bool azimuthal = plan_->settings().error_model == ErrorModel::kAzimuthal;
+  std::vector<Acc>& total = partial[0];
+  for (std::size_t t = 1; t < partial.size(); ++t)
+    for (std::size_t b = 0; b < total.size(); ++b) merge(total[b], partial[t][b], azimuthal);
+  out.reset(plan_->bins());
+  for (std::size_t b = 0; b < total.size(); ++b) {
+    out.signal[b] = total[b].sig;
+    out.variance[b] = total[b].var;
+    out.normalization[b] = total[b].norm;
+    out.count[b] = total[b].count;
+  }
+}
+
+}  // namespace azflow::integrate
