@@ -1,0 +1,20 @@
+#pragma once
+// Exit codes of the `azflow` command line tool (documented in `azflow --help`).
+
+namespace azflow::cli {
+
+/// Process exit codes.
+enum ExitCode : int {
+  kExitOk = 0,            ///< every frame integrated and written
+  kExitError = 1,         ///< input, I/O, resource or internal error: nothing (complete) written
+  kExitUsage = 2,         ///< bad option or configuration (PONI, settings), or output exists
+  kExitFramesFailed = 3,  ///< output written, but some frames failed (NaN rows, listed in file)
+};
+
+/// The exit-code table for --help.
+inline constexpr const char* kExitCodeHelp =
+    "Exit codes: 0 success; 1 input, I/O or internal error; 2 bad option or configuration "
+    "(malformed PONI, invalid setting, existing output without --overwrite); 3 output written "
+    "but some frames failed (their rows are NaN; listed in /entry/process/failed_frames).";
+
+}  // namespace azflow::cli

@@ -1,0 +1,160 @@
+#include "cli/integrate_command.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "base/error.hpp"
+#include "cli/exit_codes.hpp"
+#include "cli/parallel_integrate.hpp"
+#include "cli/progress.hpp"
+#include "stages/integrate/geometry.hpp"
+#include "stages/integrate/poni.hpp"
+#include "stages/reduce/image_file.hpp"
+#include "stages/reduce/nexus_writer.hpp"
+#include "stages/source/dataset.hpp"
+
+namespace azflow::cli {
+
+namespace {
+
+constexpr std::size_t kMaxListedFailures = 10;
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string shape_text(std::size_t rows, std::size_t cols) {
+  return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
+}
+
+void refuse_existing_output(const IntegrateOptions& o) {
+  std::error_code ec;
+  if (!o.overwrite && std::filesystem::exists(o.output, ec)) {
+    throw Error(ErrorCategory::kConfig,
+                "output " + o.output + " already exists (use --overwrite to replace it)");
+  }
+}
+
+source::Dataset open_input(const IntegrateOptions& o) {
+  source::OpenOptions options;
+  options.dataset_path = o.dataset;
+  return source::Dataset::open(o.input, options);
+}
+
+void check_shape(const source::DatasetInfo& info, const integrate::Poni& poni,
+                 const IntegrateOptions& o) {
+  if (info.rows == poni.detector.rows && info.cols == poni.detector.cols) return;
+  throw Error(ErrorCategory::kInput, "frames of " + o.input + " (" + info.dataset +
+                                         ") have shape " + shape_text(info.rows, info.cols) +
+                                         " but the PONI detector " + poni.detector.name + " in " +
+                                         o.poni + " is " +
+                                         shape_text(poni.detector.rows, poni.detector.cols));
+}
+
+/// Mask = detector pixel_mask (unless --no-file-mask) OR --mask; dark; flat.
+integrate::Corrections load_corrections(const IntegrateOptions& o,
+                                        const source::DatasetInfo& info) {
+  integrate::Corrections c;
+  const std::size_t pixels = info.rows * info.cols;
+  if (info.pixel_mask && !o.no_file_mask) {
+    c.mask.assign(pixels, 0);
+    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] = (*info.pixel_mask)[i] != 0;
+  }
+  if (!o.mask.empty()) {
+    const reduce::Image mask = reduce::read_image(o.mask, info.rows, info.cols, "mask");
+    c.mask.resize(pixels, 0);
+    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] |= mask.values[i] != 0;
+  }
+  for (auto [spec, out, what] :
+       {std::tuple{&o.dark, &c.dark, "dark"}, std::tuple{&o.flat, &c.flat, "flat"}}) {
+    if (spec->empty()) continue;
+    const reduce::Image image = reduce::read_image(*spec, info.rows, info.cols, what);
+    out->assign(image.values.begin(), image.values.end());
+  }
+  return c;
+}
+
+nlohmann::json full_settings(const IntegrateOptions& o, const integrate::IntegrationSettings& s,
+                             const source::DatasetInfo& info, FrameRange range,
+                             std::size_t threads) {
+  nlohmann::json j = settings_json(o, s);
+  j["poni"] = read_text(o.poni);
+  j["input_dataset"] = info.dataset;
+  j["input_frames"] = info.frames;
+  j["input_shape"] = nlohmann::json::array({info.rows, info.cols});
+  j["input_dtype"] = std::string(dtype_name(info.dtype));
+  j["detector_pixel_mask_present"] = info.pixel_mask.has_value();
+  j["first_frame"] = range.first;
+  j["last_frame"] = range.last;
+  j["threads"] = threads;
+  return j;
+}
+
+void print_summary(const IntegrateOptions& o, const source::DatasetInfo& info, FrameRange range,
+                   const reduce::WriterSummary& summary, double seconds, std::size_t threads,
+                   const IntensityRange& seen) {
+  std::printf("input:   %s (%s, frames %zu:%zu of %zu, %s %zu x %zu)\n", o.input.c_str(),
+              info.dataset.c_str(), range.first, range.last, info.frames,
+              std::string(dtype_name(info.dtype)).c_str(), info.rows, info.cols);
+  std::printf("output:  %s\n", o.output.c_str());
+  std::printf("frames:  %zu written, %zu failed\n", summary.frames_written, summary.failed.size());
+  std::printf("time:    %.2f s, %.1f frames/s (%zu threads)\n", seconds,
+              static_cast<double>(range.size()) / seconds, threads);
+  if (seen.min <= seen.max) {
+    std::printf("I range: %.6g .. %.6g\n", seen.min, seen.max);
+  } else {
+    std::printf("I range: (no bin with pixels)\n");
+  }
+}
+
+void warn_failures(const reduce::WriterSummary& summary, std::size_t total) {
+  std::fprintf(stderr, "azflow: warning: %zu of %zu frames failed (rows left NaN):\n",
+               summary.failed.size(), total);
+  for (std::size_t i = 0; i < summary.failed.size() && i < kMaxListedFailures; ++i) {
+    std::fprintf(stderr, "  row %zu: %s\n", summary.failed[i].row,
+                 summary.failed[i].reason.c_str());
+  }
+  if (summary.failed.size() > kMaxListedFailures) {
+    std::fprintf(stderr, "  ... and %zu more (see /entry/process/failed_frames)\n",
+                 summary.failed.size() - kMaxListedFailures);
+  }
+}
+
+}  // namespace
+
+int run_integrate(const IntegrateOptions& o) {
+  refuse_existing_output(o);
+  const integrate::Poni poni = integrate::read_poni(o.poni);
+  source::Dataset dataset = open_input(o);
+  const source::DatasetInfo& info = dataset.info();
+  check_shape(info, poni, o);
+  const FrameRange range = parse_frame_range(o.frames, info.frames);
+  const integrate::IntegrationSettings settings = make_settings(o, info.dtype);
+  const std::size_t threads =
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  auto plan =
+      integrate::Plan::build(integrate::Geometry(poni), settings, load_corrections(o, info));
+  reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
+  layout.overwrite = o.overwrite;
+  layout.first_frame = static_cast<std::int64_t>(range.first);
+  reduce::NexusWriter writer(std::move(layout));
+  writer.write_settings(full_settings(o, settings, info, range, threads));
+
+  ProgressBar progress(range.size(), o.quiet);
+  const IntensityRange seen = integrate_frames(dataset, range, plan, writer, threads, progress);
+  progress.finish();
+  const reduce::WriterSummary summary = writer.finish();
+  if (!o.quiet) print_summary(o, info, range, summary, progress.elapsed_s(), threads, seen);
+  if (summary.failed.empty()) return kExitOk;
+  warn_failures(summary, range.size());
+  return kExitFramesFailed;
+}
+
+}  // namespace azflow::cli

@@ -1,0 +1,198 @@
+#include "cli/integrate_options.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "base/error.hpp"
+#include "stages/integrate/units.hpp"
+
+namespace azflow::cli {
+
+namespace {
+
+void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
+  cmd.add_option("input", o.input, "Eiger/NeXus master file or plain HDF5 file of frames")
+      ->required();
+  cmd.add_option("--poni", o.poni, "pyFAI PONI geometry file (version 1 or 2)")->required();
+  cmd.add_option("-o,--output", o.output, "output NeXus file (HDF5)")->required();
+  cmd.add_option("--dataset", o.dataset,
+                 "dataset path inside the input (default: Eiger data_NNNNNN links, else "
+                 "/entry/data/data)");
+  cmd.add_option("--frames", o.frames, "frames A:B to integrate (B exclusive; A:, :B, A)");
+  cmd.add_flag("--overwrite", o.overwrite, "replace an existing output file");
+  cmd.add_flag("--quiet", o.quiet, "no progress bar and no summary");
+  cmd.add_option("--threads", o.threads, "worker threads (default: hardware concurrency)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+}
+
+void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
+  auto* npt =
+      cmd.add_option("--npt", o.npt, "radial bins of a 1D integration")->capture_default_str();
+  auto* npt_rad = cmd.add_option("--npt-rad", o.npt_rad, "radial bins of a 2D integration");
+  cmd.add_option("--npt-azim", o.npt_azim, "azimuthal bins: a 2D integration (cake)")
+      ->needs(npt_rad);
+  npt->excludes(npt_rad);
+  cmd.add_option("--unit", o.unit, "radial unit: q_nm^-1, q_A^-1, 2th_deg, 2th_rad, r_mm")
+      ->capture_default_str();
+  cmd.add_option("--split", o.split, "pixel splitting: no or bbox")->capture_default_str();
+  cmd.add_option("--radial-range", o.radial_range, "radial range A B in the unit's scale")
+      ->expected(2);
+  cmd.add_option("--azimuth-range", o.azimuth_range, "azimuthal range A B in degrees")->expected(2);
+  cmd.add_option("--error-model", o.error_model, "sigma: none, poisson or azimuthal")
+      ->capture_default_str();
+}
+
+void add_correction_options(CLI::App& cmd, IntegrateOptions& o) {
+  cmd.add_option("--mask", o.mask,
+                 "mask image, nonzero = masked (FILE.h5[::/dataset], .npy or EDF); combined "
+                 "with the detector's pixel_mask");
+  cmd.add_flag("--no-file-mask", o.no_file_mask,
+               "ignore the detector's pixel_mask stored in the input file");
+  cmd.add_option("--dark", o.dark, "dark current image, subtracted (same formats as --mask)");
+  cmd.add_option("--flat", o.flat, "flat-field image, divides (same formats as --mask)");
+  cmd.add_flag("--no-solid-angle", o.no_solid_angle, "do not correct for the solid angle");
+  cmd.add_option("--polarization-factor", o.polarization_factor,
+                 "polarization factor in [-1, 1] (default: no correction)");
+  auto* dummy = cmd.add_option("--dummy", o.dummy,
+                               "pixel value marking invalid pixels (default: the dtype's maximum "
+                               "for unsigned integer data, e.g. 0xFFFFFFFF for uint32)");
+  cmd.add_option("--delta-dummy", o.delta_dummy, "tolerance around --dummy");
+  cmd.add_flag("--no-dummy", o.no_dummy, "no dummy value at all")->excludes(dummy);
+  cmd.add_option("--normalization-factor", o.normalization_factor,
+                 "monitor value dividing every intensity")
+      ->capture_default_str();
+}
+
+template <typename Enum>
+Enum parse_or_throw(std::optional<Enum> value, std::string_view option, const std::string& text,
+                    std::string_view allowed) {
+  if (!value) {
+    throw Error(ErrorCategory::kConfig, std::string(option) + ": unknown value '" + text +
+                                            "' (expected " + std::string(allowed) + ")");
+  }
+  return *value;
+}
+
+std::optional<std::size_t> parse_index(std::string_view text) {
+  std::size_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return value;
+}
+
+/// The default dummy: the dtype's maximum for unsigned integer data.
+std::optional<double> default_dummy(DType dtype) {
+  switch (dtype) {
+    case DType::kUint8:
+      return 255.0;
+    case DType::kUint16:
+      return 65535.0;
+    case DType::kUint32:
+      return 4294967295.0;
+    case DType::kInt32:
+    case DType::kFloat32:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::pair<double, double>> to_range(const std::vector<double>& values) {
+  if (values.size() != 2) return std::nullopt;
+  return std::pair(values[0], values[1]);
+}
+
+nlohmann::json optional_json(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json range_json(const std::optional<std::pair<double, double>>& r) {
+  return r ? nlohmann::json::array({r->first, r->second}) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+void add_integrate_options(CLI::App& command, IntegrateOptions& options) {
+  add_io_options(command, options);
+  add_binning_options(command, options);
+  add_correction_options(command, options);
+}
+
+FrameRange parse_frame_range(const std::string& text, std::size_t frames) {
+  FrameRange range{0, frames};
+  if (!text.empty()) {
+    const std::size_t colon = text.find(':');
+    const std::string_view a = std::string_view(text).substr(0, colon);
+    const std::string_view b =
+        colon == std::string::npos ? std::string_view() : std::string_view(text).substr(colon + 1);
+    const auto first = a.empty() ? std::optional<std::size_t>(0) : parse_index(a);
+    const auto last = colon == std::string::npos
+                          ? (first ? std::optional<std::size_t>(*first + 1) : std::nullopt)
+                          : (b.empty() ? std::optional<std::size_t>(frames) : parse_index(b));
+    if (!first || !last) {
+      throw Error(ErrorCategory::kConfig,
+                  "--frames: malformed range '" + text + "' (expected A:B, A:, :B or A)");
+    }
+    range = {*first, *last};
+  }
+  if (range.first >= range.last || range.last > frames) {
+    throw Error(ErrorCategory::kConfig, "--frames: range " + std::to_string(range.first) + ":" +
+                                            std::to_string(range.last) +
+                                            " is empty or beyond the dataset's " +
+                                            std::to_string(frames) + " frames");
+  }
+  return range;
+}
+
+integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dtype) {
+  integrate::IntegrationSettings s;
+  s.unit = parse_or_throw(integrate::parse_radial_unit(o.unit), "--unit", o.unit,
+                          "q_nm^-1, q_A^-1, 2th_deg, 2th_rad or r_mm");
+  s.split = parse_or_throw(integrate::parse_split(o.split), "--split", o.split, "no or bbox");
+  s.error_model = parse_or_throw(integrate::parse_error_model(o.error_model), "--error-model",
+                                 o.error_model, "none, poisson or azimuthal");
+  s.npt_rad = o.npt_rad.value_or(o.npt);
+  s.npt_azim = o.npt_azim.value_or(0);
+  if (s.npt_rad == 0) throw Error(ErrorCategory::kConfig, "--npt: must be at least 1");
+  if (o.npt_azim && *o.npt_azim == 0) {
+    throw Error(ErrorCategory::kConfig, "--npt-azim: must be at least 1");
+  }
+  s.radial_range = to_range(o.radial_range);
+  s.azimuth_range_deg = to_range(o.azimuth_range);
+  s.correct_solid_angle = !o.no_solid_angle;
+  s.polarization_factor = o.polarization_factor;
+  s.dummy = o.no_dummy ? std::nullopt : (o.dummy ? o.dummy : default_dummy(dtype));
+  s.delta_dummy = s.dummy ? o.delta_dummy : std::nullopt;
+  s.normalization_factor = o.normalization_factor;
+  s.validate();
+  return s;
+}
+
+nlohmann::json settings_json(const IntegrateOptions& o, const integrate::IntegrationSettings& s) {
+  nlohmann::json j;
+  j["input"] = o.input;
+  j["dataset"] = o.dataset;
+  j["poni_file"] = o.poni;
+  j["output"] = o.output;
+  j["unit"] = std::string(integrate::unit_name(s.unit));
+  j["npt_rad"] = s.npt_rad;
+  j["npt_azim"] = s.npt_azim;
+  j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
+  j["radial_range"] = range_json(s.radial_range);
+  j["azimuth_range_deg"] = range_json(s.azimuth_range_deg);
+  j["correct_solid_angle"] = s.correct_solid_angle;
+  j["polarization_factor"] = optional_json(s.polarization_factor);
+  j["dummy"] = optional_json(s.dummy);
+  j["delta_dummy"] = optional_json(s.delta_dummy);
+  j["normalization_factor"] = s.normalization_factor;
+  j["error_model"] = std::string(integrate::error_model_name(s.error_model));
+  j["mask_file"] = o.mask;
+  j["dark_file"] = o.dark;
+  j["flat_file"] = o.flat;
+  j["use_detector_pixel_mask"] = !o.no_file_mask;
+  j["frames"] = o.frames;
+  return j;
+}
+
+}  // namespace azflow::cli

@@ -1,0 +1,67 @@
+#pragma once
+// Options of `azflow integrate` (the offline equivalent of `pyFAI-integrate --no-gui`): their
+// CLI11 declaration, validation and translation into integration settings.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "base/dtype.hpp"
+#include "stages/integrate/plan.hpp"
+
+namespace azflow::cli {
+
+/// Every option of `azflow integrate`, as given on the command line (not yet validated).
+struct IntegrateOptions {
+  std::string input;    ///< master or plain HDF5 file
+  std::string poni;     ///< PONI geometry file
+  std::string dataset;  ///< dataset path inside the input ("" = auto)
+  std::string output;   ///< NeXus output file
+  std::size_t npt = 1000;
+  std::optional<std::size_t> npt_rad, npt_azim;
+  std::string unit = "q_nm^-1";
+  std::string split = "no";
+  std::string mask, dark, flat;  ///< image specs (HDF5 "FILE[::/path]", .npy, EDF)
+  bool no_file_mask = false;     ///< ignore the detector's pixel_mask
+  bool no_solid_angle = false;
+  std::optional<double> polarization_factor;
+  std::string error_model = "none";
+  std::vector<double> radial_range, azimuth_range;  ///< empty or {A, B}
+  std::optional<double> dummy, delta_dummy;
+  bool no_dummy = false;
+  double normalization_factor = 1.0;
+  std::size_t threads = 0;  ///< 0 = hardware concurrency
+  std::string frames;       ///< "A:B" (Python slice, B exclusive), "A:", ":B" or "A"
+  bool overwrite = false;
+  bool quiet = false;
+};
+
+/// Declares the options on the `integrate` subcommand, storing into `options`.
+void add_integrate_options(CLI::App& command, IntegrateOptions& options);
+
+/// A half-open range of input frames [first, last).
+struct FrameRange {
+  std::size_t first = 0;
+  std::size_t last = 0;
+  [[nodiscard]] std::size_t size() const noexcept { return last - first; }
+};
+
+/// Parses `--frames` against a dataset of `frames` frames ("" = all). Throws azflow::Error
+/// (kConfig) for malformed text or a range that is empty or beyond the dataset.
+FrameRange parse_frame_range(const std::string& text, std::size_t frames);
+
+/// Integration settings from the options; the default dummy is the maximum of `dtype` when it is
+/// an unsigned integer type (the Eiger gap value), unless --no-dummy. Throws azflow::Error
+/// (kConfig) naming the option for an unknown unit, split or error model, or invalid values.
+integrate::IntegrationSettings make_settings(const IntegrateOptions& options, DType dtype);
+
+/// Every setting as a JSON object, for the output's NXprocess.
+nlohmann::json settings_json(const IntegrateOptions& options,
+                             const integrate::IntegrationSettings& settings);
+
+}  // namespace azflow::cli

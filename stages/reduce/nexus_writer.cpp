@@ -1,0 +1,413 @@
+#include "stages/reduce/nexus_writer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <limits>
+#include <system_error>
+
+#include "base/error.hpp"
+#include "stages/reduce/hdf5_handle.hpp"
+
+#ifndef AZFLOW_VERSION
+#error "AZFLOW_VERSION must be defined by the build (CMake PROJECT_VERSION)"
+#endif
+
+namespace azflow::reduce {
+
+namespace {
+
+enum RowState : std::uint8_t { kPending = 0, kWritten = 1, kFailed = 2 };
+
+/// Replaces characters HDF5 does not allow in a link name.
+std::string link_name(std::string_view key) {
+  std::string name(key);
+  for (char& c : name) {
+    if (c == '/') c = '_';
+  }
+  if (name.empty() || name == "." || name == "..") name = "_" + name;
+  return name;
+}
+
+/// One dataset in an NXcollection for one JSON setting.
+void write_parameter(hid_t group, const std::string& name, const nlohmann::json& value) {
+  if (value.is_null()) return;
+  if (value.is_string()) {
+    h5::write_string(group, name, value.get<std::string>());
+  } else if (value.is_boolean()) {
+    h5::write_string(group, name, value.get<bool>() ? "true" : "false");
+  } else if (value.is_number_integer()) {
+    h5::write_scalar(group, name, value.get<std::int64_t>());
+  } else if (value.is_number()) {
+    h5::write_scalar(group, name, value.get<double>());
+  } else if (value.is_array() && !value.empty() &&
+             std::all_of(value.begin(), value.end(), [](const auto& v) { return v.is_number(); })) {
+    std::vector<double> numbers;
+    for (const auto& v : value) numbers.push_back(v.get<double>());
+    const std::array<hsize_t, 1> dims{numbers.size()};
+    h5::write_array(group, name, dims, std::span<const double>(numbers));
+  } else {
+    h5::write_string(group, name, value.dump());
+  }
+}
+
+/// Writes `values` into row `row` of a (frames, ...) dataset.
+void write_row(hid_t dataset, std::size_t row, std::span<const float> values) {
+  h5::Handle file_space = h5::check(H5Dget_space(dataset), "H5Dget_space failed");
+  const int rank = H5Sget_simple_extent_ndims(file_space.get());
+  std::array<hsize_t, 3> dims{};
+  H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
+  std::array<hsize_t, 3> start{row, 0, 0};
+  std::array<hsize_t, 3> count = dims;
+  count[0] = 1;
+  h5::check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                                       count.data(), nullptr),
+                   "H5Sselect_hyperslab failed");
+  const std::array<hsize_t, 1> mem_dims{values.size()};
+  h5::Handle mem_space =
+      h5::check(H5Screate_simple(1, mem_dims.data(), nullptr), "H5Screate_simple failed");
+  (void)rank;
+  h5::check_status(H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(),
+                            H5P_DEFAULT, values.data()),
+                   "cannot write row " + std::to_string(row));
+}
+
+/// Shape of one row: (npt_rad) or (npt_azim, npt_rad).
+std::vector<hsize_t> row_dims(const NexusLayout& layout) {
+  if (layout.npt_azim() > 0) return {layout.npt_azim(), layout.npt_rad()};
+  return {layout.npt_rad()};
+}
+
+/// Creates a (frames, row...) float32 dataset in 1-row chunks, fill value NaN.
+h5::Handle create_row_dataset(hid_t group, const std::string& name, const NexusLayout& layout) {
+  std::vector<hsize_t> dims{layout.frames};
+  for (hsize_t d : row_dims(layout)) dims.push_back(d);
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = 1;
+  h5::Handle space =
+      h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                "H5Screate_simple failed");
+  h5::Handle dcpl = h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate failed");
+  h5::check_status(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()),
+                   "H5Pset_chunk failed");
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  h5::check_status(H5Pset_fill_value(dcpl.get(), H5T_NATIVE_FLOAT, &nan), "H5Pset_fill_value");
+  return h5::check(H5Dcreate2(group, name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
+                              dcpl.get(), H5P_DEFAULT),
+                   "cannot create dataset " + name);
+}
+
+/// Writes a 1D float64 axis with @units.
+void write_axis(hid_t group, const std::string& name, const std::vector<double>& values,
+                std::string_view units, std::string_view long_name) {
+  const std::array<hsize_t, 1> dims{values.size()};
+  h5::Handle ds = h5::write_array(group, name, dims, std::span<const double>(values));
+  h5::write_string_attr(ds.get(), "units", units);
+  h5::write_string_attr(ds.get(), "long_name", long_name);
+}
+
+/// NXdata @signal, @axes and @<axis>_indices for a signal whose trailing axes are `axes`,
+/// preceded by `leading_dots` unnamed ('.') axes.
+void write_nxdata_attrs(hid_t group, const std::vector<std::string>& axes, int leading_dots) {
+  h5::write_string_attr(group, "signal", "I");
+  std::vector<std::string> all(static_cast<std::size_t>(leading_dots), ".");
+  all.insert(all.end(), axes.begin(), axes.end());
+  h5::write_string_array_attr(group, "axes", all);
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    h5::write_int_attr(group, axes[i] + "_indices", static_cast<std::int64_t>(i) + leading_dots);
+  }
+}
+
+std::string radial_long_name(integrate::RadialUnit unit) {
+  return std::string(radial_axis_name(unit)) + " (" + std::string(integrate::unit_symbol(unit)) +
+         ")";
+}
+
+}  // namespace
+
+/// Open HDF5 objects of the file being written.
+struct NexusWriter::Files {
+  h5::Handle file, entry, process, data, intensity, sigma;
+};
+
+std::string_view program_version() noexcept { return AZFLOW_VERSION; }
+
+std::string iso8601_now() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buf.data();
+}
+
+std::string_view radial_axis_name(integrate::RadialUnit unit) noexcept {
+  switch (unit) {
+    case integrate::RadialUnit::kQ_nm:
+    case integrate::RadialUnit::kQ_A:
+      return "q";
+    case integrate::RadialUnit::k2Th_deg:
+    case integrate::RadialUnit::k2Th_rad:
+      return "2th";
+    case integrate::RadialUnit::kR_mm:
+      return "r";
+  }
+  return "radial";
+}
+
+NexusLayout NexusLayout::from_plan(const integrate::Plan& plan, std::filesystem::path path,
+                                   std::size_t frames) {
+  NexusLayout layout;
+  layout.path = std::move(path);
+  layout.frames = frames;
+  layout.unit = plan.settings().unit;
+  layout.radial_centers = plan.radial_centers();
+  layout.radial_edges = plan.radial_edges();
+  layout.azimuthal_centers = plan.azimuthal_centers();
+  layout.azimuthal_edges = plan.azimuthal_edges();
+  layout.with_errors = plan.settings().error_model != integrate::ErrorModel::kNone;
+  return layout;
+}
+
+std::size_t NexusLayout::bins() const noexcept {
+  return npt_azim() > 0 ? npt_azim() * npt_rad() : npt_rad();
+}
+
+NexusWriter::NexusWriter(NexusLayout layout)
+    : layout_(std::move(layout)), files_(std::make_unique<Files>()) {
+  if (layout_.frames == 0 || layout_.npt_rad() == 0 ||
+      layout_.radial_edges.size() != layout_.npt_rad() + 1 ||
+      (layout_.npt_azim() > 0 && layout_.azimuthal_edges.size() != layout_.npt_azim() + 1)) {
+    throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
+                                            ": empty or inconsistent layout (no frames or bins)");
+  }
+  std::error_code ec;
+  if (!layout_.overwrite && std::filesystem::exists(layout_.path, ec)) {
+    throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
+                                            " already exists (use --overwrite to replace it)");
+  }
+  state_.assign(layout_.frames, kPending);
+  total_.reset(layout_.bins());
+  h5::silence_errors();
+  create_file();
+  create_frame_group();
+}
+
+NexusWriter::~NexusWriter() = default;
+
+std::filesystem::path NexusWriter::partial_path() const {
+  std::filesystem::path p = layout_.path;
+  p += ".partial";
+  return p;
+}
+
+void NexusWriter::create_file() {
+  const std::string partial = partial_path().string();
+  files_->file = h5::check(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                           "cannot create output file " + partial);
+  const hid_t root = files_->file.get();
+  const std::string now = iso8601_now();
+  h5::write_string_attr(root, "default", "entry");
+  h5::write_string_attr(root, "creator", "azflow " + std::string(program_version()));
+  h5::write_string_attr(root, "file_name", layout_.path.filename().string());
+  h5::write_string_attr(root, "file_time", now);
+  files_->entry = h5::create_nx_group(root, "entry", "NXentry");
+  h5::write_string_attr(files_->entry.get(), "default", "integrate");
+  h5::write_string(files_->entry.get(), "start_time", now);
+  files_->process = h5::create_nx_group(files_->entry.get(), "process", "NXprocess");
+  const hid_t process = files_->process.get();
+  h5::write_string(process, "program", "azflow");
+  h5::write_string(process, "version", program_version());
+  h5::write_string(process, "date", now);
+  h5::write_scalar(process, "sequence_index", std::int64_t{1});
+}
+
+void NexusWriter::create_frame_group() {
+  files_->data = h5::create_nx_group(files_->entry.get(), "integrate", "NXdata");
+  const hid_t data = files_->data.get();
+  const std::string rad(radial_axis_name(layout_.unit));
+  const std::string symbol(integrate::unit_symbol(layout_.unit));
+  files_->intensity = create_row_dataset(data, "I", layout_);
+  h5::write_string_attr(files_->intensity.get(), "interpretation",
+                        layout_.npt_azim() > 0 ? "image" : "spectrum");
+  h5::write_string_attr(files_->intensity.get(), "long_name", "Intensity");
+  if (layout_.with_errors) files_->sigma = create_row_dataset(data, "I_errors", layout_);
+  write_axis(data, rad, layout_.radial_centers, symbol, radial_long_name(layout_.unit));
+  write_axis(data, rad + "_edges", layout_.radial_edges, symbol,
+             radial_long_name(layout_.unit) + " bin edges");
+  std::vector<std::string> axes{rad};
+  if (layout_.npt_azim() > 0) {
+    write_axis(data, "chi", layout_.azimuthal_centers, "deg", "chi (deg)");
+    write_axis(data, "chi_edges", layout_.azimuthal_edges, "deg", "chi (deg) bin edges");
+    axes.insert(axes.begin(), "chi");
+  }
+  std::vector<std::int64_t> frame_index(layout_.frames);
+  for (std::size_t i = 0; i < frame_index.size(); ++i) {
+    frame_index[i] = layout_.first_frame + static_cast<std::int64_t>(i);
+  }
+  const std::array<hsize_t, 1> dims{frame_index.size()};
+  h5::write_array(data, "frame_index", dims, std::span<const std::int64_t>(frame_index));
+  write_nxdata_attrs(data, axes, 1);
+}
+
+void NexusWriter::write_settings(const nlohmann::json& settings) {
+  std::lock_guard lock(mutex_);
+  if (finished_ || settings_written_) {
+    throw Error(ErrorCategory::kInternal, "NexusWriter::write_settings called twice or too late");
+  }
+  settings_written_ = true;
+  const hid_t process = files_->process.get();
+  h5::Handle note = h5::create_nx_group(process, "configuration", "NXnote");
+  h5::write_string(note.get(), "type", "application/json");
+  h5::write_string(note.get(), "data", settings.dump(2));
+  h5::Handle params = h5::create_nx_group(process, "parameters", "NXcollection");
+  if (!settings.is_object()) return;
+  for (const auto& [key, value] : settings.items()) {
+    write_parameter(params.get(), link_name(key), value);
+  }
+}
+
+void NexusWriter::check_row(std::size_t row, std::string_view what) const {
+  if (finished_)
+    throw Error(ErrorCategory::kInternal, "NexusWriter: " + std::string(what) + " after finish()");
+  if (row >= state_.size()) {
+    throw Error(ErrorCategory::kInternal, "NexusWriter: " + std::string(what) + ": row " +
+                                              std::to_string(row) + " out of range (frames " +
+                                              std::to_string(state_.size()) + ")");
+  }
+  if (state_[row] != kPending) {
+    throw Error(ErrorCategory::kInternal,
+                "NexusWriter: " + std::string(what) + ": row " + std::to_string(row) +
+                    (state_[row] == kWritten ? " was already written" : " already failed"));
+  }
+}
+
+void NexusWriter::write_frame(std::size_t row, std::span<const float> intensity,
+                              std::span<const float> sigma) {
+  std::lock_guard lock(mutex_);
+  check_row(row, "write_frame");
+  const bool sigma_ok = layout_.with_errors ? sigma.size() == layout_.bins()
+                                            : sigma.empty() || sigma.size() == layout_.bins();
+  if (intensity.size() != layout_.bins() || !sigma_ok) {
+    throw Error(ErrorCategory::kInternal, "NexusWriter::write_frame: row " + std::to_string(row) +
+                                              " has " + std::to_string(intensity.size()) +
+                                              " values, expected " +
+                                              std::to_string(layout_.bins()));
+  }
+  write_row(files_->intensity.get(), row, intensity);
+  if (layout_.with_errors) write_row(files_->sigma.get(), row, sigma);
+  state_[row] = kWritten;
+}
+
+void NexusWriter::write_frame(std::size_t row, const integrate::BinSums& sums) {
+  std::vector<float> intensity(sums.bins());
+  std::vector<float> sigma(layout_.with_errors ? sums.bins() : 0);
+  integrate::finalize(sums, intensity, sigma);
+  write_frame(row, intensity, sigma);
+  add_sums(sums);
+}
+
+void NexusWriter::add_sums(const integrate::BinSums& sums) {
+  std::lock_guard lock(mutex_);
+  if (finished_) throw Error(ErrorCategory::kInternal, "NexusWriter::add_sums after finish()");
+  total_.add(sums);
+}
+
+void NexusWriter::fail_frame(std::size_t row, std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  check_row(row, "fail_frame");
+  state_[row] = kFailed;
+  failed_.push_back(
+      {row, layout_.first_frame + static_cast<std::int64_t>(row), std::string(reason)});
+}
+
+void NexusWriter::write_sum_group() {
+  const hid_t entry = files_->entry.get();
+  h5::Handle sum = h5::create_nx_group(entry, "sum", "NXdata");
+  const std::vector<hsize_t> dims = row_dims(layout_);
+  std::vector<float> intensity(layout_.bins()), sigma(layout_.bins());
+  integrate::finalize(total_, intensity, sigma);
+  h5::Handle ids = h5::write_array(sum.get(), "I", dims, std::span<const float>(intensity));
+  h5::write_string_attr(ids.get(), "long_name", "Intensity of the dataset-wide sums");
+  if (layout_.with_errors) {
+    h5::write_array(sum.get(), "I_errors", dims, std::span<const float>(sigma));
+  }
+  h5::write_array(sum.get(), "sum_signal", dims, std::span<const double>(total_.signal));
+  h5::write_array(sum.get(), "sum_variance", dims, std::span<const double>(total_.variance));
+  h5::write_array(sum.get(), "sum_normalization", dims,
+                  std::span<const double>(total_.normalization));
+  h5::write_array(sum.get(), "sum_count", dims, std::span<const double>(total_.count));
+  const std::string rad(radial_axis_name(layout_.unit));
+  std::vector<std::string> links{rad, rad + "_edges"};
+  std::vector<std::string> axes{rad};
+  if (layout_.npt_azim() > 0) {
+    links.insert(links.end(), {"chi", "chi_edges"});
+    axes.insert(axes.begin(), "chi");
+  }
+  for (const auto& name : links) {
+    h5::check_status(H5Lcreate_hard(files_->data.get(), name.c_str(), sum.get(), name.c_str(),
+                                    H5P_DEFAULT, H5P_DEFAULT),
+                     "cannot link axis " + name);
+  }
+  write_nxdata_attrs(sum.get(), axes, 0);
+}
+
+void NexusWriter::write_failures(const std::vector<FailedFrame>& failed) {
+  const hid_t process = files_->process.get();
+  const std::size_t written = static_cast<std::size_t>(
+      std::count(state_.begin(), state_.end(), static_cast<std::uint8_t>(kWritten)));
+  h5::write_scalar(process, "frames_total", static_cast<std::int64_t>(layout_.frames));
+  h5::write_scalar(process, "frames_written", static_cast<std::int64_t>(written));
+  h5::write_scalar(process, "frames_failed", static_cast<std::int64_t>(failed.size()));
+  h5::Handle group = h5::create_nx_group(process, "failed_frames", "NXcollection");
+  std::vector<std::int64_t> rows, frames;
+  std::vector<std::string> reasons;
+  for (const auto& f : failed) {
+    rows.push_back(static_cast<std::int64_t>(f.row));
+    frames.push_back(f.frame);
+    reasons.push_back(f.reason);
+  }
+  const std::array<hsize_t, 1> dims{failed.size()};
+  h5::write_array(group.get(), "row", dims, std::span<const std::int64_t>(rows));
+  h5::write_array(group.get(), "frame", dims, std::span<const std::int64_t>(frames));
+  h5::write_string_array(group.get(), "reason", reasons);
+}
+
+WriterSummary NexusWriter::finish() {
+  std::lock_guard lock(mutex_);
+  if (finished_) throw Error(ErrorCategory::kInternal, "NexusWriter::finish called twice");
+  for (std::size_t row = 0; row < state_.size(); ++row) {
+    if (state_[row] != kPending) continue;
+    state_[row] = kFailed;
+    failed_.push_back({row, layout_.first_frame + static_cast<std::int64_t>(row), "never written"});
+  }
+  std::sort(failed_.begin(), failed_.end(),
+            [](const FailedFrame& a, const FailedFrame& b) { return a.row < b.row; });
+  if (!settings_written_) {
+    h5::create_nx_group(files_->process.get(), "parameters", "NXcollection");
+  }
+  write_sum_group();
+  write_failures(failed_);
+  h5::write_string(files_->entry.get(), "end_time", iso8601_now());
+  files_ = std::make_unique<Files>();  // closes every object, then the file
+  finished_ = true;
+  std::error_code ec;
+  if (!layout_.overwrite && std::filesystem::exists(layout_.path, ec)) {
+    throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
+                                            " appeared while writing; result left in " +
+                                            partial_path().string());
+  }
+  std::filesystem::rename(partial_path(), layout_.path, ec);
+  if (ec) {
+    throw Error(ErrorCategory::kIo, "cannot rename " + partial_path().string() + " to " +
+                                        layout_.path.string() + ": " + ec.message());
+  }
+  WriterSummary summary;
+  summary.failed = failed_;
+  summary.frames_written = layout_.frames - failed_.size();
+  return summary;
+}
+
+}  // namespace azflow::reduce

@@ -1,0 +1,153 @@
+#pragma once
+// NeXus (HDF5) writer for azimuthal-integration results: one row per frame, written at its index in
+// any order, plus the dataset-wide sums, the settings and the failed frames.
+//
+// File layout (NeXus NXentry / NXprocess / NXdata,
+// https://manual.nexusformat.org/classes/base_classes/):
+//
+//   /                      @default="entry"  @creator="azflow"  @file_time (ISO 8601)
+//   /entry      NXentry    @default="integrate"; start_time, end_time (ISO 8601)
+//     process   NXprocess  program="azflow", version, date, sequence_index=1
+//       configuration NXnote   type="application/json", data = every setting as JSON text
+//       parameters    NXcollection  one dataset per setting (string / float64 / int64)
+//       frames_total, frames_written, frames_failed (int64)
+//       failed_frames NXcollection  row (int64: output row), frame (int64: input frame), reason
+//       (str)
+//     integrate NXdata     @signal="I"  @axes=[".", "<rad>"] (1D) or [".", "chi", "<rad>"] (2D)
+//       I         float32 (frames, npt_rad) or (frames, npt_azim, npt_rad); NaN = failed/missing
+//       I_errors  float32, same shape (only when an error model is on)
+//       <rad>     float64 (npt_rad) bin centres, @units;  <rad>_edges float64 (npt_rad + 1)
+//       chi       float64 (npt_azim) degrees, 2D only;    chi_edges (npt_azim + 1)
+//       frame_index int64 (frames): the input frame of each row
+//     sum       NXdata     @signal="I"  @axes=["<rad>"] or ["chi", "<rad>"]: I and I_errors of the
+//                          dataset-wide sums (float32), and sum_signal, sum_variance,
+//                          sum_normalization, sum_count (float64), axes hard-linked from integrate
+//
+// <rad> is the radial unit's family: "q" (q_nm^-1, q_A^-1), "2th" (2th_deg, 2th_rad), "r" (r_mm).
+// The file is created as "<path>.partial" and renamed to <path> by finish(); an unfinished writer
+// leaves the ".partial" file behind.
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "stages/integrate/cpu_integrator.hpp"
+#include "stages/integrate/plan.hpp"
+#include "stages/integrate/units.hpp"
+
+namespace azflow::reduce {
+
+/// azflow's version (CMake PROJECT_VERSION), e.g. "0.1.0".
+std::string_view program_version() noexcept;
+
+/// The current UTC time as ISO 8601, e.g. "2026-11-21T10:53:13Z".
+std::string iso8601_now();
+
+/// NeXus name of a radial unit's axis: "q", "2th" or "r".
+std::string_view radial_axis_name(integrate::RadialUnit unit) noexcept;
+
+/// Shape and axes of an output file.
+struct NexusLayout {
+  std::filesystem::path path;    ///< final output path
+  bool overwrite = false;        ///< replace an existing `path`
+  std::size_t frames = 0;        ///< rows of I
+  std::int64_t first_frame = 0;  ///< input frame index of row 0 (frame_index = first_frame + row)
+  integrate::RadialUnit unit = integrate::RadialUnit::kQ_nm;
+  std::vector<double> radial_centers;     ///< npt_rad, in the unit's own scale
+  std::vector<double> radial_edges;       ///< npt_rad + 1
+  std::vector<double> azimuthal_centers;  ///< npt_azim degrees; empty for 1D
+  std::vector<double> azimuthal_edges;    ///< npt_azim + 1; empty for 1D
+  bool with_errors = false;               ///< write I_errors
+
+  /// Layout matching a plan's bins, unit and error model.
+  static NexusLayout from_plan(const integrate::Plan& plan, std::filesystem::path path,
+                               std::size_t frames);
+  [[nodiscard]] std::size_t npt_rad() const noexcept { return radial_centers.size(); }
+  [[nodiscard]] std::size_t npt_azim() const noexcept { return azimuthal_centers.size(); }
+  /// Values per row: npt_rad (1D) or npt_azim * npt_rad (2D).
+  [[nodiscard]] std::size_t bins() const noexcept;
+};
+
+/// One frame that could not be integrated: its output row, input frame and why.
+struct FailedFrame {
+  std::size_t row = 0;
+  std::int64_t frame = 0;
+  std::string reason;
+};
+
+/// What finish() wrote.
+struct WriterSummary {
+  std::size_t frames_written = 0;
+  std::vector<FailedFrame> failed;  ///< in row order
+};
+
+/// Writes one integration result file (layout above). Every public member is thread-safe (one
+/// internal mutex), so workers may hand rows over in any order. Rows are stored in 1-row chunks
+/// with fill value NaN, so a row never written reads as NaN.
+///
+/// Invariant: every row ends written or failed. A row written twice, or written after it failed,
+/// is a bug (azflow::Error kInternal); rows still pending at finish() are recorded as failed.
+class NexusWriter {
+ public:
+  /// Creates "<layout.path>.partial" (replacing a stale one). Throws azflow::Error: kConfig naming
+  /// the path if it exists and !layout.overwrite, or for an empty layout; kIo if the file cannot
+  /// be created.
+  explicit NexusWriter(NexusLayout layout);
+  ~NexusWriter();
+  NexusWriter(const NexusWriter&) = delete;
+  NexusWriter& operator=(const NexusWriter&) = delete;
+
+  [[nodiscard]] const NexusLayout& layout() const noexcept { return layout_; }
+  [[nodiscard]] std::filesystem::path partial_path() const;
+
+  /// Records the settings (a JSON object) in the NXprocess: as JSON text and one dataset per key.
+  /// Call at most once, before finish(). Throws kInternal otherwise.
+  void write_settings(const nlohmann::json& settings);
+
+  /// Writes row `row`: `intensity` and `sigma` have layout().bins() values (sigma may be empty
+  /// when the layout has no errors). Throws kInternal for a bad row or size or a row already
+  /// written or failed; kIo if HDF5 fails.
+  void write_frame(std::size_t row, std::span<const float> intensity, std::span<const float> sigma);
+
+  /// Finalizes a frame's sums (integrate::finalize) into row `row` and adds them to the
+  /// dataset-wide sums.
+  void write_frame(std::size_t row, const integrate::BinSums& sums);
+
+  /// Adds one frame's sums to the dataset-wide sums (for callers using the span overload).
+  void add_sums(const integrate::BinSums& sums);
+
+  /// Marks row `row` failed with `reason`; its row stays NaN. Throws kInternal if it was written.
+  void fail_frame(std::size_t row, std::string_view reason);
+
+  /// Writes the sums, counts and failed frames, closes the file and renames it to layout().path.
+  /// Rows never written or failed are recorded as failed ("never written"). Throws kIo if the
+  /// rename fails, kConfig if the output appeared meanwhile and overwrite is off.
+  WriterSummary finish();
+
+ private:
+  struct Files;
+  void create_file();
+  void create_frame_group();
+  void check_row(std::size_t row, std::string_view what) const;
+  void write_sum_group();
+  void write_failures(const std::vector<FailedFrame>& failed);
+
+  NexusLayout layout_;
+  std::mutex mutex_;
+  std::unique_ptr<Files> files_;
+  std::vector<std::uint8_t> state_;  // per row: 0 pending, 1 written, 2 failed
+  std::vector<FailedFrame> failed_;
+  integrate::BinSums total_;
+  bool settings_written_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace azflow::reduce
