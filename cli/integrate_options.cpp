@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "base/error.hpp"
@@ -103,6 +104,12 @@ std::optional<std::pair<double, double>> to_range(const std::vector<double>& val
   return std::pair(values[0], values[1]);
 }
 
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
 nlohmann::json optional_json(const std::optional<double>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
@@ -171,10 +178,10 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
 
 nlohmann::json settings_json(const IntegrateOptions& o, const integrate::IntegrationSettings& s) {
   nlohmann::json j;
-  j["input"] = o.input;
+  j["input"] = absolute_path(o.input);
   j["dataset"] = o.dataset;
-  j["poni_file"] = o.poni;
-  j["output"] = o.output;
+  j["poni_file"] = absolute_path(o.poni);
+  j["output"] = absolute_path(o.output);
   j["unit"] = std::string(integrate::unit_name(s.unit));
   j["npt_rad"] = s.npt_rad;
   j["npt_azim"] = s.npt_azim;

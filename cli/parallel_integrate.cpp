@@ -80,7 +80,8 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
     integrator.integrate(view, buf.sums);
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::kInput && e.category() != ErrorCategory::kIo) throw;
-    shared.writer.fail_frame(row, "frame " + std::to_string(index) + ": " + e.what());
+    shared.writer.fail_frame(row, info.path.string() + " (" + info.dataset + ") frame " +
+                                      std::to_string(index) + ": " + e.what());
     return;
   }
   finalize_row(buf, shared.writer.layout().with_errors);

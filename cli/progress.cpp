@@ -26,6 +26,7 @@ std::string clock_text(double seconds) {
 ProgressBar::ProgressBar(std::size_t total, bool quiet, std::FILE* stream)
     : total_(total), stream_(stream), start_(std::chrono::steady_clock::now()) {
   if (quiet || total == 0 || !isatty(fileno(stream))) return;
+  drawing_ = true;
   drawer_ = std::jthread([this](std::stop_token stop) {
     while (!stop.stop_requested()) {
       draw(false);
@@ -39,14 +40,19 @@ ProgressBar::ProgressBar(std::size_t total, bool quiet, std::FILE* stream)
 ProgressBar::~ProgressBar() { finish(); }
 
 void ProgressBar::finish() {
-  if (!drawer_.joinable()) return;
-  drawer_.request_stop();
-  drawer_.join();
-  draw(true);
+  if (finished_) return;
+  if (drawer_.joinable()) {
+    drawer_.request_stop();
+    drawer_.join();
+  }
+  end_ = std::chrono::steady_clock::now();
+  finished_ = true;
+  if (drawing_) draw(true);
 }
 
 double ProgressBar::elapsed_s() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const auto end = finished_ ? end_ : std::chrono::steady_clock::now();
+  return std::chrono::duration<double>(end - start_).count();
 }
 
 void ProgressBar::draw(bool final_line) const {

@@ -24,7 +24,7 @@ class ProgressBar {
   void tick() noexcept { done_.fetch_add(1, std::memory_order_relaxed); }
   /// Stops redrawing and ends the line (idempotent).
   void finish();
-  /// Seconds since construction.
+  /// Seconds from construction to finish() (or to now, before it).
   [[nodiscard]] double elapsed_s() const;
 
  private:
@@ -32,7 +32,9 @@ class ProgressBar {
 
   std::size_t total_;
   std::FILE* stream_;
-  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point start_, end_;
+  bool drawing_ = false;
+  bool finished_ = false;  // written by the owning thread only, after the drawer joined
   std::atomic<std::size_t> done_{0};
   std::jthread drawer_;
 };

@@ -31,6 +31,12 @@ std::string link_name(std::string_view key) {
   return name;
 }
 
+/// Whether `value` is a non-empty array whose elements all satisfy `pred`.
+bool is_array_of(const nlohmann::json& value, bool (nlohmann::json::*pred)() const noexcept) {
+  return value.is_array() && !value.empty() &&
+         std::all_of(value.begin(), value.end(), [pred](const auto& v) { return (v.*pred)(); });
+}
+
 /// One dataset in an NXcollection for one JSON setting.
 void write_parameter(hid_t group, const std::string& name, const nlohmann::json& value) {
   if (value.is_null()) return;
@@ -42,8 +48,12 @@ void write_parameter(hid_t group, const std::string& name, const nlohmann::json&
     h5::write_scalar(group, name, value.get<std::int64_t>());
   } else if (value.is_number()) {
     h5::write_scalar(group, name, value.get<double>());
-  } else if (value.is_array() && !value.empty() &&
-             std::all_of(value.begin(), value.end(), [](const auto& v) { return v.is_number(); })) {
+  } else if (is_array_of(value, &nlohmann::json::is_number_integer)) {
+    std::vector<std::int64_t> numbers;
+    for (const auto& v : value) numbers.push_back(v.get<std::int64_t>());
+    const std::array<hsize_t, 1> dims{numbers.size()};
+    h5::write_array(group, name, dims, std::span<const std::int64_t>(numbers));
+  } else if (is_array_of(value, &nlohmann::json::is_number)) {
     std::vector<double> numbers;
     for (const auto& v : value) numbers.push_back(v.get<double>());
     const std::array<hsize_t, 1> dims{numbers.size()};
