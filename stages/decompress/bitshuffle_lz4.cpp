@@ -29,24 +29,24 @@ std::span<std::byte> scratch(std::size_t bytes) {
 // Reads the block at in[pos], decodes and un-shuffles it into `out`; returns the new position.
 std::size_t decode_block(std::span<const std::byte> in, std::size_t pos, std::size_t index,
                          std::span<std::byte> out, std::size_t elem_size, SimdLevel level) {
-  const std::string name = "block " + std::to_string(index);
+  const auto name = [index] { return "block " + std::to_string(index); };  // only on errors
   if (in.size() - pos < 4) {
-    fail(name + ": truncated before its size field (" + bytes_str(in.size() - pos) + " left)");
+    fail(name() + ": truncated before its size field (" + bytes_str(in.size() - pos) + " left)");
   }
   const std::uint64_t stored = detail::read_be<4>(in.data() + pos);
   pos += 4;
   if (stored > in.size() - pos) {
-    fail(name + ": compressed size " + bytes_str(stored) + " overruns the chunk (" +
+    fail(name() + ": compressed size " + bytes_str(stored) + " overruns the chunk (" +
          bytes_str(in.size() - pos) + " left)");
   }
-  if (stored > INT_MAX || out.size() > INT_MAX) fail(name + ": block too large for LZ4");
+  if (stored > INT_MAX || out.size() > INT_MAX) fail(name() + ": block too large for LZ4");
   const std::span<std::byte> tmp = scratch(out.size());
   const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data() + pos),
                                       reinterpret_cast<char*>(tmp.data()), static_cast<int>(stored),
                                       static_cast<int>(out.size()));
-  if (got < 0) fail(name + ": LZ4 error (corrupt or truncated block data)");
+  if (got < 0) fail(name() + ": LZ4 error (corrupt or truncated block data)");
   if (static_cast<std::size_t>(got) != out.size()) {
-    fail(name + ": decodes to " + bytes_str(static_cast<std::size_t>(got)) + ", expected " +
+    fail(name() + ": decodes to " + bytes_str(static_cast<std::size_t>(got)) + ", expected " +
          bytes_str(out.size()));
   }
   bitunshuffle_block(tmp, out, elem_size, level);
