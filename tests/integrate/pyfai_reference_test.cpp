@@ -203,6 +203,8 @@ void expect_bins_match(const std::string& what, const std::vector<double>& azflo
       "worst bin " + bin_name(worst, npt_rad, two_d) + ": azflow " + std::to_string(azflow[worst]) +
       ", pyFAI " + std::to_string(ref[worst]) + ", pyFAI count " +
       std::to_string(ref_count[worst]) + ", relative error " + std::to_string(worst_err);
+  std::cout << "[ info     ] " << what << ": max relative error " << worst_err << ", median "
+            << median << " over " << errors.size() << " bins\n";
   EXPECT_LE(worst_err, kBinMaxTolerance) << what << ": " << worst_text;
   EXPECT_LE(median, kBinMedianTolerance) << what << ": median relative error " << median << " over "
                                          << errors.size() << " bins; " << worst_text;
