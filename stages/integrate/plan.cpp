@@ -177,6 +177,8 @@ class PlanBuilder {
     plan->bins_ = settings_.npt_rad * std::max<std::size_t>(settings_.npt_azim, 1);
     PixelLists lists = settings_.is_2d() ? fill_2d(pos) : fill_1d(pos);
     to_csr(lists, *plan);
+    corrections(*plan);
+    drop_invalid(lists, plan->invalid_);
     if (settings_.split == PixelSplit::kNo) {
       plan->pixel_bin_.assign(plan->pixels(), -1);
       for (std::size_t p = 0; p < plan->pixels(); ++p) {
@@ -186,7 +188,7 @@ class PlanBuilder {
     plan->pixel_ptr_ = std::move(lists.ptr);
     plan->pixel_bins_ = std::move(lists.bins);
     plan->pixel_weights_ = std::move(lists.weights);
-    corrections(*plan);
+    static_sums(*plan);
     return plan;
   }
 
@@ -415,6 +417,40 @@ class PlanBuilder {
       any = any || bad;
     }
     if (any) plan.invalid_ = std::move(invalid);
+  }
+
+  // Removes the entries of pixels whose dark or flat is the dummy value from the per-pixel lists.
+  static void drop_invalid(PixelLists& lists, const std::vector<std::uint8_t>& invalid) {
+    if (invalid.empty()) return;
+    PixelLists kept;
+    const std::size_t pixels = lists.ptr.size() - 1;
+    for (std::size_t p = 0; p < pixels; ++p) {
+      if (!invalid[p])
+        for (std::int32_t k = lists.ptr[p]; k < lists.ptr[p + 1]; ++k)
+          kept.insert(static_cast<std::size_t>(lists.bins[k]), lists.weights[k]);
+      kept.end_pixel();
+    }
+    lists = std::move(kept);
+  }
+
+  // Per-bin sums that do not depend on the frame, in CSR row order (pyFAI's summation order).
+  static void static_sums(Plan& plan) {
+    Plan::StaticSums& s = plan.static_sums_;
+    s.entries.assign(plan.bins_, 0);
+    s.count.assign(plan.bins_, 0.0);
+    s.normalization.assign(plan.bins_, 0.0);
+    s.dark.assign(plan.bins_, 0.0);
+    for (std::size_t b = 0; b < plan.bins_; ++b) {
+      for (std::int32_t k = plan.indptr_[b]; k < plan.indptr_[b + 1]; ++k) {
+        const auto p = static_cast<std::size_t>(plan.indices_[k]);
+        if (!plan.invalid_.empty() && plan.invalid_[p]) continue;
+        const double w = plan.weights_[k];
+        ++s.entries[b];
+        s.count[b] += w;
+        s.normalization[b] += w * plan.normalization_[p];
+        if (!plan.dark_.empty()) s.dark[b] += w * plan.dark_[p];
+      }
+    }
   }
 
   const Geometry& geometry_;

@@ -19,8 +19,9 @@ namespace azflow::integrate {
 /// radial/azimuthal extent centre +- delta is shared between the bins it overlaps, in proportion).
 enum class PixelSplit { kNo, kBBox };
 
-/// How `sigma` is obtained (pyFAI's error_model): none, Poisson (variance = max(raw, 1) + dark),
-/// or azimuthal (the weighted variance of the pixels of each bin).
+/// How `sigma` is obtained (pyFAI's error_model): none, Poisson, or azimuthal (the weighted
+/// variance of the pixels of each bin). Poisson follows pyFAI 0.21 exactly: variance = max(raw, 1)
+/// for 1D and raw for 2D integrations, with no dark-current term in either.
 enum class ErrorModel { kNone, kPoisson, kAzimuthal };
 
 /// Settings of one integration, in pyFAI's terms (AzimuthalIntegrator.integrate1d_ng /
@@ -32,7 +33,8 @@ struct IntegrationSettings {
   /// Radial range in the unit's own scale (e.g. degrees for 2th_deg); default: pyFAI's (min, max)
   /// over unmasked pixels (with their bounding boxes when splitting), clipped at 0.
   std::optional<std::pair<double, double>> radial_range;
-  /// Azimuthal range in degrees; default: all (1D) or [-180, 180] (2D).
+  /// Azimuthal range in degrees; default: all pixels (1D); for 2D pyFAI's min..max of the pixels'
+  /// chi (chi -+ delta with splitting), clipped to [-180, 180].
   std::optional<std::pair<double, double>> azimuth_range_deg;
   PixelSplit split = PixelSplit::kNo;
   bool correct_solid_angle = true;
@@ -100,7 +102,8 @@ class Plan {
   [[nodiscard]] const std::vector<std::int32_t>& csr_indices() const noexcept { return indices_; }
   [[nodiscard]] const std::vector<float>& csr_weights() const noexcept { return weights_; }
 
-  /// Transposed matrix (per pixel): pixels + 1 pointers into pixel_bins / pixel_weights.
+  /// Transposed matrix (per pixel): pixels + 1 pointers into pixel_bins / pixel_weights. Pixels
+  /// made invalid by the dark or flat (see invalid()) have no entries here.
   [[nodiscard]] const std::vector<std::int32_t>& pixel_ptr() const noexcept { return pixel_ptr_; }
   [[nodiscard]] const std::vector<std::int32_t>& pixel_bins() const noexcept { return pixel_bins_; }
   [[nodiscard]] const std::vector<float>& pixel_weights() const noexcept { return pixel_weights_; }
@@ -114,8 +117,19 @@ class Plan {
   /// Dark current per pixel (empty if none).
   [[nodiscard]] const std::vector<float>& dark() const noexcept { return dark_; }
   /// Pixels whose dark or flat equals the dummy value are invalid (pyFAI preproc); nonzero =
-  /// invalid. Empty if no such pixel exists.
+  /// invalid. Empty if no such pixel exists. They stay in the CSR matrix (as in pyFAI) but are
+  /// left out of the per-pixel lists and of static_sums().
   [[nodiscard]] const std::vector<std::uint8_t>& invalid() const noexcept { return invalid_; }
+
+  /// Frame-independent per-bin sums over the pixels of the per-pixel lists, in CSR row order:
+  /// entries (number of matrix entries), count = sum w, normalization = sum w n,
+  /// dark = sum w dark. A frame's sums are these minus the
+  /// contributions of its invalid (dummy) pixels, plus its own signal and variance terms.
+  struct StaticSums {
+    std::vector<std::int64_t> entries;
+    std::vector<double> count, normalization, dark;
+  };
+  [[nodiscard]] const StaticSums& static_sums() const noexcept { return static_sums_; }
 
  private:
   Plan() = default;
@@ -131,6 +145,7 @@ class Plan {
   std::vector<std::int32_t> pixel_bin_;
   std::vector<float> normalization_, dark_;
   std::vector<std::uint8_t> invalid_;
+  StaticSums static_sums_;
 };
 
 }  // namespace azflow::integrate
