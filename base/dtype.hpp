@@ -14,11 +14,14 @@ enum class DType : std::uint8_t { kUint8, kUint16, kUint32, kInt32, kFloat32 };
 /// Size of one element in bytes.
 constexpr std::size_t dtype_size(DType t) noexcept {
   switch (t) {
-    case DType::kUint8: return 1;
-    case DType::kUint16: return 2;
+    case DType::kUint8:
+      return 1;
+    case DType::kUint16:
+      return 2;
     case DType::kUint32:
     case DType::kInt32:
-    case DType::kFloat32: return 4;
+    case DType::kFloat32:
+      return 4;
   }
   return 0;
 }
@@ -26,11 +29,16 @@ constexpr std::size_t dtype_size(DType t) noexcept {
 /// NumPy-style name: "uint8", "uint16", "uint32", "int32", "float32".
 constexpr std::string_view dtype_name(DType t) noexcept {
   switch (t) {
-    case DType::kUint8: return "uint8";
-    case DType::kUint16: return "uint16";
-    case DType::kUint32: return "uint32";
-    case DType::kInt32: return "int32";
-    case DType::kFloat32: return "float32";
+    case DType::kUint8:
+      return "uint8";
+    case DType::kUint16:
+      return "uint16";
+    case DType::kUint32:
+      return "uint32";
+    case DType::kInt32:
+      return "int32";
+    case DType::kFloat32:
+      return "float32";
   }
   return "unknown";
 }

@@ -20,11 +20,16 @@ enum class ErrorCategory {
 /// Short lower-case name of a category ("config", "input", "io", "resource", "internal").
 constexpr std::string_view category_name(ErrorCategory c) noexcept {
   switch (c) {
-    case ErrorCategory::kConfig: return "config";
-    case ErrorCategory::kInput: return "input";
-    case ErrorCategory::kIo: return "io";
-    case ErrorCategory::kResource: return "resource";
-    case ErrorCategory::kInternal: return "internal";
+    case ErrorCategory::kConfig:
+      return "config";
+    case ErrorCategory::kInput:
+      return "input";
+    case ErrorCategory::kIo:
+      return "io";
+    case ErrorCategory::kResource:
+      return "resource";
+    case ErrorCategory::kInternal:
+      return "internal";
   }
   return "unknown";
 }
