@@ -22,7 +22,7 @@ struct Shared {
   FrameRange range;
   reduce::NexusWriter& writer;
   ProgressBar& progress;
-  std::mutex read_mutex;
+  std::mutex hdf5_mutex;  // every HDF5 call of the run: reads and row writes
   std::atomic<std::size_t> next{0};
   std::atomic<bool> stop{false};
   std::mutex error_mutex;
@@ -56,7 +56,7 @@ void finalize_row(WorkerBuffers& buf, bool with_errors) {
 void read_frame(Shared& shared, std::size_t index, WorkerBuffers& buf) {
   source::RawChunk raw;
   {
-    std::lock_guard lock(shared.read_mutex);
+    std::lock_guard lock(shared.hdf5_mutex);
     const decompress::CodecParams codec = shared.dataset.frame_codec(index);
     if (codec.codec == decompress::Codec::kOther) {
       shared.dataset.read_frame(index, buf.frame);
@@ -80,13 +80,15 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
     integrator.integrate(view, buf.sums);
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::kInput && e.category() != ErrorCategory::kIo) throw;
+    std::lock_guard lock(shared.hdf5_mutex);
     shared.writer.fail_frame(row, info.path.string() + " (" + info.dataset + ") frame " +
                                       std::to_string(index) + ": " + e.what());
     return;
   }
   finalize_row(buf, shared.writer.layout().with_errors);
-  shared.writer.write_frame(row, buf.intensity, buf.sigma);
   shared.writer.add_sums(buf.sums);
+  std::lock_guard lock(shared.hdf5_mutex);
+  shared.writer.write_frame(row, buf.intensity, buf.sigma);
 }
 
 void worker(Shared& shared, const std::shared_ptr<const integrate::Plan>& plan) {

@@ -26,7 +26,9 @@ struct IntensityRange {
 ///
 /// Reading: the Dataset is not thread-safe, so one mutex guards it; a worker holds it only to
 /// read a frame's compressed chunk (direct chunk read) and decodes outside it, or, for layouts
-/// without a direct path, around the whole read_frame. Each worker owns one chunk buffer, one
+/// without a direct path, around the whole read_frame. The same mutex is held around each row
+/// write, so the run never makes two HDF5 calls at once even with a libhdf5 built without
+/// thread safety (a row write is a few microseconds). Each worker owns one chunk buffer, one
 /// frame buffer and one BinSums, so memory is bounded by threads x (chunk + frame + bins).
 ///
 /// A frame that fails to read, decode or integrate (azflow::Error kInput/kIo) is recorded with

@@ -90,7 +90,9 @@ struct WriterSummary {
 };
 
 /// Writes one integration result file (layout above). Every public member is thread-safe (one
-/// internal mutex), so workers may hand rows over in any order. Rows are stored in 1-row chunks
+/// internal mutex), so workers may hand rows over in any order. With a libhdf5 built without
+/// thread safety, callers must also keep other threads' HDF5 calls (e.g. reads) apart from the
+/// writer's, e.g. with one mutex around both. Rows are stored in 1-row chunks
 /// with fill value NaN, so a row never written reads as NaN.
 ///
 /// Invariant: every row ends written or failed. A row written twice, or written after it failed,
