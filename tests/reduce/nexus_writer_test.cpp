@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/error.hpp"
@@ -76,6 +77,39 @@ TEST_F(NexusWriterTest, RowsWrittenOutOfOrderLandAtTheirIndex) {
       EXPECT_EQ(sigma[row * 5 + b], double(row));
     }
   }
+}
+
+TEST_F(NexusWriterTest, ConcurrentWorkersEachRowOnceAndSumsExact) {
+  constexpr std::size_t kRows = 64, kBins = 7, kThreads = 4;
+  NexusWriter writer(layout_1d(kRows, kBins));
+  {
+    std::vector<std::jthread> pool;
+    for (std::size_t t = 0; t < kThreads; ++t) {
+      pool.emplace_back([&writer, t] {
+        for (std::size_t row = kRows - 1 - t; row < kRows; row -= kThreads) {
+          integrate::BinSums sums;
+          sums.reset(kBins);
+          for (std::size_t b = 0; b < kBins; ++b) {
+            sums.signal[b] = double(row * 100 + b);
+            sums.variance[b] = 1.0;
+            sums.normalization[b] = 1.0;
+            sums.count[b] = 1.0;
+          }
+          writer.write_frame(row, sums);
+          if (row < kThreads) break;
+        }
+      });
+    }
+  }
+  EXPECT_TRUE(writer.finish().failed.empty());
+  H5File f((dir_ / "out.h5").string());
+  const auto intensity = f.doubles("/entry/integrate/I");
+  for (std::size_t row = 0; row < kRows; ++row) {
+    EXPECT_EQ(intensity[row * kBins + 3], double(row * 100 + 3)) << row;
+  }
+  const auto total = f.doubles("/entry/sum/sum_signal");
+  EXPECT_EQ(total[0], 100.0 * (kRows * (kRows - 1) / 2));
+  EXPECT_EQ(f.doubles("/entry/sum/sum_count")[0], double(kRows));
 }
 
 TEST_F(NexusWriterTest, DefaultChainSignalAxesAndUnits) {
