@@ -69,6 +69,14 @@ void read_frame(Shared& shared, std::size_t index, WorkerBuffers& buf) {
   decompress::decode(raw.codec, std::span<const std::byte>(buf.chunk.data(), raw.bytes), buf.frame);
 }
 
+/// "frame N: <what>", naming the file and dataset unless the message already does.
+std::string failure_reason(const source::DatasetInfo& info, std::size_t index,
+                           const std::string& what) {
+  const std::string path = info.path.string();
+  if (what.find(path) != std::string::npos) return "frame " + std::to_string(index) + ": " + what;
+  return "frame " + std::to_string(index) + " of " + path + " (" + info.dataset + "): " + what;
+}
+
 /// Processes one row: read, integrate, write; a bad frame becomes a failed row.
 void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size_t row,
                  WorkerBuffers& buf) {
@@ -81,8 +89,7 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::kInput && e.category() != ErrorCategory::kIo) throw;
     std::lock_guard lock(shared.hdf5_mutex);
-    shared.writer.fail_frame(row, info.path.string() + " (" + info.dataset + ") frame " +
-                                      std::to_string(index) + ": " + e.what());
+    shared.writer.fail_frame(row, failure_reason(info, index, e.what()));
     return;
   }
   finalize_row(buf, shared.writer.layout().with_errors);

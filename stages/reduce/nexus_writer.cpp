@@ -280,6 +280,7 @@ void NexusWriter::write_settings(const nlohmann::json& settings) {
 }
 
 void NexusWriter::check_row(std::size_t row, std::string_view what) const {
+  h5::silence_errors();  // HDF5's error stack is per thread: silence each caller's
   if (finished_)
     throw Error(ErrorCategory::kInternal, "NexusWriter: " + std::string(what) + " after finish()");
   if (row >= state_.size()) {
@@ -387,6 +388,7 @@ void NexusWriter::write_failures(const std::vector<FailedFrame>& failed) {
 
 WriterSummary NexusWriter::finish() {
   std::lock_guard lock(mutex_);
+  h5::silence_errors();
   if (finished_) throw Error(ErrorCategory::kInternal, "NexusWriter::finish called twice");
   for (std::size_t row = 0; row < state_.size(); ++row) {
     if (state_[row] != kPending) continue;
