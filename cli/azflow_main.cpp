@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   CLI::App* integrate = app.add_subcommand(
       "integrate",
       "integrate every frame of a dataset into a NeXus file (like pyFAI-integrate --no-gui)");
-  integrate->footer(azflow::cli::kExitCodeHelp);
+  integrate->footer(std::string(azflow::cli::kOutputHelp) + "\n\n" + azflow::cli::kExitCodeHelp);
   azflow::cli::add_integrate_options(*integrate, integrate_options);
 
   try {
