@@ -1,0 +1,103 @@
+#pragma once
+// azflowd's configuration: a typed struct with a default and a description for every key, read
+// from a TOML file (systemd/azflowd.toml documents every key) and overridden from the command
+// line. Everything is validated here, before the daemon starts anything.
+
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace azflow::daemon {
+
+/// Shared-memory ring geometry. Slot sizes in MiB; std::nullopt means "auto": sized from the first
+/// job's frames when the rings are created (see resolve_slot_bytes).
+struct RingsConfig {
+  std::size_t compressed_slots = 64;  ///< slots of the "compressed" ring (source -> decompress)
+  std::size_t frames_slots = 32;      ///< slots of the "frames" ring (decompress -> integrate)
+  std::size_t results_slots = 256;    ///< slots of the "results" ring (integrate -> reducer)
+  std::optional<std::size_t> compressed_slot_mib;  ///< MiB per compressed slot; nullopt = auto
+  std::optional<std::size_t> frames_slot_mib;      ///< MiB per decoded-frame slot; nullopt = auto
+  std::optional<std::size_t> results_slot_mib;     ///< MiB per result slot; nullopt = auto
+};
+
+/// Every setting of azflowd, resolved: no empty paths, no "auto" worker counts (ring slot sizes
+/// may stay auto). Field names carry units.
+struct DaemonConfig {
+  std::filesystem::path config_file;  ///< the TOML file read ("" = built-in defaults only)
+  std::string instance = "default";   ///< names the rings (/azflow.<instance>.<ring>) and sockets
+  std::string control_endpoint;      ///< ROUTER for clients; default ipc://<runtime>/<inst>.control
+  std::string control_tcp_endpoint;  ///< optional second ROUTER, e.g. tcp://*:5555 ("" = none)
+  std::string live_endpoint;        ///< PUB of finished frames; default ipc://<runtime>/<inst>.live
+  std::string stages_endpoint;      ///< internal ROUTER for stages: ipc://<runtime>/<inst>.stages
+  std::filesystem::path state_dir;  ///< SQLite job store, shard files, default outputs
+  std::filesystem::path runtime_dir;  ///< sockets (and other per-boot files)
+  std::size_t workers = 1;            ///< decompress worker processes (key 0 = hardware threads)
+  std::size_t integrate_workers = 1;  ///< integrate worker processes (key 0 = same as workers)
+  RingsConfig rings;
+  std::size_t shard_frames = 50;     ///< frames per shard (the scheduler may cut 2D smaller)
+  std::size_t max_running_jobs = 2;  ///< jobs whose shards are handed out at once
+  std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off
+  std::size_t heartbeat_interval_ms = 1000;  ///< stage heartbeat period; 3 missed = stage lost
+  std::size_t stage_restart_limit = 5;       ///< restarts of one stage slot before jobs fail
+};
+
+/// Command-line overrides; each set value wins over the file and the defaults.
+struct ConfigOverrides {
+  std::optional<std::string> instance;
+  std::optional<std::filesystem::path> state_dir;
+  std::optional<std::filesystem::path> runtime_dir;
+  std::optional<std::string> control_endpoint;
+  std::optional<std::size_t> workers;
+  std::optional<std::size_t> integrate_workers;
+  std::optional<std::string> log_level;
+};
+
+/// The process environment the defaults derive from (injectable for tests).
+struct Environment {
+  std::optional<std::string> xdg_runtime_dir;  ///< $XDG_RUNTIME_DIR
+  std::optional<std::string> xdg_state_home;   ///< $XDG_STATE_HOME
+  std::optional<std::string> home;             ///< $HOME
+  bool is_root = false;                        ///< geteuid() == 0
+  std::size_t hardware_threads = 1;            ///< std::thread::hardware_concurrency(), at least 1
+
+  /// The environment of this process.
+  static Environment current();
+};
+
+/// Default runtime directory: $XDG_RUNTIME_DIR/azflow, else /run/azflow for root, else
+/// /tmp/azflow-<uid>.
+std::filesystem::path default_runtime_dir(const Environment& env);
+/// Default state directory: $XDG_STATE_HOME/azflow, else /var/lib/azflow for root, else
+/// $HOME/.local/state/azflow.
+std::filesystem::path default_state_dir(const Environment& env);
+/// The default client endpoint, ipc://<default runtime dir>/<instance>.control: what azflowd
+/// binds without --control and what azflowctl connects to without --endpoint.
+std::string default_control_endpoint(const Environment& env,
+                                     const std::string& instance = "default");
+
+/// Reads `path` (std::nullopt: defaults only), applies `overrides`, resolves derived defaults and
+/// validates. Throws azflow::Error (kConfig) naming the key and the file for an unreadable file,
+/// a TOML syntax error, an unknown key, a wrong type or an invalid value.
+DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
+                         const ConfigOverrides& overrides = {},
+                         const Environment& env = Environment::current());
+
+/// Every resolved key as TOML text ("key = value" lines with [sections]), for the log and the
+/// `config` verb.
+std::string describe(const DaemonConfig& config);
+
+/// Declares --config, --instance, --state-dir, --runtime-dir, --control, --workers,
+/// --integrate-workers and --log-level on `app`, storing into `config_path` and `overrides`.
+void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& config_path,
+                        ConfigOverrides& overrides);
+
+/// Slot size in bytes for a ring: the configured MiB, or for auto `needed_bytes` (what one slot
+/// of the first job needs: its compressed or decoded frame or result row) rounded up to a whole
+/// MiB, at least 1 MiB.
+std::size_t resolve_slot_bytes(const std::optional<std::size_t>& slot_mib,
+                               std::size_t needed_bytes) noexcept;
+
+}  // namespace azflow::daemon

@@ -1,0 +1,73 @@
+#pragma once
+// A job as a client asks for it: which frames, which geometry and settings, where to write.
+// Carried as JSON in the `enqueue` request (docs/protocol.md, "JobSpec") and stored as JSON in
+// the job store.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/dtype.hpp"
+#include "base/error.hpp"
+#include "stages/integrate/plan.hpp"
+
+namespace azflow::daemon {
+
+/// An Error about one field of a request or a job spec; field() is its JSON path
+/// ("settings.npt_rad", "datasets[1]", "v", "" for the whole message). Category kConfig.
+class FieldError : public Error {
+ public:
+  FieldError(std::string field, const std::string& message)
+      : Error(ErrorCategory::kConfig,
+              (field.empty() ? std::string("request") : field) + ": " + message),
+        field_(std::move(field)),
+        message_(message) {}
+
+  /// JSON path of the offending field.
+  [[nodiscard]] const std::string& field() const noexcept { return field_; }
+  /// The message without the field prefix.
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+
+ private:
+  std::string field_;
+  std::string message_;
+};
+
+/// One integration job. Defaults are those of `azflow integrate` (cli/integrate_options.hpp).
+struct JobSpec {
+  /// split: every worker shares the job's frames; bulk: one dataset per worker.
+  enum class Mode { kSplit, kBulk };
+
+  std::vector<std::string> datasets;  ///< absolute paths of master/plain HDF5 files (>= 1)
+  std::string dataset_path;           ///< dataset inside each file ("" = auto, as azflow integrate)
+  std::string poni_text;              ///< PONI file contents (what the daemon uses)
+  std::string poni_path;              ///< where the PONI came from (absolute; for the record)
+  integrate::IntegrationSettings settings;  ///< validated settings (dummy: see dummy_auto)
+  /// True: settings.dummy is unset here and becomes the dataset dtype's maximum for unsigned
+  /// integer data (the Eiger gap value), exactly as `azflow integrate` without --dummy/--no-dummy;
+  /// resolved by settings_for() once the dtype is known.
+  bool dummy_auto = true;
+  std::string mask_path, dark_path, flat_path;  ///< image specs ("FILE.h5[::/ds]", .npy, EDF)
+  bool use_file_mask = true;  ///< combine the detector's pixel_mask from the input file
+  std::string output_path;    ///< absolute NeXus output path ("" = daemon's default location)
+  Mode mode = Mode::kSplit;
+
+  /// The settings to integrate a dataset of `dtype` with (dummy_auto resolved).
+  [[nodiscard]] integrate::IntegrationSettings settings_for(DType dtype) const;
+};
+
+/// "split" or "bulk".
+std::string_view mode_name(JobSpec::Mode mode) noexcept;
+
+/// The spec as a JSON object (every field, defaults included); the inverse of job_spec_from_json.
+nlohmann::json to_json(const JobSpec& spec);
+
+/// Parses and validates a JSON job spec. Absent fields take their defaults; `datasets` and one of
+/// `poni_text`/`poni_path` are required. Throws FieldError naming the field (prefixed by
+/// `prefix`, e.g. "spec.") for a wrong type, an invalid value, an unknown field, a relative path,
+/// a PONI text that does not parse, or settings that fail IntegrationSettings::validate().
+JobSpec job_spec_from_json(const nlohmann::json& json, std::string_view prefix = "");
+
+}  // namespace azflow::daemon
