@@ -64,9 +64,9 @@ void write_parameter(hid_t group, const std::string& name, const nlohmann::json&
 }
 
 /// Writes `values` into row `row` of a (frames, ...) dataset.
-void write_row(hid_t dataset, std::size_t row, std::span<const float> values) {
+void write_row(hid_t dataset, std::size_t row, std::span<const float> values,
+               const std::filesystem::path& file) {
   h5::Handle file_space = h5::check(H5Dget_space(dataset), "H5Dget_space failed");
-  const int rank = H5Sget_simple_extent_ndims(file_space.get());
   std::array<hsize_t, 3> dims{};
   H5Sget_simple_extent_dims(file_space.get(), dims.data(), nullptr);
   std::array<hsize_t, 3> start{row, 0, 0};
@@ -78,10 +78,9 @@ void write_row(hid_t dataset, std::size_t row, std::span<const float> values) {
   const std::array<hsize_t, 1> mem_dims{values.size()};
   h5::Handle mem_space =
       h5::check(H5Screate_simple(1, mem_dims.data(), nullptr), "H5Screate_simple failed");
-  (void)rank;
   h5::check_status(H5Dwrite(dataset, H5T_NATIVE_FLOAT, mem_space.get(), file_space.get(),
                             H5P_DEFAULT, values.data()),
-                   "cannot write row " + std::to_string(row));
+                   "cannot write row " + std::to_string(row) + " of " + file.string());
 }
 
 /// Shape of one row: (npt_rad) or (npt_azim, npt_rad).
@@ -307,8 +306,8 @@ void NexusWriter::write_frame(std::size_t row, std::span<const float> intensity,
                                               " values, expected " +
                                               std::to_string(layout_.bins()));
   }
-  write_row(files_->intensity.get(), row, intensity);
-  if (layout_.with_errors) write_row(files_->sigma.get(), row, sigma);
+  write_row(files_->intensity.get(), row, intensity, partial_path());
+  if (layout_.with_errors) write_row(files_->sigma.get(), row, sigma, partial_path());
   state_[row] = kWritten;
 }
 
