@@ -197,6 +197,8 @@ NexusWriter::NexusWriter(NexusLayout layout)
     throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
                                             " already exists (use --overwrite to replace it)");
   }
+  partial_ = layout_.path;
+  partial_ += ".partial";
   state_.assign(layout_.frames, kPending);
   total_.reset(layout_.bins());
   h5::silence_errors();
@@ -206,11 +208,7 @@ NexusWriter::NexusWriter(NexusLayout layout)
 
 NexusWriter::~NexusWriter() = default;
 
-std::filesystem::path NexusWriter::partial_path() const {
-  std::filesystem::path p = layout_.path;
-  p += ".partial";
-  return p;
-}
+const std::filesystem::path& NexusWriter::partial_path() const noexcept { return partial_; }
 
 void NexusWriter::create_file() {
   const std::string partial = partial_path().string();
@@ -306,8 +304,8 @@ void NexusWriter::write_frame(std::size_t row, std::span<const float> intensity,
                                               " values, expected " +
                                               std::to_string(layout_.bins()));
   }
-  write_row(files_->intensity.get(), row, intensity, partial_path());
-  if (layout_.with_errors) write_row(files_->sigma.get(), row, sigma, partial_path());
+  write_row(files_->intensity.get(), row, intensity, partial_);
+  if (layout_.with_errors) write_row(files_->sigma.get(), row, sigma, partial_);
   state_[row] = kWritten;
 }
 

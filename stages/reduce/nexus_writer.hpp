@@ -108,7 +108,8 @@ class NexusWriter {
   NexusWriter& operator=(const NexusWriter&) = delete;
 
   [[nodiscard]] const NexusLayout& layout() const noexcept { return layout_; }
-  [[nodiscard]] std::filesystem::path partial_path() const;
+  /// "<layout().path>.partial": where the file is until finish().
+  [[nodiscard]] const std::filesystem::path& partial_path() const noexcept;
 
   /// Records the settings (a JSON object) in the NXprocess: as JSON text and one dataset per key.
   /// Call at most once, before finish(). Throws kInternal otherwise.
@@ -143,6 +144,7 @@ class NexusWriter {
   void write_failures(const std::vector<FailedFrame>& failed);
 
   NexusLayout layout_;
+  std::filesystem::path partial_;
   std::mutex mutex_;
   std::unique_ptr<Files> files_;
   std::vector<std::uint8_t> state_;  // per row: 0 pending, 1 written, 2 failed

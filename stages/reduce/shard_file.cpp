@@ -173,6 +173,13 @@ std::filesystem::path ShardFileWriter::commit() {
   return done;
 }
 
+void ShardFileWriter::discard() noexcept {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  fd_ = -1;
+  ::unlink(partial_.c_str());
+}
+
 // ---------------------------------------------------------------- reader
 
 ShardFileReader::ShardFileReader(const std::filesystem::path& path) : path_(path) {

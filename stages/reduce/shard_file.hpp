@@ -73,6 +73,8 @@ class ShardFileWriter {
   /// Writes the sums trailer, fsyncs, closes and renames to shard-<id>.done (fsyncing the folder).
   /// Returns the .done path. Throws kInternal if the shard is not complete.
   std::filesystem::path commit();
+  /// Closes and removes the .partial file (cancelled or failed job); no-op after commit().
+  void discard() noexcept;
 
  private:
   [[nodiscard]] std::size_t slot_of(std::int64_t frame) const;
