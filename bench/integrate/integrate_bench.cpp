@@ -133,13 +133,14 @@ std::vector<Mode> modes() {
   return {nosplit, bbox, cake};
 }
 
-// Bytes that must come from memory per frame: the frame and, per pixel, the plan's
-// normalization and bin entries (pointer, bins and weights with splitting).
+// Bytes that must come from memory per frame with the fast path (error model none / Poisson):
+// the frame and the plan's per-pixel entries — the bin index without splitting; pointer, bins and
+// weights with splitting. Per-bin accumulators stay in cache and are not counted.
 double bytes_per_frame(const Plan& plan) {
   const double px = static_cast<double>(plan.pixels());
-  double b = px * (4.0 + 4.0);                                        // frame + normalization
-  if (plan.settings().split == PixelSplit::kNo) return b + px * 4.0;  // pixel_bin
-  return b + px * 4.0 + static_cast<double>(plan.pixel_bins().size()) * 8.0;
+  const double frame = px * 4.0;
+  if (plan.settings().split == PixelSplit::kNo) return frame + px * 4.0;
+  return frame + px * 4.0 + static_cast<double>(plan.pixel_bins().size()) * 8.0;
 }
 
 // Frames/s with `threads` independent integrators, each integrating frames round-robin.

@@ -187,11 +187,65 @@ struct SigVar {
   double sig = 0, var = 0;
 };
 
+// Exact integer sums of one bin, for integer frames without splitting: raw values are summed as
+// integers (exact; pyFAI converts to float32 first, which is the same below 2^24 counts).
+struct IntSigVar {
+  std::int64_t sig = 0, var = 0;
+};
+
 // Per-thread state of the fast path.
 struct FastState {
   std::vector<SigVar> even, odd;       // pixels with even / odd index
+  std::vector<IntSigVar> ints;         // integer frames without splitting
   std::vector<std::uint32_t> invalid;  // pixels found invalid in this frame
 };
+
+// Integer values [lo, hi] that pyFAI's float32 dummy test flags (float(raw) == dummy, or
+// |float(raw) - dummy| <= delta in float32). float(x) is monotonic in x, so the flagged values
+// form one interval, found by bisection over T's range; empty (lo > hi) if none.
+template <class T>
+std::pair<std::int64_t, std::int64_t> dummy_interval(const PixelFilter& f) {
+  if (!f.check_dummy) return {1, 0};
+  auto flagged = [&](std::int64_t x) { return !f.valid(static_cast<float>(static_cast<T>(x))); };
+  auto below = [&](std::int64_t x) {  // float(x) lies below the flagged window
+    const float v = static_cast<float>(static_cast<T>(x));
+    return f.delta == 0.0f ? v < f.dummy : v - f.dummy < -f.delta;
+  };
+  std::int64_t lo = std::numeric_limits<T>::min(), hi = std::numeric_limits<T>::max();
+  while (lo < hi) {  // first x not below the window
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    below(mid) ? lo = mid + 1 : hi = mid;
+  }
+  const std::int64_t first = lo;
+  if (!flagged(first)) return {1, 0};
+  hi = std::numeric_limits<T>::max();
+  while (lo < hi) {  // last flagged x
+    const std::int64_t mid = lo + (hi - lo + 1) / 2;
+    flagged(mid) ? lo = mid : hi = mid - 1;
+  }
+  return {first, lo};
+}
+
+template <class T, bool kPoisson>
+void fast_nosplit_int(const Job<T>& job, std::size_t begin, std::size_t end, FastState& st) {
+  const std::int32_t* bin = job.plan->pixel_bin().data();
+  IntSigVar* h = st.ints.data();
+  const auto [lo, hi] = dummy_interval<T>(job.filter);
+  const auto span = static_cast<std::uint64_t>(hi - lo);
+  const bool check = lo <= hi;
+  const std::int64_t floor = job.variance_floor > 0 ? 1 : std::numeric_limits<std::int64_t>::min();
+  for (std::size_t p = begin; p < end; ++p) {
+    const std::int32_t b = bin[p];
+    if (b < 0) continue;
+    const auto raw = static_cast<std::int64_t>(job.data[p]);
+    if (check && static_cast<std::uint64_t>(raw - lo) <= span) [[unlikely]] {
+      st.invalid.push_back(static_cast<std::uint32_t>(p));
+      continue;
+    }
+    h[b].sig += raw;
+    if constexpr (kPoisson) h[b].var += std::max(raw, floor);
+  }
+}
 
 template <class T, bool kPoisson>
 void fast_nosplit(const Job<T>& job, std::size_t begin, std::size_t end, FastState& st) {
@@ -242,6 +296,9 @@ void fast_block(const Job<T>& job, bool poisson, std::size_t begin, std::size_t 
   const bool split = job.plan->settings().split == PixelSplit::kBBox;
   if (split) {
     poisson ? fast_split<T, true>(job, begin, end, st) : fast_split<T, false>(job, begin, end, st);
+  } else if constexpr (std::is_integral_v<T>) {
+    poisson ? fast_nosplit_int<T, true>(job, begin, end, st)
+            : fast_nosplit_int<T, false>(job, begin, end, st);
   } else {
     poisson ? fast_nosplit<T, true>(job, begin, end, st)
             : fast_nosplit<T, false>(job, begin, end, st);
@@ -259,8 +316,13 @@ void fast_finish(const Plan& plan, bool poisson, std::vector<FastState>& states,
   for (std::size_t b = 0; b < plan.bins(); ++b) {
     double sig = -st.dark[b], var = 0.0;
     for (const FastState& s : states) {
-      sig += s.even[b].sig + s.odd[b].sig;
-      var += s.even[b].var + s.odd[b].var;
+      if (!s.ints.empty()) {
+        sig += static_cast<double>(s.ints[b].sig);
+        var += static_cast<double>(s.ints[b].var);
+      } else {
+        sig += s.even[b].sig + s.odd[b].sig;
+        var += s.even[b].var + s.odd[b].var;
+      }
     }
     out.signal[b] = sig;
     out.variance[b] = var;
@@ -377,8 +439,10 @@ void integrate_fast(const Plan& plan, const FrameView& frame, std::vector<FastSt
   const std::size_t threads = states.size(), pixels = plan.pixels();
   run_threads(threads, [&](std::size_t t) {
     FastState& st = states[t];
-    st.even.assign(plan.bins(), SigVar{});
-    st.odd.assign(plan.bins(), SigVar{});
+    const bool ints = std::is_integral_v<T> && plan.settings().split == PixelSplit::kNo;
+    st.even.assign(ints ? 0 : plan.bins(), SigVar{});
+    st.odd.assign(ints ? 0 : plan.bins(), SigVar{});
+    st.ints.assign(ints ? plan.bins() : 0, IntSigVar{});
     st.invalid.clear();
     fast_block(job, poisson, pixels * t / threads, pixels * (t + 1) / threads, st);
   });

@@ -169,6 +169,26 @@ TEST(CpuIntegrator, DummyPixelsAreExcluded) {
   EXPECT_DOUBLE_EQ(after.signal[bin], before.signal[bin] - 10.0);
 }
 
+TEST(CpuIntegrator, IntegerDummyFollowsFloat32Rounding) {
+  // pyFAI compares float32(raw) with float32(dummy): near 2^32 the float32 spacing is 256, so
+  // 0xFFFFFF90 also reads as 4294967296.0f and is flagged; 0xFFFFFE00 (4294966784.0f) is not.
+  IntegrationSettings s;
+  s.npt_rad = 20;
+  s.dummy = 4294967295.0;
+  const auto plan = Plan::build(geometry(), s);
+  std::vector<std::uint32_t> frame(kRows * kCols, 10);
+  frame[200] = 0xFFFFFF90u;
+  frame[300] = 0xFFFFFE00u;
+  const auto sums = integrate(plan, frame, DType::kUint32);
+  double total = 0, signal = 0;
+  for (std::size_t b = 0; b < plan->bins(); ++b) {
+    total += sums.count[b];
+    signal += sums.signal[b];
+  }
+  EXPECT_DOUBLE_EQ(total, static_cast<double>(kRows * kCols - 1));
+  EXPECT_DOUBLE_EQ(signal, 10.0 * (kRows * kCols - 2) + 4294966784.0);
+}
+
 TEST(CpuIntegrator, DeltaDummyWidensTheTest) {
   IntegrationSettings s;
   s.npt_rad = 20;
