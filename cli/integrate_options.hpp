@@ -48,6 +48,7 @@ void add_integrate_options(CLI::App& command, IntegrateOptions& options);
 struct FrameRange {
   std::size_t first = 0;
   std::size_t last = 0;
+  /// Number of frames in the range.
   [[nodiscard]] std::size_t size() const noexcept { return last - first; }
 };
 

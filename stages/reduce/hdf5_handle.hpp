@@ -31,7 +31,9 @@ class Handle {
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
 
+  /// The identifier, still owned by this handle.
   [[nodiscard]] hid_t get() const noexcept { return id_; }
+  /// Whether it holds an identifier (>= 0).
   [[nodiscard]] bool valid() const noexcept { return id_ >= 0; }
   /// Closes the identifier now (no-op if none).
   void reset() noexcept;
