@@ -150,6 +150,7 @@ class JobStore {
   class Statement;
   void exec(const char* sql, std::string_view purpose) const;
   [[noreturn]] void fail(std::string_view purpose) const;
+  [[noreturn]] void no_shard(std::int64_t job_id, std::int64_t shard_id) const;
 
   std::filesystem::path path_;
   sqlite3* db_ = nullptr;

@@ -1,0 +1,318 @@
+#include "daemon/job_spec.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+
+#include "stages/integrate/poni.hpp"
+#include "stages/integrate/units.hpp"
+
+namespace azflow::daemon {
+
+namespace {
+
+using nlohmann::json;
+
+/// Typed access to the fields of one JSON object; errors name "<prefix><key>".
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string prefix)
+      : object_(object), prefix_(std::move(prefix)) {
+    if (!object_.is_object()) {
+      const std::string field = prefix_.empty() ? "" : prefix_.substr(0, prefix_.size() - 1);
+      throw FieldError(field, std::string("expected an object, got ") + object_.type_name());
+    }
+  }
+
+  void reject_unknown(std::initializer_list<std::string_view> known) const {
+    for (const auto& [key, value] : object_.items()) {
+      if (std::find(known.begin(), known.end(), key) == known.end()) fail(key, "unknown field");
+    }
+  }
+
+  [[nodiscard]] const json* find(std::string_view key) const {
+    const auto it = object_.find(key);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  void read(std::string_view key, std::string& out) const {
+    if (const json* v = find(key)) out = as_string(*v, field(key));
+  }
+
+  void read(std::string_view key, bool& out) const {
+    const json* v = find(key);
+    if (v == nullptr) return;
+    if (!v->is_boolean()) fail(key, std::string("expected a boolean, got ") + v->type_name());
+    out = v->get<bool>();
+  }
+
+  void read(std::string_view key, std::size_t& out) const {
+    const json* v = find(key);
+    if (v == nullptr) return;
+    if (!v->is_number_unsigned()) {
+      fail(key, std::string("expected an integer >= 0, got ") + describe_value(*v));
+    }
+    out = v->get<std::size_t>();
+  }
+
+  void read(std::string_view key, double& out) const {
+    const json* v = find(key);
+    if (v == nullptr) return;
+    if (!v->is_number()) fail(key, std::string("expected a number, got ") + v->type_name());
+    out = v->get<double>();
+  }
+
+  /// null or absent -> nullopt; a number -> its value.
+  void read(std::string_view key, std::optional<double>& out) const {
+    const json* v = find(key);
+    if (v == nullptr || v->is_null()) return;
+    if (!v->is_number()) fail(key, std::string("expected a number or null, got ") + v->type_name());
+    out = v->get<double>();
+  }
+
+  /// null or absent -> nullopt; [A, B] -> the pair.
+  void read(std::string_view key, std::optional<std::pair<double, double>>& out) const {
+    const json* v = find(key);
+    if (v == nullptr || v->is_null()) return;
+    if (!v->is_array() || v->size() != 2 || !(*v)[0].is_number() || !(*v)[1].is_number()) {
+      fail(key, "expected [low, high] (two numbers) or null");
+    }
+    out = std::pair((*v)[0].get<double>(), (*v)[1].get<double>());
+  }
+
+  [[noreturn]] void fail(std::string_view key, const std::string& message) const {
+    throw FieldError(field(key), message);
+  }
+
+  [[nodiscard]] std::string field(std::string_view key) const { return prefix_ + std::string(key); }
+
+  static std::string as_string(const json& v, const std::string& field) {
+    if (!v.is_string())
+      throw FieldError(field, std::string("expected a string, got ") + v.type_name());
+    return v.get<std::string>();
+  }
+
+ private:
+  static std::string describe_value(const json& v) {
+    return v.is_number_integer() ? "negative " + v.dump() : std::string(v.type_name());
+  }
+
+  const json& object_;
+  std::string prefix_;
+};
+
+template <typename Enum>
+Enum parse_enum(const ObjectReader& r, std::string_view key, const std::string& text,
+                std::optional<Enum> value, std::string_view allowed) {
+  if (!value) r.fail(key, "unknown value '" + text + "' (expected " + std::string(allowed) + ")");
+  return *value;
+}
+
+/// The default dummy of `azflow integrate`: the dtype's maximum for unsigned integer data.
+std::optional<double> default_dummy(DType dtype) {
+  switch (dtype) {
+    case DType::kUint8:
+      return 255.0;
+    case DType::kUint16:
+      return 65535.0;
+    case DType::kUint32:
+      return 4294967295.0;
+    case DType::kInt32:
+    case DType::kFloat32:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+void read_dummy(const ObjectReader& r, JobSpec& spec) {
+  const json* v = r.find("dummy");
+  if (v == nullptr || (v->is_string() && v->get<std::string>() == "auto")) {
+    spec.dummy_auto = true;
+    spec.settings.dummy.reset();
+    return;
+  }
+  spec.dummy_auto = false;
+  if (v->is_null()) return;
+  if (!v->is_number()) r.fail("dummy", "expected a number, null (no dummy) or \"auto\"");
+  spec.settings.dummy = v->get<double>();
+}
+
+/// Runs IntegrationSettings::validate() and names the failing field in the request's terms.
+void validate_settings(const integrate::IntegrationSettings& s, const std::string& prefix) {
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    // validate() says "integration setting 'NAME': why".
+    const std::string what = e.what();
+    const std::size_t open = what.find('\'');
+    const std::size_t close = open == std::string::npos ? open : what.find('\'', open + 1);
+    std::string name = close == std::string::npos ? "" : what.substr(open + 1, close - open - 1);
+    if (name == "npt") name = "npt_rad";
+    if (name == "azimuth_range") name = "azimuth_range_deg";
+    const std::string why = close == std::string::npos ? what : what.substr(close + 3);
+    throw FieldError(prefix + name, why);
+  }
+}
+
+integrate::IntegrationSettings read_settings(const json& j, const std::string& prefix,
+                                             JobSpec& spec) {
+  const ObjectReader r(j, prefix);
+  r.reject_unknown({"unit", "npt_rad", "npt_azim", "split", "radial_range", "azimuth_range_deg",
+                    "correct_solid_angle", "polarization_factor", "dummy", "delta_dummy",
+                    "normalization_factor", "error_model"});
+  integrate::IntegrationSettings& s = spec.settings;
+  std::string unit(integrate::unit_name(s.unit)), split(integrate::split_name(s.split)),
+      model(integrate::error_model_name(s.error_model));
+  r.read("unit", unit);
+  s.unit = parse_enum(r, "unit", unit, integrate::parse_radial_unit(unit),
+                      "q_nm^-1, q_A^-1, 2th_deg, 2th_rad or r_mm");
+  r.read("split", split);
+  s.split = parse_enum(r, "split", split, integrate::parse_split(split), "no or bbox");
+  r.read("error_model", model);
+  s.error_model = parse_enum(r, "error_model", model, integrate::parse_error_model(model),
+                             "none, poisson or azimuthal");
+  r.read("npt_rad", s.npt_rad);
+  r.read("npt_azim", s.npt_azim);
+  r.read("radial_range", s.radial_range);
+  r.read("azimuth_range_deg", s.azimuth_range_deg);
+  r.read("correct_solid_angle", s.correct_solid_angle);
+  r.read("polarization_factor", s.polarization_factor);
+  read_dummy(r, spec);
+  r.read("delta_dummy", s.delta_dummy);
+  r.read("normalization_factor", s.normalization_factor);
+  if (s.delta_dummy && !s.dummy && !spec.dummy_auto) r.fail("delta_dummy", "given without dummy");
+  integrate::IntegrationSettings check = s;
+  if (spec.dummy_auto && check.delta_dummy) check.dummy = 0.0;  // delta_dummy alone is fine here
+  validate_settings(check, prefix);
+  return s;
+}
+
+void require_absolute(const std::string& path, const std::string& field) {
+  if (path.empty()) return;
+  // Image specs may carry "::/dataset" after the file name.
+  const std::string file = path.substr(0, path.find("::"));
+  if (!std::filesystem::path(file).is_absolute()) {
+    throw FieldError(field, "'" + path + "' is not an absolute path");
+  }
+}
+
+void read_datasets(const ObjectReader& r, JobSpec& spec) {
+  const json* v = r.find("datasets");
+  if (v == nullptr) r.fail("datasets", "required (a list of absolute HDF5 file paths)");
+  if (!v->is_array() || v->empty()) r.fail("datasets", "expected a non-empty list of strings");
+  spec.datasets.clear();
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    const std::string field = r.field("datasets") + "[" + std::to_string(i) + "]";
+    std::string path = ObjectReader::as_string((*v)[i], field);
+    if (path.empty()) throw FieldError(field, "empty path");
+    require_absolute(path, field);
+    spec.datasets.push_back(std::move(path));
+  }
+}
+
+void read_poni(const ObjectReader& r, JobSpec& spec) {
+  r.read("poni_text", spec.poni_text);
+  r.read("poni_path", spec.poni_path);
+  if (spec.poni_text.empty() && spec.poni_path.empty()) {
+    r.fail("poni_text", "required (the PONI file's contents; or poni_path)");
+  }
+  require_absolute(spec.poni_path, r.field("poni_path"));
+  if (spec.poni_text.empty()) return;
+  try {
+    (void)integrate::parse_poni(spec.poni_text,
+                                spec.poni_path.empty() ? "poni_text" : spec.poni_path);
+  } catch (const Error& e) {
+    r.fail("poni_text", e.what());
+  }
+}
+
+void read_mode(const ObjectReader& r, JobSpec& spec) {
+  std::string mode(mode_name(spec.mode));
+  r.read("mode", mode);
+  if (mode == "split") {
+    spec.mode = JobSpec::Mode::kSplit;
+  } else if (mode == "bulk") {
+    spec.mode = JobSpec::Mode::kBulk;
+  } else {
+    r.fail("mode", "unknown value '" + mode + "' (expected split or bulk)");
+  }
+}
+
+json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json range_json(const std::optional<std::pair<double, double>>& r) {
+  return r ? json::array({r->first, r->second}) : json(nullptr);
+}
+
+json settings_to_json(const JobSpec& spec) {
+  const integrate::IntegrationSettings& s = spec.settings;
+  return json{{"unit", std::string(integrate::unit_name(s.unit))},
+              {"npt_rad", s.npt_rad},
+              {"npt_azim", s.npt_azim},
+              {"split", std::string(integrate::split_name(s.split))},
+              {"radial_range", range_json(s.radial_range)},
+              {"azimuth_range_deg", range_json(s.azimuth_range_deg)},
+              {"correct_solid_angle", s.correct_solid_angle},
+              {"polarization_factor", optional_json(s.polarization_factor)},
+              {"dummy", spec.dummy_auto ? json("auto") : optional_json(s.dummy)},
+              {"delta_dummy", optional_json(s.delta_dummy)},
+              {"normalization_factor", s.normalization_factor},
+              {"error_model", std::string(integrate::error_model_name(s.error_model))}};
+}
+
+}  // namespace
+
+integrate::IntegrationSettings JobSpec::settings_for(DType dtype) const {
+  integrate::IntegrationSettings s = settings;
+  if (dummy_auto) {
+    s.dummy = default_dummy(dtype);
+    if (!s.dummy) s.delta_dummy.reset();
+  }
+  return s;
+}
+
+std::string_view mode_name(JobSpec::Mode mode) noexcept {
+  return mode == JobSpec::Mode::kBulk ? "bulk" : "split";
+}
+
+nlohmann::json to_json(const JobSpec& spec) {
+  return json{{"datasets", spec.datasets},
+              {"dataset_path", spec.dataset_path},
+              {"poni_text", spec.poni_text},
+              {"poni_path", spec.poni_path},
+              {"settings", settings_to_json(spec)},
+              {"mask_path", spec.mask_path},
+              {"dark_path", spec.dark_path},
+              {"flat_path", spec.flat_path},
+              {"use_file_mask", spec.use_file_mask},
+              {"output_path", spec.output_path},
+              {"mode", std::string(mode_name(spec.mode))}};
+}
+
+JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
+  const ObjectReader r(j, std::string(prefix));
+  r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
+                    "dark_path", "flat_path", "use_file_mask", "output_path", "mode"});
+  JobSpec spec;
+  read_datasets(r, spec);
+  r.read("dataset_path", spec.dataset_path);
+  read_poni(r, spec);
+  if (const json* s = r.find("settings")) {
+    read_settings(*s, r.field("settings") + ".", spec);
+  } else {
+    validate_settings(spec.settings, r.field("settings."));
+  }
+  for (const auto& [key, target] :
+       {std::pair{"mask_path", &spec.mask_path}, std::pair{"dark_path", &spec.dark_path},
+        std::pair{"flat_path", &spec.flat_path}, std::pair{"output_path", &spec.output_path}}) {
+    r.read(key, *target);
+    require_absolute(*target, r.field(key));
+  }
+  r.read("use_file_mask", spec.use_file_mask);
+  read_mode(r, spec);
+  return spec;
+}
+
+}  // namespace azflow::daemon
