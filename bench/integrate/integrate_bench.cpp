@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stages/integrate/cpu_integrator.hpp"
+#include "stages/source/dataset.hpp"
 
 namespace {
 
@@ -34,6 +35,7 @@ struct Options {
   std::size_t repeats = 5;  // timed repetitions (median reported)
   std::size_t max_threads = std::max(1u, std::thread::hardware_concurrency());
   std::string poni;  // default: an EIGER 4M at 0.15 m, beam near the centre
+  std::string data;  // Eiger master file to take the frames from (default: synthesize)
   std::string json;
 };
 
@@ -53,11 +55,13 @@ Options parse(int argc, char** argv) {
       o.max_threads = std::stoul(next());
     else if (a == "--poni")
       o.poni = next();
+    else if (a == "--data")
+      o.data = next();
     else if (a == "--json")
       o.json = next();
     else
       throw std::runtime_error("unknown option " + a +
-                               " (--frames --repeats --threads --poni --json)");
+                               " (--frames --repeats --threads --poni --data --json)");
   }
   return o;
 }
@@ -84,6 +88,19 @@ std::vector<std::vector<std::uint32_t>> make_frames(std::size_t n, std::size_t r
       for (std::size_t c = 1030; c < std::min<std::size_t>(cols, 1040); ++c)
         f[r * cols + c] = 0xFFFFFFFFu;
   }
+  return frames;
+}
+
+// The first n frames of an Eiger/NeXus master file (uint32), cycled if it has fewer.
+std::vector<std::vector<std::uint32_t>> read_frames(const std::string& path, std::size_t n,
+                                                    std::size_t rows, std::size_t cols) {
+  auto ds = source::Dataset::open(path);
+  const auto& info = ds.info();
+  if (info.dtype != DType::kUint32 || info.rows != rows || info.cols != cols || info.frames == 0)
+    throw std::runtime_error(path + ": expected uint32 frames of the PONI's detector shape");
+  std::vector<std::vector<std::uint32_t>> frames(n, std::vector<std::uint32_t>(rows * cols));
+  for (std::size_t i = 0; i < n; ++i)
+    ds.read_frame(i % info.frames, std::as_writable_bytes(std::span(frames[i])));
   return frames;
 }
 
@@ -193,7 +210,9 @@ int main(int argc, char** argv) try {
   std::printf(
       "azflow integrate_bench: %zu x %zu uint32 frames, %zu frames x %zu repeats (median)\n",
       geometry.rows(), geometry.cols(), opt.frames, opt.repeats);
-  const auto frames = make_frames(opt.frames, geometry.rows(), geometry.cols());
+  const auto frames = opt.data.empty()
+                          ? make_frames(opt.frames, geometry.rows(), geometry.cols())
+                          : read_frames(opt.data, opt.frames, geometry.rows(), geometry.cols());
   nlohmann::json out = {
       {"rows", geometry.rows()}, {"cols", geometry.cols()}, {"results", nlohmann::json::array()}};
   std::vector<double> bandwidth(opt.max_threads + 1);
