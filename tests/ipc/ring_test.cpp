@@ -324,6 +324,36 @@ TEST_F(RingTest, KilledReaderIsReclaimedWithItsFrame) {
   }
 }
 
+TEST_F(RingTest, ReclaimReturnsAllReadSlotsInCommitOrderAndFreesWriteSlots) {
+  Ring ring = make(4, 256);
+  for (std::uint64_t i = 20; i < 23; ++i) ASSERT_TRUE(push_frame(ring, i, 50));
+  Child stage = Child::spawn([&](const ChildPipe& out) {
+    Ring r = Ring::open(name("r"));
+    auto a = r.acquire_read(5s);  // 20
+    auto b = r.acquire_read(5s);  // 21
+    auto w = r.acquire_write(5s);
+    if (!a || !b || !w) return 1;
+    w->header().frame_index = 500;
+    out.send(kReadyMark);
+    for (;;) ::pause();
+  });
+  ASSERT_EQ(stage.receive(5s), kReadyMark);
+  const pid_t pid = stage.kill_and_reap();
+  EXPECT_EQ(ring.stats().in_use, 3u);
+  EXPECT_TRUE(ring.reclaim(pid + 1000000).empty());  // another pid: nothing
+  const std::vector<SlotHeader> redo = ring.reclaim(pid);
+  ASSERT_EQ(redo.size(), 2u);
+  EXPECT_EQ(redo[0].frame_index, 20u);
+  EXPECT_EQ(redo[1].frame_index, 21u);
+  const RingStats st = ring.stats();
+  EXPECT_EQ(st.reclaimed, 3u);
+  EXPECT_EQ(st.in_use, 0u);
+  EXPECT_EQ(st.ready, 1u);  // frame 22 was committed and untaken: left in the ring
+  auto slot = ring.acquire_read(100ms);
+  ASSERT_TRUE(slot);
+  EXPECT_TRUE(check_frame(*slot, 22));
+}
+
 TEST_F(RingTest, KilledWriterNeverExposesHalfWrittenSlot) {
   Ring ring = make(2, 4096);
   Child writer = Child::spawn([&](const ChildPipe& out) {
