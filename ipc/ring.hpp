@@ -26,7 +26,8 @@
 // timeout. A killed waiter leaves nothing behind. A single futex sleep lasts at most 50 ms
 // before the state is checked again, so a waker killed between its change and its wake-up
 // delays waiters by at most that, never by their whole timeout. Acquire/commit/release cost a
-// few microseconds (bench/ipc/ring_bench: ~7.5 us per two-way round trip between processes).
+// few microseconds (bench/ipc/ring_bench: 8-16 us per two-way round trip between processes on
+// a shared 2-core VM).
 // Owners are recorded by pid, so all processes of a ring must share a pid namespace.
 // (Linux only; azflow targets Linux.)
 //
