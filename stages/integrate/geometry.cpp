@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 #include <string>
+#include <thread>
 
 #include "base/error.hpp"
 
@@ -31,6 +32,20 @@ double radial_of(const Vec3& t, RadialUnit unit, double wavelength_m) {
       return 4.0e-9 * kPi * std::sin(std::atan2(r, t.t3) / 2.0) / wavelength_m;
   }
   return 0;
+}
+
+// Runs fn(row) for every row in [0, rows), rows split in contiguous blocks over the machine's
+// cores. Each row writes only its own part of the output, so no synchronisation is needed.
+template <class Fn>
+void for_rows(std::size_t rows, Fn&& fn) {
+  const std::size_t threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1,
+                                                      std::max<std::size_t>(rows / 64, 1));
+  auto block = [&](std::size_t t) {
+    for (std::size_t i = rows * t / threads; i < rows * (t + 1) / threads; ++i) fn(i);
+  };
+  std::vector<std::jthread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(block, t);
+  block(0);
 }
 
 // Angular distance between two angles (radians), in [0, pi].
@@ -110,9 +125,10 @@ double wavelength_for(const Poni& poni, RadialUnit unit) {
 std::vector<double> Geometry::radial_centers(RadialUnit unit) const {
   const double wl = wavelength_for(poni_, unit);
   std::vector<double> out(pixels());
-  for (std::size_t i = 0; i < rows(); ++i)
+  for_rows(rows(), [&](std::size_t i) {
     for (std::size_t j = 0; j < cols(); ++j)
       out[i * cols() + j] = radial_of(center_position(poni_, r_, i, j), unit, wl);
+  });
   return out;
 }
 
@@ -120,30 +136,33 @@ std::vector<float> Geometry::radial_corners(RadialUnit unit) const {
   const double wl = wavelength_for(poni_, unit);
   const std::size_t w = cols() + 1;
   std::vector<float> out((rows() + 1) * w);
-  for (std::size_t i = 0; i <= rows(); ++i)
+  for_rows(rows() + 1, [&](std::size_t i) {
     for (std::size_t j = 0; j <= cols(); ++j)
       out[i * w + j] = static_cast<float>(radial_of(corner_position(poni_, r_, i, j), unit, wl));
+  });
   return out;
 }
 
 std::vector<double> Geometry::chi_centers() const {
   std::vector<double> out(pixels());
-  for (std::size_t i = 0; i < rows(); ++i)
+  for_rows(rows(), [&](std::size_t i) {
     for (std::size_t j = 0; j < cols(); ++j) {
       const Vec3 t = center_position(poni_, r_, i, j);
       out[i * cols() + j] = std::atan2(t.t1, t.t2);
     }
+  });
   return out;
 }
 
 std::vector<float> Geometry::chi_corners() const {
   const std::size_t w = cols() + 1;
   std::vector<float> out((rows() + 1) * w);
-  for (std::size_t i = 0; i <= rows(); ++i)
+  for_rows(rows() + 1, [&](std::size_t i) {
     for (std::size_t j = 0; j <= cols(); ++j) {
       const Vec3 t = corner_position(poni_, r_, i, j);
       out[i * w + j] = static_cast<float>(std::atan2(t.t1, t.t2));
     }
+  });
   return out;
 }
 
@@ -156,7 +175,7 @@ std::vector<double> corner_deltas(const std::vector<double>& centers,
                                   std::size_t cols, Distance distance) {
   std::vector<double> out(rows * cols);
   const std::size_t w = cols + 1;
-  for (std::size_t i = 0; i < rows; ++i)
+  for_rows(rows, [&](std::size_t i) {
     for (std::size_t j = 0; j < cols; ++j) {
       const double c = centers[i * cols + j];
       const double d = std::max(
@@ -164,6 +183,7 @@ std::vector<double> corner_deltas(const std::vector<double>& centers,
            distance(corners[(i + 1) * w + j + 1], c), distance(corners[i * w + j + 1], c)});
       out[i * cols + j] = d;
     }
+  });
   return out;
 }
 
@@ -182,20 +202,20 @@ std::vector<double> Geometry::chi_deltas() const {
 std::vector<float> Geometry::solid_angle() const {
   std::vector<float> out(pixels());
   const double L = poni_.dist_m;
-  for (std::size_t i = 0; i < rows(); ++i) {
+  for_rows(rows(), [&](std::size_t i) {
     const double p1 = center_offset(i, poni_.detector.pixel1_m, poni_.poni1_m);
     for (std::size_t j = 0; j < cols(); ++j) {
       const double p2 = center_offset(j, poni_.detector.pixel2_m, poni_.poni2_m);
       const double cosa = L / std::sqrt(L * L + (p1 * p1 + p2 * p2));
       out[i * cols() + j] = static_cast<float>(cosa * cosa * cosa);
     }
-  }
+  });
   return out;
 }
 
 std::vector<float> Geometry::polarization(double factor, double axis_offset_rad) const {
   std::vector<float> out(pixels());
-  for (std::size_t i = 0; i < rows(); ++i)
+  for_rows(rows(), [&](std::size_t i) {
     for (std::size_t j = 0; j < cols(); ++j) {
       const Vec3 t = center_position(poni_, r_, i, j);
       const double tth = std::atan2(std::sqrt(t.t1 * t.t1 + t.t2 * t.t2), t.t3);
@@ -204,6 +224,7 @@ std::vector<float> Geometry::polarization(double factor, double axis_offset_rad)
       out[i * cols() + j] = static_cast<float>(
           0.5 * (1.0 + cos2 - factor * std::cos(2.0 * (chi + axis_offset_rad)) * (1.0 - cos2)));
     }
+  });
   return out;
 }
 
