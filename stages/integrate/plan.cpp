@@ -267,19 +267,25 @@ class PlanBuilder {
     if (chi) azim_.set(a_min, a_max, std::max<std::size_t>(settings_.npt_azim, 1));
   }
 
-  PixelLists fill_1d(const Positions& pos) const {
+  // One pass over the pixels in index order; each unmasked pixel's entries come from `insert`.
+  template <class Insert>
+  PixelLists fill(std::size_t pixels, Insert&& insert) const {
     PixelLists out;
-    const std::size_t n = pos.pos0.size();
-    out.ptr.reserve(n + 1);
-    out.bins.reserve(n);
-    out.weights.reserve(n);
-    const bool split = !pos.dpos0.empty();
-    const bool check_chi = settings_.azimuth_range_deg.has_value();
-    for (std::size_t p = 0; p < n; ++p) {
-      if (!masked(p)) insert_1d(pos, p, split, check_chi, out);
+    out.ptr.reserve(pixels + 1);
+    out.bins.reserve(pixels);
+    out.weights.reserve(pixels);
+    for (std::size_t p = 0; p < pixels; ++p) {
+      if (!masked(p)) insert(p, out);
       out.end_pixel();
     }
     return out;
+  }
+
+  PixelLists fill_1d(const Positions& pos) const {
+    const bool split = !pos.dpos0.empty();
+    const bool check_chi = settings_.azimuth_range_deg.has_value();
+    return fill(pos.pos0.size(),
+                [&](std::size_t p, PixelLists& out) { insert_1d(pos, p, split, check_chi, out); });
   }
 
   void insert_1d(const Positions& pos, std::size_t p, bool split, bool check_chi,
@@ -303,17 +309,9 @@ class PlanBuilder {
   }
 
   PixelLists fill_2d(const Positions& pos) const {
-    PixelLists out;
-    const std::size_t n = pos.pos0.size();
-    out.ptr.reserve(n + 1);
-    out.bins.reserve(n);
-    out.weights.reserve(n);
     const bool split = !pos.dpos0.empty();
-    for (std::size_t p = 0; p < n; ++p) {
-      if (!masked(p)) insert_2d(pos, p, split, out);
-      out.end_pixel();
-    }
-    return out;
+    return fill(pos.pos0.size(),
+                [&](std::size_t p, PixelLists& out) { insert_2d(pos, p, split, out); });
   }
 
   // Bin index of (radial r, azimuthal a): azim-major, as azflow's 2D results are laid out.
