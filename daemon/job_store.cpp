@@ -48,8 +48,8 @@ CREATE TABLE IF NOT EXISTS frame_errors (
   reason TEXT NOT NULL,
   PRIMARY KEY (job_id, frame_index)
 );
-PRAGMA user_version = 1;
 )sql";
+constexpr int kSchemaVersion = 1;
 
 constexpr const char* kJobColumns =
     "id, state, spec, output_path, frames_total, frames_done, frames_failed, error, created_ms, "
@@ -89,8 +89,9 @@ class JobStore::Statement {
     return *this;
   }
   Statement& bind(int index, std::string_view text) {
-    check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                            SQLITE_TRANSIENT));
+    // An empty view may have a null data(), which SQLite would store as NULL.
+    check(sqlite3_bind_text(stmt_, index, text.empty() ? "" : text.data(),
+                            static_cast<int>(text.size()), SQLITE_TRANSIENT));
     return *this;
   }
   Statement& bind(int index, const std::string& text) {
@@ -211,7 +212,7 @@ JobStore::JobStore(std::filesystem::path db_path) : path_(std::move(db_path)) {
     exec("PRAGMA journal_mode=WAL", "enable the WAL journal");
     exec("PRAGMA synchronous=FULL", "set synchronous=FULL");
     exec("PRAGMA foreign_keys=ON", "enable foreign keys");
-    exec(kSchema, "create the schema");
+    create_schema();
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -223,6 +224,24 @@ JobStore::~JobStore() { sqlite3_close(db_); }
 
 std::filesystem::path JobStore::path_in(const std::filesystem::path& state_dir) {
   return state_dir / "jobs.sqlite";
+}
+
+void JobStore::create_schema() {
+  // Only a new database is written to here, so that opening a second connection (a reader)
+  // does not wait for a busy writer.
+  Statement version(*this, "PRAGMA user_version", "read the schema version");
+  const std::int64_t found = version.step() ? version.integer(0) : 0;
+  if (found == kSchemaVersion) return;
+  if (found != 0) {
+    throw Error(ErrorCategory::kIo, "job store " + path_.string() + ": schema version " +
+                                        std::to_string(found) + " is not " +
+                                        std::to_string(kSchemaVersion) + " (newer azflowd?)");
+  }
+  Transaction tx([this](const char* sql) { exec(sql, "run a transaction to create the schema"); });
+  exec(kSchema, "create the schema");
+  exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
+       "set the schema version");
+  tx.commit();
 }
 
 void JobStore::exec(const char* sql, std::string_view purpose) const {

@@ -148,6 +148,7 @@ class JobStore {
 
  private:
   class Statement;
+  void create_schema();
   void exec(const char* sql, std::string_view purpose) const;
   [[noreturn]] void fail(std::string_view purpose) const;
   [[noreturn]] void no_shard(std::int64_t job_id, std::int64_t shard_id) const;

@@ -1,0 +1,169 @@
+// Job specs: JSON round trip, defaults shared with `azflow integrate`, each invalid field named.
+#include "daemon/job_spec.hpp"
+
+#include <gtest/gtest.h>
+
+#include "cli/integrate_options.hpp"
+#include "tests/daemon/control_test_support.hpp"
+
+namespace azflow::daemon {
+namespace {
+
+using nlohmann::json;
+
+json minimal() { return json{{"datasets", {"/data/a_master.h5"}}, {"poni_text", test::kPoniText}}; }
+
+TEST(JobSpec, DefaultsMatchAzflowIntegrate) {
+  const JobSpec spec = job_spec_from_json(minimal());
+  const cli::IntegrateOptions options;  // azflow integrate with no options
+  const auto cli_settings = cli::make_settings(options, DType::kUint32);
+  const auto settings = spec.settings_for(DType::kUint32);
+  EXPECT_EQ(settings.unit, cli_settings.unit);
+  EXPECT_EQ(settings.npt_rad, cli_settings.npt_rad);
+  EXPECT_EQ(settings.npt_azim, cli_settings.npt_azim);
+  EXPECT_EQ(settings.split, cli_settings.split);
+  EXPECT_EQ(settings.error_model, cli_settings.error_model);
+  EXPECT_EQ(settings.correct_solid_angle, cli_settings.correct_solid_angle);
+  EXPECT_EQ(settings.polarization_factor, cli_settings.polarization_factor);
+  EXPECT_EQ(settings.dummy, cli_settings.dummy);
+  EXPECT_EQ(settings.dummy, 4294967295.0);
+  EXPECT_EQ(settings.normalization_factor, cli_settings.normalization_factor);
+  EXPECT_FALSE(spec.settings_for(DType::kFloat32).dummy.has_value());
+  EXPECT_EQ(spec.settings_for(DType::kUint16).dummy, 65535.0);
+  EXPECT_TRUE(spec.use_file_mask);
+  EXPECT_EQ(spec.mode, JobSpec::Mode::kSplit);
+}
+
+TEST(JobSpec, RoundTrip) {
+  JobSpec spec;
+  spec.datasets = {"/data/a_master.h5", "/data/b.h5"};
+  spec.dataset_path = "/entry/data/data";
+  spec.poni_text = test::kPoniText;
+  spec.poni_path = "/data/geometry.poni";
+  spec.settings.unit = integrate::RadialUnit::k2Th_deg;
+  spec.settings.npt_rad = 500;
+  spec.settings.npt_azim = 36;
+  spec.settings.split = integrate::PixelSplit::kBBox;
+  spec.settings.radial_range = std::pair(1.0, 40.0);
+  spec.settings.azimuth_range_deg = std::pair(-90.0, 90.0);
+  spec.settings.correct_solid_angle = false;
+  spec.settings.polarization_factor = 0.99;
+  spec.settings.dummy = -1.0;
+  spec.settings.delta_dummy = 0.5;
+  spec.dummy_auto = false;
+  spec.settings.normalization_factor = 2.5;
+  spec.settings.error_model = integrate::ErrorModel::kPoisson;
+  spec.mask_path = "/data/mask.h5::/mask";
+  spec.dark_path = "/data/dark.npy";
+  spec.flat_path = "/data/flat.edf";
+  spec.use_file_mask = false;
+  spec.output_path = "/out/a.nxs";
+  spec.mode = JobSpec::Mode::kBulk;
+
+  const json j = to_json(spec);
+  const JobSpec back = job_spec_from_json(json::parse(j.dump()));
+  EXPECT_EQ(to_json(back), j);
+  EXPECT_EQ(back.datasets, spec.datasets);
+  EXPECT_EQ(back.settings.radial_range, spec.settings.radial_range);
+  EXPECT_EQ(back.settings.dummy, -1.0);
+  EXPECT_FALSE(back.dummy_auto);
+  EXPECT_EQ(back.mode, JobSpec::Mode::kBulk);
+  EXPECT_EQ(j["settings"]["unit"], "2th_deg");
+  EXPECT_EQ(j["settings"]["split"], "bbox");
+}
+
+TEST(JobSpec, DummyAutoNullAndNumber) {
+  json j = minimal();
+  EXPECT_TRUE(job_spec_from_json(j).dummy_auto);
+  j["settings"] = {{"dummy", nullptr}};
+  JobSpec none = job_spec_from_json(j);
+  EXPECT_FALSE(none.dummy_auto);
+  EXPECT_FALSE(none.settings_for(DType::kUint32).dummy.has_value());
+  j["settings"] = {{"dummy", "auto"}, {"delta_dummy", 0.5}};
+  JobSpec automatic = job_spec_from_json(j);
+  EXPECT_EQ(automatic.settings_for(DType::kUint16).delta_dummy, 0.5);
+  EXPECT_FALSE(automatic.settings_for(DType::kFloat32).delta_dummy.has_value());
+  EXPECT_EQ(to_json(automatic)["settings"]["dummy"], "auto");
+}
+
+struct BadCase {
+  const char* name;
+  json patch;  // merged into minimal()
+  const char* field;
+};
+
+class JobSpecInvalid : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(JobSpecInvalid, NamesTheField) {
+  json j = minimal();
+  j.merge_patch(GetParam().patch);
+  try {
+    (void)job_spec_from_json(j, "spec.");
+    FAIL() << "accepted " << j.dump();
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), std::string("spec.") + GetParam().field) << e.what();
+    EXPECT_FALSE(e.message().empty());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fields, JobSpecInvalid,
+    ::testing::Values(
+        BadCase{"no_datasets", {{"datasets", nullptr}}, "datasets"},
+        BadCase{"empty_datasets", {{"datasets", json::array()}}, "datasets"},
+        BadCase{"dataset_type", {{"datasets", {"/a.h5", 3}}}, "datasets[1]"},
+        BadCase{"dataset_relative", {{"datasets", {"/a.h5", "b.h5"}}}, "datasets[1]"},
+        BadCase{"no_poni", {{"poni_text", nullptr}}, "poni_text"},
+        BadCase{"bad_poni", {{"poni_text", "Distance: -1\n"}}, "poni_text"},
+        BadCase{"poni_relative", {{"poni_path", "g.poni"}}, "poni_path"},
+        BadCase{"npt_type", {{"settings", {{"npt_rad", "many"}}}}, "settings.npt_rad"},
+        BadCase{"npt_zero", {{"settings", {{"npt_rad", 0}}}}, "settings.npt_rad"},
+        BadCase{"npt_negative", {{"settings", {{"npt_rad", -5}}}}, "settings.npt_rad"},
+        BadCase{"unit", {{"settings", {{"unit", "furlongs"}}}}, "settings.unit"},
+        BadCase{"split", {{"settings", {{"split", "full"}}}}, "settings.split"},
+        BadCase{"error_model", {{"settings", {{"error_model", "x"}}}}, "settings.error_model"},
+        BadCase{"range_shape", {{"settings", {{"radial_range", {1}}}}}, "settings.radial_range"},
+        BadCase{"range_order", {{"settings", {{"radial_range", {5, 1}}}}}, "settings.radial_range"},
+        BadCase{"azim_order",
+                {{"settings", {{"azimuth_range_deg", {90, -90}}}}},
+                "settings.azimuth_range_deg"},
+        BadCase{"polarization",
+                {{"settings", {{"polarization_factor", 2}}}},
+                "settings.polarization_factor"},
+        BadCase{
+            "norm", {{"settings", {{"normalization_factor", 0}}}}, "settings.normalization_factor"},
+        BadCase{"dummy_type", {{"settings", {{"dummy", "big"}}}}, "settings.dummy"},
+        BadCase{"solid_angle_type",
+                {{"settings", {{"correct_solid_angle", "yes"}}}},
+                "settings.correct_solid_angle"},
+        BadCase{"settings_unknown", {{"settings", {{"bins", 5}}}}, "settings.bins"},
+        BadCase{"settings_type", {{"settings", 5}}, "settings"},
+        BadCase{"mask_relative", {{"mask_path", "mask.h5"}}, "mask_path"},
+        BadCase{"output_relative", {{"output_path", "out.nxs"}}, "output_path"},
+        BadCase{"file_mask_type", {{"use_file_mask", 1}}, "use_file_mask"},
+        BadCase{"mode", {{"mode", "fast"}}, "mode"},
+        BadCase{"unknown", {{"frames", "0:10"}}, "frames"}),
+    [](const auto& test_info) { return std::string(test_info.param.name); });
+
+TEST(JobSpec, DeltaDummyWithoutDummy) {
+  json j = minimal();
+  j["settings"] = {{"dummy", nullptr}, {"delta_dummy", 1}};  // merge_patch would drop the null
+  try {
+    (void)job_spec_from_json(j, "spec.");
+    FAIL();
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "spec.settings.delta_dummy");
+  }
+}
+
+TEST(JobSpec, NotAnObject) {
+  try {
+    (void)job_spec_from_json(json::array(), "spec.");
+    FAIL();
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "spec");
+  }
+}
+
+}  // namespace
+}  // namespace azflow::daemon
