@@ -64,6 +64,23 @@ bool Reducer::complete(std::int64_t job_id, std::int64_t shard_id) const {
   return it != shards_.end() && it->second->complete();
 }
 
+std::vector<std::int64_t> Reducer::missing(std::int64_t job_id, std::int64_t shard_id) const {
+  std::vector<std::int64_t> out;
+  const auto it = shards_.find({job_id, shard_id});
+  if (it == shards_.end()) return out;
+  const ShardFileHeader& h = it->second->header();
+  for (std::int64_t f = h.first_frame; f < h.first_frame + h.frame_count; ++f) {
+    if (!it->second->has(f)) out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::int64_t, std::int64_t>> Reducer::open_keys() const {
+  std::vector<Key> keys;
+  for (const auto& [key, shard] : shards_) keys.push_back(key);
+  return keys;
+}
+
 CommittedShard Reducer::commit_shard(std::int64_t job_id, std::int64_t shard_id) {
   const auto it = shards_.find({job_id, shard_id});
   if (it == shards_.end()) {

@@ -70,6 +70,10 @@ class Reducer {
   AddOutcome add(const FrameResult& result);
   /// Whether every frame of the shard is in (false if not open).
   [[nodiscard]] bool complete(std::int64_t job_id, std::int64_t shard_id) const;
+  /// Frames of an open shard not yet in (empty if not open).
+  [[nodiscard]] std::vector<std::int64_t> missing(std::int64_t job_id, std::int64_t shard_id) const;
+  /// Keys (job, shard) of every open shard.
+  [[nodiscard]] std::vector<std::pair<std::int64_t, std::int64_t>> open_keys() const;
   /// Commits a complete shard (shard_file commit: fsync, rename to .done) and closes it.
   CommittedShard commit_shard(std::int64_t job_id, std::int64_t shard_id);
   /// Closes every open shard of a job without committing (cancel, job failure), removing their

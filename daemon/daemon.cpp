@@ -1,0 +1,722 @@
+#include "daemon/daemon.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "base/error.hpp"
+#include "daemon/job_output.hpp"
+#include "daemon/job_setup.hpp"
+#include "stages/reduce/shard_file.hpp"
+
+namespace azflow::daemon {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::size_t kMaxResultsPerDrain = 256;
+constexpr std::size_t kMaxShardRowBytes = std::size_t{64} << 20;
+constexpr std::size_t kLiveHighWaterMark = 1000;
+constexpr milliseconds kPeriodic{500};
+constexpr int kStallTicks = 4;  // x kPeriodic with every ring empty before frames are re-requested
+
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Creates the folder of an ipc:// endpoint.
+void prepare_endpoint(const std::string& endpoint) {
+  constexpr std::string_view kIpc = "ipc://";
+  if (!endpoint.starts_with(kIpc)) return;
+  const std::filesystem::path path(endpoint.substr(kIpc.size()));
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+}
+
+void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) throw Error(ErrorCategory::kIo, "cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::chrono::milliseconds env_ms(const char* name) {
+  const char* value = std::getenv(name);
+  return milliseconds(value != nullptr ? std::atoll(value) : 0);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- start and stop
+
+Daemon::Daemon(DaemonConfig config)
+    : config_(std::move(config)),
+      stages_socket_(context_, zmq::socket_type::router),
+      live_socket_(context_, zmq::socket_type::pub),
+      reducer_delay_(env_ms("AZFLOW_TEST_DELAY_MS_REDUCER")) {
+  const std::size_t removed = ipc::remove_instance_segments(config_.instance);
+  if (removed > 0) spdlog::warn("removed {} stale shared-memory segments", removed);
+  std::filesystem::create_directories(config_.state_dir / "jobs");
+  store_ = std::make_unique<JobStore>(JobStore::path_in(config_.state_dir));
+  const std::size_t requeued = store_->requeue_running_shards_on_startup();
+  if (requeued > 0) spdlog::warn("requeued {} shards left running by a previous run", requeued);
+  for (const auto* ep : {&config_.stages_endpoint, &config_.live_endpoint}) prepare_endpoint(*ep);
+  stages_socket_.set(zmq::sockopt::linger, 0);
+  stages_socket_.bind(config_.stages_endpoint);
+  live_socket_.set(zmq::sockopt::linger, 0);
+  live_socket_.set(zmq::sockopt::sndhwm, static_cast<int>(kLiveHighWaterMark));
+  live_socket_.bind(config_.live_endpoint);
+  std::vector<std::string> endpoints{config_.control_endpoint};
+  if (!config_.control_tcp_endpoint.empty()) endpoints.push_back(config_.control_tcp_endpoint);
+  control_ = std::make_unique<ControlServer>(context_, endpoints, *this);
+  resume_jobs();
+}
+
+Daemon::~Daemon() { stop_pipeline(); }
+
+int Daemon::run(const std::atomic<bool>& stop) {
+  spdlog::info("azflowd {} serving on {} (instance {})", reduce::program_version(),
+               config_.control_endpoint, config_.instance);
+  while (!stop.load() && !control_->shutdown_requested()) {
+    control_->poll(milliseconds(0));
+    poll_stages();
+    reap_stages();
+    dispatch();
+    const std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
+    if (!results_ && n == 0) control_->poll(milliseconds(10));
+    if (Clock::now() - last_periodic_ >= kPeriodic) {
+      last_periodic_ = Clock::now();
+      check_heartbeats();
+      watchdog();
+    }
+  }
+  spdlog::info("stopping: {} unfinished jobs resume at the next start", jobs_.size());
+  stop_pipeline();
+  return 0;
+}
+
+void Daemon::start_pipeline(const PipelineShape& shape) {
+  const auto make = [&](const char* ring, std::size_t slots, std::size_t bytes) {
+    return ipc::Ring::create({ipc::ring_name(config_.instance, ring), slots, bytes});
+  };
+  compressed_ = make("compressed", config_.rings.compressed_slots, shape.compressed_bytes);
+  frames_ = make("frames", config_.rings.frames_slots, shape.frames_bytes);
+  results_ = make("results", config_.rings.results_slots, shape.results_bytes);
+  shape_ = shape;
+  StageLaunch launch{Supervisor::stage_executable(), config_.instance, config_.stages_endpoint,
+                     config_.heartbeat_interval_ms, config_.log_level};
+  supervisor_ = std::make_unique<Supervisor>(launch, config_.workers, config_.integrate_workers);
+  supervisor_->start_all();
+  spdlog::info("pipeline up: rings compressed {} x {} B, frames {} x {} B, results {} x {} B",
+               config_.rings.compressed_slots, shape.compressed_bytes, config_.rings.frames_slots,
+               shape.frames_bytes, config_.rings.results_slots, shape.results_bytes);
+}
+
+void Daemon::stop_pipeline() {
+  for (auto* ring : {&compressed_, &frames_, &results_}) {
+    if (*ring) (*ring)->close();
+  }
+  if (supervisor_) supervisor_->stop_all(milliseconds(3000));
+  supervisor_.reset();
+  source_pending_.clear();
+  for (auto* ring : {&compressed_, &frames_, &results_}) {
+    if (*ring) ipc::Ring::remove((*ring)->name());
+    ring->reset();
+  }
+  ipc::remove_instance_segments(config_.instance);
+}
+
+/// Creates the rings and stages, sized for `job`, or re-creates them bigger when idle. False if
+/// the job has to wait (rings too small while other shards are in flight).
+bool Daemon::ensure_pipeline(const ActiveJob& job) {
+  const auto& r = config_.rings;
+  const PipelineShape need{resolve_slot_bytes(r.compressed_slot_mib, job.frame_bytes + 4096),
+                           resolve_slot_bytes(r.frames_slot_mib, job.frame_bytes),
+                           resolve_slot_bytes(r.results_slot_mib, 4 * job.bins * sizeof(double))};
+  if (results_ && need.compressed_bytes <= shape_.compressed_bytes &&
+      need.frames_bytes <= shape_.frames_bytes && need.results_bytes <= shape_.results_bytes) {
+    return true;
+  }
+  for (const auto& [id, other] : jobs_) {
+    if (!other.running.empty()) return false;
+  }
+  if (results_) stop_pipeline();
+  start_pipeline({std::max(need.compressed_bytes, shape_.compressed_bytes),
+                  std::max(need.frames_bytes, shape_.frames_bytes),
+                  std::max(need.results_bytes, shape_.results_bytes)});
+  return true;
+}
+
+// ---------------------------------------------------------------- jobs
+
+void Daemon::resume_jobs() {
+  for (JobState state : {JobState::kRunning, JobState::kQueued}) {
+    for (const JobRecord& record : store_->jobs_in_state(state)) activate(record);
+  }
+  if (!jobs_.empty()) spdlog::info("resuming {} unfinished jobs", jobs_.size());
+}
+
+/// Loads a queued or running job from the store into memory: its dataset's shape, its shards
+/// (stale .partial shard files removed) and its plan axes if an earlier run saved them.
+void Daemon::activate(const JobRecord& record) {
+  ActiveJob job;
+  job.id = record.id;
+  job.spec = record.spec;
+  job.frames_total = record.frames_total;
+  job.output = record.output_path;
+  job.dir = config_.state_dir / "jobs" / std::to_string(record.id);
+  std::filesystem::create_directories(job.dir);
+  try {
+    source::Dataset dataset = open_job_dataset(job.spec);
+    job.frame_bytes = dataset.info().frame_bytes();
+  } catch (const Error& e) {
+    store_->set_job_state(record.id, JobState::kFailed, e.what());
+    spdlog::error("job {} failed: {}", record.id, e.what());
+    return;
+  }
+  job.bins = spec_bins(job.spec);
+  for (const auto& entry : std::filesystem::directory_iterator(job.dir)) {
+    if (entry.path().extension() == ".partial") std::filesystem::remove(entry.path());
+  }
+  for (const ShardRecord& shard : store_->shards(record.id)) {
+    ++job.shards_total;
+    if (shard.state == ShardState::kDone) {
+      ++job.shards_done;
+    } else {
+      job.queued.push_back(shard);
+    }
+  }
+  std::ifstream axes(job.dir / "layout.json");
+  if (axes) {
+    auto j = nlohmann::json::parse(axes, nullptr, false);
+    if (!j.is_discarded()) job.axes = std::move(j);
+  }
+  job.started = record.state == JobState::kRunning;
+  jobs_.emplace(job.id, std::move(job));
+}
+
+std::vector<ShardPlan> Daemon::cut_shards(std::int64_t frames, std::size_t bins) const {
+  const std::size_t row_bytes = std::max<std::size_t>(1, bins * 2 * sizeof(float));
+  const auto per_shard = static_cast<std::int64_t>(
+      std::max<std::size_t>(1, std::min(config_.shard_frames, kMaxShardRowBytes / row_bytes)));
+  std::vector<ShardPlan> shards;
+  for (std::int64_t first = 0; first < frames; first += per_shard) {
+    shards.push_back(
+        {static_cast<std::int64_t>(shards.size()), first, std::min(per_shard, frames - first)});
+  }
+  return shards;
+}
+
+std::int64_t Daemon::add_failed_job(const JobSpec& spec, const std::string& reason) {
+  const std::int64_t id = store_->add_job(spec, 0, {});
+  store_->set_job_state(id, JobState::kFailed, reason);
+  spdlog::error("job {} failed: {}", id, reason);
+  return id;
+}
+
+nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
+  if (shutdown_) throw Error(ErrorCategory::kConfig, "the daemon is shutting down");
+  JobSpec spec = request.spec;
+  std::error_code ec;
+  if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
+    throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
+  }
+  std::int64_t frames = 0;
+  std::size_t frame_bytes = 0;
+  try {
+    source::Dataset dataset = open_job_dataset(spec);
+    check_frame_shape(dataset.info(), job_poni(spec), spec);
+    frames = static_cast<std::int64_t>(dataset.info().frames);
+    frame_bytes = dataset.info().frame_bytes();
+    if (frames == 0)
+      throw Error(ErrorCategory::kInput, dataset.info().path.string() + " has no frames");
+  } catch (const Error& e) {
+    const std::int64_t id = add_failed_job(spec, e.what());
+    return {{"job_id", id}, {"state", "failed"}, {"frames_total", 0}, {"error", e.what()}};
+  }
+  const auto shards = cut_shards(frames, spec_bins(spec));
+  const std::int64_t id = store_->add_job(spec, frames, shards);
+  if (spec.output_path.empty()) {
+    spec.output_path =
+        (config_.state_dir / "outputs" / ("job-" + std::to_string(id) + ".h5")).string();
+    std::filesystem::create_directories(config_.state_dir / "outputs");
+    store_->set_output_path(id, spec.output_path);
+  }
+  auto record = store_->job(id);
+  activate(*record);
+  spdlog::info("job {} queued: {} frames in {} shards from {}", id, frames, shards.size(),
+               spec.datasets.front());
+  (void)frame_bytes;
+  return {{"job_id", id}, {"state", "queued"}, {"frames_total", frames}};
+}
+
+void Daemon::log_event(const ActiveJob& job, const std::string& line) const {
+  std::ofstream out(job.dir / "events.log", std::ios::app);
+  out << unix_ms() << " " << line << "\n";
+}
+
+void Daemon::save_axes(ActiveJob& job, const nlohmann::json& axes) {
+  if (job.axes) return;
+  job.axes = axes;
+  write_file_atomically(job.dir / "layout.json", axes.dump());
+}
+
+/// Makes sure the job's plan axes are known: from a worker, layout.json, or as a last resort a
+/// plan built here (every frame failed before reaching an integrate worker).
+bool Daemon::ensure_axes(ActiveJob& job) {
+  if (job.axes) return true;
+  try {
+    source::Dataset dataset = open_job_dataset(job.spec);
+    save_axes(job, plan_axes_json(*build_job_plan(job.spec, dataset.info())));
+    return true;
+  } catch (const Error& e) {
+    spdlog::error("job {}: no output layout: {}", job.id, e.what());
+    return false;
+  }
+}
+
+void Daemon::finish_job(ActiveJob& job) {
+  const auto record = store_->job(job.id);
+  const std::int64_t failed = record ? record->frames_failed : 0;
+  if (failed >= job.frames_total) {
+    const auto errors = store_->frame_errors(job.id, 1);
+    end_job(job, JobState::kFailed,
+            "every frame failed" + (errors.empty() ? "" : "; first: " + errors.front().reason),
+            false);
+    return;
+  }
+  if (failed > 0) {
+    end_job(job, JobState::kWarning,
+            std::to_string(failed) + " of " + std::to_string(job.frames_total) +
+                " frames failed (rows left NaN; see /entry/process/failed_frames)",
+            true);
+    return;
+  }
+  end_job(job, JobState::kSucceeded, "", true);
+}
+
+/// Writes the output (final or .partial), records the final state and forgets the job.
+void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
+                     bool finish_output) {
+  std::string why = reason;
+  try {
+    if (!ensure_axes(job)) throw Error(ErrorCategory::kInput, "no plan axes: output not written");
+    const auto out = assemble_output(job.id, job.spec, job.frames_total, job.dir,
+                                     store_->shards(job.id), *job.axes, job.output, finish_output);
+    spdlog::info("job {}: {} ({} frames written, {} failed) -> {}", job.id, job_state_name(state),
+                 out.frames_written, out.failed.size(), out.path.string());
+    if (finish_output) {
+      for (const auto& entry : std::filesystem::directory_iterator(job.dir)) {
+        if (entry.path().extension() == ".done") std::filesystem::remove(entry.path());
+      }
+    }
+  } catch (const Error& e) {
+    spdlog::error("job {}: writing the output failed: {}", job.id, e.what());
+    if (state != JobState::kCancelled) state = JobState::kFailed;
+    why = (why.empty() ? "" : why + "; ") + "output: " + e.what();
+  }
+  store_->set_job_state(job.id, state, why);
+  log_event(job, "job " + std::string(job_state_name(state)));
+  reducer_.drop_job(job.id);
+  std::erase_if(source_pending_,
+                [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == job.id; });
+  const std::int64_t id = job.id;
+  jobs_.erase(id);  // `job` dangles from here
+}
+
+nlohmann::json Daemon::cancel(const CancelRequest& request) {
+  nlohmann::json cancelled = nlohmann::json::array();
+  nlohmann::json refused = nlohmann::json::array();
+  for (const std::int64_t id : request.ids) {
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      const auto record = store_->job(id);
+      refused.push_back({{"job_id", id},
+                         {"reason", record ? "job is " + std::string(job_state_name(record->state))
+                                           : "no such job"}});
+      continue;
+    }
+    broadcast({{"type", "cancel"}, {"job", id}});
+    end_job(it->second, JobState::kCancelled, "cancelled by request", false);
+    cancelled.push_back(id);
+  }
+  return {{"cancelled", cancelled}, {"not_cancelled", refused}};
+}
+
+nlohmann::json Daemon::status(const StatusRequest& request) {
+  if (!request.job_id) return {{"daemon", daemon_status()}};
+  const auto record = store_->job(*request.job_id);
+  if (!record) throw FieldError("job_id", "no job " + std::to_string(*request.job_id));
+  const auto shards = store_->shards(record->id);
+  return {{"job", job_json(*record, &shards)}};
+}
+
+nlohmann::json Daemon::list(const ListRequest& request) {
+  nlohmann::json jobs = nlohmann::json::array();
+  for (const JobRecord& r : store_->list(request.state, request.all)) jobs.push_back(job_json(r));
+  return {{"jobs", jobs}};
+}
+
+nlohmann::json Daemon::shutdown(const ShutdownRequest&) {
+  shutdown_ = true;
+  return nlohmann::json::object();
+}
+
+nlohmann::json Daemon::daemon_status() const {
+  nlohmann::json rings = nlohmann::json::object();
+  for (const auto* ring : {&compressed_, &frames_, &results_}) {
+    if (!*ring) continue;
+    const ipc::RingStats s = (*ring)->stats();
+    rings[(*ring)->name()] = {{"capacity", s.capacity},
+                              {"ready", s.ready},
+                              {"in_use", s.in_use},
+                              {"pushed", s.pushed},
+                              {"popped", s.popped},
+                              {"reclaimed", s.reclaimed},
+                              {"slot_bytes", (*ring)->slot_bytes()}};
+  }
+  const auto& c = reducer_.counters();
+  nlohmann::json active = nlohmann::json::array();
+  for (const auto& [id, job] : jobs_) active.push_back(id);
+  return {{"version", std::string(reduce::program_version())},
+          {"instance", config_.instance},
+          {"pid", static_cast<std::int64_t>(::getpid())},
+          {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
+          {"active_jobs", active},
+          {"stages", supervisor_ ? supervisor_->status_json() : nlohmann::json::array()},
+          {"rings", rings},
+          {"reducer",
+           {{"frames_written", c.written},
+            {"frames_failed", c.failed},
+            {"duplicates_ignored", c.duplicates},
+            {"not_open_ignored", c.not_open},
+            {"shards_committed", c.shards_committed},
+            {"open_shards", reducer_.open_shards()}}},
+          {"live_endpoint", config_.live_endpoint}};
+}
+
+// ---------------------------------------------------------------- scheduler
+
+void Daemon::dispatch() {
+  if (shutdown_) return;
+  std::size_t in_flight = 0;
+  for (const auto& [id, job] : jobs_) in_flight += job.running.size();
+  const std::size_t limit = 2 * (config_.workers + config_.integrate_workers);
+  std::size_t considered = 0;
+  for (auto& [id, job] : jobs_) {
+    if (in_flight >= limit) return;
+    if (job.queued.empty() && job.running.empty() && job.shards_done == job.shards_total) {
+      finish_job(job);  // all shards done before this run (restart after the last shard)
+      return;           // jobs_ changed
+    }
+    if (job.queued.empty()) {
+      if (!job.running.empty()) ++considered;
+      continue;
+    }
+    if (++considered > config_.max_running_jobs) return;
+    if (!ensure_pipeline(job)) return;
+    const bool bulk = job.spec.mode == JobSpec::Mode::kBulk;
+    while (!job.queued.empty() && in_flight < limit && (!bulk || job.running.empty())) {
+      ShardRecord shard = job.queued.front();
+      job.queued.pop_front();
+      send_shard(job, shard);
+      ++in_flight;
+    }
+  }
+}
+
+void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
+  if (!job.started) {
+    store_->set_job_state(job.id, JobState::kRunning);
+    job.started = true;
+  }
+  store_->mark_shard_running(job.id, shard.shard_id);
+  const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
+  reducer_.open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
+                                job.bins, with_errors});
+  job.running.emplace(shard.shard_id, shard);
+  send_to_source({{"type", "shard"},
+                  {"job", job.id},
+                  {"shard", shard.shard_id},
+                  {"datasets", job.spec.datasets},
+                  {"dataset_path", job.spec.dataset_path},
+                  {"first", shard.first_frame},
+                  {"count", shard.frame_count}});
+}
+
+void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
+                         const std::vector<std::int64_t>& frames) {
+  const auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || frames.empty() || !reducer_.is_open(job_id, shard)) return;
+  spdlog::info("job {} shard {}: redoing {} frames", job_id, shard, frames.size());
+  send_to_source({{"type", "shard"},
+                  {"job", job_id},
+                  {"shard", shard},
+                  {"datasets", it->second.spec.datasets},
+                  {"dataset_path", it->second.spec.dataset_path},
+                  {"frames", frames}});
+}
+
+void Daemon::send_to_source(nlohmann::json message) {
+  const std::int64_t msg = next_msg_++;
+  message["msg"] = msg;
+  source_pending_.emplace(msg, message);
+  if (!supervisor_) return;
+  const auto slot = supervisor_->slot_of("source", 0);
+  if (slot && !supervisor_->slots()[*slot].identity.empty()) {
+    send_stage(supervisor_->slots()[*slot].identity, message);
+  }  // else: sent when the source says hello
+}
+
+void Daemon::resend_source_pending() {
+  const auto slot = supervisor_->slot_of("source", 0);
+  const std::string identity = supervisor_->slots()[*slot].identity;
+  for (const auto& [msg, message] : source_pending_) send_stage(identity, message);
+}
+
+void Daemon::broadcast(const nlohmann::json& message) {
+  if (!supervisor_) return;
+  for (const auto& slot : supervisor_->slots()) {
+    if (!slot.identity.empty()) send_stage(slot.identity, message);
+  }
+}
+
+/// Re-requests the missing frames of shards that stall with every ring empty and nothing pending
+/// at the source (a safety net: no known path loses a frame, but a frame must never be lost).
+void Daemon::watchdog() {
+  if (!results_ || reducer_.open_shards() == 0 || !source_pending_.empty()) {
+    stall_ticks_ = 0;
+    return;
+  }
+  for (const auto* ring : {&compressed_, &frames_, &results_}) {
+    const auto s = (*ring)->stats();
+    if (s.ready > 0 || s.in_use > 0) {
+      stall_ticks_ = 0;
+      return;
+    }
+  }
+  if (++stall_ticks_ < kStallTicks) return;
+  stall_ticks_ = 0;
+  for (const auto& [job, shard] : reducer_.open_keys()) {
+    spdlog::warn("job {} shard {} stalled with every ring empty", job, shard);
+    send_frames(job, shard, reducer_.missing(job, shard));
+  }
+}
+
+// ---------------------------------------------------------------- stages
+
+void Daemon::send_stage(const std::string& identity, const nlohmann::json& message) {
+  const std::string text = message.dump();
+  (void)stages_socket_.send(zmq::buffer(identity), zmq::send_flags::sndmore);
+  (void)stages_socket_.send(zmq::buffer(text), zmq::send_flags::dontwait);
+}
+
+void Daemon::poll_stages() {
+  for (int i = 0; i < 256; ++i) {
+    zmq::message_t identity, payload;
+    if (!stages_socket_.recv(identity, zmq::recv_flags::dontwait)) return;
+    if (!identity.more() || !stages_socket_.recv(payload, zmq::recv_flags::dontwait)) continue;
+    while (payload.more()) {  // drop extra frames
+      zmq::message_t extra;
+      if (!stages_socket_.recv(extra, zmq::recv_flags::dontwait)) break;
+    }
+    auto message = nlohmann::json::parse(payload.to_string_view(), nullptr, false);
+    if (message.is_discarded() || !message.is_object()) {
+      spdlog::warn("ignoring a malformed message on the stage endpoint");
+      continue;
+    }
+    try {
+      handle_stage_message(identity.to_string(), message);
+    } catch (const nlohmann::json::exception& e) {
+      spdlog::warn("ignoring a stage message with a bad field: {}", e.what());
+    }
+  }
+}
+
+void Daemon::handle_stage_message(const std::string& identity, const nlohmann::json& message) {
+  if (!supervisor_) return;
+  const std::string type = message.value("type", "");
+  if (type == "hello" || type == "heartbeat") {
+    const auto slot = supervisor_->slot_of(message.value("role", ""), message.value("worker", 0u));
+    if (!slot) return;
+    StageSlot& s = supervisor_->slots()[*slot];
+    if (s.pid != message.value("pid", 0)) return;  // a late message of a dead process
+    s.last_seen = Clock::now();
+    if (message.contains("counters")) {
+      const auto& c = message["counters"];
+      s.counters = {c.value("frames_in", std::uint64_t{0}), c.value("frames_out", std::uint64_t{0}),
+                    c.value("failed", std::uint64_t{0}), c.value("busy_s", 0.0)};
+    }
+    if (type == "hello") {
+      s.identity = identity;
+      spdlog::debug("stage {}/{} connected", s.role, s.worker);
+      if (s.role == "source") resend_source_pending();
+    }
+  } else if (type == "job_config") {
+    const std::int64_t id = message.at("job").get<std::int64_t>();
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end()) {
+      send_stage(identity, {{"type", "job_config"}, {"job", id}, {"error", "no active job"}});
+    } else {
+      send_stage(identity,
+                 {{"type", "job_config"}, {"job", id}, {"spec", to_json(it->second.spec)}});
+    }
+  } else if (type == "plan_axes") {
+    const auto it = jobs_.find(message.at("job").get<std::int64_t>());
+    if (it != jobs_.end()) save_axes(it->second, message.at("axes"));
+  } else if (type == "shard_read") {
+    source_pending_.erase(message.value("msg", std::int64_t{0}));
+  }
+}
+
+void Daemon::reap_stages() {
+  if (!supervisor_) return;
+  for (const StageExit& exit : supervisor_->reap()) {
+    StageSlot& slot = supervisor_->slots()[exit.slot];
+    spdlog::warn("stage {}/{} (pid {}) ended: {}; restarting", slot.role, slot.worker, exit.pid,
+                 exit.how);
+    std::vector<ipc::SlotHeader> held;
+    for (auto* ring : {&compressed_, &frames_, &results_}) {
+      auto headers = (*ring)->reclaim(exit.pid);
+      held.insert(held.end(), headers.begin(), headers.end());
+    }
+    redo_reclaimed(held);
+    if (slot.restarts >= config_.stage_restart_limit) {
+      spdlog::error("stage {}/{} restarted {} times", slot.role, slot.worker, slot.restarts);
+      std::vector<std::int64_t> running;
+      for (const auto& [id, job] : jobs_) {
+        if (!job.running.empty()) running.push_back(id);
+      }
+      for (const std::int64_t id : running) {
+        end_job(jobs_.at(id), JobState::kFailed,
+                "stage " + slot.role + "/" + std::to_string(slot.worker) + " crashed " +
+                    std::to_string(slot.restarts + 1) + " times (last: " + exit.how + ")",
+                false);
+      }
+      slot.restarts = 0;
+    }
+    supervisor_->restart(exit.slot);
+  }
+}
+
+void Daemon::redo_reclaimed(const std::vector<ipc::SlotHeader>& headers) {
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::int64_t>> by_shard;
+  for (const auto& h : headers) {
+    by_shard[{static_cast<std::int64_t>(h.job_id), static_cast<std::int64_t>(h.shard_id)}]
+        .push_back(static_cast<std::int64_t>(h.frame_index));
+  }
+  for (const auto& [key, frames] : by_shard) send_frames(key.first, key.second, frames);
+}
+
+void Daemon::check_heartbeats() {
+  if (!supervisor_) return;
+  const auto limit = std::max<milliseconds>(milliseconds(3 * config_.heartbeat_interval_ms),
+                                            std::chrono::seconds(60));
+  for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
+    const StageSlot& s = supervisor_->slots()[i];
+    if (s.pid > 0 && Clock::now() - s.last_seen > limit) {
+      spdlog::error("stage {}/{} (pid {}) stopped answering; killing it", s.role, s.worker, s.pid);
+      supervisor_->kill(i);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- reducer
+
+std::size_t Daemon::drain_results(milliseconds timeout) {
+  if (!results_) return 0;
+  std::size_t n = 0;
+  while (n < kMaxResultsPerDrain) {
+    auto slot = results_->acquire_read(n == 0 ? timeout : milliseconds(0));
+    if (!slot) break;
+    handle_result(*slot);
+    ++n;
+    if (reducer_delay_.count() > 0) std::this_thread::sleep_for(reducer_delay_);
+  }
+  return n;
+}
+
+void Daemon::handle_result(const ipc::ReadSlot& slot) {
+  const ipc::SlotHeader& h = slot.header();
+  const auto job_id = static_cast<std::int64_t>(h.job_id);
+  const auto shard_id = static_cast<std::int64_t>(h.shard_id);
+  const auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;  // finished or cancelled job: a redone frame, ignored
+  ActiveJob& job = it->second;
+  const auto payload = slot.payload();
+  std::string reason(h.reason_view());
+  if (h.status != ipc::SlotStatus::kOk &&
+      reason.find(job.spec.datasets.front()) == std::string::npos) {
+    reason = "frame " + std::to_string(h.frame_index) + " of " + job.spec.datasets.front() + ": " +
+             std::string(h.reason_view());
+  }
+  const reduce::FrameResult result{
+      job_id,
+      shard_id,
+      static_cast<std::int64_t>(h.frame_index),
+      h.status == ipc::SlotStatus::kOk,
+      reason,
+      std::span<const double>(reinterpret_cast<const double*>(payload.data()),
+                              payload.size() / sizeof(double))};
+  const reduce::AddOutcome outcome = reducer_.add(result);
+  if (outcome == reduce::AddOutcome::kFailed) {
+    store_->record_frame_error(job_id, result.frame, reason);
+    publish(job, result.frame, false, reason);
+  } else if (outcome == reduce::AddOutcome::kWritten) {
+    publish(job, result.frame, true, {});
+  }
+  if (reducer_.complete(job_id, shard_id)) finish_shard(job, shard_id);
+}
+
+void Daemon::finish_shard(ActiveJob& job, std::int64_t shard_id) {
+  const reduce::CommittedShard done = reducer_.commit_shard(job.id, shard_id);
+  const bool counted =
+      store_->mark_shard_done(job.id, shard_id, static_cast<std::int64_t>(done.frames),
+                              static_cast<std::int64_t>(done.failed));
+  log_event(job, "shard " + std::to_string(shard_id) + " done frames=" +
+                     std::to_string(done.frames) + " failed=" + std::to_string(done.failed) +
+                     (counted ? "" : " (already done: not counted)"));
+  job.running.erase(shard_id);
+  ++job.shards_done;
+  if (job.shards_done == job.shards_total) finish_job(job);
+}
+
+void Daemon::publish(ActiveJob& job, std::int64_t frame, bool ok, std::string_view reason) {
+  nlohmann::json header = {{"job", job.id},
+                           {"frame", frame},
+                           {"status", ok ? "ok" : "failed"},
+                           {"unit", std::string(integrate::unit_name(job.spec.settings.unit))}};
+  if (!ok) header["reason"] = reason;
+  if (job.axes && (frame == 0 || !job.axes_published)) {
+    header["radial"] = job.axes->at("radial_centers");
+    if (!job.axes->at("azimuthal_centers").empty())
+      header["azimuthal"] = job.axes->at("azimuthal_centers");
+    job.axes_published = true;
+  }
+  const std::string topic = "job." + std::to_string(job.id);
+  const std::string text = header.dump();
+  const auto I = ok ? reducer_.last_intensity() : std::span<const float>();
+  const auto sigma = ok ? reducer_.last_sigma() : std::span<const float>();
+  // PUB never blocks: a subscriber past its high-water mark loses messages, the pipeline does not
+  (void)live_socket_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  (void)live_socket_.send(zmq::buffer(text), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  (void)live_socket_.send(zmq::const_buffer(I.data(), I.size_bytes()),
+                          zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+  (void)live_socket_.send(zmq::const_buffer(sigma.data(), sigma.size_bytes()),
+                          zmq::send_flags::dontwait);
+}
+
+}  // namespace azflow::daemon

@@ -1,0 +1,146 @@
+#pragma once
+// azflowd's core: the job logic behind the control endpoint (ControlHandler), the scheduler that
+// cuts jobs into shards and hands them to the source stage, the supervisor of the stage
+// processes, and the reducer/writer that turns the results ring into shard files and NeXus
+// outputs. Everything runs on one thread (the main loop in run()); stage processes do the heavy
+// work. See docs/daemon-design.md.
+//
+// Scheduling: jobs in submission order; at most config.max_running_jobs jobs have shards handed
+// out at once, and at most 2 x (decompress + integrate workers) shards are in flight in all.
+// split: any number of a job's shards in flight (every worker shares the dataset, since all
+// workers take from the same rings); bulk: one shard of the job in flight at a time (the job
+// keeps about one worker busy; several bulk jobs run side by side).
+//
+// Exactly once: the reducer ignores a frame index already in its shard; frames a crashed stage
+// held (Ring::reclaim) and whole shard messages the source had not finished are sent to the
+// source again; a watchdog re-requests frames of a shard that stalls with every ring empty.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "daemon/config.hpp"
+#include "daemon/control.hpp"
+#include "daemon/job_store.hpp"
+#include "daemon/supervisor.hpp"
+#include "ipc/ring.hpp"
+#include "stages/reduce/reducer.hpp"
+
+namespace azflow::daemon {
+
+/// A job the daemon is working on (queued or running), in memory.
+struct ActiveJob {
+  std::int64_t id = 0;
+  JobSpec spec;
+  std::int64_t frames_total = 0;
+  std::filesystem::path dir;  ///< <state>/jobs/<id>: shard files, layout.json, events.log
+  std::string output;
+  std::size_t frame_bytes = 0;  ///< decoded frame size (ring sizing)
+  std::size_t bins = 0;
+  std::optional<nlohmann::json> axes;  ///< plan axes (from an integrate worker or layout.json)
+  std::deque<ShardRecord> queued;      ///< not yet handed out, by shard id
+  std::map<std::int64_t, ShardRecord> running;
+  std::size_t shards_total = 0;
+  std::size_t shards_done = 0;
+  bool started = false;
+  bool axes_published = false;
+};
+
+/// Ring shapes currently created.
+struct PipelineShape {
+  std::size_t compressed_bytes = 0, frames_bytes = 0, results_bytes = 0;
+};
+
+class Daemon : public ControlHandler {
+ public:
+  /// Starts the daemon's state: removes stale shared memory of the instance, opens the store,
+  /// requeues shards left running by a crash, loads unfinished jobs, binds the control, stage and
+  /// live endpoints. Stage processes and rings start with the first job. Throws azflow::Error on
+  /// any failure (nothing is left running).
+  explicit Daemon(DaemonConfig config);
+  ~Daemon() override;
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  /// Serves until `stop` turns true or a client asks to shut down; then stops the stages and
+  /// removes the rings. Returns the exit code (0).
+  int run(const std::atomic<bool>& stop);
+
+  nlohmann::json enqueue(const EnqueueRequest& request) override;
+  nlohmann::json status(const StatusRequest& request) override;
+  nlohmann::json list(const ListRequest& request) override;
+  nlohmann::json cancel(const CancelRequest& request) override;
+  nlohmann::json shutdown(const ShutdownRequest& request) override;
+
+ private:
+  // jobs
+  void resume_jobs();
+  void activate(const JobRecord& record);
+  std::int64_t add_failed_job(const JobSpec& spec, const std::string& reason);
+  std::vector<ShardPlan> cut_shards(std::int64_t frames, std::size_t bins) const;
+  void finish_job(ActiveJob& job);
+  void end_job(ActiveJob& job, JobState state, const std::string& reason, bool finish_output);
+  void write_partial_output(ActiveJob& job);
+  bool ensure_axes(ActiveJob& job);
+  void save_axes(ActiveJob& job, const nlohmann::json& axes);
+  void log_event(const ActiveJob& job, const std::string& line) const;
+
+  // scheduler
+  void dispatch();
+  bool ensure_pipeline(const ActiveJob& job);
+  void start_pipeline(const PipelineShape& shape);
+  void stop_pipeline();
+  void send_shard(ActiveJob& job, const ShardRecord& shard);
+  void send_frames(std::int64_t job, std::int64_t shard, const std::vector<std::int64_t>& frames);
+  void send_to_source(nlohmann::json message);
+  void resend_source_pending();
+  void broadcast(const nlohmann::json& message);
+  void watchdog();
+
+  // stages
+  void poll_stages();
+  void handle_stage_message(const std::string& identity, const nlohmann::json& message);
+  void send_stage(const std::string& identity, const nlohmann::json& message);
+  void reap_stages();
+  void redo_reclaimed(const std::vector<ipc::SlotHeader>& headers);
+  void check_heartbeats();
+
+  // reducer
+  std::size_t drain_results(std::chrono::milliseconds timeout);
+  void handle_result(const ipc::ReadSlot& slot);
+  void finish_shard(ActiveJob& job, std::int64_t shard_id);
+  void publish(ActiveJob& job, std::int64_t frame, bool ok, std::string_view reason);
+
+  nlohmann::json daemon_status() const;
+
+  DaemonConfig config_;
+  zmq::context_t context_{1};
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<ControlServer> control_;
+  zmq::socket_t stages_socket_;
+  zmq::socket_t live_socket_;
+  std::map<std::int64_t, ActiveJob> jobs_;  // by id = submission order
+  std::optional<ipc::Ring> compressed_, frames_, results_;
+  PipelineShape shape_;
+  std::unique_ptr<Supervisor> supervisor_;
+  reduce::Reducer reducer_;
+  std::map<std::int64_t, nlohmann::json> source_pending_;  // msg id -> shard message
+  std::int64_t next_msg_ = 1;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_periodic_{};
+  int stall_ticks_ = 0;
+  std::chrono::milliseconds reducer_delay_{0};
+  bool shutdown_ = false;
+};
+
+}  // namespace azflow::daemon

@@ -1,0 +1,110 @@
+#include "daemon/job_output.hpp"
+
+#include <system_error>
+
+#include "base/error.hpp"
+#include "daemon/job_setup.hpp"
+#include "stages/reduce/shard_file.hpp"
+
+namespace azflow::daemon {
+
+namespace {
+
+nlohmann::json range_json(const std::optional<std::pair<double, double>>& r) {
+  return r ? nlohmann::json::array({r->first, r->second}) : nlohmann::json();
+}
+
+template <typename T>
+nlohmann::json optional_json(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
+  return out;
+}
+
+/// Copies one committed shard's rows into the writer; adds its sums.
+void copy_shard(reduce::NexusWriter& writer, const std::filesystem::path& path,
+                std::vector<reduce::FailedFrame>& failed, std::size_t& written) {
+  reduce::ShardFileReader reader(path);
+  reduce::ShardFrame frame;
+  for (std::size_t k = 0; k < static_cast<std::size_t>(reader.header().frame_count); ++k) {
+    reader.read(k, frame);
+    const auto row = static_cast<std::size_t>(frame.frame);
+    if (frame.ok) {
+      writer.write_frame(row, frame.intensity, frame.sigma);
+      ++written;
+    } else {
+      writer.fail_frame(row, frame.reason);
+      failed.push_back({row, frame.frame, frame.reason});
+    }
+  }
+  writer.add_sums(reader.sums());
+}
+
+}  // namespace
+
+nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
+                                 std::int64_t frames_total) {
+  const integrate::IntegrationSettings& s = spec.settings;
+  nlohmann::json j;
+  j["job_id"] = job_id;
+  j["daemon_version"] = std::string(reduce::program_version());
+  j["input"] = spec.datasets.empty() ? std::string() : spec.datasets.front();
+  j["inputs"] = joined(spec.datasets);
+  j["dataset"] = spec.dataset_path;
+  j["poni_file"] = spec.poni_path;
+  j["poni"] = spec.poni_text;
+  j["output"] = spec.output_path;
+  j["mode"] = std::string(mode_name(spec.mode));
+  j["unit"] = std::string(integrate::unit_name(s.unit));
+  j["npt_rad"] = s.npt_rad;
+  j["npt_azim"] = s.npt_azim;
+  j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
+  j["radial_range"] = range_json(s.radial_range);
+  j["azimuth_range_deg"] = range_json(s.azimuth_range_deg);
+  j["correct_solid_angle"] = s.correct_solid_angle;
+  j["polarization_factor"] = optional_json(s.polarization_factor);
+  j["dummy"] = optional_json(s.dummy);
+  j["dummy_auto"] = spec.dummy_auto;
+  j["delta_dummy"] = optional_json(s.delta_dummy);
+  j["normalization_factor"] = s.normalization_factor;
+  j["error_model"] = std::string(integrate::error_model_name(s.error_model));
+  j["mask_file"] = spec.mask_path;
+  j["dark_file"] = spec.dark_path;
+  j["flat_file"] = spec.flat_path;
+  j["use_detector_pixel_mask"] = spec.use_file_mask;
+  j["input_frames"] = frames_total;
+  j["job_spec"] = to_json(spec).dump();
+  return j;
+}
+
+AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::int64_t frames_total,
+                                const std::filesystem::path& dir,
+                                const std::vector<ShardRecord>& shards, const nlohmann::json& axes,
+                                const std::string& output, bool finish) {
+  reduce::NexusLayout layout =
+      layout_from_axes_json(axes, output, static_cast<std::size_t>(frames_total));
+  layout.overwrite = true;  // the job owns its output path (checked free at enqueue)
+  AssembledOutput result;
+  {
+    reduce::NexusWriter writer(std::move(layout));
+    writer.write_settings(job_settings_json(job_id, spec, frames_total));
+    for (const ShardRecord& shard : shards) {
+      if (shard.state != ShardState::kDone) continue;
+      copy_shard(writer, reduce::shard_done_path(dir, shard.shard_id), result.failed,
+                 result.frames_written);
+    }
+    if (!finish) {
+      result.path = writer.partial_path();
+      return result;  // the writer is destroyed unfinished: the .partial file stays
+    }
+    writer.finish();
+  }
+  result.path = output;
+  return result;
+}
+
+}  // namespace azflow::daemon

@@ -1,0 +1,41 @@
+#pragma once
+// Assembly of a job's NeXus output from its committed shard files (stages/reduce/shard_file.hpp)
+// with reduce::NexusWriter: the same layout as `azflow integrate` writes, plus the job id and the
+// daemon's version in the NXprocess parameters.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/job_spec.hpp"
+#include "daemon/job_store.hpp"
+#include "stages/reduce/nexus_writer.hpp"
+
+namespace azflow::daemon {
+
+/// What assemble_output() wrote.
+struct AssembledOutput {
+  std::filesystem::path path;  ///< the final file, or "<output>.partial" when not finished
+  std::size_t frames_written = 0;
+  std::vector<reduce::FailedFrame> failed;  ///< failed frames (not counting never-written rows)
+};
+
+/// Every setting of a job for the output's NXprocess: the spec's fields flattened (as
+/// `azflow integrate` names them), plus job_id, daemon_version and the input's frames/shape.
+nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
+                                 std::int64_t frames_total);
+
+/// Writes the output of a job of `frames_total` frames from the .done shard files of `shards`
+/// in `dir`, with the plan axes `axes` (plan_axes_json). With `finish` the file is completed and
+/// renamed to `output` (replacing an existing one); without, rows of missing shards stay NaN and
+/// the file is left as "<output>.partial" (a failed or cancelled job). Throws azflow::Error (kIo /
+/// kInput) naming the shard or output file.
+AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::int64_t frames_total,
+                                const std::filesystem::path& dir,
+                                const std::vector<ShardRecord>& shards, const nlohmann::json& axes,
+                                const std::string& output, bool finish);
+
+}  // namespace azflow::daemon

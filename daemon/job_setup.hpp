@@ -1,0 +1,58 @@
+#pragma once
+// What a job needs before its frames can be integrated: the opened dataset, the resolved
+// settings, the corrections (detector pixel_mask OR user mask, dark, flat) and the plan.
+//
+// These are the same steps `azflow integrate` takes (cli/integrate_command.cpp); they live here as
+// plain functions so that the daemon, the integrate stage and, later, the CLI share one copy.
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/job_spec.hpp"
+#include "stages/integrate/plan.hpp"
+#include "stages/integrate/poni.hpp"
+#include "stages/reduce/nexus_writer.hpp"
+#include "stages/source/dataset.hpp"
+
+namespace azflow::daemon {
+
+/// Opens a job's input: Dataset::open for one file, Dataset::open_files for several, with the
+/// spec's dataset path. Throws azflow::Error (kIo/kInput) naming the file and dataset.
+source::Dataset open_job_dataset(const JobSpec& spec);
+
+/// Parses the spec's PONI text (source named by poni_path). Throws azflow::Error (kConfig).
+integrate::Poni job_poni(const JobSpec& spec);
+
+/// Throws azflow::Error (kInput) naming the input, the dataset, both shapes and the detector when
+/// the frames are not the PONI detector's shape.
+void check_frame_shape(const source::DatasetInfo& info, const integrate::Poni& poni,
+                       const JobSpec& spec);
+
+/// Per-pixel corrections: mask = (detector pixel_mask != 0 when use_file_mask) OR (user mask !=
+/// 0); dark and flat as float32. Throws azflow::Error (kIo/kInput) naming the image file and
+/// shapes for an unreadable or wrongly shaped image.
+integrate::Corrections load_job_corrections(const JobSpec& spec, const source::DatasetInfo& info);
+
+/// Builds the plan of a job on a dataset: PONI, shape check, settings_for(dtype), corrections.
+/// Throws azflow::Error as the steps above and Plan::build.
+std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
+                                                      const source::DatasetInfo& info);
+
+/// The output axes of a plan as JSON: {"unit", "radial_centers", "radial_edges",
+/// "azimuthal_centers", "azimuthal_edges", "with_errors", "bins"}; what an integrate worker sends
+/// the daemon so that the daemon never has to build a plan itself.
+nlohmann::json plan_axes_json(const integrate::Plan& plan);
+
+/// A NexusLayout from plan_axes_json() output. Throws azflow::Error (kInput) naming the field
+/// when a value is missing or of the wrong type.
+reduce::NexusLayout layout_from_axes_json(const nlohmann::json& axes, std::string path,
+                                          std::size_t frames);
+
+/// Values per result row of a spec's settings: npt_rad, or npt_azim * npt_rad for 2D.
+std::size_t spec_bins(const JobSpec& spec) noexcept;
+
+}  // namespace azflow::daemon

@@ -1,0 +1,63 @@
+#pragma once
+// What every stage process shares: its control link, its stop flag, its counters, and the
+// helpers that wait on a ring while still answering the daemon (heartbeats, cancel, stop).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_set>
+
+#include "daemon/stage_link.hpp"
+#include "ipc/ring.hpp"
+
+namespace azflow::daemon {
+
+/// How long one wait on a ring or socket lasts before the stage looks at its link again.
+inline constexpr std::chrono::milliseconds kStagePollInterval{50};
+
+/// The state of one stage process. Owned by stage main(); passed to the role's run function.
+struct StageRuntime {
+  std::string instance;                      ///< daemon instance (names the rings)
+  StageLink& link;                           ///< control link to the daemon
+  const std::atomic<bool>& stopped;          ///< set by SIGTERM/SIGINT
+  std::chrono::milliseconds frame_delay{0};  ///< test hook: extra time per frame
+  StageCounters counters;
+  std::unordered_set<std::int64_t> cancelled_jobs;  ///< jobs the daemon cancelled
+
+  /// True when the process should stop (signal or "stop" message).
+  [[nodiscard]] bool should_stop() const noexcept {
+    return stopped.load(std::memory_order_relaxed) || link.stop_requested();
+  }
+  /// Sends a heartbeat if due.
+  void heartbeat() { link.heartbeat_if_due(counters); }
+  /// Records a "cancel" message; returns true if `message` was one.
+  bool note_cancel(const nlohmann::json& message);
+  /// Sleeps frame_delay (test hook), if set.
+  void delay() const;
+};
+
+/// Takes a write slot of `ring`, waiting in kStagePollInterval steps while the ring is full;
+/// between steps sends heartbeats and passes every incoming message to `on_message`. Returns
+/// nullopt if the stage stops or `give_up()` turns true.
+template <typename OnMessage, typename GiveUp>
+std::optional<ipc::WriteSlot> wait_write(StageRuntime& rt, ipc::Ring& ring, OnMessage&& on_message,
+                                         GiveUp&& give_up) {
+  while (!rt.should_stop() && !give_up()) {
+    if (auto slot = ring.acquire_write(kStagePollInterval)) return slot;
+    rt.heartbeat();
+    while (auto message = rt.link.receive(std::chrono::milliseconds(0))) on_message(*message);
+  }
+  return std::nullopt;
+}
+
+/// Opens ring `ring` of the instance, retrying for up to 10 s while the daemon creates it.
+/// Throws azflow::Error (kResource) if it never appears.
+ipc::Ring open_stage_ring(const std::string& instance, const std::string& ring);
+
+/// "frame N of FILE (DATASET): what", or "frame N: what" when `what` already names the file.
+std::string frame_reason(std::int64_t frame, const std::string& file, const std::string& dataset,
+                         const std::string& what);
+
+}  // namespace azflow::daemon

@@ -1,0 +1,70 @@
+#include "stages/decompress/decompress_stage.hpp"
+
+#include <chrono>
+#include <string>
+
+#include "base/error.hpp"
+#include "stages/decompress/codec.hpp"
+
+namespace azflow::decompress {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Decodes `in` into `out` (header and payload); a failure marks `out` failed with its reason.
+/// Returns false if the frame failed here.
+bool decode_slot(const ipc::ReadSlot& in, ipc::WriteSlot& out) {
+  const ipc::SlotHeader& ih = in.header();
+  ipc::SlotHeader& oh = out.header();
+  oh = ih;
+  oh.kind = ipc::PayloadKind::kFrame;
+  oh.codec = static_cast<std::uint32_t>(Codec::kNone);
+  oh.bytes = 0;
+  if (ih.status == ipc::SlotStatus::kFailed) return true;
+  try {
+    const std::size_t bytes = ih.rows * ih.cols * ih.elem_size;
+    if (bytes == 0 || bytes > out.payload().size()) {
+      throw Error(ErrorCategory::kResource, "decoded frame of " + std::to_string(bytes) +
+                                                " bytes does not fit a frames " + "ring slot of " +
+                                                std::to_string(out.payload().size()) + " bytes");
+    }
+    const CodecParams params{static_cast<Codec>(ih.codec), ih.elem_size, ih.block_size};
+    decode(params, in.payload(), out.payload().first(bytes));
+    oh.bytes = bytes;
+    return true;
+  } catch (const Error& e) {
+    oh.status = ipc::SlotStatus::kFailed;
+    oh.set_reason("frame " + std::to_string(ih.frame_index) + ": " + e.what());
+    return false;
+  }
+}
+
+}  // namespace
+
+int run_decompress_stage(daemon::StageRuntime& rt) {
+  ipc::Ring compressed = daemon::open_stage_ring(rt.instance, "compressed");
+  ipc::Ring frames = daemon::open_stage_ring(rt.instance, "frames");
+  Clock::duration busy{};
+  const auto on_message = [&rt](const nlohmann::json& m) { rt.note_cancel(m); };
+  while (!rt.should_stop()) {
+    rt.heartbeat();
+    while (auto message = rt.link.receive(std::chrono::milliseconds(0))) on_message(*message);
+    auto in = compressed.acquire_read(daemon::kStagePollInterval);
+    if (!in) continue;
+    ++rt.counters.frames_in;
+    auto out = daemon::wait_write(rt, frames, on_message, [] { return false; });
+    if (!out) break;  // stopping: the input slot is reclaimed by the daemon, nothing is lost
+    const auto start = Clock::now();
+    if (!decode_slot(*in, *out)) ++rt.counters.failed;
+    out->commit();  // commit downstream before releasing upstream (crash recovery)
+    in->release();
+    ++rt.counters.frames_out;
+    busy += Clock::now() - start;
+    rt.counters.busy_s = std::chrono::duration<double>(busy).count();
+    rt.delay();
+  }
+  return 0;
+}
+
+}  // namespace azflow::decompress

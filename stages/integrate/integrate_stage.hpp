@@ -1,0 +1,21 @@
+#pragma once
+// The integrate stage process (`azflow-stage --role integrate`, N of them, CPU backend): takes
+// decoded frames from the "frames" ring, integrates each with its job's plan, and writes the
+// per-frame partial sums into the "results" ring (commit before releasing the input slot).
+//
+// Plans: on the first frame of a job the worker asks the daemon for the job's JobSpec
+// ({"type":"job_config","job"}), opens the dataset for its metadata (pixel_mask, dtype), builds
+// the plan exactly as `azflow integrate` does (daemon/job_setup.hpp), sends the plan's output
+// axes to the daemon ({"type":"plan_axes"}) and caches plan + integrator for the job (LRU, at
+// most 2 jobs). A job whose plan cannot be built fails each of its frames with that reason.
+// Output: kBinSums slots, 4 x bins float64 (signal, variance, normalization, count); a failed
+// input, or a frame that fails to integrate, becomes a failed slot with its reason.
+
+#include "daemon/stage_runtime.hpp"
+
+namespace azflow::integrate {
+
+/// Runs the integrate role until stopped; returns the exit code (0).
+int run_integrate_stage(daemon::StageRuntime& rt);
+
+}  // namespace azflow::integrate

@@ -1,0 +1,256 @@
+#include "stages/source/source_stage.hpp"
+
+#include <chrono>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "base/error.hpp"
+#include "daemon/job_setup.hpp"
+#include "daemon/job_spec.hpp"
+#include "stages/source/dataset.hpp"
+
+namespace azflow::source {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kMaxOpenDatasets = 4;
+
+/// One shard message being worked through.
+struct Task {
+  std::int64_t job = 0;
+  std::int64_t shard = 0;
+  std::vector<std::string> datasets;
+  std::string dataset_path;
+  std::vector<std::int64_t> frames;  ///< explicit list, or empty: first..first+count
+  std::int64_t first = 0;
+  std::int64_t count = 0;
+  std::size_t next = 0;  ///< position in the task
+  std::int64_t msg = 0;  ///< the daemon's message id, echoed in shard_read
+
+  [[nodiscard]] std::size_t size() const {
+    return frames.empty() ? static_cast<std::size_t>(count) : frames.size();
+  }
+  [[nodiscard]] std::int64_t frame_at(std::size_t k) const {
+    return frames.empty() ? first + static_cast<std::int64_t>(k) : frames[k];
+  }
+};
+
+/// An open dataset (or why it could not be opened), cached by job.
+struct OpenDataset {
+  std::int64_t job = 0;
+  std::unique_ptr<Dataset> dataset;
+  std::string error;
+  std::string file;
+};
+
+class SourceStage {
+ public:
+  explicit SourceStage(daemon::StageRuntime& rt)
+      : rt_(rt),
+        compressed_(daemon::open_stage_ring(rt.instance, "compressed")),
+        frames_(daemon::open_stage_ring(rt.instance, "frames")) {}
+
+  int run() {
+    while (!rt_.should_stop()) {
+      rt_.heartbeat();
+      if (tasks_.empty()) {
+        if (auto message = rt_.link.receive(daemon::kStagePollInterval)) handle(*message);
+        continue;
+      }
+      while (auto message = rt_.link.receive(std::chrono::milliseconds(0))) handle(*message);
+      if (!tasks_.empty()) step();
+    }
+    return 0;
+  }
+
+ private:
+  void handle(const nlohmann::json& message) {
+    if (rt_.note_cancel(message)) return;  // dropped in step(): no task is erased under us
+    if (message.value("type", "") != "shard") return;
+    Task t;
+    t.job = message.at("job").get<std::int64_t>();
+    t.shard = message.at("shard").get<std::int64_t>();
+    t.datasets = message.at("datasets").get<std::vector<std::string>>();
+    t.dataset_path = message.value("dataset_path", "");
+    t.msg = message.value("msg", std::int64_t{0});
+    if (message.contains("frames")) {
+      t.frames = message.at("frames").get<std::vector<std::int64_t>>();
+    } else {
+      t.first = message.at("first").get<std::int64_t>();
+      t.count = message.at("count").get<std::int64_t>();
+    }
+    tasks_.push_back(std::move(t));
+  }
+
+  /// Pushes the next frame of the front task; finishes the task after its last frame.
+  void step() {
+    while (!tasks_.empty() && cancelled(tasks_.front().job)) {
+      const std::int64_t job = tasks_.front().job;
+      std::erase_if(open_, [job](const OpenDataset& d) { return d.job == job; });
+      tasks_.pop_front();
+    }
+    if (tasks_.empty()) return;
+    Task& t = tasks_.front();
+    if (t.next < t.size()) {
+      if (!push_frame(t, t.frame_at(t.next))) return;  // stopped or cancelled meanwhile
+      ++t.next;
+    }
+    if (!tasks_.empty() && &tasks_.front() == &t && t.next >= t.size()) {
+      rt_.link.send({{"type", "shard_read"}, {"job", t.job}, {"shard", t.shard}, {"msg", t.msg}});
+      tasks_.pop_front();
+    }
+  }
+
+  OpenDataset& dataset_for(const Task& t) {
+    for (auto it = open_.begin(); it != open_.end(); ++it) {
+      if (it->job == t.job) {
+        open_.splice(open_.begin(), open_, it);
+        return open_.front();
+      }
+    }
+    OpenDataset d;
+    d.job = t.job;
+    d.file = t.datasets.empty() ? "" : t.datasets.front();
+    try {
+      daemon::JobSpec spec;
+      spec.datasets = t.datasets;
+      spec.dataset_path = t.dataset_path;
+      d.dataset = std::make_unique<Dataset>(daemon::open_job_dataset(spec));
+    } catch (const Error& e) {
+      d.error = e.what();
+    }
+    open_.push_front(std::move(d));
+    if (open_.size() > kMaxOpenDatasets) open_.pop_back();
+    return open_.front();
+  }
+
+  bool cancelled(std::int64_t job) const { return rt_.cancelled_jobs.contains(job); }
+
+  std::optional<ipc::WriteSlot> wait_slot(ipc::Ring& ring, std::int64_t job) {
+    return daemon::wait_write(
+        rt_, ring, [this](const nlohmann::json& m) { handle(m); },
+        [this, job] { return cancelled(job); });
+  }
+
+  static void fill_identity(ipc::SlotHeader& h, const Task& t, std::int64_t frame) {
+    h.job_id = static_cast<std::uint64_t>(t.job);
+    h.shard_id = static_cast<std::uint64_t>(t.shard);
+    h.frame_index = static_cast<std::uint64_t>(frame);
+  }
+
+  /// Reads one frame into a slot; false if the stage stopped or the job was cancelled.
+  bool push_frame(const Task& t, std::int64_t frame) {
+    const std::int64_t job = t.job;
+    OpenDataset& d = dataset_for(t);
+    ++rt_.counters.frames_in;
+    if (!d.dataset) return push_failed(t, frame, frame_reason(frame, d, d.error));
+    const auto start = Clock::now();
+    bool direct = false;
+    decompress::CodecParams codec;
+    std::size_t bytes = 0;
+    try {
+      if (static_cast<std::size_t>(frame) >= d.dataset->info().frames) {
+        throw Error(ErrorCategory::kInput, "frame index beyond the dataset's " +
+                                               std::to_string(d.dataset->info().frames) +
+                                               " frames");
+      }
+      codec = d.dataset->frame_codec(static_cast<std::size_t>(frame));
+      if (codec.codec != decompress::Codec::kOther) {
+        bytes = d.dataset->chunk_bytes(static_cast<std::size_t>(frame));
+        if (bytes == 0) throw Error(ErrorCategory::kInput, "no chunk stored for this frame");
+        direct = bytes <= compressed_.slot_bytes();
+      }
+    } catch (const Error& e) {
+      return push_failed(t, frame, frame_reason(frame, d, e.what()));
+    }
+    busy_ += Clock::now() - start;
+    auto slot = wait_slot(direct ? compressed_ : frames_, job);
+    if (!slot) return false;
+    const auto read_start = Clock::now();
+    ipc::SlotHeader& h = slot->header();
+    fill_identity(h, t, frame);
+    const DatasetInfo& info = d.dataset->info();
+    h.dtype = static_cast<std::uint32_t>(info.dtype);
+    h.elem_size = static_cast<std::uint32_t>(dtype_size(info.dtype));
+    h.rows = info.rows;
+    h.cols = info.cols;
+    try {
+      read_into(*d.dataset, frame, direct, *slot);
+    } catch (const Error& e) {
+      h.status = ipc::SlotStatus::kFailed;
+      h.bytes = 0;
+      h.set_reason(frame_reason(frame, d, e.what()));
+      ++rt_.counters.failed;
+    }
+    slot->commit();
+    ++rt_.counters.frames_out;
+    busy_ += Clock::now() - read_start;
+    rt_.counters.busy_s = std::chrono::duration<double>(busy_).count();
+    rt_.delay();
+    return true;
+  }
+
+  void read_into(Dataset& ds, std::int64_t frame, bool direct, ipc::WriteSlot& slot) {
+    ipc::SlotHeader& h = slot.header();
+    const auto index = static_cast<std::size_t>(frame);
+    if (direct) {
+      const RawChunk raw = ds.read_chunk(index, slot.payload());
+      h.kind = ipc::PayloadKind::kCompressedChunk;
+      h.codec = static_cast<std::uint32_t>(raw.codec.codec);
+      h.elem_size = static_cast<std::uint32_t>(raw.codec.elem_size);
+      h.block_size = static_cast<std::uint32_t>(raw.codec.block_elements);
+      h.bytes = raw.bytes;
+      return;
+    }
+    const std::size_t bytes = ds.info().frame_bytes();
+    if (bytes > slot.payload().size()) {
+      throw Error(ErrorCategory::kResource, "decoded frame of " + std::to_string(bytes) +
+                                                " bytes is larger than a frames " + "ring slot (" +
+                                                std::to_string(slot.payload().size()) + " bytes)");
+    }
+    ds.read_frame(index, slot.payload().first(bytes));
+    h.kind = ipc::PayloadKind::kFrame;
+    h.codec = static_cast<std::uint32_t>(decompress::Codec::kNone);
+    h.bytes = bytes;
+  }
+
+  bool push_failed(const Task& t, std::int64_t frame, const std::string& reason) {
+    auto slot = wait_slot(compressed_, t.job);
+    if (!slot) return false;
+    fill_identity(slot->header(), t, frame);
+    slot->header().status = ipc::SlotStatus::kFailed;
+    slot->header().set_reason(reason);
+    slot->commit();
+    ++rt_.counters.failed;
+    ++rt_.counters.frames_out;
+    return true;
+  }
+
+  static std::string frame_reason(std::int64_t frame, const OpenDataset& d,
+                                  const std::string& what) {
+    const std::string dataset = d.dataset ? d.dataset->info().dataset : "";
+    return daemon::frame_reason(frame, d.file, dataset, what);
+  }
+
+  daemon::StageRuntime& rt_;
+  ipc::Ring compressed_;
+  ipc::Ring frames_;
+  std::deque<Task> tasks_;
+  std::list<OpenDataset> open_;
+  Clock::duration busy_{};
+};
+
+}  // namespace
+
+int run_source_stage(daemon::StageRuntime& rt) {
+  SourceStage stage(rt);
+  return stage.run();
+}
+
+}  // namespace azflow::source
