@@ -1,0 +1,56 @@
+#pragma once
+// azflowctl's side of JSON protocol v1 (docs/protocol.md): one request, one response, bounded
+// wait.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "base/error.hpp"
+
+namespace azflow::ctl {
+
+/// The daemon answered {"ok": false}: it refused the request.
+class RequestRefused : public Error {
+ public:
+  RequestRefused(std::string field, const std::string& message)
+      : Error(ErrorCategory::kConfig,
+              "azflowd refused the request: " + (field.empty() ? message : field + ": " + message)),
+        field_(std::move(field)) {}
+  /// JSON path of the offending request field ("" = the whole request).
+  [[nodiscard]] const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
+/// A DEALER connection to azflowd's control endpoint. Not thread-safe (one socket).
+class ControlClient {
+ public:
+  /// Connects (lazily, as ZeroMQ does) to `endpoint`; `timeout` bounds each request.
+  ControlClient(std::string endpoint, std::chrono::milliseconds timeout);
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+
+  /// Sends `request` (a JSON object with "verb" and its fields; "v" and "id" are added) and
+  /// returns the response's "result". Throws azflow::Error (kIo) naming the endpoint when nothing
+  /// answers within the timeout (or, for ipc://, no socket file exists) or the reply is not v1
+  /// JSON; RequestRefused when the daemon answers with an error.
+  nlohmann::json call(nlohmann::json request);
+
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  [[noreturn]] void no_answer(const std::string& why) const;
+
+  std::string endpoint_;
+  std::chrono::milliseconds timeout_;
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::int64_t next_id_ = 1;
+};
+
+}  // namespace azflow::ctl
