@@ -259,7 +259,12 @@ JobRecord read_job(const auto& s) {
   JobRecord job;
   job.id = s.integer(0);
   job.state = parse_job_state(s.text(1)).value_or(JobState::kFailed);
-  job.spec = job_spec_from_json(nlohmann::json::parse(s.text(2)));
+  try {
+    job.spec = job_spec_from_json(nlohmann::json::parse(s.text(2)));
+  } catch (const std::exception& e) {  // written by add_job: only a damaged database gets here
+    throw Error(ErrorCategory::kInternal,
+                "job " + std::to_string(job.id) + ": stored spec does not parse: " + e.what());
+  }
   job.output_path = s.text(3);
   job.frames_total = s.integer(4);
   job.frames_done = s.integer(5);
