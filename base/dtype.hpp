@@ -51,6 +51,24 @@ constexpr std::optional<DType> dtype_from_name(std::string_view name) noexcept {
   return std::nullopt;
 }
 
+/// The value detectors write into gap and dead pixels of unsigned integer frames — the type's
+/// maximum (Dectris EIGER: 0xFFFFFFFF for uint32, 0xFFFF for uint16) — which is azflow's default
+/// dummy, as pyFAI users set it. nullopt for signed and floating-point types.
+constexpr std::optional<double> default_dummy(DType t) noexcept {
+  switch (t) {
+    case DType::kUint8:
+      return 255.0;
+    case DType::kUint16:
+      return 65535.0;
+    case DType::kUint32:
+      return 4294967295.0;
+    case DType::kInt32:
+    case DType::kFloat32:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 /// A read-only view of one frame: `rows` x `cols` elements of `dtype`, row-major, contiguous
 /// (rows = slow axis = pyFAI's dim1, cols = fast axis = dim2). Does not own `data`.
 struct FrameView {

@@ -83,21 +83,6 @@ std::optional<std::size_t> parse_index(std::string_view text) {
   return value;
 }
 
-/// The default dummy: the dtype's maximum for unsigned integer data.
-std::optional<double> default_dummy(DType dtype) {
-  switch (dtype) {
-    case DType::kUint8:
-      return 255.0;
-    case DType::kUint16:
-      return 65535.0;
-    case DType::kUint32:
-      return 4294967295.0;
-    case DType::kInt32:
-    case DType::kFloat32:
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
 
 std::optional<std::pair<double, double>> to_range(const std::vector<double>& values) {
   if (values.size() != 2) return std::nullopt;

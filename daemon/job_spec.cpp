@@ -110,21 +110,6 @@ Enum parse_enum(const ObjectReader& r, std::string_view key, const std::string& 
   return *value;
 }
 
-/// The default dummy of `azflow integrate`: the dtype's maximum for unsigned integer data.
-std::optional<double> default_dummy(DType dtype) {
-  switch (dtype) {
-    case DType::kUint8:
-      return 255.0;
-    case DType::kUint16:
-      return 65535.0;
-    case DType::kUint32:
-      return 4294967295.0;
-    case DType::kInt32:
-    case DType::kFloat32:
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
 
 void read_dummy(const ObjectReader& r, JobSpec& spec) {
   const json* v = r.find("dummy");
