@@ -656,6 +656,7 @@ void Daemon::handle_result(const ipc::ReadSlot& slot) {
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return;  // finished or cancelled job: a redone frame, ignored
   ActiveJob& job = it->second;
+  if (!job.axes) poll_stages();  // the worker sent plan_axes before this frame's result
   const auto payload = slot.payload();
   std::string reason(h.reason_view());
   if (h.status != ipc::SlotStatus::kOk &&
