@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""azflowd end to end vs `azflow integrate` vs pyFAI, side by side on one EIGER series.
+
+    /usr/bin/python3 bench/daemon/pipeline_bench.py --master DIR/NAME_master.h5 --poni NAME.poni \\
+        --azflowd build-daemon/daemon/azflowd --azflow build-daemon/cli/azflow \\
+        [--workers 2] [--threads 2] [--repeats 3] [--pyfai-frames 50] --json out.json
+
+Every path integrates the same frames with the same settings: 1D, 1000 bins, q_nm^-1, no pixel
+splitting, solid angle, Poisson error model, dummy = 0xFFFFFFFF (detector gaps).
+
+- azflowd: a fresh daemon (own instance, state and runtime folders in a temporary directory,
+  `workers` decompress + `workers` integrate processes); time from sending `enqueue` to the job
+  being final (output file complete and renamed), polled every 10 ms. The first job of a fresh
+  daemon also pays for starting the stage processes and creating the rings: that is included.
+- azflow integrate: one process, `threads` worker threads, wall time of the whole command.
+- pyFAI 0.21: reading and decompressing each frame with h5py (HDF5's bitshuffle filter plugin)
+  and integrate1d(method=("no", "csr", "cython")) with OMP_NUM_THREADS = threads, timed per
+  frame over `pyfai_frames` frames after one warm-up frame (which builds pyFAI's CSR matrix) --
+  reusing bench/integrate/pyfai_bench.py's frame reader and integrator set-up. pyFAI decodes at
+  a few frames/s, so it runs on fewer frames; frames/s compare per-frame throughput.
+Peak memory: the largest sum over the process tree of PSS (proportional set size, so shared
+memory rings are counted once), sampled every 20 ms from /proc/<pid>/smaps_rollup.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integrate"))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--master", required=True)
+    p.add_argument("--poni", required=True)
+    p.add_argument("--azflowd", required=True)
+    p.add_argument("--azflow", required=True)
+    p.add_argument("--workers", type=int, default=2, help="azflowd decompress = integrate workers")
+    p.add_argument("--threads", type=int, default=2, help="azflow integrate / pyFAI threads")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--pyfai-frames", type=int, default=50)
+    p.add_argument("--npt", type=int, default=1000)
+    p.add_argument("--rings", default="compressed_slots = 16\nframes_slots = 8\nresults_slots = 64",
+                   help="[rings] section of the daemon's config")
+    p.add_argument("--json", required=True)
+    p.add_argument("--skip-pyfai", action="store_true")
+    return p.parse_args()
+
+
+# ---------------------------------------------------------------- memory sampling
+
+def tree(pid):
+    """pid and all its descendants."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Samples the PSS of a process tree in a thread; .peak_mib after stop()."""
+
+    def __init__(self, pid, period=0.02):
+        self.pid, self.period, self.peak = pid, period, 0
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running:
+            self.peak = max(self.peak, sum(pss_kib(p) for p in tree(self.pid)))
+            time.sleep(self.period)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        return self.peak / 1024.0
+
+
+# ---------------------------------------------------------------- azflow integrate
+
+def run_azflow(args, frames, workdir):
+    out = os.path.join(workdir, "azflow_out.h5")
+    cmd = [args.azflow, "integrate", args.master, "--poni", args.poni, "--npt", str(args.npt),
+           "--unit", "q_nm^-1", "--error-model", "poisson", "--threads", str(args.threads),
+           "--quiet", "--overwrite", "-o", out]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    mem = PeakMemory(proc.pid)
+    code = proc.wait()
+    elapsed = time.perf_counter() - t0
+    peak = mem.stop()
+    if code != 0:
+        raise SystemExit(f"azflow integrate failed with {code}")
+    return dict(seconds=elapsed, fps=frames / elapsed, peak_mib=peak)
+
+
+# ---------------------------------------------------------------- azflowd
+
+class Client:
+    def __init__(self, endpoint):
+        import zmq
+        self.zmq = zmq
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.next_id = 0
+
+    def call(self, request, timeout_ms=10000):
+        self.next_id += 1
+        request = dict(request, v=1, id=self.next_id)
+        self.sock.send_string(json.dumps(request))
+        if not self.sock.poll(timeout_ms):
+            return None
+        return json.loads(self.sock.recv_string())
+
+    def close(self):
+        self.sock.close()
+        self.ctx.term()
+
+
+def run_azflowd(args, frames, workdir, repeat):
+    base = os.path.join(workdir, f"d{repeat}")
+    os.makedirs(base, exist_ok=True)
+    config = os.path.join(base, "azflowd.toml")
+    with open(config, "w") as f:
+        f.write(f"log_level = \"warn\"\n[rings]\n{args.rings}\n")
+    instance = f"bench{os.getpid()}_{repeat}"
+    daemon = subprocess.Popen([args.azflowd, "--config", config, "--instance", instance,
+                               "--state-dir", os.path.join(base, "state"),
+                               "--runtime-dir", os.path.join(base, "run"),
+                               "--workers", str(args.workers),
+                               "--integrate-workers", str(args.workers)])
+    mem = PeakMemory(daemon.pid)
+    client = Client(f"ipc://{base}/run/{instance}.control")
+    try:
+        for _ in range(500):
+            if client.call({"verb": "status"}, 200) is not None:
+                break
+        with open(args.poni) as f:
+            poni_text = f.read()
+        out = os.path.join(base, "azflowd_out.h5")
+        spec = dict(datasets=[os.path.abspath(args.master)], poni_path=os.path.abspath(args.poni),
+                    poni_text=poni_text, output_path=out,
+                    settings=dict(npt_rad=args.npt, unit="q_nm^-1", error_model="poisson"))
+        t0 = time.perf_counter()
+        reply = client.call({"verb": "enqueue", "spec": spec})
+        job_id = reply["result"]["job_id"]
+        while True:
+            job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
+            if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
+                break
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        status = client.call({"verb": "status"})["result"]["daemon"]
+    finally:
+        client.close()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        peak = mem.stop()
+    if job["state"] != "succeeded" or job["frames_done"] != frames:
+        raise SystemExit(f"azflowd job ended {job}")
+    busy = {f"{s['role']}/{s['worker']}": round(s["counters"]["busy_s"], 2)
+            for s in status["stages"]}
+    shutil.rmtree(base, ignore_errors=True)
+    return dict(seconds=elapsed, fps=frames / elapsed, peak_mib=peak, stage_busy_s=busy)
+
+
+# ---------------------------------------------------------------- pyFAI
+
+def run_pyfai(args):
+    """Runs this script's pyFAI part in a child with OMP_NUM_THREADS set (pyfai_bench's rule)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    code = ("import json,sys; sys.path.insert(0, %r); import pipeline_bench as b; "
+            "print(json.dumps(b.pyfai_end_to_end(%r, %r, %d, %d)))"
+            % (HERE, args.master, args.poni, args.pyfai_frames, args.npt))
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    mem = PeakMemory(proc.pid)
+    out, _ = proc.communicate()
+    peak = mem.stop()
+    if proc.returncode != 0:
+        raise SystemExit("pyFAI run failed")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["peak_mib"] = peak
+    return result
+
+
+def pyfai_end_to_end(master, poni, frames, npt):
+    """Per frame: h5py read (bitshuffle plugin decompresses) + integrate1d; after one warm-up."""
+    import numpy
+    import pyFAI
+    import pyfai_bench
+    source = pyfai_bench.H5Frames(master)
+    ai = pyFAI.load(poni)
+    dummy = float(numpy.iinfo(source.dtype).max) if source.dtype.kind == "u" else None
+    call = pyfai_bench.integrate_call(ai, "1d_no", npt, 360, dummy)
+    call(source[0])
+    times = []
+    t_all = time.perf_counter()
+    for i in range(1, frames + 1):
+        t0 = time.perf_counter()
+        call(source[i])
+        times.append(time.perf_counter() - t0)
+    total = time.perf_counter() - t_all
+    return dict(frames=frames, seconds=total, fps=frames / total,
+                median_frame_s=statistics.median(times), pyfai_version=pyFAI.version)
+
+
+# ---------------------------------------------------------------- main
+
+def frame_count(master):
+    import h5py
+    with h5py.File(master, "r") as f:
+        group = f["/entry/data"]
+        return sum(group[k].shape[0] for k in group if k.startswith("data_"))
+
+
+def median_of(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def main():
+    args = parse_args()
+    frames = frame_count(args.master)
+    workdir = tempfile.mkdtemp(prefix="azflow-pipeline-bench-")
+    try:
+        daemon_runs, azflow_runs = [], []
+        for r in range(args.repeats):  # interleaved, so both see the same machine state
+            azflow_runs.append(run_azflow(args, frames, workdir))
+            print(f"  azflow integrate  {azflow_runs[-1]['seconds']:7.2f} s  "
+                  f"{azflow_runs[-1]['fps']:7.1f} frames/s  peak {azflow_runs[-1]['peak_mib']:7.0f} MiB",
+                  flush=True)
+            daemon_runs.append(run_azflowd(args, frames, workdir, r))
+            print(f"  azflowd           {daemon_runs[-1]['seconds']:7.2f} s  "
+                  f"{daemon_runs[-1]['fps']:7.1f} frames/s  peak {daemon_runs[-1]['peak_mib']:7.0f} MiB"
+                  f"  busy {daemon_runs[-1]['stage_busy_s']}", flush=True)
+        pyfai = None if args.skip_pyfai else run_pyfai(args)
+        if pyfai:
+            print(f"  pyFAI             {pyfai['seconds']:7.2f} s  {pyfai['fps']:7.1f} frames/s  "
+                  f"peak {pyfai['peak_mib']:7.0f} MiB  ({pyfai['frames']} frames)", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary = dict(
+        frames=frames, master=os.path.abspath(args.master), workers=args.workers,
+        threads=args.threads, npt=args.npt, rings=args.rings, host=platform.node(),
+        cpu_count=os.cpu_count(), date=time.strftime("%Y-%m-%d"),
+        azflowd=dict(runs=daemon_runs, median_fps=median_of(daemon_runs, "fps"),
+                     median_s=median_of(daemon_runs, "seconds"),
+                     median_peak_mib=median_of(daemon_runs, "peak_mib")),
+        azflow_integrate=dict(runs=azflow_runs, median_fps=median_of(azflow_runs, "fps"),
+                              median_s=median_of(azflow_runs, "seconds"),
+                              median_peak_mib=median_of(azflow_runs, "peak_mib")),
+        pyfai=pyfai)
+    d, a = summary["azflowd"], summary["azflow_integrate"]
+    summary["ratio_azflowd_vs_azflow"] = d["median_fps"] / a["median_fps"]
+    print(f"\n{frames} frames, {args.repeats} repeats (medians)")
+    print(f"  azflowd          {d['median_fps']:8.1f} frames/s  {d['median_s']:7.2f} s  "
+          f"peak {d['median_peak_mib']:7.0f} MiB")
+    print(f"  azflow integrate {a['median_fps']:8.1f} frames/s  {a['median_s']:7.2f} s  "
+          f"peak {a['median_peak_mib']:7.0f} MiB")
+    print(f"  azflowd / azflow integrate = {summary['ratio_azflowd_vs_azflow']:.3f}")
+    if pyfai:
+        summary["ratio_azflowd_vs_pyfai"] = d["median_fps"] / pyfai["fps"]
+        print(f"  pyFAI            {pyfai['fps']:8.1f} frames/s ({pyfai['frames']} frames)  "
+              f"peak {pyfai['peak_mib']:7.0f} MiB")
+        print(f"  azflowd / pyFAI = {summary['ratio_azflowd_vs_pyfai']:.1f}x")
+    with open(args.json, "w") as f:
+        json.dump(summary, f, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
