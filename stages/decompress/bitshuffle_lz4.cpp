@@ -2,6 +2,7 @@
 
 #include <lz4.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <string>
@@ -26,9 +27,11 @@ std::span<std::byte> scratch(std::size_t bytes) {
   return {buffer.data(), bytes};
 }
 
-// Reads the block at in[pos], decodes and un-shuffles it into `out`; returns the new position.
+// Reads the block at in[pos], decodes it into `tmp` (at least out.size() bytes, small enough to
+// stay in L1) and un-shuffles it into `out`; returns the new position.
 std::size_t decode_block(std::span<const std::byte> in, std::size_t pos, std::size_t index,
-                         std::span<std::byte> out, std::size_t elem_size, SimdLevel level) {
+                         std::span<std::byte> out, std::span<std::byte> tmp,
+                         const BlockUnshuffler& unshuffle) {
   const auto name = [index] { return "block " + std::to_string(index); };  // only on errors
   if (in.size() - pos < 4) {
     fail(name() + ": truncated before its size field (" + bytes_str(in.size() - pos) + " left)");
@@ -40,7 +43,6 @@ std::size_t decode_block(std::span<const std::byte> in, std::size_t pos, std::si
          bytes_str(in.size() - pos) + " left)");
   }
   if (stored > INT_MAX || out.size() > INT_MAX) fail(name() + ": block too large for LZ4");
-  const std::span<std::byte> tmp = scratch(out.size());
   const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data() + pos),
                                       reinterpret_cast<char*>(tmp.data()), static_cast<int>(stored),
                                       static_cast<int>(out.size()));
@@ -49,7 +51,7 @@ std::size_t decode_block(std::span<const std::byte> in, std::size_t pos, std::si
     fail(name() + ": decodes to " + bytes_str(static_cast<std::size_t>(got)) + ", expected " +
          bytes_str(out.size()));
   }
-  bitunshuffle_block(tmp, out, elem_size, level);
+  unshuffle(tmp.first(out.size()), out);
   return pos + static_cast<std::size_t>(stored);
 }
 
@@ -86,15 +88,17 @@ void decode_bitshuffle_lz4(std::span<const std::byte> in, std::span<std::byte> o
   }
   const std::size_t n = raw / elem_size;
   const std::size_t block_bytes = block_elems * elem_size;
+  const std::span<std::byte> tmp = scratch(std::min(block_bytes, raw));
+  const BlockUnshuffler unshuffle(elem_size, level, store_mode_for(raw));
   std::size_t pos = kBitshuffleLz4HeaderBytes;
   std::size_t done = 0;
   std::size_t index = 0;
   for (; index < n / block_elems; ++index, done += block_bytes) {
-    pos = decode_block(in, pos, index, out.subspan(done, block_bytes), elem_size, level);
+    pos = decode_block(in, pos, index, out.subspan(done, block_bytes), tmp, unshuffle);
   }
   const std::size_t last_bytes = (n % block_elems) / 8 * 8 * elem_size;
   if (last_bytes > 0) {
-    pos = decode_block(in, pos, index, out.subspan(done, last_bytes), elem_size, level);
+    pos = decode_block(in, pos, index, out.subspan(done, last_bytes), tmp, unshuffle);
     done += last_bytes;
   }
   const std::size_t tail = raw - done;  // fewer than 8 elements, stored raw

@@ -31,8 +31,10 @@ inline constexpr std::size_t kBitshuffleLz4HeaderBytes = 12;
 /// LZ4_decompress_safe; every size in the chunk is checked against what arrived and against
 /// `out`. Throws azflow::Error (kInput) naming the block on any inconsistency (truncated chunk,
 /// wrong raw or block size, a block that overruns, an LZ4 error, trailing bytes); `out` is then
-/// partly written and must not be used. Uses a per-thread scratch block that grows to at most
-/// one block (<= out.size()) and is reused.
+/// partly written and must not be used. Each block is decoded into a per-thread scratch block
+/// (grows to at most one block, <= out.size(), and is reused; 8 KB by default, so it stays in L1)
+/// and un-shuffled from there into `out` by one BlockUnshuffler, with streaming stores when
+/// `out` is at least kStreamingMinBytes (store_mode_for); the stores are fenced before return.
 void decode_bitshuffle_lz4(std::span<const std::byte> in, std::span<std::byte> out,
                            std::size_t elem_size, SimdLevel level = best_simd_level());
 

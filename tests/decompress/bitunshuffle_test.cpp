@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/error.hpp"
@@ -39,8 +41,11 @@ std::vector<std::byte> random_bytes(std::size_t n, unsigned seed) {
   return v;
 }
 
+constexpr SimdLevel kLevels[] = {SimdLevel::kScalar, SimdLevel::kSse2, SimdLevel::kAvx2,
+                                 SimdLevel::kAvx2Gfni};
+
 TEST(Bitunshuffle, EveryLevelUndoesTheReferenceShuffle) {
-  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kSse2, SimdLevel::kAvx2}) {
+  for (SimdLevel level : kLevels) {
     if (!simd_level_supported(level)) continue;
     for (std::size_t es : {1, 2, 3, 4, 8}) {
       // Element counts covering: one column, vector-width multiples, and scalar tails.
@@ -50,6 +55,55 @@ TEST(Bitunshuffle, EveryLevelUndoesTheReferenceShuffle) {
         std::vector<std::byte> out(original.size());
         bitunshuffle_block(shuffled, out, es, level);
         ASSERT_EQ(out, original) << simd_level_name(level) << " es=" << es << " n=" << n;
+      }
+    }
+  }
+}
+
+// Streaming (non-temporal) stores take 32- or 16-byte aligned outputs and fall back to ordinary
+// stores otherwise; every alignment must give the same bytes and write nothing outside `out`.
+TEST(Bitunshuffle, StreamingStoresAtEveryAlignment) {
+  for (SimdLevel level : kLevels) {
+    if (!simd_level_supported(level)) continue;
+    for (std::size_t es : {1, 2, 3, 4}) {
+      for (std::size_t n : {8, 256, 264, 2048, 2056}) {
+        const auto original = random_bytes(n * es, static_cast<unsigned>(n * 7 + es));
+        const auto shuffled = shuffle_reference(original, es);
+        for (std::size_t offset : {0, 1, 8, 16, 32, 48}) {
+          std::vector<std::byte> buffer(original.size() + 128, std::byte{0xA5});
+          const auto base = reinterpret_cast<std::uintptr_t>(buffer.data());
+          const std::size_t start = (64 - base % 64) % 64 + offset;  // 64-aligned + offset
+          const std::span<std::byte> out(buffer.data() + start, original.size());
+          {
+            const BlockUnshuffler unshuffle(es, level, StoreMode::kStreaming);
+            unshuffle(shuffled, out);
+          }
+          const std::string what = std::string(simd_level_name(level)) +
+                                   " es=" + std::to_string(es) + " n=" + std::to_string(n) +
+                                   " offset=" + std::to_string(offset);
+          ASSERT_TRUE(std::equal(out.begin(), out.end(), original.begin())) << what;
+          for (std::size_t i = 0; i < buffer.size(); ++i) {
+            if (i < start || i >= start + out.size()) {
+              ASSERT_EQ(buffer[i], std::byte{0xA5}) << what << " wrote outside at " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Bitunshuffle, OneUnshufflerForManyBlocks) {
+  const std::size_t es = 4, n = 2048;
+  for (SimdLevel level : kLevels) {
+    if (!simd_level_supported(level)) continue;
+    for (StoreMode mode : {StoreMode::kCached, StoreMode::kStreaming}) {
+      const BlockUnshuffler unshuffle(es, level, mode);
+      for (unsigned seed = 0; seed < 4; ++seed) {
+        const auto original = random_bytes(n * es, seed);
+        std::vector<std::byte> out(original.size());
+        unshuffle(shuffle_reference(original, es), out);
+        ASSERT_EQ(out, original) << simd_level_name(level) << " seed " << seed;
       }
     }
   }
@@ -89,6 +143,9 @@ TEST(Bitunshuffle, RejectsSizesThatAreNotWholeColumns) {
   EXPECT_THROW(bitunshuffle_block(in2, out2, 1), Error);
   EXPECT_THROW(bitunshuffle(in2, out2, 1, 0), Error);
   EXPECT_THROW(bitunshuffle(in, out, 1, 12), Error);  // block not a multiple of 8
+  EXPECT_THROW(BlockUnshuffler(0), Error);
+  const BlockUnshuffler unshuffle(1);
+  EXPECT_THROW(unshuffle(in2, out2), Error);
 }
 
 }  // namespace

@@ -8,9 +8,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -67,7 +69,8 @@ void check_case(const Case& c) {
   ASSERT_EQ(reference, data);  // HDF5 round trip sanity
   for (std::size_t f = 0; f < 3; ++f) {
     const auto chunk = test::read_raw_chunk(file, "/data", f);
-    for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kSse2, SimdLevel::kAvx2}) {
+    for (SimdLevel level :
+         {SimdLevel::kScalar, SimdLevel::kSse2, SimdLevel::kAvx2, SimdLevel::kAvx2Gfni}) {
       if (!simd_level_supported(level)) continue;
       std::vector<std::byte> out(frame_bytes);
       decode(params_for(c), chunk, out, level);
@@ -97,6 +100,37 @@ TEST(DecodeVsH5Dread, BitshuffleLz4ExplicitBlock) {
   check_case({"bslz4_u16_b4096", H5T_NATIVE_UINT16, 37, 53, test::kBitshuffleFilter, {4096, 2}});
   check_case(
       {"bslz4_u32_noise", H5T_NATIVE_UINT32, 37, 53, test::kBitshuffleFilter, {64, 2}, true});
+}
+
+// Frames of at least kStreamingMinBytes are written with streaming stores; decode one into
+// outputs of every alignment the kernels distinguish (32, 16, other) for every level.
+TEST(DecodeVsH5Dread, BitshuffleLz4LargeFrameStreamingStores) {
+  for (auto [type, cols] : {std::pair{H5T_NATIVE_UINT32, std::size_t{1031}},
+                            std::pair{H5T_NATIVE_UINT16, std::size_t{2063}}}) {
+    const std::size_t es = H5Tget_size(type), rows = 1030;
+    const std::size_t frame_bytes = rows * cols * es;
+    ASSERT_EQ(store_mode_for(frame_bytes), StoreMode::kStreaming);
+    DatasetSpec spec{"/data", type, 1, rows, cols, {}, test::kBitshuffleFilter, {0, 2}};
+    const auto data = test::make_frames(frame_bytes, es, 23);
+    const fs::path file = temp_file("bslz4_large_" + std::to_string(es));
+    fs::remove(file);
+    test::write_dataset(file, spec, data.data());
+    const auto reference = test::h5_read_all(file, "/data");
+    const auto chunk = test::read_raw_chunk(file, "/data", 0);
+    std::vector<std::byte> buffer(frame_bytes + 64);
+    const auto base = reinterpret_cast<std::uintptr_t>(buffer.data());
+    for (std::size_t offset : {0, 16, 4}) {
+      const std::span<std::byte> out(buffer.data() + (32 - base % 32) % 32 + offset, frame_bytes);
+      for (SimdLevel level :
+           {SimdLevel::kScalar, SimdLevel::kSse2, SimdLevel::kAvx2, SimdLevel::kAvx2Gfni}) {
+        if (!simd_level_supported(level)) continue;
+        std::fill(out.begin(), out.end(), std::byte{0});
+        decode({Codec::kBitshuffleLz4, es, 0}, chunk, out, level);
+        ASSERT_TRUE(std::equal(out.begin(), out.end(), reference.begin()))
+            << "es " << es << " offset " << offset << " level " << simd_level_name(level);
+      }
+    }
+  }
 }
 
 TEST(DecodeVsH5Dread, BitshuffleWithoutCompression) {
