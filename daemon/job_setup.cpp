@@ -105,6 +105,27 @@ reduce::NexusLayout layout_from_axes_json(const nlohmann::json& axes, std::strin
   return layout;
 }
 
+std::string plan_cache_key(const JobSpec& spec, const source::DatasetInfo& info) {
+  nlohmann::json j = to_json(spec);
+  for (const char* unrelated : {"datasets", "output_path", "mode", "poni_path"}) j.erase(unrelated);
+  for (const std::string* image : {&spec.mask_path, &spec.dark_path, &spec.flat_path}) {
+    std::error_code ec;
+    const std::filesystem::path file = image->substr(0, image->find("::"));
+    const auto size = image->empty() ? 0 : std::filesystem::file_size(file, ec);
+    const auto time = image->empty() ? std::filesystem::file_time_type{}
+                                     : std::filesystem::last_write_time(file, ec);
+    j["image_stamps"].push_back({size, time.time_since_epoch().count()});
+  }
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a 64
+  if (spec.use_file_mask && info.pixel_mask) {
+    for (const std::uint32_t v : *info.pixel_mask)
+      hash = (hash ^ (v != 0 ? 1u : 0u)) * 1099511628211ull;
+  }
+  j["pixel_mask_hash"] = hash;
+  j["shape"] = {info.rows, info.cols, static_cast<int>(info.dtype)};
+  return j.dump();
+}
+
 std::size_t spec_bins(const JobSpec& spec) noexcept {
   const std::size_t azim = spec.settings.npt_azim > 0 ? spec.settings.npt_azim : 1;
   return azim * spec.settings.npt_rad;

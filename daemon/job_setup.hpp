@@ -42,6 +42,12 @@ integrate::Corrections load_job_corrections(const JobSpec& spec, const source::D
 std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
                                                       const source::DatasetInfo& info);
 
+/// A key under which a job's plan may be cached and shared with other jobs: everything the plan
+/// depends on (PONI text, settings, dummy rule, mask/dark/flat paths with their size and mtime,
+/// whether the detector mask is used and a 64-bit FNV-1a hash of it, the frame shape and dtype),
+/// nothing it does not (datasets, output, mode).
+std::string plan_cache_key(const JobSpec& spec, const source::DatasetInfo& info);
+
 /// The output axes of a plan as JSON: {"unit", "radial_centers", "radial_edges",
 /// "azimuthal_centers", "azimuthal_edges", "with_errors", "bins"}; what an integrate worker sends
 /// the daemon so that the daemon never has to build a plan itself.

@@ -84,7 +84,7 @@ class IntegrateStage {
     try {
       const daemon::JobSpec spec = daemon::job_spec_from_json(reply->at("spec"));
       source::Dataset dataset = daemon::open_job_dataset(spec);
-      auto plan = daemon::build_job_plan(spec, dataset.info());
+      auto plan = cached_plan(spec, dataset.info());
       rt_.link.send({{"type", "plan_axes"}, {"job", job}, {"axes", daemon::plan_axes_json(*plan)}});
       p.integrator = std::make_unique<CpuIntegrator>(std::move(plan));
     } catch (const std::exception& e) {
@@ -92,6 +92,22 @@ class IntegrateStage {
       spdlog::error("integrate: {}", p.error);
     }
     return p;
+  }
+
+  /// The plan for `spec` on `info`: from the cache when an earlier job had the same inputs, else
+  /// built and cached (LRU, kMaxCachedPlans).
+  std::shared_ptr<const Plan> cached_plan(const daemon::JobSpec& spec,
+                                          const source::DatasetInfo& info) {
+    const std::string key = daemon::plan_cache_key(spec, info);
+    for (auto it = plan_cache_.begin(); it != plan_cache_.end(); ++it) {
+      if (it->first == key) {
+        plan_cache_.splice(plan_cache_.begin(), plan_cache_, it);
+        return plan_cache_.front().second;
+      }
+    }
+    plan_cache_.emplace_front(key, daemon::build_job_plan(spec, info));
+    if (plan_cache_.size() > kMaxCachedPlans) plan_cache_.pop_back();
+    return plan_cache_.front().second;
   }
 
   /// Fills `out` from `in`; false if the frame failed here.
@@ -142,6 +158,7 @@ class IntegrateStage {
   ipc::Ring frames_;
   ipc::Ring results_;
   std::list<JobPlan> plans_;
+  std::list<std::pair<std::string, std::shared_ptr<const Plan>>> plan_cache_;
   BinSums sums_;
   Clock::duration busy_{};
 };

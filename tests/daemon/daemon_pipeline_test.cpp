@@ -95,8 +95,9 @@ TEST_F(DaemonTest, FixtureJobMatchesPyFaiAndIsPublishedLive) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // PUB/SUB join
 
   const std::string master = (kCliFixtures / "pilatus_master.h5").string();
-  const std::int64_t id = enqueue(client, job_spec({master}, out()));
+  const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, out());
   ASSERT_GT(id, 0);
+  EXPECT_EQ(ctl_wait(daemon.endpoint(), id), 0);
   const json job = wait_job(client, id);
   ASSERT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon.log();
   EXPECT_EQ(job.value("frames_done", 0), 3);
@@ -143,8 +144,9 @@ TEST_F(DaemonTest, TwoDatasetsAtOnceSplitAndBulk) {
   reference_integrate(b, out("b_ref.h5"));
   DaemonProcess daemon(space_, 2);
   ControlClient client(daemon.endpoint());
-  const std::int64_t ja = enqueue(client, job_spec({a}, out("a.h5"), "split"));
-  const std::int64_t jb = enqueue(client, job_spec({b}, out("b.h5"), "bulk"));
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t ja = ctl_enqueue(daemon.endpoint(), a, out("a.h5"), "split");
+  const std::int64_t jb = ctl_enqueue(daemon.endpoint(), b, out("b.h5"), "bulk");
   ASSERT_GT(ja, 0);
   ASSERT_GT(jb, 0);
   EXPECT_EQ(wait_job(client, ja).value("state", ""), "succeeded") << daemon.log();
@@ -158,7 +160,9 @@ TEST_F(DaemonTest, CorruptChunkFailsOnlyThatFrame) {
   reference_integrate(master, out("ref.h5"));
   DaemonProcess daemon(space_, 2);
   ControlClient client(daemon.endpoint());
-  const std::int64_t id = enqueue(client, job_spec({master}, out()));
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, out());
+  EXPECT_EQ(ctl_wait(daemon.endpoint(), id), 3);  // warning
   const json job = wait_job(client, id);
   EXPECT_EQ(job.value("state", ""), "warning") << job.dump();
   EXPECT_EQ(job.value("frames_failed", 0), 1);
@@ -255,6 +259,32 @@ TEST_F(DaemonTest, FullRingsWithASlowWriterLoseNothing) {
   expect_same_as_reference(out(), out("ref.h5"));
 }
 
+TEST_F(DaemonTest, CancelMidJobLeavesAPartialFileAndTheNextJobRuns) {
+  const std::string master = make_series(space_, "x", 300);
+  DaemonProcess daemon(space_, 2, "", {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "5"}});
+  ControlClient client(daemon.endpoint());
+  const std::int64_t id = enqueue(client, job_spec({master}, out()));
+  ASSERT_TRUE(
+      wait_until(client, id, [](const json& j) { return j.value("frames_done", 0) >= 50; }));
+  const CommandResult r = run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " +
+                                      quote(daemon.endpoint()) + " cancel " + std::to_string(id));
+  EXPECT_EQ(r.code, 0) << r.output;
+  const json job = wait_job(client, id);
+  EXPECT_EQ(job.value("state", ""), "cancelled");
+  EXPECT_FALSE(fs::exists(out()));
+  ASSERT_TRUE(fs::exists(out() + ".partial"));
+  {
+    H5File f(out() + ".partial");
+    const auto I = f.doubles("/entry/integrate/I");
+    ASSERT_EQ(I.size(), 300 * kBins);
+    EXPECT_FALSE(std::isnan(I[100]));               // frame 0: its shard was done
+    EXPECT_TRUE(std::isnan(I[299 * kBins + 100]));  // the last frame never came
+  }
+  const std::string fixture = (kCliFixtures / "pilatus_master.h5").string();
+  const std::int64_t next = enqueue(client, job_spec({fixture}, out("next.h5")));
+  EXPECT_EQ(wait_job(client, next).value("state", ""), "succeeded") << daemon.log();
+}
+
 // ---------------------------------------------------------------- crashes
 
 /// Kills stage `role/0` with SIGKILL once the job is under way; the job must still complete with
@@ -267,7 +297,8 @@ void kill_stage_mid_job(TempSpace& space, const std::string& role) {
                        "[rings]\ncompressed_slots = 8\nframes_slots = 4\nresults_slots = 8\n",
                        {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "4"}});
   ControlClient client(daemon.endpoint());
-  const std::int64_t id = enqueue(client, job_spec({master}, out));
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, out);
   ASSERT_TRUE(wait_until(client, id, [](const json& j) {
     return j.value("frames_done", 0) >= 50 || is_final_state(j.value("state", ""));
   })) << daemon.log();

@@ -240,7 +240,31 @@ inline json job_spec(const std::vector<std::string>& datasets, const std::string
           {"mode", mode}};
 }
 
-/// Enqueues a job; returns its id (0 if refused).
+/// Enqueues a job with the real azflowctl (the job_spec() settings); returns its id (0 if
+/// azflowctl failed).
+inline std::int64_t ctl_enqueue(const std::string& endpoint, const std::string& master,
+                                const std::string& output, const std::string& mode = "split") {
+  const CommandResult r = run_command(
+      std::string(AZFLOWCTL_BIN) + " --endpoint " + quote(endpoint) + " enqueue " + quote(master) +
+      " --poni " + quote((kCliFixtures / "pilatus.poni").string()) +
+      " --npt 200 --unit q_nm^-1 --error-model poisson --mode " + mode + " -o " + quote(output));
+  EXPECT_EQ(r.code, 0) << r.output;
+  try {
+    return std::stoll(r.output.substr(r.output.find_first_of("0123456789")));
+  } catch (const std::exception&) {
+    ADD_FAILURE() << "no job id in: " << r.output;
+    return 0;
+  }
+}
+
+/// `azflowctl wait ID`: its exit code (0 succeeded, 3 warning, 4 failed, 5 cancelled).
+inline int ctl_wait(const std::string& endpoint, std::int64_t id) {
+  return run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " + quote(endpoint) + " wait " +
+                     std::to_string(id) + " --interval 0.02 --timeout 60")
+      .code;
+}
+
+/// Enqueues a spec directly over the control socket; returns its id (0 if refused).
 inline std::int64_t enqueue(ControlClient& client, const json& spec) {
   const json r = client.result({{"verb", "enqueue"}, {"spec", spec}});
   return r.value("job_id", std::int64_t{0});
