@@ -1,10 +1,14 @@
 // decode_bench MASTER.h5 [REPS]: single-thread decoding throughput on one dataset:
-//   azflow   Dataset::read_frame: direct chunk read (H5Dread_chunk) + azflow's bitshuffle-LZ4
+//   mapped   Dataset::read_frame (default options): the chunk decoded straight from the
+//            read-only mapping of the data file (zero-copy chunk path) + azflow's decoder
+//   fresh    the same with a new Dataset (so a new mapping: page faults included) each pass
+//   copy     Dataset::read_frame with map_files off: H5Dread_chunk copies the chunk, then decode
 //   decode   azflow's decoder alone on chunks held in memory, at the best SIMD level
 //   hdf5     Dataset::read_frame with force_hdf5_filter_path: H5Dread through the filter plugin
 //   lz4      liblz4 alone: LZ4_decompress_safe over the same LZ4 blocks into one L1-sized buffer
 //            (chunks in memory, no bit-unshuffle, the frame never written) — the goal's yardstick
-//   read     the direct chunk read alone (H5Dread_chunk into a buffer, no decoding)
+//   read     the chunk read alone (read_chunk into a buffer, no decoding): memcpy from the
+//            mapping, or H5Dread_chunk
 // and, for bitshuffle-LZ4, a breakdown built from the same blocks: streaming stores alone filling
 // the frame (write bandwidth), liblz4 + copying each decoded block into the frame (ordinary and
 // streaming stores; the bound for any decoder that writes the frame), and liblz4 +
@@ -13,6 +17,7 @@
 // All but the hdf5 path run round-robin, one pass over every frame each per repetition, so that
 // they share the machine's load (other processes, frequency) as evenly as possible; each row is
 // the median of REPS repetitions (default 5; the hdf5 path, ~30x slower, runs min(REPS, 5)).
+// A path's untimed `setup` (opening the fresh Dataset) runs before each of its passes.
 // Prints frames/s and GB/s of decoded output, and the ratios.
 
 #include <emmintrin.h>
@@ -25,7 +30,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.hpp"
@@ -108,15 +115,20 @@ double median(std::vector<double> v) {
 
 // One timed way of decoding every frame.
 struct Path {
+  Path(std::string n, std::function<void()> r, std::vector<double> s = {},
+       std::function<void()> before = {})
+      : name(std::move(n)), run(std::move(r)), seconds(std::move(s)), setup(std::move(before)) {}
   std::string name;
   std::function<void()> run;
   std::vector<double> seconds;
+  std::function<void()> setup;  // untimed, before each pass; may be empty
 };
 
 // Runs every path once per repetition, in turn; fills each one's `seconds`.
 void time_round_robin(int reps, std::vector<Path>& paths) {
   for (int r = 0; r < reps; ++r) {
     for (Path& p : paths) {
+      if (p.setup) p.setup();
       const auto t0 = Clock::now();
       p.run();
       p.seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
@@ -133,6 +145,9 @@ int main(int argc, char** argv) try {
   }
   const int reps = argc > 2 ? std::max(1, std::atoi(argv[2])) : 5;
   Dataset fast = Dataset::open(argv[1]);
+  azflow::source::OpenOptions copy_options;
+  copy_options.map_files = false;
+  Dataset copy = Dataset::open(argv[1], copy_options);
   azflow::source::OpenOptions slow_options;
   slow_options.force_hdf5_filter_path = true;
   Dataset slow = Dataset::open(argv[1], slow_options);
@@ -146,9 +161,14 @@ int main(int argc, char** argv) try {
   for (std::size_t i = 0; i < frames; ++i) {
     chunks[i].resize(fast.chunk_bytes(i));
     stored += fast.read_chunk(i, chunks[i]).bytes;
-    fast.read_frame(i, frame);  // also checks azflow == HDF5 on every frame
+    fast.read_frame(i, frame);  // also checks azflow (both paths) == HDF5 on every frame
     slow.read_frame(i, check);
     if (frame != check) throw azflow::Error(azflow::ErrorCategory::kInternal, "frames differ");
+    copy.read_frame(i, frame);
+    if (frame != check) throw azflow::Error(azflow::ErrorCategory::kInternal, "frames differ");
+  }
+  if (!fast.chunk_view(0) || copy.chunk_view(0)) {
+    throw azflow::Error(azflow::ErrorCategory::kInternal, "the mapped path is not in use");
   }
   const SimdLevel best = azflow::decompress::best_simd_level();
   std::printf("dataset %s: %zu frames %zu x %zu %s, codec %s, %.1f MB decoded/frame, ratio %.2f\n",
@@ -164,9 +184,24 @@ int main(int argc, char** argv) try {
       reps);
 
   std::vector<Path> paths;
-  paths.push_back({"azflow direct read + decode (read_frame)",
+  paths.push_back({"azflow mapped read + decode (read_frame)",
                    [&] {
                      for (std::size_t i = 0; i < frames; ++i) fast.read_frame(i, frame);
+                   },
+                   {}});
+  std::optional<Dataset> fresh;
+  paths.push_back({"azflow mapped read + decode, new mapping per pass",
+                   [&] {
+                     for (std::size_t i = 0; i < frames; ++i) fresh->read_frame(i, frame);
+                   },
+                   {},
+                   [&] {
+                     fresh.reset();
+                     fresh.emplace(Dataset::open(argv[1]));
+                   }});
+  paths.push_back({"azflow H5Dread_chunk read + decode (read_frame)",
+                   [&] {
+                     for (std::size_t i = 0; i < frames; ++i) copy.read_frame(i, frame);
                    },
                    {}});
   paths.push_back({"azflow decode only (chunks in memory)",
@@ -179,11 +214,17 @@ int main(int argc, char** argv) try {
   std::size_t largest = 0;
   for (const auto& c : chunks) largest = std::max(largest, c.size());
   std::vector<std::byte> chunk_buf(largest);
-  paths.push_back({"azflow direct chunk read alone (read_chunk)",
+  paths.push_back({"chunk read alone: memcpy from mapping (read_chunk)",
                    [&] {
                      for (std::size_t i = 0; i < frames; ++i) fast.read_chunk(i, chunk_buf);
                    },
                    {}});
+  paths.push_back({"chunk read alone: H5Dread_chunk (read_chunk)",
+                   [&] {
+                     for (std::size_t i = 0; i < frames; ++i) copy.read_chunk(i, chunk_buf);
+                   },
+                   {}});
+  const std::size_t kLz4Row = paths.size();
   const bool bslz4 = codec.codec == azflow::decompress::Codec::kBitshuffleLz4;
   std::vector<std::vector<Block>> blocks;
   alignas(64) static std::byte scratch[1 << 16];  // one decoded block, stays in L1
@@ -254,7 +295,7 @@ int main(int argc, char** argv) try {
                           {}}};
   time_round_robin(std::min(reps, 5), hdf5);
 
-  const double t_lz4 = bslz4 ? median(paths[3].seconds) : 0;
+  const double t_lz4 = bslz4 ? median(paths[kLz4Row].seconds) : 0;
   auto row = [&](const Path& p) {
     const double t = median(p.seconds);
     std::printf("  %-50s %7.1f frames/s  %6.2f GB/s", p.name.c_str(),
@@ -264,12 +305,16 @@ int main(int argc, char** argv) try {
   };
   for (const Path& p : paths) row(p);
   row(hdf5[0]);
-  const double t_azflow = median(paths[0].seconds), t_decode = median(paths[1].seconds);
-  std::printf("ratios: azflow/H5Dread %.2fx", median(hdf5[0].seconds) / t_azflow);
+  const double t_mapped = median(paths[0].seconds), t_fresh = median(paths[1].seconds);
+  const double t_copy = median(paths[2].seconds), t_decode = median(paths[3].seconds);
+  std::printf("ratios: azflow mapped/H5Dread %.2fx, mapped/H5Dread_chunk path %.3fx",
+              median(hdf5[0].seconds) / t_mapped, t_copy / t_mapped);
   if (t_lz4 > 0) {
     std::printf(
-        ", azflow read+decode / liblz4 alone %.0f%%, azflow decode only / liblz4 alone %.0f%%",
-        100 * t_lz4 / t_azflow, 100 * t_lz4 / t_decode);
+        "\n  / liblz4 alone: mapped read+decode %.1f%%, new mapping %.1f%%, H5Dread_chunk "
+        "read+decode %.1f%%, decode only %.1f%%",
+        100 * t_lz4 / t_mapped, 100 * t_lz4 / t_fresh, 100 * t_lz4 / t_copy,
+        100 * t_lz4 / t_decode);
   }
   std::printf("\n");
   return 0;

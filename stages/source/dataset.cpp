@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "stages/decompress/codec.hpp"
 #include "stages/source/h5.hpp"
+#include "stages/source/mapped_file.hpp"
 #include "stages/source/metadata.hpp"
 
 namespace azflow::source {
@@ -89,8 +90,22 @@ struct Part {
   std::size_t first = 0;  // global index of its first frame
   int rank = 3;
   bool direct = false;
+  bool mappable = false;  // direct, and chunks may be read from a mapping of `file`
   CodecParams codec;
   h5::Id fid, did;
+  std::vector<h5::ChunkLocation> locations;  // by local frame, cached once written (size > 0)
+  bool map_tried = false;
+  std::optional<MappedFile> map;
+  std::uint64_t base_address = 0;  // where chunk addresses count from (the user block size)
+
+  // A part not opened yet.
+  static Part named(fs::path file, std::string object, std::string via = {}) {
+    Part p;
+    p.file = std::move(file);
+    p.object = std::move(object);
+    p.via = std::move(via);
+    return p;
+  }
 
   [[nodiscard]] std::string where() const {
     return "file " + quoted(file) + ", dataset " + object + (via.empty() ? "" : " (" + via + ")");
@@ -148,6 +163,8 @@ struct Dataset::Impl {
         chunked && (rank == 2 || chunk[0] == 1) && chunk[1] == dims[1] && chunk[2] == dims[2];
     p.codec = codec_of(dcpl.get(), dtype_size(element->dtype));
     p.direct = one_frame && p.codec.codec != Codec::kOther && !options.force_hdf5_filter_path;
+    p.mappable = p.direct && options.map_files && h5::kHasChunkInfo &&
+                 H5Pget_external_count(dcpl.get()) == 0;
   }
 
   void check_shape(const Part& p, std::size_t rows, std::size_t cols, DType dtype) {
@@ -188,10 +205,7 @@ struct Dataset::Impl {
   // Re-opens a present part to see frames appended since. HDF5 caches a file's metadata while
   // any handle to it is open, so the old handles are closed first.
   void reopen(Part& p) {
-    Part fresh;
-    fresh.file = p.file;
-    fresh.object = p.object;
-    fresh.via = p.via;
+    Part fresh = Part::named(p.file, p.object, p.via);
     fresh.first = p.first;
     p.did.reset();
     p.fid.reset();
@@ -287,42 +301,146 @@ struct Dataset::Impl {
     return s;
   }
 
-  // Stored size of frame `local`'s chunk in `p`; in follow mode waits for it to be written.
-  std::size_t stored_size(Part& p, std::size_t index) {
+  // Frame `index`'s chunk in `p` as its index says; `addressed` false when HDF5 cannot give
+  // addresses (then loc.address is 0 and only loc.size is known). loc.size 0 = not written.
+  struct Stored {
+    h5::ChunkLocation loc;
+    bool addressed = false;
+  };
+
+  // Frame `index`'s chunk location from `p`'s cache, else from the chunk index (cached once
+  // written); nullopt if `p` is not mappable or HDF5 cannot say. Does not throw.
+  std::optional<h5::ChunkLocation> locate_chunk(Part& p, std::size_t index) {
+    const std::size_t local = index - p.first;
+    if (!p.mappable || local >= p.frames) return std::nullopt;
+    if (local < p.locations.size() && p.locations[local].size != 0) return p.locations[local];
+    hsize_t offset[3] = {local, 0, 0};
+    const auto loc = h5::chunk_location(p.did.get(), p.rank == 3 ? offset : offset + 1);
+    if (loc && loc->size != 0) {
+      if (p.locations.size() < p.frames) p.locations.resize(p.frames);
+      p.locations[local] = *loc;
+    }
+    return loc;
+  }
+
+  // Looks frame `index`'s chunk up (once, where addresses are cached).
+  Stored query(Part& p, std::size_t index) {
+    if (const auto loc = locate_chunk(p, index)) return {*loc, true};
+    hsize_t offset[3] = {index - p.first, 0, 0};
+    const hsize_t* at = p.rank == 3 ? offset : offset + 1;
+    hsize_t bytes = 0;
+    if (H5Dget_chunk_storage_size(p.did.get(), at, &bytes) < 0) {
+      throw Error(ErrorCategory::kIo, context(p, index) + ": HDF5 cannot locate the chunk");
+    }
+    return {{0, bytes, 0}, false};
+  }
+
+  // Frame `index`'s chunk in `p`; in follow mode waits for it to be written.
+  Stored find_chunk(Part& p, std::size_t index) {
     const auto deadline_step = std::chrono::duration<double>(options.idle_timeout_s);
     const auto start = Clock::now();
     for (;;) {
-      hsize_t offset[3] = {index - p.first, 0, 0};
-      hsize_t bytes = 0;
-      if (H5Dget_chunk_storage_size(p.did.get(), p.rank == 3 ? offset : offset + 1, &bytes) < 0) {
-        throw Error(ErrorCategory::kIo, context(p, index) + ": HDF5 cannot locate the chunk");
-      }
-      if (bytes > 0 || !options.follow || Clock::now() - start > deadline_step) {
-        if (bytes == 0) {
+      const Stored s = query(p, index);
+      if (s.loc.size > 0 || !options.follow || Clock::now() - start > deadline_step) {
+        if (s.loc.size == 0) {
           throw Error(ErrorCategory::kInput,
                       context(p, index) + ": the frame's chunk was never written");
         }
-        return static_cast<std::size_t>(bytes);
+        return s;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       reopen(p);
     }
   }
 
-  // Reads frame `index`'s stored chunk into `out`; `known_bytes` = its stored size if known.
-  RawChunk read_raw(Part& p, std::size_t index, std::span<std::byte> out,
-                    std::size_t known_bytes = 0) {
-    const std::size_t bytes = known_bytes != 0 ? known_bytes : stored_size(p, index);
+  void check_plausible(const Part& p, std::size_t index, std::uint64_t bytes) const {
     const std::size_t limit = 2 * info.frame_bytes() + 4096;  // LZ4 expands by < 1%
     if (bytes > limit) {
       throw Error(ErrorCategory::kInput, context(p, index) + ": chunk of " + std::to_string(bytes) +
                                              " bytes is implausibly large for a frame of " +
                                              std::to_string(info.frame_bytes()));
     }
+  }
+
+  // `p`'s data file mapped read-only (on first use); nullptr if it cannot be.
+  MappedFile* mapping(Part& p) {
+    if (!p.map_tried) {
+      p.map_tried = true;
+      if (const auto raw = h5::raw_file(p.did.get())) {
+        p.map = MappedFile::from_fd(raw->fd);
+        p.base_address = raw->base_address;
+      }
+    }
+    return p.map ? &*p.map : nullptr;
+  }
+
+  // Bytes [begin, end) of chunk `loc` in the file mapped by `m`, checked: inside the file as
+  // mapped, remapping it if it grew (kInput if not: the index lies), and inside the file now,
+  // by fstat (kIo if it shrank).
+  std::pair<std::uint64_t, std::uint64_t> checked_range(const Part& p, std::size_t index,
+                                                        MappedFile& m,
+                                                        const h5::ChunkLocation& loc) const {
+    const std::uint64_t begin = p.base_address + loc.address;
+    const std::uint64_t end = begin + loc.size;
+    const bool overflows = begin < p.base_address || end < begin;
+    const auto describe = [&](const std::optional<std::uint64_t>& size) {
+      return "bytes [" + std::to_string(begin) + ", " + std::to_string(end) + ") of a file of " +
+             (size ? std::to_string(*size) : std::string("?")) + " bytes";
+    };
+    if (overflows || !m.cover(end)) {
+      throw Error(ErrorCategory::kInput, context(p, index) + ": the chunk index puts the chunk " +
+                                             (overflows ? "at an address that overflows, "
+                                                        : "past the end of the file, ") +
+                                             describe(m.current_size()));
+    }
+    const auto now = m.current_size();
+    if (!now || *now < end) {
+      throw Error(
+          ErrorCategory::kIo,
+          context(p, index) + ": the file shrank while open; the chunk was at " + describe(now));
+    }
+    return {begin, end};
+  }
+
+  // Frame `index`'s chunk `s` inside the mapping of `p`'s file, checked against the file's size
+  // now; nullopt if it cannot be mapped. See Dataset::chunk_view for the residual SIGBUS race.
+  std::optional<ChunkView> view(Part& p, std::size_t index, const Stored& s) {
+    if (!s.addressed || !p.mappable) return std::nullopt;
+    MappedFile* m = mapping(p);
+    if (m == nullptr) return std::nullopt;
+    check_plausible(p, index, s.loc.size);
+    const auto [begin, end] = checked_range(p, index, *m, s.loc);
+    ChunkView v{
+        m->bytes().subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)),
+        p.codec};
+    if ((s.loc.filter_mask & 1U) != 0) v.codec.codec = Codec::kNone;  // filter skipped
+    return v;
+  }
+
+  // Hints the kernel to read frame `index`'s chunk ahead, if it is in `p` and already indexed.
+  void prefetch(Part& p, std::size_t index) {
+    if (!p.map) return;
+    const auto loc = locate_chunk(p, index);
+    if (loc && loc->size != 0 && loc->address < p.map->size()) {
+      p.map->will_need(static_cast<std::size_t>(p.base_address + loc->address),
+                       static_cast<std::size_t>(loc->size));
+    }
+  }
+
+  // Reads frame `index`'s stored chunk `s` into `out`: a copy from the mapping (when `v`, the
+  // chunk's view, is given), or H5Dread_chunk.
+  RawChunk read_raw(Part& p, std::size_t index, std::span<std::byte> out, const Stored& s,
+                    const std::optional<ChunkView>& v) {
+    const std::size_t bytes = static_cast<std::size_t>(s.loc.size);
+    check_plausible(p, index, bytes);
     if (out.size() < bytes) {
       throw Error(ErrorCategory::kInternal, context(p, index) + ": buffer of " +
                                                 std::to_string(out.size()) +
                                                 " bytes for a chunk of " + std::to_string(bytes));
+    }
+    if (v) {
+      std::copy(v->bytes.begin(), v->bytes.end(), out.begin());
+      return RawChunk{bytes, v->codec};
     }
     hsize_t offset[3] = {index - p.first, 0, 0};
     std::uint32_t mask = 0;
@@ -334,15 +452,27 @@ struct Dataset::Impl {
     return raw;
   }
 
-  void read_direct(Part& p, std::size_t index, std::span<std::byte> out) {
-    const std::size_t bytes = stored_size(p, index);
-    if (chunk_buf.size() < bytes) chunk_buf.resize(std::max(bytes, chunk_buf.size() * 5 / 4));
-    const RawChunk raw = read_raw(p, index, chunk_buf, bytes);
+  void decode_chunk(const Part& p, std::size_t index, const CodecParams& codec,
+                    std::span<const std::byte> in, std::span<std::byte> out) const {
     try {
-      decompress::decode(raw.codec, std::span<const std::byte>(chunk_buf.data(), raw.bytes), out);
+      decompress::decode(codec, in, out);
     } catch (const Error& e) {
       rethrow_with(e, context(p, index));
     }
+  }
+
+  void read_direct(Part& p, std::size_t index, std::span<std::byte> out) {
+    const Stored s = find_chunk(p, index);
+    if (const auto v = view(p, index, s)) {
+      decode_chunk(p, index, v->codec, v->bytes, out);
+      prefetch(p, index + 1);
+      return;
+    }
+    const auto bytes = static_cast<std::size_t>(s.loc.size);
+    check_plausible(p, index, bytes);
+    if (chunk_buf.size() < bytes) chunk_buf.resize(std::max(bytes, chunk_buf.size() * 5 / 4));
+    const RawChunk raw = read_raw(p, index, chunk_buf, s, std::nullopt);
+    decode_chunk(p, index, raw.codec, std::span<const std::byte>(chunk_buf.data(), raw.bytes), out);
   }
 
   // Opens the parts (waiting for the first in follow mode) and reads the mask and metadata.
@@ -417,14 +547,14 @@ std::vector<Part> discover(hid_t file, const fs::path& path, const OpenOptions& 
   std::vector<Part> parts;
   if (!options.dataset_path.empty()) {
     description = options.dataset_path;
-    parts.push_back(Part{path, options.dataset_path, "", false, 0, 0, 3, false, {}, {}, {}});
+    parts.push_back(Part::named(path, options.dataset_path));
     return parts;
   }
   static const std::regex kDataLink("data_[0-9]{6}");
   for (const std::string& name : h5::link_names(file, "/entry/data")) {
     if (!std::regex_match(name, kDataLink)) continue;
     const std::string link = "/entry/data/" + name;
-    Part p{path, link, "", false, 0, 0, 3, false, {}, {}, {}};
+    Part p = Part::named(path, link);
     if (const auto target = h5::external_link(file, link)) {
       const fs::path target_file(target->file);
       p.file = target_file.is_absolute() ? target_file : path.parent_path() / target_file;
@@ -439,7 +569,7 @@ std::vector<Part> discover(hid_t file, const fs::path& path, const OpenOptions& 
   }
   if (h5::path_exists(file, kDefaultDataset)) {
     description = kDefaultDataset;
-    parts.push_back(Part{path, kDefaultDataset, "", false, 0, 0, 3, false, {}, {}, {}});
+    parts.push_back(Part::named(path, kDefaultDataset));
     return parts;
   }
   throw Error(ErrorCategory::kInput, "file " + quoted(path) +
@@ -468,7 +598,7 @@ Dataset Dataset::open_files(const std::vector<fs::path>& files, const OpenOption
       options.dataset_path.empty() ? std::string(kDefaultDataset) : options.dataset_path;
   impl->info.dataset = object;
   for (const auto& f : files) {
-    impl->parts.push_back(Part{f, object, "", false, 0, 0, 3, false, {}, {}, {}});
+    impl->parts.push_back(Part::named(f, object));
   }
   h5::Id first = open_or_wait(files.front(), options);
   impl->finish_open(first.get(), quoted(files.front()));
@@ -501,7 +631,7 @@ std::size_t Dataset::chunk_bytes(std::size_t index) {
   if (!p.direct) {
     throw Error(ErrorCategory::kInternal, impl_->context(p, index) + ": no direct chunk read");
   }
-  return impl_->stored_size(p, index);
+  return static_cast<std::size_t>(impl_->find_chunk(p, index).loc.size);
 }
 
 RawChunk Dataset::read_chunk(std::size_t index, std::span<std::byte> out) {
@@ -509,7 +639,14 @@ RawChunk Dataset::read_chunk(std::size_t index, std::span<std::byte> out) {
   if (!p.direct) {
     throw Error(ErrorCategory::kInternal, impl_->context(p, index) + ": no direct chunk read");
   }
-  return impl_->read_raw(p, index, out);
+  const auto s = impl_->find_chunk(p, index);
+  return impl_->read_raw(p, index, out, s, impl_->view(p, index, s));
+}
+
+std::optional<ChunkView> Dataset::chunk_view(std::size_t index) {
+  Part& p = impl_->locate(index);
+  if (!p.mappable) return std::nullopt;
+  return impl_->view(p, index, impl_->find_chunk(p, index));
 }
 
 std::optional<std::size_t> Dataset::expected_frames() const { return impl_->expected_frames(); }

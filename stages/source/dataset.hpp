@@ -14,6 +14,13 @@
 // bitshuffle alone (32008, compression 0), LZ4 (32004), or none is read by direct chunk read
 // (H5Dread_chunk, no HDF5 decompression) and decoded by azflow::decompress. Anything else goes
 // through HDF5's filter pipeline (H5Dread of one frame's hyperslab), which gives the same bytes.
+//
+// Zero-copy chunk path (OpenOptions::map_files, on by default): when HDF5 can report chunk
+// addresses (H5Dget_chunk_info_by_coord, HDF5 >= 1.10.5) and the data file is open with the
+// default POSIX driver, each directly readable chunk's address, size and filter mask are looked up
+// once (cached per data file), checked against the file's size, and decoded straight from a
+// read-only mapping of the file (mmap PROT_READ, MAP_PRIVATE) instead of being copied out with
+// H5Dread_chunk. Otherwise the H5Dread_chunk copy path is used, with the same results.
 
 #include <cstddef>
 #include <cstdint>
@@ -57,6 +64,10 @@ struct OpenOptions {
   double idle_timeout_s = 30;
   /// Never use direct chunk reads; always HDF5's H5Dread (for comparison and debugging).
   bool force_hdf5_filter_path = false;
+  /// Direct chunk reads take the chunk straight from a read-only memory mapping of the data file
+  /// (no copy; see Dataset::chunk_view). false = copy each chunk out with H5Dread_chunk first
+  /// (the path taken anyway when the mapping is unavailable; for comparison and debugging).
+  bool map_files = true;
 };
 
 /// What a dataset holds.
@@ -79,6 +90,14 @@ struct DatasetInfo {
 struct RawChunk {
   std::size_t bytes = 0;          ///< bytes written to the caller's buffer
   decompress::CodecParams codec;  ///< how to decode them (filter mask already applied)
+};
+
+/// One frame's stored chunk seen in place, inside the read-only mapping of its data file
+/// (Dataset::chunk_view). The bytes are untrusted: decode them with azflow::decompress, which
+/// checks every size.
+struct ChunkView {
+  std::span<const std::byte> bytes;  ///< the stored chunk, exactly its stored size
+  decompress::CodecParams codec;     ///< how to decode it (filter mask already applied)
 };
 
 /// An open series of frames. Move-only; not thread-safe (HDF5 is a serial build here): use one
@@ -123,8 +142,25 @@ class Dataset {
 
   /// Reads frame `index`'s stored chunk without decoding it into `out` (at least chunk_bytes).
   /// Returns the bytes written and their codec (kNone when the chunk was stored unfiltered).
+  /// Copies from the file's mapping when chunk_view would give the chunk, else H5Dread_chunk.
   /// Throws as read_frame, and kInternal if `out` is too small or the frame has no direct path.
   RawChunk read_chunk(std::size_t index, std::span<std::byte> out);
+
+  /// Frame `index`'s stored chunk in place, without copying: a view into a read-only mapping of
+  /// its data file. nullopt when the frame has no direct path (frame_codec kOther), map_files is
+  /// off, or the file cannot be mapped (HDF5 < 1.10.5, a driver other than POSIX); use read_chunk
+  /// or read_frame then. In follow mode waits for a chunk not yet written, as read_frame.
+  ///
+  /// Lifetime: the view is valid until the next non-const call on this Dataset (any of them may
+  /// remap a grown file or reopen it in follow mode) or its destruction.
+  ///
+  /// Safety: the chunk index is untrusted; a chunk it places outside the file throws
+  /// azflow::Error kInput naming file, dataset and frame. The file's size is re-read (fstat) on
+  /// every call and a chunk no longer inside it throws kIo ("shrank"). Residual risk: if another
+  /// process truncates the file after that check while the view is being read, the read raises
+  /// SIGBUS (the same holds inside read_frame, between its check and the end of decoding).
+  /// Writers that replace files by rename, or only append, are safe.
+  [[nodiscard]] std::optional<ChunkView> chunk_view(std::size_t index);
 
   /// Follow mode: frames that the series should reach (nimages x ntrigger), if the master file
   /// says.

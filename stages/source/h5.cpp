@@ -189,4 +189,43 @@ bool read_chunk(hid_t dset, const hsize_t* offset, std::uint32_t& filter_mask, v
   return status >= 0;
 }
 
+std::optional<ChunkLocation> chunk_location(hid_t dset, const hsize_t* offset) {
+#if H5_VERSION_GE(1, 10, 5)
+  unsigned mask = 0;
+  haddr_t addr = HADDR_UNDEF;
+  hsize_t size = 0;
+  herr_t status = -1;
+  H5E_BEGIN_TRY { status = H5Dget_chunk_info_by_coord(dset, offset, &mask, &addr, &size); }
+  H5E_END_TRY;
+  if (status < 0) return std::nullopt;
+  if (addr == HADDR_UNDEF) size = 0;
+  return ChunkLocation{size == 0 ? 0 : addr, size, mask};
+#else
+  (void)dset;
+  (void)offset;
+  return std::nullopt;
+#endif
+}
+
+std::optional<RawFile> raw_file(hid_t obj) {
+  hid_t fid = -1;
+  H5E_BEGIN_TRY { fid = H5Iget_file_id(obj); }
+  H5E_END_TRY;
+  Id file(fid);
+  if (!file.valid()) return std::nullopt;
+  Id fapl(H5Fget_access_plist(file.get()));
+  Id fcpl(H5Fget_create_plist(file.get()));
+  if (!fapl.valid() || !fcpl.valid() || H5Pget_driver(fapl.get()) != H5FD_SEC2) return std::nullopt;
+  void* handle = nullptr;
+  hsize_t userblock = 0;
+  herr_t status = -1;
+  H5E_BEGIN_TRY {
+    status = H5Fget_vfd_handle(file.get(), H5P_DEFAULT, &handle);
+    if (status >= 0) status = H5Pget_userblock(fcpl.get(), &userblock);
+  }
+  H5E_END_TRY;
+  if (status < 0 || handle == nullptr) return std::nullopt;
+  return RawFile{*static_cast<int*>(handle), userblock};
+}
+
 }  // namespace azflow::source::h5

@@ -71,4 +71,29 @@ struct ExternalTarget {
 [[nodiscard]] bool read_chunk(hid_t dset, const hsize_t* offset, std::uint32_t& filter_mask,
                               void* buf, std::size_t buf_size);
 
+/// True when this HDF5 can report a chunk's file address (H5Dget_chunk_info_by_coord, HDF5 >=
+/// 1.10.5); without it chunk_location() always fails and chunks are read with read_chunk().
+inline constexpr bool kHasChunkInfo = H5_VERSION_GE(1, 10, 5);
+
+/// Where a chunk is stored, as the dataset's chunk index says (untrusted: check it against the
+/// file before reading).
+struct ChunkLocation {
+  std::uint64_t address = 0;  ///< relative to the file's base address (see raw_file)
+  std::uint64_t size = 0;     ///< stored bytes; 0 = the chunk was never written
+  std::uint32_t filter_mask = 0;
+};
+
+/// Looks up the chunk at `offset` in the index of `dset` (one B-tree or array lookup). nullopt
+/// if HDF5 fails or lacks the call (kHasChunkInfo false); size 0 if the chunk is not written.
+[[nodiscard]] std::optional<ChunkLocation> chunk_location(hid_t dset, const hsize_t* offset);
+
+/// The descriptor HDF5 reads the file of `obj` through, and the file's base address (the user
+/// block size: chunk addresses count from there). nullopt unless the file is open with the
+/// default POSIX driver (sec2), whose handle is one descriptor of one file.
+struct RawFile {
+  int fd = -1;
+  std::uint64_t base_address = 0;
+};
+[[nodiscard]] std::optional<RawFile> raw_file(hid_t obj);
+
 }  // namespace azflow::source::h5
