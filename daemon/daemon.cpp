@@ -235,12 +235,10 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
     throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
   }
   std::int64_t frames = 0;
-  std::size_t frame_bytes = 0;
   try {
     source::Dataset dataset = open_job_dataset(spec);
     check_frame_shape(dataset.info(), job_poni(spec), spec);
     frames = static_cast<std::int64_t>(dataset.info().frames);
-    frame_bytes = dataset.info().frame_bytes();
     if (frames == 0)
       throw Error(ErrorCategory::kInput, dataset.info().path.string() + " has no frames");
   } catch (const Error& e) {
@@ -259,7 +257,6 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   activate(*record);
   spdlog::info("job {} queued: {} frames in {} shards from {}", id, frames, shards.size(),
                spec.datasets.front());
-  (void)frame_bytes;
   return {{"job_id", id}, {"state", "queued"}, {"frames_total", frames}};
 }
 

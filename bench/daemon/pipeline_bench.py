@@ -10,8 +10,11 @@ splitting, solid angle, Poisson error model, dummy = 0xFFFFFFFF (detector gaps).
 
 - azflowd: a fresh daemon (own instance, state and runtime folders in a temporary directory,
   `workers` decompress + `workers` integrate processes); time from sending `enqueue` to the job
-  being final (output file complete and renamed), polled every 10 ms. The first job of a fresh
-  daemon also pays for starting the stage processes and creating the rings: that is included.
+  being final (output file complete and renamed), polled every 10 ms. Two jobs per daemon, one
+  after the other: "cold" is the first job of the fresh daemon (it also pays for starting the
+  stage processes, creating the rings and every integrate worker building the plan); "warm" is
+  a second job of the same geometry (stages up, plan taken from the workers' cache), which is the
+  resident service's steady state.
 - azflow integrate: one process, `threads` worker threads, wall time of the whole command.
 - pyFAI 0.21: reading and decompressing each frame with h5py (HDF5's bitshuffle filter plugin)
   and integrate1d(method=("no", "csr", "cython")) with OMP_NUM_THREADS = threads, timed per
@@ -19,7 +22,9 @@ splitting, solid angle, Poisson error model, dummy = 0xFFFFFFFF (detector gaps).
   reusing bench/integrate/pyfai_bench.py's frame reader and integrator set-up. pyFAI decodes at
   a few frames/s, so it runs on fewer frames; frames/s compare per-frame throughput.
 Peak memory: the largest sum over the process tree of PSS (proportional set size, so shared
-memory rings are counted once), sampled every 20 ms from /proc/<pid>/smaps_rollup.
+memory rings are counted once) of anonymous and shared-memory pages (Pss_Anon + Pss_Shmem; the
+input files' read-only mappings are page cache and left out), sampled every 20 ms from
+/proc/<pid>/smaps_rollup.
 """
 import argparse
 import json
@@ -49,7 +54,8 @@ def parse_args():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--pyfai-frames", type=int, default=50)
     p.add_argument("--npt", type=int, default=1000)
-    p.add_argument("--rings", default="compressed_slots = 16\nframes_slots = 8\nresults_slots = 64",
+    p.add_argument("--rings", default="compressed_slots = 16\ncompressed_slot_mib = 8\n"
+                   "frames_slots = 8\nresults_slots = 64",
                    help="[rings] section of the daemon's config")
     p.add_argument("--json", required=True)
     p.add_argument("--skip-pyfai", action="store_true")
@@ -79,14 +85,18 @@ def tree(pid):
 
 
 def pss_kib(pid):
+    """PSS of anonymous + shared-memory pages (rings counted once over the processes that map
+    them); clean file-backed pages (read-only mappings of the input files, binaries) are page
+    cache, not the process's memory, and are left out."""
+    total = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
+                    total += int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return total
 
 
 class PeakMemory:
@@ -172,31 +182,36 @@ def run_azflowd(args, frames, workdir, repeat):
                 break
         with open(args.poni) as f:
             poni_text = f.read()
-        out = os.path.join(base, "azflowd_out.h5")
-        spec = dict(datasets=[os.path.abspath(args.master)], poni_path=os.path.abspath(args.poni),
-                    poni_text=poni_text, output_path=out,
-                    settings=dict(npt_rad=args.npt, unit="q_nm^-1", error_model="poisson"))
-        t0 = time.perf_counter()
-        reply = client.call({"verb": "enqueue", "spec": spec})
-        job_id = reply["result"]["job_id"]
-        while True:
-            job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
-            if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
-                break
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - t0
+        times = []
+        for run in ("cold", "warm"):
+            out = os.path.join(base, f"azflowd_{run}.h5")
+            spec = dict(datasets=[os.path.abspath(args.master)],
+                        poni_path=os.path.abspath(args.poni), poni_text=poni_text,
+                        output_path=out,
+                        settings=dict(npt_rad=args.npt, unit="q_nm^-1", error_model="poisson"))
+            t0 = time.perf_counter()
+            reply = client.call({"verb": "enqueue", "spec": spec})
+            job_id = reply["result"]["job_id"]
+            while True:
+                job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
+                if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
+                    break
+                time.sleep(0.01)
+            times.append(time.perf_counter() - t0)
+            if job["state"] != "succeeded" or job["frames_done"] != frames:
+                raise SystemExit(f"azflowd job ended {job}")
+            os.remove(out)
         status = client.call({"verb": "status"})["result"]["daemon"]
     finally:
         client.close()
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
         peak = mem.stop()
-    if job["state"] != "succeeded" or job["frames_done"] != frames:
-        raise SystemExit(f"azflowd job ended {job}")
     busy = {f"{s['role']}/{s['worker']}": round(s["counters"]["busy_s"], 2)
             for s in status["stages"]}
     shutil.rmtree(base, ignore_errors=True)
-    return dict(seconds=elapsed, fps=frames / elapsed, peak_mib=peak, stage_busy_s=busy)
+    return dict(seconds=times[0], fps=frames / times[0], warm_seconds=times[1],
+                warm_fps=frames / times[1], peak_mib=peak, stage_busy_s=busy)
 
 
 # ---------------------------------------------------------------- pyFAI
@@ -264,9 +279,11 @@ def main():
                   f"{azflow_runs[-1]['fps']:7.1f} frames/s  peak {azflow_runs[-1]['peak_mib']:7.0f} MiB",
                   flush=True)
             daemon_runs.append(run_azflowd(args, frames, workdir, r))
-            print(f"  azflowd           {daemon_runs[-1]['seconds']:7.2f} s  "
-                  f"{daemon_runs[-1]['fps']:7.1f} frames/s  peak {daemon_runs[-1]['peak_mib']:7.0f} MiB"
-                  f"  busy {daemon_runs[-1]['stage_busy_s']}", flush=True)
+            d = daemon_runs[-1]
+            print(f"  azflowd cold      {d['seconds']:7.2f} s  {d['fps']:7.1f} frames/s  "
+                  f"peak {d['peak_mib']:7.0f} MiB\n"
+                  f"  azflowd warm      {d['warm_seconds']:7.2f} s  {d['warm_fps']:7.1f} frames/s  "
+                  f"(stage busy s over both jobs {d['stage_busy_s']})", flush=True)
         pyfai = None if args.skip_pyfai else run_pyfai(args)
         if pyfai:
             print(f"  pyFAI             {pyfai['seconds']:7.2f} s  {pyfai['fps']:7.1f} frames/s  "
@@ -279,6 +296,8 @@ def main():
         cpu_count=os.cpu_count(), date=time.strftime("%Y-%m-%d"),
         azflowd=dict(runs=daemon_runs, median_fps=median_of(daemon_runs, "fps"),
                      median_s=median_of(daemon_runs, "seconds"),
+                     median_warm_fps=median_of(daemon_runs, "warm_fps"),
+                     median_warm_s=median_of(daemon_runs, "warm_seconds"),
                      median_peak_mib=median_of(daemon_runs, "peak_mib")),
         azflow_integrate=dict(runs=azflow_runs, median_fps=median_of(azflow_runs, "fps"),
                               median_s=median_of(azflow_runs, "seconds"),
@@ -286,17 +305,21 @@ def main():
         pyfai=pyfai)
     d, a = summary["azflowd"], summary["azflow_integrate"]
     summary["ratio_azflowd_vs_azflow"] = d["median_fps"] / a["median_fps"]
+    summary["ratio_azflowd_warm_vs_azflow"] = d["median_warm_fps"] / a["median_fps"]
     print(f"\n{frames} frames, {args.repeats} repeats (medians)")
-    print(f"  azflowd          {d['median_fps']:8.1f} frames/s  {d['median_s']:7.2f} s  "
-          f"peak {d['median_peak_mib']:7.0f} MiB")
+    print(f"  azflowd cold     {d['median_fps']:8.1f} frames/s  {d['median_s']:7.2f} s  "
+          f"peak {d['median_peak_mib']:7.0f} MiB  (first job of a fresh daemon)")
+    print(f"  azflowd warm     {d['median_warm_fps']:8.1f} frames/s  {d['median_warm_s']:7.2f} s  "
+          f"(second job, same geometry: stages up, plan cached)")
     print(f"  azflow integrate {a['median_fps']:8.1f} frames/s  {a['median_s']:7.2f} s  "
           f"peak {a['median_peak_mib']:7.0f} MiB")
-    print(f"  azflowd / azflow integrate = {summary['ratio_azflowd_vs_azflow']:.3f}")
+    print(f"  azflowd / azflow integrate = {summary['ratio_azflowd_vs_azflow']:.3f} cold, "
+          f"{summary['ratio_azflowd_warm_vs_azflow']:.3f} warm")
     if pyfai:
         summary["ratio_azflowd_vs_pyfai"] = d["median_fps"] / pyfai["fps"]
         print(f"  pyFAI            {pyfai['fps']:8.1f} frames/s ({pyfai['frames']} frames)  "
               f"peak {pyfai['peak_mib']:7.0f} MiB")
-        print(f"  azflowd / pyFAI = {summary['ratio_azflowd_vs_pyfai']:.1f}x")
+        print(f"  azflowd (cold) / pyFAI = {summary['ratio_azflowd_vs_pyfai']:.1f}x")
     with open(args.json, "w") as f:
         json.dump(summary, f, indent=2)
     print(f"wrote {args.json}")

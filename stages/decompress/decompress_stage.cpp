@@ -12,9 +12,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Decodes `in` into `out` (header and payload); a failure marks `out` failed with its reason.
-/// Returns false if the frame failed here.
-bool decode_slot(const ipc::ReadSlot& in, ipc::WriteSlot& out) {
+/// Decodes `in` into `out` (header and payload); a failure marks `out` failed with its reason, a
+/// frame of a cancelled job is passed on failed without decoding. Returns false if the frame
+/// failed here.
+bool decode_slot(const ipc::ReadSlot& in, ipc::WriteSlot& out, bool cancelled) {
   const ipc::SlotHeader& ih = in.header();
   ipc::SlotHeader& oh = out.header();
   oh = ih;
@@ -22,6 +23,11 @@ bool decode_slot(const ipc::ReadSlot& in, ipc::WriteSlot& out) {
   oh.codec = static_cast<std::uint32_t>(Codec::kNone);
   oh.bytes = 0;
   if (ih.status == ipc::SlotStatus::kFailed) return true;
+  if (cancelled) {
+    oh.status = ipc::SlotStatus::kFailed;
+    oh.set_reason("job cancelled");
+    return true;
+  }
   try {
     const std::size_t bytes = ih.rows * ih.cols * ih.elem_size;
     if (bytes == 0 || bytes > out.payload().size()) {
@@ -56,7 +62,8 @@ int run_decompress_stage(daemon::StageRuntime& rt) {
     auto out = daemon::wait_write(rt, frames, on_message, [] { return false; });
     if (!out) break;  // stopping: the input slot is reclaimed by the daemon, nothing is lost
     const auto start = Clock::now();
-    if (!decode_slot(*in, *out)) ++rt.counters.failed;
+    const auto job = static_cast<std::int64_t>(in->header().job_id);
+    if (!decode_slot(*in, *out, rt.cancelled_jobs.contains(job))) ++rt.counters.failed;
     out->commit();  // commit downstream before releasing upstream (crash recovery)
     in->release();
     ++rt.counters.frames_out;
