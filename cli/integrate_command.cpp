@@ -30,10 +30,6 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-std::string shape_text(std::size_t rows, std::size_t cols) {
-  return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
-}
-
 void refuse_existing_output(const IntegrateOptions& o) {
   std::error_code ec;
   if (!o.overwrite && std::filesystem::exists(o.output, ec)) {
@@ -46,39 +42,6 @@ source::Dataset open_input(const IntegrateOptions& o) {
   source::OpenOptions options;
   options.dataset_path = o.dataset;
   return source::Dataset::open(o.input, options);
-}
-
-void check_shape(const source::DatasetInfo& info, const integrate::Poni& poni,
-                 const IntegrateOptions& o) {
-  if (info.rows == poni.detector.rows && info.cols == poni.detector.cols) return;
-  throw Error(ErrorCategory::kInput, "frames of " + o.input + " (" + info.dataset +
-                                         ") have shape " + shape_text(info.rows, info.cols) +
-                                         " but the PONI detector " + poni.detector.name + " in " +
-                                         o.poni + " is " +
-                                         shape_text(poni.detector.rows, poni.detector.cols));
-}
-
-/// Mask = detector pixel_mask (unless --no-file-mask) OR --mask; dark; flat.
-integrate::Corrections load_corrections(const IntegrateOptions& o,
-                                        const source::DatasetInfo& info) {
-  integrate::Corrections c;
-  const std::size_t pixels = info.rows * info.cols;
-  if (info.pixel_mask && !o.no_file_mask) {
-    c.mask.assign(pixels, 0);
-    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] = (*info.pixel_mask)[i] != 0;
-  }
-  if (!o.mask.empty()) {
-    const reduce::Image mask = reduce::read_image(o.mask, info.rows, info.cols, "mask");
-    c.mask.resize(pixels, 0);
-    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] |= mask.values[i] != 0;
-  }
-  for (auto [spec, out, what] :
-       {std::tuple{&o.dark, &c.dark, "dark"}, std::tuple{&o.flat, &c.flat, "flat"}}) {
-    if (spec->empty()) continue;
-    const reduce::Image image = reduce::read_image(*spec, info.rows, info.cols, what);
-    out->assign(image.values.begin(), image.values.end());
-  }
-  return c;
 }
 
 nlohmann::json full_settings(const IntegrateOptions& o, const integrate::IntegrationSettings& s,
@@ -135,14 +98,18 @@ int run_integrate(const IntegrateOptions& o) {
   const integrate::Poni poni = integrate::read_poni(o.poni);
   source::Dataset dataset = open_input(o);
   const source::DatasetInfo& info = dataset.info();
-  check_shape(info, poni, o);
+  integrate::check_frame_shape(poni, info.rows, info.cols, o.input + " (" + info.dataset + ")",
+                               o.poni);
   const FrameRange range = parse_frame_range(o.frames, info.frames);
   const integrate::IntegrationSettings settings = make_settings(o, info.dtype);
   const std::size_t threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  auto plan =
-      integrate::Plan::build(integrate::Geometry(poni), settings, load_corrections(o, info));
+  auto plan = integrate::Plan::build(
+      integrate::Geometry(poni), settings,
+      reduce::load_corrections(info.rows, info.cols,
+                               o.no_file_mask || !info.pixel_mask ? nullptr : &*info.pixel_mask,
+                               {o.mask, o.dark, o.flat}));
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
   layout.overwrite = o.overwrite;
   layout.first_frame = static_cast<std::int64_t>(range.first);

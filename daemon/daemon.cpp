@@ -237,7 +237,9 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   std::int64_t frames = 0;
   try {
     source::Dataset dataset = open_job_dataset(spec);
-    check_frame_shape(dataset.info(), job_poni(spec), spec);
+    const source::DatasetInfo& info = dataset.info();
+    integrate::check_frame_shape(job_poni(spec), info.rows, info.cols,
+                                 info.path.string() + " (" + info.dataset + ")", spec.poni_path);
     frames = static_cast<std::int64_t>(dataset.info().frames);
     if (frames == 0)
       throw Error(ErrorCategory::kInput, dataset.info().path.string() + " has no frames");

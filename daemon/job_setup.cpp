@@ -12,10 +12,6 @@ namespace azflow::daemon {
 
 namespace {
 
-std::string shape_text(std::size_t rows, std::size_t cols) {
-  return "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")";
-}
-
 std::vector<double> doubles_field(const nlohmann::json& j, const char* key) {
   if (!j.contains(key) || !j.at(key).is_array()) {
     throw Error(ErrorCategory::kInput, std::string("plan axes: field '") + key + "' missing");
@@ -38,45 +34,16 @@ integrate::Poni job_poni(const JobSpec& spec) {
   return integrate::parse_poni(spec.poni_text, spec.poni_path.empty() ? "poni" : spec.poni_path);
 }
 
-void check_frame_shape(const source::DatasetInfo& info, const integrate::Poni& poni,
-                       const JobSpec& spec) {
-  if (info.rows == poni.detector.rows && info.cols == poni.detector.cols) return;
-  throw Error(ErrorCategory::kInput, "frames of " + info.path.string() + " (" + info.dataset +
-                                         ") have shape " + shape_text(info.rows, info.cols) +
-                                         " but the PONI detector " + poni.detector.name + " in " +
-                                         spec.poni_path + " is " +
-                                         shape_text(poni.detector.rows, poni.detector.cols));
-}
-
-integrate::Corrections load_job_corrections(const JobSpec& spec, const source::DatasetInfo& info) {
-  integrate::Corrections c;
-  const std::size_t pixels = info.rows * info.cols;
-  if (info.pixel_mask && spec.use_file_mask) {
-    c.mask.assign(pixels, 0);
-    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] = (*info.pixel_mask)[i] != 0;
-  }
-  if (!spec.mask_path.empty()) {
-    const reduce::Image mask = reduce::read_image(spec.mask_path, info.rows, info.cols, "mask");
-    c.mask.resize(pixels, 0);
-    for (std::size_t i = 0; i < pixels; ++i) {
-      if (mask.values[i] != 0) c.mask[i] = 1;
-    }
-  }
-  for (auto [image_spec, out, what] : {std::tuple{&spec.dark_path, &c.dark, "dark"},
-                                       std::tuple{&spec.flat_path, &c.flat, "flat"}}) {
-    if (image_spec->empty()) continue;
-    const reduce::Image image = reduce::read_image(*image_spec, info.rows, info.cols, what);
-    out->assign(image.values.begin(), image.values.end());
-  }
-  return c;
-}
-
 std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
                                                       const source::DatasetInfo& info) {
   const integrate::Poni poni = job_poni(spec);
-  check_frame_shape(info, poni, spec);
-  return integrate::Plan::build(integrate::Geometry(poni), spec.settings_for(info.dtype),
-                                load_job_corrections(spec, info));
+  integrate::check_frame_shape(poni, info.rows, info.cols,
+                               info.path.string() + " (" + info.dataset + ")", spec.poni_path);
+  return integrate::Plan::build(
+      integrate::Geometry(poni), spec.settings_for(info.dtype),
+      reduce::load_corrections(info.rows, info.cols,
+                               spec.use_file_mask && info.pixel_mask ? &*info.pixel_mask : nullptr,
+                               {spec.mask_path, spec.dark_path, spec.flat_path}));
 }
 
 nlohmann::json plan_axes_json(const integrate::Plan& plan) {

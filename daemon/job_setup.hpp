@@ -2,8 +2,8 @@
 // What a job needs before its frames can be integrated: the opened dataset, the resolved
 // settings, the corrections (detector pixel_mask OR user mask, dark, flat) and the plan.
 //
-// These are the same steps `azflow integrate` takes (cli/integrate_command.cpp); they live here as
-// plain functions so that the daemon, the integrate stage and, later, the CLI share one copy.
+// The shape check (integrate::check_frame_shape) and correction loading (reduce::load_corrections)
+// are shared with `azflow integrate`.
 
 #include <cstddef>
 #include <memory>
@@ -26,16 +26,6 @@ source::Dataset open_job_dataset(const JobSpec& spec);
 
 /// Parses the spec's PONI text (source named by poni_path). Throws azflow::Error (kConfig).
 integrate::Poni job_poni(const JobSpec& spec);
-
-/// Throws azflow::Error (kInput) naming the input, the dataset, both shapes and the detector when
-/// the frames are not the PONI detector's shape.
-void check_frame_shape(const source::DatasetInfo& info, const integrate::Poni& poni,
-                       const JobSpec& spec);
-
-/// Per-pixel corrections: mask = (detector pixel_mask != 0 when use_file_mask) OR (user mask !=
-/// 0); dark and flat as float32. Throws azflow::Error (kIo/kInput) naming the image file and
-/// shapes for an unreadable or wrongly shaped image.
-integrate::Corrections load_job_corrections(const JobSpec& spec, const source::DatasetInfo& info);
 
 /// Builds the plan of a job on a dataset: PONI, shape check, settings_for(dtype), corrections.
 /// Throws azflow::Error as the steps above and Plan::build.

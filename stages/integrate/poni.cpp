@@ -194,6 +194,16 @@ Poni read_poni(const std::filesystem::path& path) {
   return parse_poni(text.str(), path.string());
 }
 
+void check_frame_shape(const Poni& poni, std::size_t rows, std::size_t cols,
+                       std::string_view frames, std::string_view poni_source) {
+  if (rows == poni.detector.rows && cols == poni.detector.cols) return;
+  std::ostringstream msg;
+  msg << "frames of " << frames << " have shape (" << rows << ", " << cols
+      << ") but the PONI detector " << poni.detector.name << " in " << poni_source << " is ("
+      << poni.detector.rows << ", " << poni.detector.cols << ")";
+  throw Error(ErrorCategory::kInput, msg.str());
+}
+
 std::string format_poni(const Poni& poni) {
   std::ostringstream out;
   out.precision(17);

@@ -38,6 +38,12 @@ Poni parse_poni(std::string_view text, std::string_view source);
 /// Reads and parses a PONI file; throws azflow::Error (kIo) if it cannot be read.
 Poni read_poni(const std::filesystem::path& path);
 
+/// Throws azflow::Error (kInput) unless frames of `rows` x `cols` fit the PONI's detector; the
+/// message names `frames` (e.g. "file.h5 (/entry/data/data)"), `poni_source`, both shapes and the
+/// detector.
+void check_frame_shape(const Poni& poni, std::size_t rows, std::size_t cols,
+                       std::string_view frames, std::string_view poni_source);
+
 /// Writes `poni` as version-2 PONI text that pyFAI 0.21 reads back unchanged.
 std::string format_poni(const Poni& poni);
 

@@ -364,4 +364,27 @@ Image read_image(const std::string& spec, std::size_t rows, std::size_t cols,
   return image;
 }
 
+integrate::Corrections load_corrections(std::size_t rows, std::size_t cols,
+                                        const std::vector<std::uint32_t>* detector_mask,
+                                        const CorrectionFiles& files) {
+  integrate::Corrections c;
+  const std::size_t pixels = rows * cols;
+  if (detector_mask) {
+    c.mask.assign(pixels, 0);
+    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] = (*detector_mask)[i] != 0;
+  }
+  if (!files.mask.empty()) {
+    const Image mask = read_image(files.mask, rows, cols, "mask");
+    c.mask.resize(pixels, 0);
+    for (std::size_t i = 0; i < pixels; ++i) c.mask[i] |= mask.values[i] != 0;
+  }
+  for (auto [spec, out, what] :
+       {std::tuple{&files.dark, &c.dark, "dark"}, std::tuple{&files.flat, &c.flat, "flat"}}) {
+    if (spec->empty()) continue;
+    const Image image = read_image(*spec, rows, cols, what);
+    out->assign(image.values.begin(), image.values.end());
+  }
+  return c;
+}
+
 }  // namespace azflow::reduce

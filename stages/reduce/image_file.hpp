@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "stages/integrate/plan.hpp"
+
 namespace azflow::reduce {
 
 /// A 2D image, row-major, converted to float64.
@@ -43,5 +45,17 @@ Image read_image(const std::string& spec);
 /// "mask"), the file and both shapes if it is not rows x cols.
 Image read_image(const std::string& spec, std::size_t rows, std::size_t cols,
                  std::string_view what);
+
+/// Correction image files of an integration; empty = none.
+struct CorrectionFiles {
+  std::string mask, dark, flat;  ///< read_image specs ("path" or "path::/dataset")
+};
+
+/// Per-pixel corrections for rows x cols frames: mask = (detector_mask != 0, when given) OR
+/// (mask image != 0); dark and flat as float32. `detector_mask` (rows * cols, e.g. an Eiger
+/// pixel_mask) may be null. Throws azflow::Error as read_image, naming the image and both shapes.
+integrate::Corrections load_corrections(std::size_t rows, std::size_t cols,
+                                        const std::vector<std::uint32_t>* detector_mask,
+                                        const CorrectionFiles& files);
 
 }  // namespace azflow::reduce
