@@ -15,9 +15,9 @@ namespace azflow::daemon {
 /// Shared-memory ring geometry. Slot sizes in MiB; std::nullopt means "auto": sized from the first
 /// job's frames when the rings are created (see resolve_slot_bytes).
 struct RingsConfig {
-  std::size_t compressed_slots = 64;  ///< slots of the "compressed" ring (source -> decompress)
-  std::size_t frames_slots = 32;      ///< slots of the "frames" ring (decompress -> integrate)
-  std::size_t results_slots = 256;    ///< slots of the "results" ring (integrate -> reducer)
+  std::size_t compressed_slots = 16;  ///< slots of the "compressed" ring (source -> decompress)
+  std::size_t frames_slots = 16;      ///< slots of the "frames" ring (decompress -> integrate)
+  std::size_t results_slots = 64;     ///< slots of the "results" ring (integrate -> reducer)
   std::optional<std::size_t> compressed_slot_mib;  ///< MiB per compressed slot; nullopt = auto
   std::optional<std::size_t> frames_slot_mib;      ///< MiB per decoded-frame slot; nullopt = auto
   std::optional<std::size_t> results_slot_mib;     ///< MiB per result slot; nullopt = auto

@@ -56,7 +56,7 @@ TEST(DaemonConfig, DefaultsWithoutFile) {
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.heartbeat_interval_ms, 1000u);
   EXPECT_EQ(c.stage_restart_limit, 5u);
-  EXPECT_EQ(c.rings.compressed_slots, 64u);
+  EXPECT_EQ(c.rings.compressed_slots, 16u);
   EXPECT_FALSE(c.rings.frames_slot_mib.has_value());
   EXPECT_EQ(default_control_endpoint(user_env()), c.control_endpoint);
 }
@@ -84,7 +84,7 @@ log_level = "debug"
 [control]
 tcp_endpoint = "tcp://*:5555"
 [rings]
-frames_slots = 16
+frames_slots = 12
 frames_slot_mib = 20
 )");
   const DaemonConfig c = load_config(file, {}, user_env());
@@ -96,9 +96,9 @@ frames_slot_mib = 20
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.control_tcp_endpoint, "tcp://*:5555");
   EXPECT_EQ(c.control_endpoint, "ipc:///run/user/1234/azflow/beamline7.control");
-  EXPECT_EQ(c.rings.frames_slots, 16u);
+  EXPECT_EQ(c.rings.frames_slots, 12u);
   EXPECT_EQ(c.rings.frames_slot_mib, 20u);
-  EXPECT_EQ(c.rings.results_slots, 256u);
+  EXPECT_EQ(c.rings.results_slots, 64u);
 }
 
 TEST(DaemonConfig, CommandLineWins) {
