@@ -83,7 +83,6 @@ std::optional<std::size_t> parse_index(std::string_view text) {
   return value;
 }
 
-
 std::optional<std::pair<double, double>> to_range(const std::vector<double>& values) {
   if (values.size() != 2) return std::nullopt;
   return std::pair(values[0], values[1]);

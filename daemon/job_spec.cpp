@@ -110,7 +110,6 @@ Enum parse_enum(const ObjectReader& r, std::string_view key, const std::string& 
   return *value;
 }
 
-
 void read_dummy(const ObjectReader& r, JobSpec& spec) {
   const json* v = r.find("dummy");
   if (v == nullptr || (v->is_string() && v->get<std::string>() == "auto")) {

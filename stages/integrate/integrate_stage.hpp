@@ -8,9 +8,10 @@
 // the plan exactly as `azflow integrate` does (daemon/job_setup.hpp), sends the plan's output
 // axes to the daemon ({"type":"plan_axes"}) and caches plan + integrator for the job (LRU, at
 // most 2 jobs). Plans are also cached by their inputs (daemon::plan_cache_key, LRU of 2), so a
-// job with the same geometry, settings and masks as an earlier one starts without building one. A job whose plan cannot be built fails each of its frames with that reason.
-// Output: kBinSums slots, 4 x bins float64 (signal, variance, normalization, count); a failed
-// input, or a frame that fails to integrate, becomes a failed slot with its reason.
+// job with the same geometry, settings and masks as an earlier one starts without building one. A
+// job whose plan cannot be built fails each of its frames with that reason. Output: kBinSums slots,
+// 4 x bins float64 (signal, variance, normalization, count); a failed input, or a frame that fails
+// to integrate, becomes a failed slot with its reason.
 
 #include "daemon/stage_runtime.hpp"
 
