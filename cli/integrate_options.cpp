@@ -1,5 +1,7 @@
 #include "cli/integrate_options.hpp"
 
+#include "stages/reduce/nexus_writer.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -94,14 +96,6 @@ std::string absolute_path(const std::string& path) {
   return ec ? path : abs.lexically_normal().string();
 }
 
-nlohmann::json optional_json(const std::optional<double>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-
-nlohmann::json range_json(const std::optional<std::pair<double, double>>& r) {
-  return r ? nlohmann::json::array({r->first, r->second}) : nlohmann::json(nullptr);
-}
-
 }  // namespace
 
 void add_integrate_options(CLI::App& command, IntegrateOptions& options) {
@@ -161,23 +155,11 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
 }
 
 nlohmann::json settings_json(const IntegrateOptions& o, const integrate::IntegrationSettings& s) {
-  nlohmann::json j;
+  nlohmann::json j = reduce::settings_parameters(s);
   j["input"] = absolute_path(o.input);
   j["dataset"] = o.dataset;
   j["poni_file"] = absolute_path(o.poni);
   j["output"] = absolute_path(o.output);
-  j["unit"] = std::string(integrate::unit_name(s.unit));
-  j["npt_rad"] = s.npt_rad;
-  j["npt_azim"] = s.npt_azim;
-  j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
-  j["radial_range"] = range_json(s.radial_range);
-  j["azimuth_range_deg"] = range_json(s.azimuth_range_deg);
-  j["correct_solid_angle"] = s.correct_solid_angle;
-  j["polarization_factor"] = optional_json(s.polarization_factor);
-  j["dummy"] = optional_json(s.dummy);
-  j["delta_dummy"] = optional_json(s.delta_dummy);
-  j["normalization_factor"] = s.normalization_factor;
-  j["error_model"] = std::string(integrate::error_model_name(s.error_model));
   j["mask_file"] = o.mask;
   j["dark_file"] = o.dark;
   j["flat_file"] = o.flat;

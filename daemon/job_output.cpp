@@ -10,15 +10,6 @@ namespace azflow::daemon {
 
 namespace {
 
-nlohmann::json range_json(const std::optional<std::pair<double, double>>& r) {
-  return r ? nlohmann::json::array({r->first, r->second}) : nlohmann::json();
-}
-
-template <typename T>
-nlohmann::json optional_json(const std::optional<T>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json();
-}
-
 std::string joined(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : "\n") + s;
@@ -48,8 +39,7 @@ void copy_shard(reduce::NexusWriter& writer, const std::filesystem::path& path,
 
 nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
                                  std::int64_t frames_total) {
-  const integrate::IntegrationSettings& s = spec.settings;
-  nlohmann::json j;
+  nlohmann::json j = reduce::settings_parameters(spec.settings);
   j["job_id"] = job_id;
   j["daemon_version"] = std::string(reduce::program_version());
   j["input"] = spec.datasets.empty() ? std::string() : spec.datasets.front();
@@ -59,19 +49,7 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
   j["poni"] = spec.poni_text;
   j["output"] = spec.output_path;
   j["mode"] = std::string(mode_name(spec.mode));
-  j["unit"] = std::string(integrate::unit_name(s.unit));
-  j["npt_rad"] = s.npt_rad;
-  j["npt_azim"] = s.npt_azim;
-  j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
-  j["radial_range"] = range_json(s.radial_range);
-  j["azimuth_range_deg"] = range_json(s.azimuth_range_deg);
-  j["correct_solid_angle"] = s.correct_solid_angle;
-  j["polarization_factor"] = optional_json(s.polarization_factor);
-  j["dummy"] = optional_json(s.dummy);
   j["dummy_auto"] = spec.dummy_auto;
-  j["delta_dummy"] = optional_json(s.delta_dummy);
-  j["normalization_factor"] = s.normalization_factor;
-  j["error_model"] = std::string(integrate::error_model_name(s.error_model));
   j["mask_file"] = spec.mask_path;
   j["dark_file"] = spec.dark_path;
   j["flat_file"] = spec.flat_path;

@@ -419,4 +419,27 @@ WriterSummary NexusWriter::finish() {
   return summary;
 }
 
+nlohmann::json settings_parameters(const integrate::IntegrationSettings& s) {
+  const auto optional = [](const std::optional<double>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  const auto range = [](const std::optional<std::pair<double, double>>& r) {
+    return r ? nlohmann::json::array({r->first, r->second}) : nlohmann::json(nullptr);
+  };
+  nlohmann::json j;
+  j["unit"] = std::string(integrate::unit_name(s.unit));
+  j["npt_rad"] = s.npt_rad;
+  j["npt_azim"] = s.npt_azim;
+  j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
+  j["radial_range"] = range(s.radial_range);
+  j["azimuth_range_deg"] = range(s.azimuth_range_deg);
+  j["correct_solid_angle"] = s.correct_solid_angle;
+  j["polarization_factor"] = optional(s.polarization_factor);
+  j["dummy"] = optional(s.dummy);
+  j["delta_dummy"] = optional(s.delta_dummy);
+  j["normalization_factor"] = s.normalization_factor;
+  j["error_model"] = std::string(integrate::error_model_name(s.error_model));
+  return j;
+}
+
 }  // namespace azflow::reduce

@@ -48,6 +48,12 @@ namespace azflow::reduce {
 /// azflow's version (CMake PROJECT_VERSION), e.g. "0.1.0".
 std::string_view program_version() noexcept;
 
+/// The integration settings as NXprocess parameters, under pyFAI's names: unit, npt_rad,
+/// npt_azim, method, radial_range, azimuth_range_deg, correct_solid_angle, polarization_factor,
+/// dummy, delta_dummy, normalization_factor, error_model (null where a setting is unset).
+/// Callers add what they know of the input and output.
+nlohmann::json settings_parameters(const integrate::IntegrationSettings& s);
+
 /// The current UTC time as ISO 8601, e.g. "2026-11-21T10:53:13Z".
 std::string iso8601_now();
 
