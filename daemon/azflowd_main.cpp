@@ -17,23 +17,7 @@
 #include "base/error.hpp"
 #include "daemon/config.hpp"
 #include "daemon/daemon.hpp"
-
-namespace {
-
-std::atomic<bool> g_stop{false};
-
-extern "C" void on_signal(int) { g_stop.store(true); }
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-}
-
-}  // namespace
+#include "daemon/stop_signal.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"azflowd: the azflow daemon (azimuthal integration service)"};
@@ -53,10 +37,10 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   spdlog::debug("configuration:\n{}", azflow::daemon::describe(config));
-  install_signal_handlers();
+  std::atomic<bool>& stop = azflow::daemon::install_stop_signals();
   try {
     azflow::daemon::Daemon daemon(config);
-    return daemon.run(g_stop);
+    return daemon.run(stop);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

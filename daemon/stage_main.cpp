@@ -16,24 +16,12 @@
 
 #include "daemon/stage_link.hpp"
 #include "daemon/stage_runtime.hpp"
+#include "daemon/stop_signal.hpp"
 #include "stages/decompress/decompress_stage.hpp"
 #include "stages/integrate/integrate_stage.hpp"
 #include "stages/source/source_stage.hpp"
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-static_assert(std::atomic<bool>::is_always_lock_free);
-
-extern "C" void on_signal(int) { g_stop.store(true); }
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-}
 
 /// Test hook: AZFLOW_TEST_DELAY_MS_<ROLE> (e.g. AZFLOW_TEST_DELAY_MS_INTEGRATE=5) slows every
 /// frame of that role, so tests can catch a job mid-flight or fill a ring.
@@ -65,11 +53,11 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e [%l] " + role + "/" + std::to_string(worker) + " %v");
   spdlog::set_level(spdlog::level::from_str(log_level));
-  install_signal_handlers();
+  std::atomic<bool>& stop = azflow::daemon::install_stop_signals();
   try {
     azflow::daemon::StageLink link(endpoint, {role, worker},
                                    std::chrono::milliseconds(heartbeat_ms));
-    azflow::daemon::StageRuntime rt{instance, link, g_stop, test_delay(role), {}, {}};
+    azflow::daemon::StageRuntime rt{instance, link, stop, test_delay(role), {}, {}};
     spdlog::debug("started (pid {})", ::getpid());
     if (role == "source") return azflow::source::run_source_stage(rt);
     if (role == "decompress") return azflow::decompress::run_decompress_stage(rt);
