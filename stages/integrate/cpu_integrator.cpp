@@ -91,92 +91,54 @@ struct PixelFilter {
   }
 };
 
-enum class Variance { kNone, kPoisson, kAzimuthal };
-
-// Everything a pixel block needs, gathered once per frame.
+// Everything a pixel block needs, gathered once per frame. Pixels made invalid by the dark or
+// flat are not in the plan's per-pixel lists, so only the frame's own values are tested here.
 template <class T>
 struct Job {
   const T* data;
   const Plan* plan;
   PixelFilter filter;
   const float* norm;
-  const float* dark;            // null if none
-  const std::uint8_t* invalid;  // null if none
-  float variance_floor;         // Poisson variance = max(raw, floor): 1 (1D), -inf (2D)
+  const float* dark;     // null if none
+  float variance_floor;  // Poisson variance = max(raw, floor): 1 (1D), -inf (2D)
 };
 
-template <Variance kV>
-inline void add_pixel(Acc& a, double w, float sig, float var, float norm) {
-  if constexpr (kV == Variance::kAzimuthal) {
-    const double x = w * sig, omega_b = w * norm;
-    if (a.count == 0.0) {
-      a.sig = x;
-      a.norm = omega_b;
-      a.count = w;
-      return;
-    }
-    const double omega_a = a.norm;
-    a.norm = omega_a + omega_b;
-    if (omega_b != 0.0 && omega_a != 0.0) {
-      const double delta = omega_b * a.sig - omega_a * x;
-      a.var += delta * delta / (a.norm * omega_a * omega_b);
-    }
-    a.sig += x;
-    a.count += w;
-  } else {
-    a.sig += w * sig;
-    a.norm += w * norm;
-    a.count += w;
-    if constexpr (kV == Variance::kPoisson) a.var += w * w * var;
+// --- azimuthal error model ----------------------------------------------------------------
+
+// Adds pixel value x = w * sig with weight omega_b = w * norm to a bin: pyFAI 0.21's weighted
+// incremental variance (CSR_common.pxi integrate_ng; Schubert & Gertz, SSDBM 2018).
+inline void add_azimuthal(Acc& a, double w, float sig, float norm) {
+  const double x = w * sig, omega_b = w * norm;
+  if (a.count == 0.0) {
+    a.sig = x;
+    a.norm = omega_b;
+    a.count = w;
+    return;
   }
-}
-
-// Preprocesses pixel p; false if it is invalid.
-template <class T, Variance kV>
-inline bool preprocess(const Job<T>& job, std::size_t p, float& sig, float& var) {
-  const auto raw = static_cast<float>(job.data[p]);
-  if (!job.filter.valid(raw) || (job.invalid && job.invalid[p])) return false;
-  const float dark = job.dark ? job.dark[p] : 0.0f;
-  sig = raw - dark;
-  if constexpr (kV == Variance::kPoisson) var = std::max(raw, job.variance_floor);
-  return true;
-}
-
-// Pixels [begin, end) without splitting: one bin, weight 1.
-template <class T, Variance kV>
-void run_nosplit(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
-  const std::int32_t* bin = job.plan->pixel_bin().data();
-  for (std::size_t p = begin; p < end; ++p) {
-    const std::int32_t b = bin[p];
-    if (b < 0) continue;
-    float sig = 0, var = 0;
-    if (!preprocess<T, kV>(job, p, sig, var)) continue;
-    add_pixel<kV>(acc[b], 1.0, sig, var, job.norm[p]);
+  const double omega_a = a.norm;
+  a.norm = omega_a + omega_b;
+  if (omega_b != 0.0 && omega_a != 0.0) {
+    const double delta = omega_b * a.sig - omega_a * x;
+    a.var += delta * delta / (a.norm * omega_a * omega_b);
   }
+  a.sig += x;
+  a.count += w;
 }
 
-// Pixels [begin, end) with bounding-box splitting: several (bin, weight) entries per pixel.
-template <class T, Variance kV>
-void run_split(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
+// Pixels [begin, end), every (bin, weight) entry of each valid pixel, in pixel order.
+template <class T>
+void azimuthal_block(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
   const std::int32_t* ptr = job.plan->pixel_ptr().data();
   const std::int32_t* bins = job.plan->pixel_bins().data();
   const float* weights = job.plan->pixel_weights().data();
   for (std::size_t p = begin; p < end; ++p) {
     if (ptr[p] == ptr[p + 1]) continue;
-    float sig = 0, var = 0;
-    if (!preprocess<T, kV>(job, p, sig, var)) continue;
+    const auto raw = static_cast<float>(job.data[p]);
+    if (!job.filter.valid(raw)) continue;
+    const float sig = raw - (job.dark ? job.dark[p] : 0.0f);
     for (std::int32_t k = ptr[p]; k < ptr[p + 1]; ++k) {
-      add_pixel<kV>(acc[bins[k]], static_cast<double>(weights[k]), sig, var, job.norm[p]);
+      add_azimuthal(acc[bins[k]], static_cast<double>(weights[k]), sig, job.norm[p]);
     }
-  }
-}
-
-template <class T, Variance kV>
-void run_block(const Job<T>& job, std::size_t begin, std::size_t end, Acc* acc) {
-  if (job.plan->settings().split == PixelSplit::kNo) {
-    run_nosplit<T, kV>(job, begin, end, acc);
-  } else {
-    run_split<T, kV>(job, begin, end, acc);
   }
 }
 
@@ -407,7 +369,6 @@ Job<T> make_job(const Plan& plan, const FrameView& frame) {
              {},
              plan.normalization().data(),
              plan.dark().empty() ? nullptr : plan.dark().data(),
-             plan.invalid().empty() ? nullptr : plan.invalid().data(),
              s.is_2d() ? -std::numeric_limits<float>::infinity() : 1.0f};
   job.filter.check_finite = std::is_floating_point_v<T>;
   if (s.dummy) {
@@ -457,8 +418,7 @@ void integrate_azimuthal(const Plan& plan, const FrameView& frame,
   run_threads(threads, [&](std::size_t t) {
     auto& acc = partial[t];
     acc.assign(plan.bins(), Acc{});
-    run_block<T, Variance::kAzimuthal>(job, pixels * t / threads, pixels * (t + 1) / threads,
-                                       acc.data());
+    azimuthal_block(job, pixels * t / threads, pixels * (t + 1) / threads, acc.data());
   });
   std::vector<Acc>& total = partial[0];
   for (std::size_t t = 1; t < partial.size(); ++t)

@@ -189,6 +189,27 @@ TEST(CpuIntegrator, IntegerDummyFollowsFloat32Rounding) {
   EXPECT_DOUBLE_EQ(signal, 10.0 * (kRows * kCols - 2) + 4294966784.0);
 }
 
+TEST(CpuIntegrator, DarkOrFlatAtTheDummyValueInvalidatesThePixel) {
+  // pyFAI's preproc flags a pixel whose dark or flat equals the dummy; both error-model paths
+  // must leave it out.
+  for (ErrorModel em : {ErrorModel::kPoisson, ErrorModel::kAzimuthal}) {
+    IntegrationSettings s;
+    s.npt_rad = 20;
+    s.dummy = -1.0;
+    s.error_model = em;
+    Corrections c;
+    c.dark.assign(kRows * kCols, 0.0f);
+    c.flat.assign(kRows * kCols, 1.0f);
+    c.dark[10] = -1.0f;
+    c.flat[20] = -1.0f;
+    const auto plan = Plan::build(geometry(), s, c);
+    const auto sums = integrate(plan, std::vector<float>(kRows * kCols, 5.0f), DType::kFloat32);
+    double total = 0;
+    for (double n : sums.count) total += n;
+    EXPECT_DOUBLE_EQ(total, static_cast<double>(kRows * kCols - 2)) << error_model_name(em);
+  }
+}
+
 TEST(CpuIntegrator, DeltaDummyWidensTheTest) {
   IntegrationSettings s;
   s.npt_rad = 20;
