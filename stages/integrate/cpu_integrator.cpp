@@ -310,13 +310,14 @@ void fast_finish(const Plan& plan, bool poisson, std::vector<FastState>& states,
   if (!poisson) std::fill(out.variance.begin(), out.variance.end(), 0.0);
 }
 
-// Merges accumulator b into a (Chan et al. pairwise update for the azimuthal variance).
-void merge(Acc& a, const Acc& b, bool azimuthal) {
-  if (!azimuthal || a.count == 0.0 || b.count == 0.0 || a.norm == 0.0 || b.norm == 0.0) {
-    if (azimuthal && a.count == 0.0) {
-      a = b;
-      return;
-    }
+// Merges the azimuthal accumulator b into a (Chan et al. pairwise update of the weighted
+// variance; plain sums when either side has no normalization).
+void merge_azimuthal(Acc& a, const Acc& b) {
+  if (a.count == 0.0) {
+    a = b;
+    return;
+  }
+  if (b.count == 0.0 || a.norm == 0.0 || b.norm == 0.0) {
     a.sig += b.sig;
     a.var += b.var;
     a.norm += b.norm;
@@ -422,7 +423,7 @@ void integrate_azimuthal(const Plan& plan, const FrameView& frame,
   });
   std::vector<Acc>& total = partial[0];
   for (std::size_t t = 1; t < partial.size(); ++t)
-    for (std::size_t b = 0; b < total.size(); ++b) merge(total[b], partial[t][b], true);
+    for (std::size_t b = 0; b < total.size(); ++b) merge_azimuthal(total[b], partial[t][b]);
   out.reset(plan.bins());
   for (std::size_t b = 0; b < total.size(); ++b) {
     out.signal[b] = total[b].sig;
