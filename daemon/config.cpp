@@ -194,7 +194,7 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   DaemonConfig& c = raw.config;
   r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
                     "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
-                    "stage_restart_limit", "control", "live", "rings"});
+                    "stage_restart_limit", "stop_timeout_s", "control", "live", "rings"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
   r.read("state_dir", c.state_dir);
@@ -215,6 +215,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   check_range(c.heartbeat_interval_ms, 10, 600000, r.origin("heartbeat_interval_ms"));
   r.read("stage_restart_limit", c.stage_restart_limit);
   check_range(c.stage_restart_limit, 0, 1000, r.origin("stage_restart_limit"));
+  r.read("stop_timeout_s", c.stop_timeout_s);
+  check_range(c.stop_timeout_s, 0, 3600, r.origin("stop_timeout_s"));
 }
 
 RawConfig read_file(const std::filesystem::path& file) {
@@ -345,6 +347,7 @@ std::string describe(const DaemonConfig& c) {
       << "log_level = " << quoted(c.log_level) << "\n"
       << "heartbeat_interval_ms = " << c.heartbeat_interval_ms << "\n"
       << "stage_restart_limit = " << c.stage_restart_limit << "\n"
+      << "stop_timeout_s = " << c.stop_timeout_s << "\n"
       << "# stages endpoint (derived): " << c.stages_endpoint << "\n\n"
       << "[control]\nendpoint = " << quoted(c.control_endpoint) << "\n"
       << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n\n"

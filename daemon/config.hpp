@@ -42,6 +42,9 @@ struct DaemonConfig {
   std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off
   std::size_t heartbeat_interval_ms = 1000;  ///< stage heartbeat period; 3 missed = stage lost
   std::size_t stage_restart_limit = 5;       ///< restarts of one stage slot before jobs fail
+  /// On SIGTERM/SIGINT or a shutdown request: seconds the shards in flight get to finish before
+  /// the daemon records them as queued and exits (keep below systemd's TimeoutStopSec).
+  std::size_t stop_timeout_s = 20;
 };
 
 /// Command-line overrides; each set value wins over the file and the defaults.

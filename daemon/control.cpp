@@ -1,5 +1,6 @@
 #include "daemon/control.hpp"
 
+#include <cerrno>
 #include <ctime>
 #include <filesystem>
 #include <initializer_list>
@@ -228,7 +229,12 @@ ControlServer::~ControlServer() = default;
 std::size_t ControlServer::poll(std::chrono::milliseconds timeout) {
   std::vector<zmq::pollitem_t> items;
   for (zmq::socket_t& s : sockets_) items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
-  if (zmq::poll(items, timeout) <= 0) return 0;
+  try {
+    if (zmq::poll(items, timeout) <= 0) return 0;
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return 0;  // a signal (SIGTERM): the caller looks at its stop flag
+    throw;
+  }
   std::size_t served = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     if ((items[i].revents & ZMQ_POLLIN) == 0) continue;

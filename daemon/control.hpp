@@ -97,7 +97,7 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   /// Waits up to `timeout` for requests and serves every one that is ready. Returns how many
-  /// requests were answered (0 on timeout).
+  /// requests were answered (0 on timeout or when a signal interrupts the wait).
   std::size_t poll(std::chrono::milliseconds timeout);
 
   /// True once a shutdown request has been answered.

@@ -90,7 +90,14 @@ Daemon::~Daemon() { stop_pipeline(); }
 int Daemon::run(const std::atomic<bool>& stop) {
   spdlog::info("azflowd {} serving on {} (instance {})", reduce::program_version(),
                config_.control_endpoint, config_.instance);
-  while (!stop.load() && !control_->shutdown_requested()) {
+  notifier_.ready(ServiceNotifier::describe(service_counters(), 0.0));
+  std::optional<Clock::time_point> stop_deadline;
+  while (true) {
+    notifier_.tick();
+    if (!stop_deadline && (stop.load() || control_->shutdown_requested())) {
+      stop_deadline = begin_stop();
+    }
+    if (stop_deadline && (shards_in_flight() == 0 || Clock::now() >= *stop_deadline)) break;
     control_->poll(milliseconds(0));
     poll_stages();
     reap_stages();
@@ -101,11 +108,56 @@ int Daemon::run(const std::atomic<bool>& stop) {
       last_periodic_ = Clock::now();
       check_heartbeats();
       watchdog();
+      notifier_.report(service_counters());
     }
   }
+  end_stop();
+  return 0;
+}
+
+Clock::time_point Daemon::begin_stop() {
+  shutdown_ = true;  // no more shards handed out, enqueue refused
+  const std::size_t in_flight = shards_in_flight();
+  spdlog::info("stopping: no new work; {} shards in flight get up to {} s to finish", in_flight,
+               config_.stop_timeout_s);
+  notifier_.stopping("stopping: finishing " + std::to_string(in_flight) + " shards in flight");
+  return Clock::now() + std::chrono::seconds(config_.stop_timeout_s);
+}
+
+void Daemon::end_stop() {
+  // Shards still in flight after the timeout go back to the queue: a restart redoes them whole
+  // (their frames were not committed), so no frame is written twice.
+  std::size_t requeued = 0;
+  for (auto& [id, job] : jobs_) {
+    for (const auto& [shard_id, shard] : job.running) {
+      store_->requeue_shard(id, shard_id);
+      ++requeued;
+    }
+  }
+  if (requeued > 0) spdlog::warn("stop timeout: {} unfinished shards recorded as queued", requeued);
   spdlog::info("stopping: {} unfinished jobs resume at the next start", jobs_.size());
   stop_pipeline();
-  return 0;
+}
+
+std::size_t Daemon::shards_in_flight() const {
+  std::size_t n = 0;
+  for (const auto& [id, job] : jobs_) n += job.running.size();
+  return n;
+}
+
+ServiceCounters Daemon::service_counters() const {
+  ServiceCounters c;
+  for (const auto& [id, job] : jobs_) {
+    if (job.started) {
+      ++c.jobs_running;
+    } else {
+      ++c.jobs_queued;
+    }
+    c.shards_in_flight += job.running.size();
+  }
+  c.frames_written = reducer_.counters().written;
+  c.stopping = shutdown_;
+  return c;
 }
 
 void Daemon::start_pipeline(const PipelineShape& shape) {

@@ -32,6 +32,7 @@
 #include "daemon/config.hpp"
 #include "daemon/control.hpp"
 #include "daemon/job_store.hpp"
+#include "daemon/service_notify.hpp"
 #include "daemon/supervisor.hpp"
 #include "ipc/ring.hpp"
 #include "stages/reduce/reducer.hpp"
@@ -72,8 +73,11 @@ class Daemon : public ControlHandler {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  /// Serves until `stop` turns true or a client asks to shut down; then stops the stages and
-  /// removes the rings. Returns the exit code (0).
+  /// Serves until `stop` turns true or a client asks to shut down, notifying a service manager
+  /// ($NOTIFY_SOCKET: READY=1, STATUS=, WATCHDOG=1, STOPPING=1). Stopping: no new shards are
+  /// handed out and enqueue is refused; the shards in flight get config.stop_timeout_s seconds
+  /// to finish; those still running are recorded as queued; then the stages stop and the rings
+  /// are removed. Returns the exit code (0).
   int run(const std::atomic<bool>& stop);
 
   nlohmann::json enqueue(const EnqueueRequest& request) override;
@@ -123,6 +127,12 @@ class Daemon : public ControlHandler {
 
   nlohmann::json daemon_status() const;
 
+  // service stop and notifications (run())
+  std::chrono::steady_clock::time_point begin_stop();
+  void end_stop();
+  std::size_t shards_in_flight() const;
+  ServiceCounters service_counters() const;
+
   DaemonConfig config_;
   zmq::context_t context_{1};
   std::unique_ptr<JobStore> store_;
@@ -141,6 +151,7 @@ class Daemon : public ControlHandler {
   int stall_ticks_ = 0;
   std::chrono::milliseconds reducer_delay_{0};
   bool shutdown_ = false;
+  ServiceNotifier notifier_;
 };
 
 }  // namespace azflow::daemon

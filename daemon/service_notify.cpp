@@ -1,0 +1,81 @@
+#include "daemon/service_notify.hpp"
+
+#include <systemd/sd-daemon.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
+
+namespace azflow::daemon {
+
+ServiceNotifier::ServiceNotifier(std::chrono::milliseconds status_period)
+    : status_period_(status_period) {
+  const char* socket = std::getenv("NOTIFY_SOCKET");
+  enabled_ = socket != nullptr && socket[0] != '\0';
+  std::uint64_t usec = 0;
+  // > 0: the watchdog is on and meant for this process ($WATCHDOG_PID unset or our pid)
+  if (enabled_ && sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+    watchdog_period_ = std::chrono::microseconds(usec / 2);
+  }
+  if (enabled_) {
+    spdlog::debug("service manager notifications on {}{}", socket,
+                  watchdog_period_ ? ", watchdog ping every " +
+                                         std::to_string(watchdog_period_->count() / 1000) + " ms"
+                                   : std::string());
+  }
+}
+
+void ServiceNotifier::send(const std::string& message) {
+  if (!enabled_) return;
+  const int r = sd_notify(0, message.c_str());
+  if (r < 0) spdlog::warn("sd_notify failed: error {}", -r);
+}
+
+void ServiceNotifier::ready(std::string_view status) {
+  send("READY=1\nSTATUS=" + std::string(status));
+  last_status_ = Clock::now();
+}
+
+void ServiceNotifier::stopping(std::string_view status) {
+  send("STOPPING=1\nSTATUS=" + std::string(status));
+  last_status_ = Clock::now();
+}
+
+void ServiceNotifier::status(std::string_view text) {
+  send("STATUS=" + std::string(text));
+  last_status_ = Clock::now();
+}
+
+void ServiceNotifier::tick(Clock::time_point now) {
+  if (!enabled_ || !watchdog_period_) return;
+  if (last_ping_ && now - *last_ping_ < *watchdog_period_) return;
+  send("WATCHDOG=1");
+  last_ping_ = now;
+}
+
+void ServiceNotifier::report(const ServiceCounters& counters, Clock::time_point now) {
+  if (!enabled_) return;
+  if (last_status_ && now - *last_status_ < status_period_) return;
+  const double seconds =
+      last_status_ ? std::chrono::duration<double>(now - *last_status_).count() : 0.0;
+  const std::uint64_t frames =
+      counters.frames_written - std::min(last_frames_, counters.frames_written);
+  const double rate = seconds > 0 ? static_cast<double>(frames) / seconds : 0.0;
+  last_frames_ = counters.frames_written;
+  send("STATUS=" + describe(counters, rate));
+  last_status_ = now;
+}
+
+std::string ServiceNotifier::describe(const ServiceCounters& c, double frames_per_s) {
+  char rate[32];
+  std::snprintf(rate, sizeof rate, "%.1f", frames_per_s);
+  std::string text = c.stopping ? "stopping: " : "";
+  text += std::to_string(c.jobs_running) + " jobs running, " + std::to_string(c.jobs_queued) +
+          " queued, " + std::to_string(c.shards_in_flight) + " shards in flight, " + rate +
+          " frames/s";
+  return text;
+}
+
+}  // namespace azflow::daemon
