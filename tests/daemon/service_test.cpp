@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "base/error.hpp"
+#include "daemon/config.hpp"
 #include "daemon/job_store.hpp"
 #include "daemon/service_notify.hpp"
 #include "tests/daemon/daemon_test_support.hpp"
@@ -156,6 +158,25 @@ TEST_F(ServiceTest, WithoutNotifySocketNothingIsSent) {
   c.shards_in_flight = 3;
   EXPECT_EQ(azflow::daemon::ServiceNotifier::describe(c, 12.25),
             "1 jobs running, 2 queued, 3 shards in flight, 12.2 frames/s");
+}
+
+TEST(ServiceConfig, StopTimeoutKey) {
+  TempSpace space;
+  const fs::path file = space.path("c.toml");
+  EXPECT_EQ(azflow::daemon::load_config(std::nullopt).stop_timeout_s, 20u);
+  std::ofstream(file) << "stop_timeout_s = 5\n";
+  EXPECT_EQ(azflow::daemon::load_config(file).stop_timeout_s, 5u);
+  std::ofstream(file) << "stop_timeout_s = 4000\n";
+  try {
+    (void)azflow::daemon::load_config(file);
+    FAIL() << "stop_timeout_s = 4000 accepted";
+  } catch (const azflow::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("stop_timeout_s"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(file.string()), std::string::npos) << e.what();
+  }
+  EXPECT_NE(azflow::daemon::describe(azflow::daemon::load_config(std::nullopt))
+                .find("stop_timeout_s = 20"),
+            std::string::npos);
 }
 
 /// Every row of `out` equals the reference's (same plan and integrator: bit-identical) or is NaN
