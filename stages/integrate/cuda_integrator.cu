@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <iterator>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -365,6 +366,7 @@ std::string describe_frames(std::span<const std::uint64_t> ids, std::size_t coun
 struct CudaIntegrator::Impl {
   CudaOptions options;
   std::shared_ptr<DevicePlan> device_plan;
+  PlanView view;  // device_plan->view with this integrator's row group
   std::vector<BufferSet> sets;
   std::deque<std::size_t> in_flight;  // set indices, oldest first
   std::size_t next_set = 0;
@@ -387,9 +389,17 @@ CudaIntegrator::CudaIntegrator(std::shared_ptr<const Plan> plan, CudaOptions opt
     throw Error(ErrorCategory::kConfig,
                 "CUDA buffers " + std::to_string(options.buffers) + " is outside [1, 8]");
   }
+  const auto* groups = std::begin(kRowGroupSizes);
+  if (options.row_group != 0 &&
+      std::find(groups, std::end(kRowGroupSizes), options.row_group) == std::end(kRowGroupSizes)) {
+    throw Error(ErrorCategory::kConfig,
+                "CUDA row_group " + std::to_string(options.row_group) + " is not 2, 8, 32 or 256");
+  }
   impl_->options = options;
   use_device(options.device);
   impl_->device_plan = shared_device_plan(plan_, options.device);
+  impl_->view = impl_->device_plan->view;
+  if (options.row_group != 0) impl_->view.s.row_group = options.row_group;
   const std::size_t frame_bytes = options.max_batch * plan_->pixels() * sizeof(float);
   const std::size_t sum_bytes = options.max_batch * 4 * plan_->bins() * sizeof(double);
   impl_->sets.reserve(options.buffers);
@@ -404,6 +414,8 @@ CudaIntegrator::~CudaIntegrator() {
 }
 
 const CudaOptions& CudaIntegrator::options() const noexcept { return impl_->options; }
+
+const void* CudaIntegrator::device_plan_id() const noexcept { return impl_->device_plan.get(); }
 
 bool CudaIntegrator::can_submit() const noexcept {
   return impl_->in_flight.size() < impl_->sets.size();
@@ -447,7 +459,7 @@ std::uint64_t CudaIntegrator::submit(std::span<const FrameView> frames,
           "cudaMemcpyAsync (frame to device)", where);
   }
   const DevicePlan& dp = *impl_->device_plan;
-  launch(dtype, dp.view, device_frames, static_cast<int>(frames.size()), set.sums.as<double>(),
+  launch(dtype, impl_->view, device_frames, static_cast<int>(frames.size()), set.sums.as<double>(),
          set.stream.get());
   check(cudaGetLastError(), "integration kernel launch", where);
   const std::size_t sum_bytes = frames.size() * 4 * dp.bins * sizeof(double);

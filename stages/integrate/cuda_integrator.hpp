@@ -68,6 +68,9 @@ struct CudaOptions {
   int device = 0;              ///< CUDA device ordinal
   std::size_t max_batch = 8;   ///< frames per kernel launch (1..64)
   std::size_t buffers = 2;     ///< batches in flight, each with its own stream (1..8)
+  /// Threads per CSR row: 0 = the plan's own choice (gpu::choose_row_group), else one of
+  /// gpu::kRowGroupSizes (tests use it to run every kernel shape).
+  int row_group = 0;
 };
 
 /// Device memory and streams are released in the destructor (which waits for work in flight).
@@ -107,6 +110,9 @@ class CudaIntegrator {
 
   [[nodiscard]] const Plan& plan() const noexcept { return *plan_; }
   [[nodiscard]] const CudaOptions& options() const noexcept;
+  /// Identity of the device copy of the plan: equal for integrators that share one (same plan
+  /// object, same device, same process). For tests and logs.
+  [[nodiscard]] const void* device_plan_id() const noexcept;
 
   /// Integrates one frame synchronously, as CpuIntegrator::integrate does (same checks, same
   /// sums). Only when nothing is in flight; throws azflow::Error (kInternal) otherwise.

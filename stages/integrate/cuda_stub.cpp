@@ -33,6 +33,7 @@ CudaIntegrator::CudaIntegrator(std::shared_ptr<const Plan> plan, CudaOptions opt
 CudaIntegrator::~CudaIntegrator() = default;
 
 const CudaOptions& CudaIntegrator::options() const noexcept { return impl_->options; }
+const void* CudaIntegrator::device_plan_id() const noexcept { return nullptr; }
 void CudaIntegrator::integrate(const FrameView&, BinSums&) { no_cuda("CudaIntegrator"); }
 void CudaIntegrator::integrate_batch(std::span<const FrameView>, std::span<BinSums>) {
   no_cuda("CudaIntegrator");
