@@ -96,8 +96,7 @@ void Daemon::place_integrate_workers_once() {
       inventory.reason = e.what();
     }
   }
-  integrate_placement_ =
-      place_integrate_workers(config_.gpu, inventory, config_.integrate_workers);
+  integrate_placement_ = place_integrate_workers(config_.gpu, inventory, config_.integrate_workers);
   spdlog::info("{}", integrate_placement_.summary);
 }
 
@@ -134,8 +133,7 @@ void Daemon::start_pipeline(const PipelineShape& shape) {
   shape_ = shape;
   StageLaunch launch{Supervisor::stage_executable(), config_.instance, config_.stages_endpoint,
                      config_.heartbeat_interval_ms, config_.log_level};
-  supervisor_ =
-      std::make_unique<Supervisor>(launch, config_.workers, integrate_placement_.devices);
+  supervisor_ = std::make_unique<Supervisor>(launch, config_.workers, integrate_placement_.devices);
   supervisor_->start_all();
   spdlog::info("pipeline up: rings compressed {} x {} B, frames {} x {} B, results {} x {} B",
                config_.rings.compressed_slots, shape.compressed_bytes, config_.rings.frames_slots,

@@ -115,8 +115,8 @@ IntegratePlacement place_integrate_workers(const GpuConfig& config, const GpuInv
   IntegratePlacement p;
   const auto cpu = [&](const std::string& why) {
     p.devices.assign(cpu_workers, "cpu");
-    p.summary = "integrate backend: CPU (" + why + "), " + std::to_string(cpu_workers) +
-                " worker" + (cpu_workers == 1 ? "" : "s");
+    p.summary = "integrate backend: CPU (" + why + "), " + std::to_string(cpu_workers) + " worker" +
+                (cpu_workers == 1 ? "" : "s");
     return p;
   };
   if (config.devices && config.devices->empty()) return cpu("gpus = [] in the configuration");
@@ -129,20 +129,23 @@ IntegratePlacement place_integrate_workers(const GpuConfig& config, const GpuInv
     if (std::find(inventory.ordinals.begin(), inventory.ordinals.end(), d) ==
         inventory.ordinals.end()) {
       std::string visible;
-      for (const int v : inventory.ordinals) visible += (visible.empty() ? "" : ", ") + std::to_string(v);
+      for (const int v : inventory.ordinals)
+        visible += (visible.empty() ? "" : ", ") + std::to_string(v);
       throw Error(ErrorCategory::kConfig, "gpu.gpus: CUDA device " + std::to_string(d) +
                                               " is not visible (visible: " + visible + ")");
     }
   }
   p.on_gpu = true;
-  p.summary = "integrate backend: CUDA, " + std::to_string(config.workers_per_gpu) +
-              " worker" + (config.workers_per_gpu == 1 ? "" : "s") + " on each of ";
+  p.summary = "integrate backend: CUDA, " + std::to_string(config.workers_per_gpu) + " worker" +
+              (config.workers_per_gpu == 1 ? "" : "s") + " on each of ";
   for (std::size_t i = 0; i < use.size(); ++i) {
     const auto at = std::find(inventory.ordinals.begin(), inventory.ordinals.end(), use[i]);
-    const std::string& name = inventory.names[static_cast<std::size_t>(at - inventory.ordinals.begin())];
+    const std::string& name =
+        inventory.names[static_cast<std::size_t>(at - inventory.ordinals.begin())];
     p.summary += (i > 0 ? ", " : "") + std::string("cuda:") + std::to_string(use[i]) +
                  (name.empty() ? "" : " (" + name + ")");
-    for (std::size_t k = 0; k < config.workers_per_gpu; ++k) p.devices.push_back(std::to_string(use[i]));
+    for (std::size_t k = 0; k < config.workers_per_gpu; ++k)
+      p.devices.push_back(std::to_string(use[i]));
   }
   return p;
 }

@@ -21,10 +21,10 @@ namespace azflow::daemon {
 
 /// What azflow-stage --probe-gpus found.
 struct GpuInventory {
-  bool cuda_build = false;             ///< azflow-stage has the CUDA backend
-  std::vector<int> ordinals;           ///< visible CUDA devices
-  std::vector<std::string> names;      ///< their names, same order
-  std::string reason;                  ///< why none is usable ("" when some are)
+  bool cuda_build = false;         ///< azflow-stage has the CUDA backend
+  std::vector<int> ordinals;       ///< visible CUDA devices
+  std::vector<std::string> names;  ///< their names, same order
+  std::string reason;              ///< why none is usable ("" when some are)
 };
 
 /// Parses the probe's JSON line ({"cuda_build", "devices": [{"ordinal", "name", ...}],

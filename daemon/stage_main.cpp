@@ -12,8 +12,8 @@
 
 #include <atomic>
 #include <cstdio>
-#include <optional>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -23,8 +23,8 @@
 #include "daemon/stage_link.hpp"
 #include "daemon/stage_runtime.hpp"
 #include "daemon/stop_signal.hpp"
-#include "stages/integrate/cuda_integrator.hpp"
 #include "stages/decompress/decompress_stage.hpp"
+#include "stages/integrate/cuda_integrator.hpp"
 #include "stages/integrate/integrate_stage.hpp"
 #include "stages/source/source_stage.hpp"
 
@@ -48,8 +48,8 @@ int probe_gpus() {
     devices.push_back({{"ordinal", d.ordinal},
                        {"name", d.name},
                        {"memory_bytes", d.memory_bytes},
-                       {"compute_capability", std::to_string(d.compute_major) + "." +
-                                                  std::to_string(d.compute_minor)}});
+                       {"compute_capability",
+                        std::to_string(d.compute_major) + "." + std::to_string(d.compute_minor)}});
   }
   const nlohmann::json out = {
       {"cuda_build", probe.cuda_build}, {"devices", devices}, {"reason", probe.reason}};

@@ -17,8 +17,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <iterator>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -43,9 +43,7 @@ void check(cudaError_t status, const char* call, const std::string& where) {
 }
 
 /// Makes `device` current for the calling thread.
-void use_device(int device) {
-  check(cudaSetDevice(device), "cudaSetDevice", device_name(device));
-}
+void use_device(int device) { check(cudaSetDevice(device), "cudaSetDevice", device_name(device)); }
 
 /// Device memory (cudaMalloc / cudaFree); empty for 0 bytes.
 class DeviceBuffer {
@@ -261,8 +259,8 @@ __global__ void __launch_bounds__(kBlockThreads)
 }
 
 template <class T, int kMode>
-void launch_mode(const PlanView& v, const void* frames, int count, double* out,
-                 cudaStream_t stream, unsigned blocks) {
+void launch_mode(const PlanView& v, const void* frames, int count, double* out, cudaStream_t stream,
+                 unsigned blocks) {
   const auto* f = static_cast<const T*>(frames);
   switch (v.s.row_group) {
     case 2:
@@ -382,8 +380,8 @@ CudaIntegrator::CudaIntegrator(std::shared_ptr<const Plan> plan, CudaOptions opt
     : plan_(std::move(plan)), impl_(std::make_unique<Impl>()) {
   if (!plan_) throw Error(ErrorCategory::kInternal, "CudaIntegrator: null plan");
   if (options.max_batch < 1 || options.max_batch > 64) {
-    throw Error(ErrorCategory::kConfig, "CUDA max_batch " + std::to_string(options.max_batch) +
-                                            " is outside [1, 64]");
+    throw Error(ErrorCategory::kConfig,
+                "CUDA max_batch " + std::to_string(options.max_batch) + " is outside [1, 64]");
   }
   if (options.buffers < 1 || options.buffers > 8) {
     throw Error(ErrorCategory::kConfig,
@@ -429,10 +427,9 @@ std::uint64_t CudaIntegrator::submit(std::span<const FrameView> frames,
     throw Error(ErrorCategory::kInternal, "CudaIntegrator::submit: every buffer set is in use");
   }
   if (frames.empty() || frames.size() > impl_->options.max_batch) {
-    throw Error(ErrorCategory::kInternal, "CudaIntegrator::submit: " +
-                                              std::to_string(frames.size()) +
-                                              " frames for a batch of at most " +
-                                              std::to_string(impl_->options.max_batch));
+    throw Error(ErrorCategory::kInternal,
+                "CudaIntegrator::submit: " + std::to_string(frames.size()) +
+                    " frames for a batch of at most " + std::to_string(impl_->options.max_batch));
   }
   if (!frame_ids.empty() && frame_ids.size() != frames.size()) {
     throw Error(ErrorCategory::kInternal, "CudaIntegrator::submit: frame_ids size mismatch");
@@ -463,8 +460,8 @@ std::uint64_t CudaIntegrator::submit(std::span<const FrameView> frames,
          set.stream.get());
   check(cudaGetLastError(), "integration kernel launch", where);
   const std::size_t sum_bytes = frames.size() * 4 * dp.bins * sizeof(double);
-  check(cudaMemcpyAsync(set.host.as<void>(), set.sums.as<void>(), sum_bytes,
-                        cudaMemcpyDeviceToHost, set.stream.get()),
+  check(cudaMemcpyAsync(set.host.as<void>(), set.sums.as<void>(), sum_bytes, cudaMemcpyDeviceToHost,
+                        set.stream.get()),
         "cudaMemcpyAsync (sums to host)", where);
   check(cudaEventRecord(set.done.get(), set.stream.get()), "cudaEventRecord", where);
   set.count = frames.size();
@@ -483,6 +480,37 @@ CudaIntegrator::Batch CudaIntegrator::collect() {
   check(cudaEventSynchronize(set.done.get()), "integration (copies or kernel)",
         set.where + " " + set.frames_text);
   return Batch{set.ticket, set.count, impl_->device_plan->bins, set.host.as<const double>()};
+}
+
+double CudaIntegrator::time_kernel(std::size_t frames, DType dtype, std::size_t repeats) {
+  if (in_flight() != 0 || frames < 1 || frames > impl_->options.max_batch || repeats < 1) {
+    throw Error(ErrorCategory::kInternal, "CudaIntegrator::time_kernel: bad call");
+  }
+  use_device(impl_->options.device);
+  BufferSet& set = impl_->sets[0];
+  const std::string where = set.where + " kernel timing";
+  cudaEvent_t start = nullptr, stop = nullptr;
+  check(cudaEventCreate(&start), "cudaEventCreate", where);
+  check(cudaEventCreate(&stop), "cudaEventCreate", where);
+  float ms = 0;
+  try {
+    check(cudaEventRecord(start, set.stream.get()), "cudaEventRecord", where);
+    for (std::size_t r = 0; r < repeats; ++r) {
+      launch(dtype, impl_->view, set.frames.as<void>(), static_cast<int>(frames),
+             set.sums.as<double>(), set.stream.get());
+      check(cudaGetLastError(), "integration kernel launch", where);
+    }
+    check(cudaEventRecord(stop, set.stream.get()), "cudaEventRecord", where);
+    check(cudaEventSynchronize(stop), "integration kernel", where);
+    check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime", where);
+  } catch (...) {
+    (void)cudaEventDestroy(start);
+    (void)cudaEventDestroy(stop);
+    throw;
+  }
+  (void)cudaEventDestroy(start);
+  (void)cudaEventDestroy(stop);
+  return static_cast<double>(ms) / 1e3 / static_cast<double>(repeats);
 }
 
 void CudaIntegrator::integrate(const FrameView& frame, BinSums& out) {

@@ -45,11 +45,11 @@ class CudaError : public Error {
 
 /// One visible CUDA device.
 struct CudaDeviceInfo {
-  int ordinal = 0;                 ///< CUDA device ordinal (after CUDA_VISIBLE_DEVICES)
-  std::string name;                ///< e.g. "NVIDIA H100 80GB HBM3"
-  std::size_t memory_bytes = 0;    ///< total device memory
-  int compute_major = 0;           ///< compute capability, e.g. 9
-  int compute_minor = 0;           ///< e.g. 0
+  int ordinal = 0;               ///< CUDA device ordinal (after CUDA_VISIBLE_DEVICES)
+  std::string name;              ///< e.g. "NVIDIA H100 80GB HBM3"
+  std::size_t memory_bytes = 0;  ///< total device memory
+  int compute_major = 0;         ///< compute capability, e.g. 9
+  int compute_minor = 0;         ///< e.g. 0
 };
 
 /// What probe_cuda_devices() found.
@@ -65,9 +65,9 @@ CudaProbe probe_cuda_devices() noexcept;
 
 /// How a CudaIntegrator runs.
 struct CudaOptions {
-  int device = 0;              ///< CUDA device ordinal
-  std::size_t max_batch = 8;   ///< frames per kernel launch (1..64)
-  std::size_t buffers = 2;     ///< batches in flight, each with its own stream (1..8)
+  int device = 0;             ///< CUDA device ordinal
+  std::size_t max_batch = 8;  ///< frames per kernel launch (1..64)
+  std::size_t buffers = 2;    ///< batches in flight, each with its own stream (1..8)
   /// Threads per CSR row: 0 = the plan's own choice (gpu::choose_row_group), else one of
   /// gpu::kRowGroupSizes (tests use it to run every kernel shape).
   int row_group = 0;
@@ -81,10 +81,10 @@ class CudaIntegrator {
   /// (signal, variance, normalization, count), the layout of a results-ring slot. Valid until the
   /// next submit() or the integrator's destruction.
   struct Batch {
-    std::uint64_t ticket = 0;        ///< what submit() returned
-    std::size_t frames = 0;          ///< frames in the batch
-    std::size_t bins = 0;            ///< bins per frame
-    const double* sums = nullptr;    ///< frames x 4 x bins
+    std::uint64_t ticket = 0;      ///< what submit() returned
+    std::size_t frames = 0;        ///< frames in the batch
+    std::size_t bins = 0;          ///< bins per frame
+    const double* sums = nullptr;  ///< frames x 4 x bins
     /// Frame i's 4 x bins sums.
     [[nodiscard]] std::span<const double> frame(std::size_t i) const noexcept {
       return {sums + i * 4 * bins, 4 * bins};
@@ -135,6 +135,12 @@ class CudaIntegrator {
   /// Waits for the oldest batch in flight and returns its sums. Throws azflow::Error (kInternal)
   /// if none is in flight, CudaError if its copies or kernel failed.
   Batch collect();
+
+  /// Benchmark hook: seconds per kernel launch over the first `frames` frames of `dtype` left in
+  /// the first buffer set by the last batch submitted there, averaged over `repeats` launches
+  /// timed with CUDA events (no copies). Only when nothing is in flight; throws azflow::Error
+  /// (kInternal) otherwise or for frames outside [1, max_batch], CudaError if a call fails.
+  double time_kernel(std::size_t frames, DType dtype, std::size_t repeats);
 
  private:
   struct Impl;

@@ -44,6 +44,7 @@ std::uint64_t CudaIntegrator::submit(std::span<const FrameView>, std::span<const
   no_cuda("CudaIntegrator");
 }
 CudaIntegrator::Batch CudaIntegrator::collect() { no_cuda("CudaIntegrator"); }
+double CudaIntegrator::time_kernel(std::size_t, DType, std::size_t) { no_cuda("CudaIntegrator"); }
 
 PinnedHostRegion::PinnedHostRegion(int device, void* data, std::size_t bytes)
     : device_(device), data_(nullptr) {

@@ -76,7 +76,8 @@ PackedPlan pack_plan(const Plan& plan) {
   out.normalization = plan.normalization();
   out.dark = plan.dark();
   out.static_entries.reserve(bins);
-  for (const std::int64_t e : st.entries) out.static_entries.push_back(static_cast<std::int32_t>(e));
+  for (const std::int64_t e : st.entries)
+    out.static_entries.push_back(static_cast<std::int32_t>(e));
   out.static_count = st.count;
   out.static_norm = st.normalization;
   out.static_dark = st.dark;

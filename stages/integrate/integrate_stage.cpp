@@ -254,7 +254,9 @@ class IntegrateStage {
       ++rt_.counters.frames_out;
       rt_.delay();
     }
-    busy_ += Clock::now() - b.submitted;
+    const auto now = Clock::now();  // union of the batches' [submitted, collected] intervals
+    busy_ += now - std::max(b.submitted, busy_until_);
+    busy_until_ = now;
     rt_.counters.busy_s = std::chrono::duration<double>(busy_).count();
     return true;
   }
@@ -342,9 +344,8 @@ class IntegrateStage {
   /// A CUDA integrator on the stage's device with batches capped at kMaxGpuBatchSumBytes of sums.
   std::unique_ptr<CudaIntegrator> make_gpu_integrator(std::shared_ptr<const Plan> plan) const {
     const std::size_t sum_bytes = 4 * plan->bins() * sizeof(double);
-    const std::size_t batch =
-        std::clamp<std::size_t>(kMaxGpuBatchSumBytes / std::max<std::size_t>(sum_bytes, 1), 1,
-                                kMaxGpuBatch);
+    const std::size_t batch = std::clamp<std::size_t>(
+        kMaxGpuBatchSumBytes / std::max<std::size_t>(sum_bytes, 1), 1, kMaxGpuBatch);
     return std::make_unique<CudaIntegrator>(std::move(plan),
                                             CudaOptions{rt_.gpu_device, batch, 2, 0});
   }
@@ -431,11 +432,12 @@ class IntegrateStage {
   static constexpr std::chrono::milliseconds kNoWait{0};
   std::list<JobPlan> plans_;
   std::deque<GpuBatch> in_flight_;
-  std::optional<ipc::ReadSlot> held_;     // taken from the ring, not yet in a batch
-  CudaIntegrator* last_gpu_ = nullptr;    // integrator of the newest batch
+  std::optional<ipc::ReadSlot> held_;   // taken from the ring, not yet in a batch
+  CudaIntegrator* last_gpu_ = nullptr;  // integrator of the newest batch
   std::list<std::pair<std::string, std::shared_ptr<const Plan>>> plan_cache_;
   BinSums sums_;
   Clock::duration busy_{};
+  Clock::time_point busy_until_{};  // GPU: end of the last counted busy interval
 };
 
 }  // namespace

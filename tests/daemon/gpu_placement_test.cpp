@@ -16,9 +16,8 @@ namespace azflow::daemon {
 namespace {
 
 GpuInventory two_gpus() {
-  return parse_gpu_probe(
-      R"({"cuda_build":true,"devices":[{"ordinal":0,"name":"NVIDIA H100"},)"
-      R"({"ordinal":1,"name":"NVIDIA H100"}],"reason":""})");
+  return parse_gpu_probe(R"({"cuda_build":true,"devices":[{"ordinal":0,"name":"NVIDIA H100"},)"
+                         R"({"ordinal":1,"name":"NVIDIA H100"}],"reason":""})");
 }
 
 TEST(GpuPlacement, ProbeOutputIsParsed) {

@@ -51,7 +51,8 @@ inline std::vector<PlanCase> plan_cases() {
   const Geometry g = test_geometry();
   for (const bool two_d : {false, true}) {
     for (const PixelSplit split : {PixelSplit::kNo, PixelSplit::kBBox}) {
-      for (const ErrorModel em : {ErrorModel::kNone, ErrorModel::kPoisson, ErrorModel::kAzimuthal}) {
+      for (const ErrorModel em :
+           {ErrorModel::kNone, ErrorModel::kPoisson, ErrorModel::kAzimuthal}) {
         for (const bool full : {false, true}) {
           IntegrationSettings s;
           s.npt_rad = two_d ? 30 : 50;
@@ -102,7 +103,8 @@ std::vector<std::vector<T>> make_frames(std::size_t count, unsigned seed) {
     for (auto& v : f) {
       const double r = u(rng);
       // Mostly small counts (as detectors see), a tail of large values.
-      const double x = r < 0.9 ? lo + (std::min(hi, 1000.0) - lo) * u(rng) : lo + (hi - lo) * u(rng);
+      const double x =
+          r < 0.9 ? lo + (std::min(hi, 1000.0) - lo) * u(rng) : lo + (hi - lo) * u(rng);
       v = static_cast<T>(x);
       if (u(rng) < 0.02) v = static_cast<T>(200);
     }
@@ -140,7 +142,8 @@ inline double expect_close(const BinSums& want, const BinSums& got, const std::s
       const double scale = std::max(std::fabs(a[i]), std::fabs(b[i]));
       if (scale > 0) worst = std::max(worst, diff / scale);
       if (diff > kRelTolerance * scale + floor && failures++ < 3) {
-        ADD_FAILURE() << what << ": " << names[f] << "[" << i << "] CPU " << a[i] << " GPU " << b[i];
+        ADD_FAILURE() << what << ": " << names[f] << "[" << i << "] CPU " << a[i] << " GPU "
+                      << b[i];
       }
     }
   }
