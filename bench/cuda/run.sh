@@ -23,11 +23,12 @@ JOBS="${JOBS:-$(nproc)}"
 echo "== build (Release, CUDA on) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAZFLOW_WITH_CUDA=ON >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target azflow_cuda_bench azflow_cuda_integrator_test \
-  azflow_gpu_plan_test azflowd azflow-stage azflow azflowctl daemon_gpu_test
+  azflow_gpu_plan_test azflowd azflow-stage azflow azflowctl daemon_gpu_test \
+  daemon_gpu_placement_test
 
 echo "== CUDA tests"
-ctest --test-dir "$BUILD" -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|DaemonGpu' \
-  --output-on-failure
+ctest --test-dir "$BUILD" --output-on-failure \
+  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuConfigKeys|DaemonGpu'
 
 probe=$("$BUILD/daemon/azflow-stage" --probe-gpus)
 if /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["devices"] else 1)' "$probe"; then
