@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -87,6 +88,19 @@ Daemon::Daemon(DaemonConfig config)
 }
 
 void Daemon::place_integrate_workers_once() {
+  // Test hook: AZFLOW_TEST_INTEGRATE_DEVICES="0,cpu" starts one integrate worker per item with
+  // that --device, whatever the probe says (tests of a failing GPU worker on machines without one).
+  if (const char* forced = std::getenv("AZFLOW_TEST_INTEGRATE_DEVICES")) {
+    std::stringstream items(forced);
+    for (std::string item; std::getline(items, item, ',');) {
+      if (!item.empty()) integrate_placement_.devices.push_back(item);
+    }
+    integrate_placement_.on_gpu = true;
+    integrate_placement_.summary =
+        std::string("integrate backend: test override AZFLOW_TEST_INTEGRATE_DEVICES=") + forced;
+    spdlog::warn("{}", integrate_placement_.summary);
+    return;
+  }
   GpuInventory inventory;
   const bool wants_gpu = !(config_.gpu.devices && config_.gpu.devices->empty());
   if (wants_gpu) {

@@ -92,4 +92,29 @@ TEST(DaemonGpu, AnEmptyGpuListForcesTheCpuBackend) {
   EXPECT_EQ(integrate_devices(client), (std::vector<std::string>{"cpu", "cpu"}));
 }
 
+TEST(DaemonGpu, AWorkerWhoseGpuFailsExitsAndItsFramesAreRedoneElsewhere) {
+  const azflow::daemon::GpuInventory gpus = azflow::daemon::probe_gpus(AZFLOW_STAGE_BIN);
+  if (!gpus.cuda_build) GTEST_SKIP() << "built without CUDA: no CUDA worker can start";
+  // A worker on a device that cannot be used (none on this machine, or one past the last), next
+  // to a CPU worker: every frame the CUDA worker takes must come back and be integrated once.
+  const std::string bad_device = std::to_string(gpus.ordinals.size() + 7);
+  TempSpace space;
+  const std::string master = make_series(space, "f", 120);
+  reference_integrate(master, space.path("ref.h5").string());
+  DaemonProcess daemon(space, 1, "stage_restart_limit = 1000\n",
+                       {{"AZFLOW_TEST_INTEGRATE_DEVICES", bad_device + ",cpu"}});
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready()) << daemon.log();
+  const std::string out = space.path("out.h5").string();
+  const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, out);
+  ASSERT_GT(id, 0);
+  EXPECT_EQ(wait_job(client, id).value("state", ""), "succeeded") << daemon.log();
+  const std::string log = daemon.log();
+  EXPECT_NE(log.find("integrate/0 (pid"), std::string::npos) << log;
+  EXPECT_NE(log.find("ended: exit status 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("cuda:" + bad_device + ": cudaSetDevice failed"), std::string::npos) << log;
+  expect_close_to_reference(out, space.path("ref.h5").string());
+  EXPECT_TRUE(client.result({{"verb", "status"}}).contains("daemon")) << "daemon still serving";
+}
+
 }  // namespace
