@@ -108,6 +108,7 @@ class IntegrateStage {
       }
       while (!in_flight_.empty() && collect_oldest()) {
       }
+      abandon_in_flight();
     } catch (const CudaError& e) {
       exit_on_cuda_error(e);
     }
@@ -294,8 +295,17 @@ class IntegrateStage {
       if (p.job == job) return;
     }
     while (!in_flight_.empty()) {
-      if (!collect_oldest()) return;
+      if (!collect_oldest()) break;
     }
+    abandon_in_flight();
+  }
+
+  /// Stopping with batches still in flight: waits for the device to finish with their frames,
+  /// then drops them (their input slots are released without results, as a stopping CPU worker
+  /// drops the frame it holds; the daemon redoes unfinished shards at its next start).
+  void abandon_in_flight() {
+    for (GpuBatch& b : in_flight_) (void)b.integrator->collect();
+    in_flight_.clear();
     last_gpu_ = nullptr;
   }
 
