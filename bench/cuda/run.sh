@@ -28,7 +28,7 @@ cmake --build "$BUILD" -j"$JOBS" --target azflow_cuda_bench azflow_cuda_integrat
 
 echo "== CUDA tests"
 ctest --test-dir "$BUILD" --output-on-failure \
-  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuConfigKeys|DaemonGpu'
+  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu'
 
 probe=$("$BUILD/daemon/azflow-stage" --probe-gpus)
 if /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["devices"] else 1)' "$probe"; then
