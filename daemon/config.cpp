@@ -173,6 +173,35 @@ void read_rings(const TableReader& root, const std::filesystem::path& file, Ring
   r.read_slot_mib("results_slot_mib", rings.results_slot_mib);
 }
 
+void read_gpu(const TableReader& root, const std::filesystem::path& file, GpuConfig& gpu) {
+  const toml::table* table = root.sub("gpu");
+  if (table == nullptr) return;
+  const TableReader r(*table, file, "gpu.");
+  r.reject_unknown({"gpus", "workers_per_gpu"});
+  r.read("workers_per_gpu", gpu.workers_per_gpu);
+  check_range(gpu.workers_per_gpu, 1, 64, r.origin("workers_per_gpu"));
+  const toml::node* node = table->get("gpus");
+  if (node == nullptr) return;
+  if (node->is_string() && node->as_string()->get() == "all") {
+    gpu.devices.reset();
+    return;
+  }
+  if (!node->is_array()) r.origin("gpus").fail("expected \"all\" or a list of device ordinals");
+  std::vector<int> devices;
+  for (const toml::node& item : *node->as_array()) {
+    if (!item.is_integer()) r.origin("gpus").fail("expected integer device ordinals");
+    const std::int64_t ordinal = item.as_integer()->get();
+    if (ordinal < 0 || ordinal > 1023) {
+      r.origin("gpus").fail("device ordinal " + std::to_string(ordinal) + " is outside [0, 1023]");
+    }
+    if (std::find(devices.begin(), devices.end(), ordinal) != devices.end()) {
+      r.origin("gpus").fail("device " + std::to_string(ordinal) + " is listed twice");
+    }
+    devices.push_back(static_cast<int>(ordinal));
+  }
+  gpu.devices = std::move(devices);
+}
+
 void read_endpoints(const TableReader& root, const std::filesystem::path& file, DaemonConfig& c) {
   if (const toml::table* table = root.sub("control")) {
     const TableReader r(*table, file, "control.");
@@ -194,7 +223,7 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   DaemonConfig& c = raw.config;
   r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
                     "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
-                    "stage_restart_limit", "stop_timeout_s", "control", "live", "rings"});
+                    "stage_restart_limit", "stop_timeout_s", "control", "live", "rings", "gpu"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
   r.read("state_dir", c.state_dir);
@@ -235,6 +264,7 @@ RawConfig read_file(const std::filesystem::path& file) {
   read_top_level(r, raw);
   read_endpoints(r, file, raw.config);
   read_rings(r, file, raw.config.rings);
+  read_gpu(r, file, raw.config.gpu);
   return raw;
 }
 
@@ -294,6 +324,15 @@ std::string quoted(const std::string& s) {
 
 std::string slot_text(const std::optional<std::size_t>& mib) {
   return mib ? std::to_string(*mib) : std::string("\"auto\"");
+}
+
+std::string gpus_text(const std::optional<std::vector<int>>& devices) {
+  if (!devices) return "\"all\"";
+  std::string text = "[";
+  for (std::size_t i = 0; i < devices->size(); ++i) {
+    text += (i > 0 ? ", " : "") + std::to_string((*devices)[i]);
+  }
+  return text + "]";
 }
 
 }  // namespace
@@ -357,7 +396,9 @@ std::string describe(const DaemonConfig& c) {
       << "results_slots = " << c.rings.results_slots << "\n"
       << "compressed_slot_mib = " << slot_text(c.rings.compressed_slot_mib) << "\n"
       << "frames_slot_mib = " << slot_text(c.rings.frames_slot_mib) << "\n"
-      << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n";
+      << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n\n"
+      << "[gpu]\ngpus = " << gpus_text(c.gpu.devices) << "\n"
+      << "workers_per_gpu = " << c.gpu.workers_per_gpu << "\n";
   return out.str();
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -23,6 +24,16 @@ struct RingsConfig {
   std::optional<std::size_t> results_slot_mib;     ///< MiB per result slot; nullopt = auto
 };
 
+/// Placement of the integrate workers on GPUs ([gpu] table). Used only when azflow-stage was
+/// built with CUDA and sees a device (daemon/gpu_placement.hpp); otherwise the daemon runs
+/// `integrate_workers` CPU integrate workers and says why at start.
+struct GpuConfig {
+  /// Key `gpus`: CUDA device ordinals to use; nullopt ("all", the default) = every visible GPU;
+  /// empty ([]) = none, CPU integrate workers only.
+  std::optional<std::vector<int>> devices;
+  std::size_t workers_per_gpu = 4;  ///< integrate worker processes per GPU (1 to 64)
+};
+
 /// Every setting of azflowd, resolved: no empty paths, no "auto" worker counts (ring slot sizes
 /// may stay auto). Field names carry units.
 struct DaemonConfig {
@@ -37,6 +48,7 @@ struct DaemonConfig {
   std::size_t workers = 1;            ///< decompress worker processes (key 0 = hardware threads)
   std::size_t integrate_workers = 1;  ///< integrate worker processes (key 0 = same as workers)
   RingsConfig rings;
+  GpuConfig gpu;
   std::size_t shard_frames = 50;     ///< frames per shard (the scheduler may cut 2D smaller)
   std::size_t max_running_jobs = 2;  ///< jobs whose shards are handed out at once
   std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off

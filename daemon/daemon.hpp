@@ -31,6 +31,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/control.hpp"
+#include "daemon/gpu_placement.hpp"
 #include "daemon/job_store.hpp"
 #include "daemon/service_notify.hpp"
 #include "daemon/supervisor.hpp"
@@ -104,6 +105,8 @@ class Daemon : public ControlHandler {
   bool ensure_pipeline(const ActiveJob& job);
   void start_pipeline(const PipelineShape& shape);
   void stop_pipeline();
+  /// Decides once, at start, where the integrate workers run (GPU or CPU) and logs it.
+  void place_integrate_workers_once();
   void send_shard(ActiveJob& job, const ShardRecord& shard);
   void send_frames(std::int64_t job, std::int64_t shard, const std::vector<std::int64_t>& frames);
   void send_to_source(nlohmann::json message);
@@ -143,6 +146,7 @@ class Daemon : public ControlHandler {
   std::optional<ipc::Ring> compressed_, frames_, results_;
   PipelineShape shape_;
   std::unique_ptr<Supervisor> supervisor_;
+  IntegratePlacement integrate_placement_;  // integrate workers' devices (gpu_placement.hpp)
   reduce::Reducer reducer_;
   std::map<std::int64_t, nlohmann::json> source_pending_;  // msg id -> shard message
   std::int64_t next_msg_ = 1;

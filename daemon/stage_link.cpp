@@ -25,7 +25,8 @@ StageLink::StageLink(std::string endpoint, StageIdentity identity,
   send({{"type", "hello"},
         {"role", identity_.role},
         {"worker", identity_.worker},
-        {"pid", static_cast<std::int64_t>(::getpid())}});
+        {"pid", static_cast<std::int64_t>(::getpid())},
+        {"device", identity_.device}});
   last_heartbeat_ = std::chrono::steady_clock::now();
 }
 
@@ -42,6 +43,7 @@ void StageLink::heartbeat_if_due(const StageCounters& counters) {
         {"role", identity_.role},
         {"worker", identity_.worker},
         {"pid", static_cast<std::int64_t>(::getpid())},
+        {"device", identity_.device},
         {"counters", to_json(counters)}});
 }
 

@@ -2,7 +2,7 @@
 // The control link between a stage process and azflowd: one ZeroMQ DEALER connected to the
 // daemon's internal ROUTER (DaemonConfig::stages_endpoint). Frames never travel here, only JSON
 // control messages (one frame each), see docs/daemon-design.md "Control path":
-//   stage -> daemon  {"type":"hello"|"heartbeat", "role", "worker", "pid", "counters"}
+//   stage -> daemon  {"type":"hello"|"heartbeat", "role", "worker", "pid", "device", "counters"}
 //                    {"type":"job_config", "job"}            (integrate: ask for a JobSpec)
 //                    {"type":"plan_axes", "job", "axes"}     (integrate: the plan's output axes)
 //                    {"type":"shard_read", "job", "shard"}   (source: every frame pushed)
@@ -38,6 +38,7 @@ nlohmann::json to_json(const StageCounters& counters);
 struct StageIdentity {
   std::string role;  ///< "source", "decompress" or "integrate"
   std::size_t worker = 0;
+  std::string device = "cpu";  ///< where it computes: "cpu" or "cuda:N" (integrate on a GPU)
 };
 
 /// The DEALER side of the stage control link.

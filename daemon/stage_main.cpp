@@ -1,13 +1,19 @@
 // azflow-stage: one stage process of azflowd's pipeline (source, decompress or integrate),
 // started and supervised by the daemon:
 //   azflow-stage --role source|decompress|integrate --instance NAME --worker K --endpoint EP
-// Logs to stderr (spdlog); exits 0 on SIGTERM/SIGINT or a "stop" message, 1 on a setup error
-// (ring or endpoint missing), 2 on bad arguments.
+//                [--device cpu|N]
+//   azflow-stage --probe-gpus     (prints the visible CUDA devices as one JSON object, exits 0)
+// --device N runs the integrate role on CUDA device N (cudaSetDevice(N)); the default "cpu" runs
+// the CPU integrator. Logs to stderr (spdlog); exits 0 on SIGTERM/SIGINT or a "stop" message, 1 on
+// a setup error (ring or endpoint missing, CUDA device unusable), 2 on bad arguments, 3 on a CUDA
+// error while integrating (its frames are then reclaimed and redone by the daemon).
 
 #include <signal.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -18,6 +24,7 @@
 #include "daemon/stage_runtime.hpp"
 #include "daemon/stop_signal.hpp"
 #include "stages/decompress/decompress_stage.hpp"
+#include "stages/integrate/cuda_integrator.hpp"
 #include "stages/integrate/integrate_stage.hpp"
 #include "stages/source/source_stage.hpp"
 
@@ -32,11 +39,38 @@ std::chrono::milliseconds test_delay(const std::string& role) {
   return std::chrono::milliseconds(value != nullptr ? std::atoll(value) : 0);
 }
 
+/// --probe-gpus: {"cuda_build": bool, "devices": [{"ordinal", "name", "memory_bytes",
+/// "compute_capability"}], "reason": "why none"} on stdout (read by azflowd, daemon/gpu_placement).
+int probe_gpus() {
+  const azflow::integrate::CudaProbe probe = azflow::integrate::probe_cuda_devices();
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& d : probe.devices) {
+    devices.push_back({{"ordinal", d.ordinal},
+                       {"name", d.name},
+                       {"memory_bytes", d.memory_bytes},
+                       {"compute_capability",
+                        std::to_string(d.compute_major) + "." + std::to_string(d.compute_minor)}});
+  }
+  const nlohmann::json out = {
+      {"cuda_build", probe.cuda_build}, {"devices", devices}, {"reason", probe.reason}};
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
+/// Parses --device: "cpu" -> -1, a CUDA ordinal "N" -> N; nullopt for anything else.
+std::optional<int> parse_device(const std::string& text) {
+  if (text == "cpu") return -1;
+  if (text.empty() || text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return std::stoi(text);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "--probe-gpus") return probe_gpus();
   CLI::App app{"azflow-stage: one stage process of azflowd (started by the daemon)"};
-  std::string role, instance, endpoint, log_level = "info";
+  std::string role, instance, endpoint, log_level = "info", device = "cpu";
   std::size_t worker = 0, heartbeat_ms = 1000;
   app.add_option("--role", role, "source, decompress or integrate")
       ->required()
@@ -47,7 +81,14 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat period");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
+  app.add_option("--device", device, "integrate backend: cpu, or a CUDA device ordinal N");
   CLI11_PARSE(app, argc, argv);
+  const std::optional<int> gpu = parse_device(device);
+  if (!gpu) {
+    std::fprintf(stderr, "--device: '%s' is neither cpu nor a CUDA device ordinal\n",
+                 device.c_str());
+    return 2;
+  }
 
   auto logger = spdlog::stderr_color_mt("stage");
   spdlog::set_default_logger(logger);
@@ -55,9 +96,12 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   std::atomic<bool>& stop = azflow::daemon::install_stop_signals();
   try {
-    azflow::daemon::StageLink link(endpoint, {role, worker},
+    const bool on_gpu = role == "integrate" && *gpu >= 0;
+    azflow::daemon::StageLink link(endpoint,
+                                   {role, worker, on_gpu ? "cuda:" + std::to_string(*gpu) : "cpu"},
                                    std::chrono::milliseconds(heartbeat_ms));
     azflow::daemon::StageRuntime rt{instance, link, stop, test_delay(role), {}, {}};
+    rt.gpu_device = on_gpu ? *gpu : -1;
     spdlog::debug("started (pid {})", ::getpid());
     if (role == "source") return azflow::source::run_source_stage(rt);
     if (role == "decompress") return azflow::decompress::run_decompress_stage(rt);

@@ -25,6 +25,7 @@ struct StageRuntime {
   std::chrono::milliseconds frame_delay{0};  ///< test hook: extra time per frame
   StageCounters counters;
   std::unordered_set<std::int64_t> cancelled_jobs;  ///< jobs the daemon cancelled
+  int gpu_device = -1;  ///< integrate role: CUDA device ordinal (--device N); -1 = CPU backend
 
   /// True when the process should stop (signal or "stop" message).
   [[nodiscard]] bool should_stop() const noexcept {

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/error.hpp"
+#include "daemon/gpu_placement.hpp"
 
 namespace azflow::daemon {
 
@@ -28,16 +29,24 @@ std::string describe_status(int status) {
 }  // namespace
 
 Supervisor::Supervisor(StageLaunch launch, std::size_t decompress, std::size_t integrate)
+    : Supervisor(std::move(launch), decompress, std::vector<std::string>(integrate, "cpu")) {}
+
+Supervisor::Supervisor(StageLaunch launch, std::size_t decompress,
+                       const std::vector<std::string>& integrate_devices)
     : launch_(std::move(launch)) {
-  const auto add = [this](const char* role, std::size_t worker) {
+  const auto add = [this](const char* role, std::size_t worker, const std::string& device) {
     StageSlot slot;
     slot.role = role;
     slot.worker = worker;
+    slot.device_arg = device;
+    slot.device = device_label(device);
     slots_.push_back(std::move(slot));
   };
-  add("source", 0);
-  for (std::size_t k = 0; k < decompress; ++k) add("decompress", k);
-  for (std::size_t k = 0; k < integrate; ++k) add("integrate", k);
+  add("source", 0, "cpu");
+  for (std::size_t k = 0; k < decompress; ++k) add("decompress", k, "cpu");
+  for (std::size_t k = 0; k < integrate_devices.size(); ++k) {
+    add("integrate", k, integrate_devices[k]);
+  }
 }
 
 Supervisor::~Supervisor() { stop_all(std::chrono::milliseconds(2000)); }
@@ -67,6 +76,10 @@ void Supervisor::spawn(StageSlot& slot) {
                                    std::to_string(launch_.heartbeat_ms),
                                    "--log-level",
                                    launch_.log_level};
+  if (slot.role == "integrate") {
+    args.push_back("--device");
+    args.push_back(slot.device_arg);
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -162,6 +175,7 @@ nlohmann::json Supervisor::status_json() const {
          {"worker", s.worker},
          {"pid", s.pid},
          {"alive", s.pid > 0},
+         {"device", s.device},
          {"restarts", s.restarts},
          {"last_exit", s.last_exit},
          {"seconds_since_heartbeat", std::chrono::duration<double>(now - s.last_seen).count()},

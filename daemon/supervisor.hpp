@@ -33,6 +33,10 @@ struct StageSlot {
   StageCounters counters;    ///< from its last heartbeat
   std::chrono::steady_clock::time_point started, last_seen;
   std::string last_exit;  ///< how the previous process ended ("" if none)
+  /// azflow-stage --device value (integrate: "cpu" or a CUDA ordinal "N"; others "cpu").
+  std::string device_arg = "cpu";
+  /// Where it computes, "cpu" or "cuda:N": from device_arg, then as its hello/heartbeat reports.
+  std::string device = "cpu";
 };
 
 /// What the stage processes are started with.
@@ -55,6 +59,10 @@ class Supervisor {
  public:
   /// Plans 1 source, `decompress` decompress and `integrate` integrate slots (nothing started).
   Supervisor(StageLaunch launch, std::size_t decompress, std::size_t integrate);
+  /// As above with one integrate slot per element of `integrate_devices`, each started with
+  /// `--device` that value ("cpu" or a CUDA ordinal, see gpu_placement.hpp).
+  Supervisor(StageLaunch launch, std::size_t decompress,
+             const std::vector<std::string>& integrate_devices);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;

@@ -450,6 +450,9 @@ Ring::~Ring() = default;
 const std::string& Ring::name() const noexcept { return impl_->name; }
 std::size_t Ring::slots() const noexcept { return impl_->hdr->slots; }
 std::size_t Ring::slot_bytes() const noexcept { return impl_->hdr->slot_bytes; }
+std::span<std::byte> Ring::payload_area() const noexcept {
+  return {impl_->payload, impl_->hdr->slots * impl_->hdr->slot_stride};
+}
 
 SlotHeader& Ring::slot_header(std::size_t index) const noexcept {
   return impl_->controls[index].header;

@@ -217,6 +217,10 @@ class Ring {
   [[nodiscard]] std::size_t slots() const noexcept;
   /// Usable payload bytes per slot.
   [[nodiscard]] std::size_t slot_bytes() const noexcept;
+  /// This process's mapping of every slot's payload: slots x slot stride bytes (page-aligned
+  /// start and length), valid while the Ring lives. For registering the payloads with a device
+  /// (cudaHostRegister) so that copies from slots run as pinned DMA; never write through it.
+  [[nodiscard]] std::span<std::byte> payload_area() const noexcept;
 
   /// Takes a free slot for writing, blocking while the ring is full (back-pressure) up to
   /// `timeout`. nullopt on timeout or once the ring is closed.

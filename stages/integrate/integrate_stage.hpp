@@ -1,7 +1,12 @@
 #pragma once
-// The integrate stage process (`azflow-stage --role integrate`, N of them, CPU backend): takes
-// decoded frames from the "frames" ring, integrates each with its job's plan, and writes the
-// per-frame partial sums into the "results" ring (commit before releasing the input slot).
+// The integrate stage process (`azflow-stage --role integrate`, N of them): takes decoded frames
+// from the "frames" ring, integrates each with its job's plan, and writes the per-frame partial
+// sums into the "results" ring (commit before releasing the input slot). Backend: the CPU
+// integrator, or with `--device N` (StageRuntime::gpu_device) the CUDA integrator on device N,
+// fed batches of up to 8 ready frames of one job straight from the frames ring, registered as
+// pinned memory, two batches in flight (docs/architecture.md, "The CUDA backend"). A CUDA error
+// ends the process with status 3 without releasing its input slots, so the daemon reclaims and
+// redoes those frames.
 //
 // Plans: on the first frame of a job the worker asks the daemon for the job's JobSpec
 // ({"type":"job_config","job"}), opens the dataset for its metadata (pixel_mask, dtype), builds

@@ -1,0 +1,297 @@
+// CUDA backend benchmark (issue 6), on one GPU, in one run:
+//   - device memory bandwidth: a device-to-device cudaMemcpy of 1 GiB (bytes read + written / s);
+//   - host-to-device copy rate from pinned (cudaMallocHost) memory, 256 MiB copies;
+//   - per mode (1D no split, 1D bbox, 2D bbox 360 x 1000; 1000 radial bins, q_nm^-1, Poisson,
+//     dummy 0xFFFFFFFF, as bench/integrate): integration-only frames/s (kernel launches over a
+//     batch already on the device, timed with CUDA events), the bytes each frame's kernel reads
+//     and writes (gpu::kernel_bytes_per_frame) and their rate as a fraction of the copy
+//     bandwidth; and frames/s through CudaIntegrator::submit/collect from pinned host frames
+//     (copies to and from the device included, double-buffered);
+//   - a check of the first frame's sums against the CPU integrator (largest relative difference).
+// Prints a table; --json writes the figures for bench/cuda/run.sh. Not a test: see bench/README.md.
+//   azflow_cuda_bench [--poni P] [--data MASTER.h5] [--frames 16] [--batch 8] [--repeats 20]
+//                     [--device 0] [--json out.json]
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "stages/integrate/cuda_integrator.hpp"
+#include "stages/integrate/gpu_plan.hpp"
+#include "stages/integrate/poni.hpp"
+#include "stages/source/dataset.hpp"
+
+namespace {
+
+using namespace azflow;
+using namespace azflow::integrate;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::size_t frames = 16;
+  std::size_t batch = 8;
+  std::size_t repeats = 20;
+  int device = 0;
+  std::string poni, data, json;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--frames") {
+      o.frames = std::stoul(next());
+    } else if (a == "--batch") {
+      o.batch = std::stoul(next());
+    } else if (a == "--repeats") {
+      o.repeats = std::stoul(next());
+    } else if (a == "--device") {
+      o.device = std::stoi(next());
+    } else if (a == "--poni") {
+      o.poni = next();
+    } else if (a == "--data") {
+      o.data = next();
+    } else if (a == "--json") {
+      o.json = next();
+    } else {
+      throw std::runtime_error("unknown option " + a +
+                               " (--frames --batch --repeats --device --poni --data --json)");
+    }
+  }
+  return o;
+}
+
+void cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) {
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
+  }
+}
+
+Poni default_poni() {
+  Poni p;
+  p.detector = *find_detector("Eiger4M");
+  p.dist_m = 0.15;
+  p.poni1_m = 0.0811;
+  p.poni2_m = 0.0775;
+  p.wavelength_m = 1e-10;
+  return p;
+}
+
+/// Frames from an Eiger master file (uint32, cycled), or Poisson-like counts with module gaps.
+std::vector<std::vector<std::uint32_t>> load_frames(const Options& o, std::size_t rows,
+                                                    std::size_t cols) {
+  std::vector<std::vector<std::uint32_t>> frames(o.frames, std::vector<std::uint32_t>(rows * cols));
+  if (!o.data.empty()) {
+    auto ds = source::Dataset::open(o.data);
+    const auto& info = ds.info();
+    if (info.dtype != DType::kUint32 || info.rows != rows || info.cols != cols || info.frames == 0)
+      throw std::runtime_error(o.data + ": expected uint32 frames of the PONI's detector shape");
+    for (std::size_t i = 0; i < o.frames; ++i)
+      ds.read_frame(i % info.frames, std::as_writable_bytes(std::span(frames[i])));
+    return frames;
+  }
+  std::mt19937 rng(42);
+  std::geometric_distribution<std::uint32_t> counts(0.02);
+  for (auto& f : frames) {
+    for (auto& v : f) v = counts(rng);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t c = 1030; c < std::min<std::size_t>(cols, 1040); ++c)
+        f[r * cols + c] = 0xFFFFFFFFu;
+  }
+  return frames;
+}
+
+/// Seconds of `repeats` calls of `work` on `stream`, timed with CUDA events, per call.
+template <class Work>
+double time_on_stream(cudaStream_t stream, std::size_t repeats, Work&& work) {
+  cudaEvent_t start, stop;
+  cuda(cudaEventCreate(&start), "cudaEventCreate");
+  cuda(cudaEventCreate(&stop), "cudaEventCreate");
+  work();  // warm-up
+  cuda(cudaEventRecord(start, stream), "cudaEventRecord");
+  for (std::size_t r = 0; r < repeats; ++r) work();
+  cuda(cudaEventRecord(stop, stream), "cudaEventRecord");
+  cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
+  float ms = 0;
+  cuda(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+  cuda(cudaEventDestroy(start), "cudaEventDestroy");
+  cuda(cudaEventDestroy(stop), "cudaEventDestroy");
+  return ms / 1e3 / static_cast<double>(repeats);
+}
+
+/// Device-to-device copy bandwidth, bytes read + written per second.
+double d2d_bandwidth(std::size_t repeats) {
+  const std::size_t bytes = std::size_t{1} << 30;
+  void *a = nullptr, *b = nullptr;
+  cuda(cudaMalloc(&a, bytes), "cudaMalloc");
+  cuda(cudaMalloc(&b, bytes), "cudaMalloc");
+  cuda(cudaMemset(a, 1, bytes), "cudaMemset");
+  const double s = time_on_stream(nullptr, repeats, [&] {
+    cuda(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, nullptr), "cudaMemcpyAsync");
+  });
+  cuda(cudaFree(a), "cudaFree");
+  cuda(cudaFree(b), "cudaFree");
+  return 2.0 * static_cast<double>(bytes) / s;
+}
+
+/// Host-to-device copy rate from pinned memory, bytes per second.
+double h2d_pinned_rate(std::size_t repeats) {
+  const std::size_t bytes = std::size_t{256} << 20;
+  void *host = nullptr, *dev = nullptr;
+  cuda(cudaMallocHost(&host, bytes), "cudaMallocHost");
+  cuda(cudaMalloc(&dev, bytes), "cudaMalloc");
+  std::memset(host, 1, bytes);
+  const double s = time_on_stream(nullptr, repeats, [&] {
+    cuda(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, nullptr), "cudaMemcpyAsync");
+  });
+  cuda(cudaFree(dev), "cudaFree");
+  cuda(cudaFreeHost(host), "cudaFreeHost");
+  return static_cast<double>(bytes) / s;
+}
+
+struct Mode {
+  std::string name;
+  IntegrationSettings settings;
+};
+
+std::vector<Mode> modes() {
+  IntegrationSettings base;
+  base.npt_rad = 1000;
+  base.unit = RadialUnit::kQ_nm;
+  base.error_model = ErrorModel::kPoisson;
+  base.dummy = 4294967295.0;
+  Mode nosplit{"1d_no", base};
+  Mode bbox{"1d_bbox", base};
+  bbox.settings.split = PixelSplit::kBBox;
+  Mode cake{"2d_bbox_360x1000", base};
+  cake.settings.split = PixelSplit::kBBox;
+  cake.settings.npt_azim = 360;
+  return {nosplit, bbox, cake};
+}
+
+double max_relative_difference(const BinSums& a, const BinSums& b) {
+  double worst = 0;
+  for (const auto field :
+       {&BinSums::signal, &BinSums::variance, &BinSums::normalization, &BinSums::count}) {
+    const auto &x = a.*field, &y = b.*field;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double scale = std::max(std::fabs(x[i]), std::fabs(y[i]));
+      if (scale > 0) worst = std::max(worst, std::fabs(x[i] - y[i]) / scale);
+    }
+  }
+  return worst;
+}
+
+/// frames/s through submit/collect from pinned host frames (copies included).
+double pipelined_fps(CudaIntegrator& gpu, const std::vector<FrameView>& views,
+                     std::size_t repeats) {
+  const std::size_t batch = gpu.options().max_batch;
+  const std::size_t total = views.size() * repeats;
+  std::size_t submitted = 0, collected = 0;
+  const auto t0 = Clock::now();
+  while (collected < total) {
+    while (submitted < total && gpu.can_submit()) {
+      const std::size_t n = std::min(batch, total - submitted);
+      std::vector<FrameView> b;
+      for (std::size_t i = 0; i < n; ++i) b.push_back(views[(submitted + i) % views.size()]);
+      gpu.submit(b);
+      submitted += n;
+    }
+    collected += gpu.collect().frames;
+  }
+  return static_cast<double>(total) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options opt = parse(argc, argv);
+  const CudaProbe probe = probe_cuda_devices();
+  if (probe.devices.empty()) {
+    std::printf("no GPU: %s\n", probe.reason.c_str());
+    return 2;
+  }
+  cuda(cudaSetDevice(opt.device), "cudaSetDevice");
+  const auto& dev = probe.devices.at(static_cast<std::size_t>(opt.device));
+  const Geometry geometry(opt.poni.empty() ? default_poni() : read_poni(opt.poni));
+  std::printf("azflow cuda_bench on cuda:%d %s (sm %d.%d, %.1f GiB): %zu x %zu uint32 frames\n",
+              opt.device, dev.name.c_str(), dev.compute_major, dev.compute_minor,
+              static_cast<double>(dev.memory_bytes) / (1u << 30), geometry.rows(), geometry.cols());
+  const auto frames = load_frames(opt, geometry.rows(), geometry.cols());
+  // The frames in pinned memory, as the stage's registered ring slots are.
+  const std::size_t frame_bytes = geometry.rows() * geometry.cols() * sizeof(std::uint32_t);
+  void* pinned = nullptr;
+  cuda(cudaMallocHost(&pinned, frames.size() * frame_bytes), "cudaMallocHost");
+  std::vector<FrameView> views;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto* dst = static_cast<std::byte*>(pinned) + i * frame_bytes;
+    std::memcpy(dst, frames[i].data(), frame_bytes);
+    views.push_back({dst, DType::kUint32, geometry.rows(), geometry.cols()});
+  }
+
+  const double d2d = d2d_bandwidth(opt.repeats);
+  const double h2d = h2d_pinned_rate(opt.repeats);
+  std::printf(
+      "device-to-device copy: %.1f GB/s (read + write); host-to-device from pinned: "
+      "%.1f GB/s\n",
+      d2d / 1e9, h2d / 1e9);
+  nlohmann::json out = {{"device", dev.name},
+                        {"compute_capability", std::to_string(dev.compute_major) + "." +
+                                                   std::to_string(dev.compute_minor)},
+                        {"rows", geometry.rows()},
+                        {"cols", geometry.cols()},
+                        {"batch", opt.batch},
+                        {"d2d_GBps", d2d / 1e9},
+                        {"h2d_pinned_GBps", h2d / 1e9},
+                        {"results", nlohmann::json::array()}};
+  std::printf("%-18s %11s %12s %10s %8s %13s %12s\n", "mode", "kernel f/s", "bytes/frame", "GB/s",
+              "% d2d", "with copies", "max rel diff");
+  for (const Mode& mode : modes()) {
+    const auto plan = Plan::build(geometry, mode.settings);
+    const gpu::PackedPlan packed = gpu::pack_plan(*plan);
+    const std::size_t bytes = gpu::kernel_bytes_per_frame(packed, DType::kUint32);
+    CudaIntegrator integrator(plan, CudaOptions{opt.device, opt.batch, 2, 0});
+    const std::size_t b = std::min(opt.batch, views.size());
+    std::vector<BinSums> sums(b);
+    integrator.integrate_batch(std::span(views).subspan(0, b), sums);  // fills buffer set 0
+    const double kernel_s = integrator.time_kernel(b, DType::kUint32, opt.repeats);
+    const double kernel_fps = static_cast<double>(b) / kernel_s;
+    const double rate = kernel_fps * static_cast<double>(bytes);
+    const double copies_fps =
+        pipelined_fps(integrator, views, std::max<std::size_t>(1, opt.repeats / 4));
+    BinSums cpu_sums;
+    CpuIntegrator(plan).integrate(views[0], cpu_sums);
+    const double diff = max_relative_difference(cpu_sums, sums[0]);
+    std::printf("%-18s %11.1f %12zu %10.1f %7.0f%% %13.1f %12.2e\n", mode.name.c_str(), kernel_fps,
+                bytes, rate / 1e9, 100 * rate / d2d, copies_fps, diff);
+    out["results"].push_back({{"mode", mode.name},
+                              {"row_group", packed.settings.row_group},
+                              {"kernel_fps", kernel_fps},
+                              {"bytes_per_frame", bytes},
+                              {"kernel_GBps", rate / 1e9},
+                              {"fraction_of_d2d", rate / d2d},
+                              {"with_copies_fps", copies_fps},
+                              {"max_rel_diff_vs_cpu", diff}});
+  }
+  cuda(cudaFreeHost(pinned), "cudaFreeHost");
+  if (!opt.json.empty()) std::ofstream(opt.json) << out.dump(2) << "\n";
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "azflow_cuda_bench: %s\n", e.what());
+  return 1;
+}
