@@ -7,8 +7,10 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace azflow::daemon {
 
@@ -42,6 +44,12 @@ struct DaemonConfig {
   std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off
   std::size_t heartbeat_interval_ms = 1000;  ///< stage heartbeat period; 3 missed = stage lost
   std::size_t stage_restart_limit = 5;       ///< restarts of one stage slot before jobs fail
+  /// Directories (absolute, lexically normal) under which enqueued inputs (datasets, mask, dark,
+  /// flat) must lie once symlinks are resolved; {"/"} = anywhere.
+  std::vector<std::filesystem::path> allowed_input_roots{"/"};
+  /// Directories under which an explicit output path must lie (the daemon's own default output
+  /// folder <state_dir>/outputs is always allowed); {"/"} = anywhere.
+  std::vector<std::filesystem::path> allowed_output_roots{"/"};
 };
 
 /// Command-line overrides; each set value wins over the file and the defaults.
@@ -88,6 +96,10 @@ DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
 /// Every resolved key as TOML text ("key = value" lines with [sections]), for the log and the
 /// `config` verb.
 std::string describe(const DaemonConfig& config);
+
+/// The resolved configuration as a JSON object with the keys and tables of describe(), for the
+/// `config` verb (`azflowctl --json config`).
+nlohmann::json config_json(const DaemonConfig& config);
 
 /// Declares --config, --instance, --state-dir, --runtime-dir, --control, --workers,
 /// --integrate-workers and --log-level on `app`, storing into `config_path` and `overrides`.
