@@ -334,6 +334,12 @@ void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
   }
   store_->set_job_state(job.id, state, why);
   log_event(job, "job " + std::string(job_state_name(state)));
+  if (supervisor_) {  // the source closes the job's files (a retry reopens them, maybe fixed)
+    const auto source = supervisor_->slot_of("source", 0);
+    if (source && !supervisor_->slots()[*source].identity.empty()) {
+      send_stage(supervisor_->slots()[*source].identity, {{"type", "job_end"}, {"job", job.id}});
+    }
+  }
   reducer_.drop_job(job.id);
   std::erase_if(source_pending_,
                 [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == job.id; });

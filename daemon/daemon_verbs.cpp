@@ -61,6 +61,13 @@ void Daemon::check_admission(const EnqueueRequest& request) const {
   }
   check_allowed_paths(request.spec, config_.allowed_input_roots, config_.allowed_output_roots,
                       config_.state_dir / "outputs");
+  if (!request.spec.output_path.empty()) {
+    const auto folder = std::filesystem::path(request.spec.output_path).parent_path();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec)) {
+      throw FieldError("spec.output_path", "folder " + folder.string() + " does not exist");
+    }
+  }
   for (std::size_t i = 0; i < request.after.size(); ++i) {
     if (!store_->job(request.after[i])) {
       throw FieldError("after[" + std::to_string(i) + "]",
