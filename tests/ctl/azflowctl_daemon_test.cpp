@@ -247,6 +247,28 @@ TEST_F(CtlDaemonTest, HigherPriorityQueuedLastStartsFirst) {
   EXPECT_LE(status(high[0])["finished"].get<std::string>(), t_low1);
 }
 
+TEST_F(CtlDaemonTest, DependenciesAndPrioritySurviveADaemonCrash) {
+  make_series(space_, "a", 200);
+  make_series(space_, "b", 10);
+  start("", 10);
+  const auto a = enqueue("data/a_master.h5 --poni " + quote(kPoni));
+  const auto b = enqueue("data/b_master.h5 --poni " + quote(kPoni) + " --priority 4 --after " +
+                         std::to_string(a[0]));
+  ASSERT_TRUE(a.size() == 1 && b.size() == 1);
+  ASSERT_TRUE(wait_until(*client_, a[0], [](const json& j) {
+    return j.value("state", "") == "running";
+  })) << daemon_->log();
+  daemon_->stop(SIGKILL);
+  start("", 10);
+  const json held = status(b[0]);
+  EXPECT_EQ(held["state"], "queued") << held;
+  EXPECT_EQ(held["priority"], 4);
+  EXPECT_EQ(held["waiting_for"], json::array({a[0]})) << held;
+  EXPECT_EQ(ctl("wait --timeout 120 " + std::to_string(b[0])).code, 0) << daemon_->log();
+  EXPECT_LE(status(a[0])["finished"].get<std::string>(),
+            status(b[0])["started"].get<std::string>());
+}
+
 // ---------------------------------------------------------------- watch
 
 TEST_F(CtlDaemonTest, WatchPrintsALineForEveryFrame) {
