@@ -280,15 +280,13 @@ void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
                   "JOB[,JOB...]: start only once these jobs have succeeded; fail if one fails "
                   "or is cancelled")
       ->delimiter(',')
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->allow_extra_args(false);
   command
       .add_option("--sweep", args.sweeps,
                   "KEY=V1,V2,...: one job per value (several --sweep: every combination); "
                   "keys: " +
                       sweep_keys_text())
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->allow_extra_args(false);
   command.add_flag("--join", args.join,
                    "one job over all datasets (frames in order, one output) instead of one "
                    "job per dataset");

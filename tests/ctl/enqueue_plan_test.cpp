@@ -128,6 +128,17 @@ TEST_F(EnqueuePlan, ConfigAndIntegrationOptionsTogetherAreRefused) {
   }
 }
 
+TEST_F(EnqueuePlan, AfterPriorityAndSweepOptionsTakeOneValueEach) {
+  const EnqueueArgs a = parse(
+      "--after 3,4 --sweep npt=1,2 a_master.h5 --after 5 --priority -2 "
+      "--sweep unit=2th_deg b_master.h5 --poni geo.poni");
+  EXPECT_EQ(a.after, (std::vector<std::int64_t>{3, 4, 5}));
+  EXPECT_EQ(a.priority, -2);
+  EXPECT_EQ(a.sweeps, (std::vector<std::string>{"npt=1,2", "unit=2th_deg"}));
+  EXPECT_EQ(a.datasets, (std::vector<std::string>{"a_master.h5", "b_master.h5"}));
+  EXPECT_EQ(plan_jobs(a, "/o").size(), 4u);
+}
+
 TEST_F(EnqueuePlan, DuplicateNamesAreMadeUnique) {
   fs::create_directory("x");
   test::write_file("x/a_master.h5", "");
