@@ -326,13 +326,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
                         "file or as options");
       }
     }
-#ifdef AZFLOW_CTL_NO_PYFAI_CONFIG
-    throw Error(ErrorCategory::kConfig,
-                "--config: this azflowctl is built without the pyFAI "
-                "config import (ctl/pyfai_config.cpp)");
-#else
     spec = job_spec_from_pyfai_config(args.config_file);
-#endif
   } else {
     if (o.poni.empty()) {
       throw Error(ErrorCategory::kConfig, "--poni is required (or --config FILE)");

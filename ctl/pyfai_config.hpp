@@ -9,18 +9,31 @@
 
 namespace azflow::ctl {
 
-/// Reads a pyFAI integration/worker JSON file into a job spec without datasets or output: the
-/// geometry (the `poni` block, the top-level PONI keys dist/poni1/poni2/rot1/rot2/rot3/
-/// wavelength/detector, or a referenced .poni file, relative to the JSON file's directory) as
-/// PONI text, and the settings nbpt_rad, nbpt_azim, unit, do_solid_angle / correct_solid_angle,
-/// polarization_factor (with do_polarization), dummy / val_dummy (with do_dummy), delta_dummy,
-/// mask_file (with do_mask), dark_current (with do_dark), flat_field (with do_flat), error_model,
-/// method (splitting "no" or "bbox" only), radial_range (with do_radial_range), azimuth_range
-/// (with do_azimuthal_range) and normalization_factor. Keys that only describe pyFAI's GUI or
-/// its output (application, version, output format...) are accepted and ignored; any other key,
-/// or a supported key with a value azflow cannot honour (full pixel splitting, a unit azflow
-/// lacks), throws azflow::Error (kConfig) naming the file and the key. The result passes
-/// daemon::job_spec_from_json's validation once datasets are added.
+/// Reads a pyFAI integration/worker JSON file into a job spec without datasets or output, as
+/// pyFAI 0.21's Worker.set_config() reads it (versions 1 to 3, and Worker.get_config()'s keys):
+/// - geometry: the `poni` entry (a .poni file name or a geometry object) and/or the top-level
+///   keys dist/poni1/poni2/rot1/rot2/rot3/wavelength/detector/detector_config (or pixel1/pixel2
+///   and shape), the top-level keys winning (pyFAI's version-1 migration); the result is
+///   version-2 PONI text in poni_text, poni_path = the .poni file if one was named, else the
+///   JSON file;
+/// - nbpt_rad (default 500), nbpt_azim (2D only when do_2D, default true, and nbpt_azim > 1),
+///   unit (default 2th_deg), do_solid_angle / correct_solid_angle, polarization_factor (with
+///   do_polarization; 0 or null = none, as the Worker), val_dummy / dummy (with do_dummy; no
+///   dummy when absent: dummy_auto is false), delta_dummy, mask_file (with do_mask),
+///   dark_current (with do_dark), flat_field (with do_flat), do_poisson / error_model, method,
+///   radial_range / radial_range_min+max (with do_radial_range), azimuth_range /
+///   azimuth_range_min+max (with do_azimuthal_range or do_azimuth_range), normalization_factor;
+/// - method: [split, algo, impl], a serialized Method, or a name; the split is what pyFAI 0.21
+///   resolves ("no" or "bbox"; names without one resolve as pyFAI does: LUT/OpenCL -> bbox,
+///   others -> no); full or pseudo splitting (also "splitpixel") throws;
+/// - file names relative to the JSON file's directory; a "::/dataset" suffix is kept;
+///   dark_current / flat_field with more than one file (pyFAI averages them) throws.
+/// use_file_mask keeps azflow's default (true). application, version and opencl_device are
+/// accepted and change nothing; any other key, and any value azflow cannot honour (full
+/// splitting, a unit azflow lacks, a spline, a monitor_name, chi_discontinuity_at_0 with a 2D
+/// or azimuth-ranged integration), throws azflow::Error (kConfig) naming the file and the key;
+/// an unreadable file throws kIo. The result passes daemon::job_spec_from_json's validation
+/// once datasets are added.
 daemon::JobSpec job_spec_from_pyfai_config(const std::filesystem::path& file);
 
 }  // namespace azflow::ctl

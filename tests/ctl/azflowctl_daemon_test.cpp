@@ -162,6 +162,39 @@ TEST_F(CtlDaemonTest, EnqueueErrorsExitTwoAndNameTheCause) {
   EXPECT_EQ(ctl("--json list --all").parsed()["jobs"].size(), 0u);  // nothing was enqueued
 }
 
+TEST_F(CtlDaemonTest, ConfigImportsPyFaiSettingsAndSweepsOverThem) {
+  const fs::path fixtures = fs::path(AZFLOW_SOURCE_DIR_PATH) / "tests/ctl/fixtures";
+  start();
+  const std::string master = (kCliFixtures / "pilatus_master.h5").string();
+  Ctl r = ctl("--json enqueue " + quote(master) + " --config " +
+              quote((fixtures / "gui_1d.json").string()) +
+              " --sweep npt=100,200 --output-dir cfg --wait");
+  ASSERT_EQ(r.code, 0) << r.out << r.err << daemon_->log();
+  const json jobs = r.parsed()["jobs"];
+  ASSERT_EQ(jobs.size(), 2u) << r.out;
+  for (const json& job : jobs) {
+    EXPECT_EQ(job["state"], "succeeded") << job;
+    const json stored = status(job["job_id"]);
+    const json& settings = stored["spec"]["settings"];
+    EXPECT_EQ(settings["npt_rad"], job["job_id"] == jobs[0]["job_id"] ? 100 : 200);
+    EXPECT_EQ(settings["unit"], "2th_deg");  // from the pyFAI file
+    EXPECT_EQ(settings["polarization_factor"], 0.95);
+    EXPECT_EQ(settings["radial_range"], json::array({1.5, 18.0}));
+    EXPECT_EQ(settings["split"], "bbox");
+    EXPECT_NE(stored["spec"]["dark_path"].get<std::string>().find("pilatus_dark.npy"),
+              std::string::npos);
+    EXPECT_TRUE(fs::exists(stored["output"].get<std::string>())) << stored;
+  }
+  r = ctl("enqueue " + quote(master) + " --config " +
+          quote((fixtures / "unsupported_monitor.json").string()));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("'monitor_name'"), std::string::npos) << r.err;
+  r = ctl("enqueue " + quote(master) + " --config " + quote((fixtures / "gui_1d.json").string()) +
+          " --npt 300");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("and --npt"), std::string::npos) << r.err;
+}
+
 // ---------------------------------------------------------------- --after and priorities
 
 TEST_F(CtlDaemonTest, AfterHoldsTheJobUntilItsDependencySucceeded) {
