@@ -144,6 +144,7 @@ class WaitProgress {
     Clock::time_point last_line{};
     std::int64_t last_done = -1;
     std::string last_state;
+    std::string final_bar;  ///< the bar drawn when the job became final, redrawn unchanged
   };
 
   void update_one(std::size_t i, const json& j) {
@@ -157,18 +158,25 @@ class WaitProgress {
     const double dt = std::chrono::duration<double>(now - seen.first->first).count();
     const double rate = dt > 0.5 ? static_cast<double>(done - seen.first->second) / dt : 0.0;
     const double eta = rate > 0 ? static_cast<double>(total - done) / rate : -1.0;
+    if (terminal_ && !seen.final_bar.empty()) {
+      std::fputs(seen.final_bar.c_str(), stderr);
+      return;
+    }
     if (terminal_) {
       constexpr int kWidth = 30;
       const double fraction =
           total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0;
       std::string bar(static_cast<std::size_t>(fraction * kWidth), '#');
       bar.resize(kWidth, '.');
-      std::fprintf(stderr,
-                   "\r\033[Kjob %lld [%s] %lld/%lld frames (%lld failed)  %.1f frames/s  ETA %s  "
-                   "%s\n",
-                   static_cast<long long>(jobs_[i]), bar.c_str(), static_cast<long long>(done),
-                   static_cast<long long>(total), static_cast<long long>(failed), rate,
-                   format_duration(eta).c_str(), state.c_str());
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "\r\033[Kjob %lld [%s] %lld/%lld frames (%lld failed)  %.1f frames/s  ETA %s  "
+                    "%s\n",
+                    static_cast<long long>(jobs_[i]), bar.c_str(), static_cast<long long>(done),
+                    static_cast<long long>(total), static_cast<long long>(failed), rate,
+                    format_duration(eta).c_str(), state.c_str());
+      std::fputs(line, stderr);
+      if (is_final_state(state)) seen.final_bar = line;
       return;
     }
     if (done == seen.last_done && state == seen.last_state) return;
@@ -237,25 +245,30 @@ int run_enqueue_jobs(ControlClient& client, const EnqueueArgs& args, bool as_jso
     if (!(args.wait && failure.empty())) std::cout << out.dump(2) << "\n";
   } else if (plain && created.size() == 1) {
     std::cout << created[0]["job_id"].get<std::int64_t>() << std::endl;
-  } else {
-    std::printf("%6s  %-9s  %-40s  %s\n", "ID", "STATE", "OUTPUT", "SETTINGS");
+  } else if (!created.empty()) {
+    std::printf("%6s  %-9s  %-40s  %-30s  %s\n", "ID", "STATE", "OUTPUT", "DATASET", "SWEEP");
     for (const json& c : created) {
-      std::string settings;
-      const json& sweep = c["sweep"];
-      for (const auto& [key, value] : sweep.items()) {
-        settings += key + "=" + value.get<std::string>() + " ";
+      std::string sweep;
+      const json& values = c["sweep"];
+      for (const auto& [key, value] : values.items()) {
+        sweep += key + "=" + value.get<std::string>() + " ";
       }
-      if (settings.empty()) settings = c["datasets"][0].get<std::string>();
-      std::printf("%6lld  %-9s  %-40s  %s\n",
+      const json& datasets = c["datasets"];
+      std::string dataset = datasets.empty() ? "-" : datasets[0].get<std::string>();
+      if (datasets.size() > 1) dataset += " (+" + std::to_string(datasets.size() - 1) + ")";
+      std::printf("%6lld  %-9s  %-40s  %-30s  %s\n",
                   static_cast<long long>(c["job_id"].get<std::int64_t>()),
                   c["state"].get<std::string>().c_str(), text_or_dash(c["output"]).c_str(),
-                  settings.c_str());
+                  dataset.c_str(), sweep.empty() ? "-" : sweep.c_str());
     }
     std::fflush(stdout);
   }
   if (!failure.empty()) {
-    std::cerr << "azflowctl: " << failure << " (" << created.size() << " of " << jobs.size()
-              << " jobs were enqueued before)\n";
+    std::cerr << "azflowctl: " << failure;
+    if (jobs.size() > 1) {
+      std::cerr << " (" << created.size() << " of " << jobs.size() << " jobs were enqueued before)";
+    }
+    std::cerr << "\n";
     return kExitRefused;
   }
   if (!args.wait) return kExitOk;
