@@ -687,6 +687,9 @@ void Daemon::handle_result(const ipc::ReadSlot& slot) {
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return;  // finished or cancelled job: a redone frame, ignored
   ActiveJob& job = it->second;
+  if (h.status != ipc::SlotStatus::kOk && h.reason_view().ends_with("job cancelled")) {
+    return;  // left in the rings by a cancel of this job, now retried: its shard redoes it
+  }
   if (!job.axes) poll_stages();  // the worker sent plan_axes before this frame's result
   const auto payload = slot.payload();
   std::string reason(h.reason_view());

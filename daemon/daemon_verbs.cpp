@@ -203,6 +203,8 @@ nlohmann::json Daemon::retry(const RetryRequest& request) {
     throw FieldError("job_id", name + " has no failed frames and no unfinished shards to retry");
   }
   store_->requeue_for_retry(record->id, plan);
+  // A cancelled job is remembered as such by the stages: make it live again before its frames.
+  broadcast({{"type", "retry"}, {"job", record->id}});
   activate(*store_->job(record->id));
   if (const auto it = jobs_.find(record->id); it != jobs_.end()) {
     it->second.waiting_for.clear();  // its dependencies held it once already

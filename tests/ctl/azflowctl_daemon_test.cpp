@@ -381,6 +381,34 @@ TEST_F(CtlDaemonTest, RetryRedoesOnlyTheFailedFramesAndRewritesTheOutput) {
   EXPECT_EQ(ctl("retry 99").code, 2);
 }
 
+TEST_F(CtlDaemonTest, RetryOfACancelledJobRunsItsUnfinishedShards) {
+  const std::string master = make_series(space_, "c", 300);
+  reference_integrate(master, out("ref.h5"));
+  start("", 5);
+  const auto id = enqueue("data/c_master.h5 --poni " + quote(kPoni) +
+                          " --npt 200 --unit q_nm^-1 --error-model poisson -o out.h5");
+  ASSERT_EQ(id.size(), 1u);
+  ASSERT_TRUE(wait_until(*client_, id[0], [](const json& j) {
+    return j.value("frames_done", 0) >= 50;
+  })) << daemon_->log();
+  EXPECT_EQ(ctl("cancel " + std::to_string(id[0])).code, 0);
+  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(id[0])).code, 5);
+  const std::int64_t done_before = status(id[0])["frames_done"];
+  EXPECT_LT(done_before, 300);
+  const Ctl r = ctl("--json retry " + std::to_string(id[0]));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.parsed()["frames_retried"], 0);
+  EXPECT_GT(r.parsed()["shards_queued"].get<std::int64_t>(), 0);
+  EXPECT_EQ(ctl("wait --timeout 120 " + std::to_string(id[0])).code, 0) << daemon_->log();
+  const json j = status(id[0]);
+  EXPECT_EQ(j["frames_done"], 300);
+  EXPECT_EQ(j["frames_failed"], 0);
+  H5File f(out("out.h5"));
+  H5File ref(out("ref.h5"));
+  EXPECT_EQ(f.doubles("/entry/integrate/I"), ref.doubles("/entry/integrate/I"));
+  EXPECT_EQ(f.doubles("/entry/integrate/I_errors"), ref.doubles("/entry/integrate/I_errors"));
+}
+
 // ---------------------------------------------------------------- drain, allowed roots
 
 TEST_F(CtlDaemonTest, DrainFinishesAcceptedJobsAndRefusesNewOnes) {
