@@ -302,6 +302,29 @@ TEST_F(CtlDaemonTest, DependenciesAndPrioritySurviveADaemonCrash) {
             status(b[0])["started"].get<std::string>());
 }
 
+TEST_F(CtlDaemonTest, WaitDrawsProgressBarsOnATerminal) {
+  if (run_command("command -v script").code != 0) GTEST_SKIP() << "no script(1) for a pty";
+  make_series(space_, "t", 60);
+  start("", 10);
+  const auto ids = enqueue("data/t_master.h5 data/t_master.h5 --poni " + quote(kPoni));
+  ASSERT_EQ(ids.size(), 2u);
+  // script(1) gives azflowctl a pseudo-terminal; -e passes its exit code on
+  const std::string inner = std::string(AZFLOWCTL_BIN) + " --endpoint " + daemon_->endpoint() +
+                            " wait --interval 0.05 " + std::to_string(ids[0]) + " " +
+                            std::to_string(ids[1]);
+  const CommandResult r = run_command("script -qec " + quote(inner) + " /dev/null </dev/null");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\r\033[Kjob " + std::to_string(ids[1]) + " ["), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("\033[2A"), std::string::npos) << r.output;  // two bars redrawn
+  EXPECT_NE(r.output.find("[##############################] 60/60 frames"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("frames/s  ETA "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("job " + std::to_string(ids[1]) + " succeeded: 60/60 frames"),
+            std::string::npos)
+      << r.output;
+}
+
 // ---------------------------------------------------------------- watch
 
 TEST_F(CtlDaemonTest, WatchPrintsALineForEveryFrame) {
