@@ -60,8 +60,9 @@ class CtlDaemonTest : public ::testing::Test {
     const std::string tag = std::to_string(counter.fetch_add(1));
     const fs::path out = space_.path("ctl" + tag + ".out"), err = space_.path("ctl" + tag + ".err");
     const std::string cmd = "cd " + quote(space_.root().string()) + " && " + AZFLOWCTL_BIN +
-                            " --endpoint " + quote(daemon_->endpoint()) + " " + args + " >" +
-                            quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
+                            " --timeout 30 --endpoint " + quote(daemon_->endpoint()) + " " + args +
+                            " >" + quote(out.string()) + " 2>" + quote(err.string()) +
+                            " </dev/null";
     const int status = std::system(cmd.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
   }
@@ -256,7 +257,7 @@ TEST_F(CtlDaemonTest, AfterFailsTheDependentsWhenADependencyIsCancelledOrFails) 
 }
 
 TEST_F(CtlDaemonTest, HigherPriorityQueuedLastStartsFirst) {
-  make_series(space_, "busy", 150);
+  make_series(space_, "busy", 400);
   make_series(space_, "q", 20);
   start("max_running_jobs = 1\n", 10);
   const auto busy = enqueue("data/busy_master.h5 --poni " + quote(kPoni));
@@ -309,9 +310,9 @@ TEST_F(CtlDaemonTest, WaitDrawsProgressBarsOnATerminal) {
   const auto ids = enqueue("data/t_master.h5 data/t_master.h5 --poni " + quote(kPoni));
   ASSERT_EQ(ids.size(), 2u);
   // script(1) gives azflowctl a pseudo-terminal; -e passes its exit code on
-  const std::string inner = std::string(AZFLOWCTL_BIN) + " --endpoint " + daemon_->endpoint() +
-                            " wait --interval 0.05 " + std::to_string(ids[0]) + " " +
-                            std::to_string(ids[1]);
+  const std::string inner = std::string(AZFLOWCTL_BIN) + " --timeout 30 --endpoint " +
+                            daemon_->endpoint() + " wait --interval 0.05 " +
+                            std::to_string(ids[0]) + " " + std::to_string(ids[1]);
   const CommandResult r = run_command("script -qec " + quote(inner) + " /dev/null </dev/null");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("\r\033[Kjob " + std::to_string(ids[1]) + " ["), std::string::npos)
@@ -328,7 +329,7 @@ TEST_F(CtlDaemonTest, WaitDrawsProgressBarsOnATerminal) {
 // ---------------------------------------------------------------- watch
 
 TEST_F(CtlDaemonTest, WatchPrintsALineForEveryFrame) {
-  make_series(space_, "hold", 60);
+  make_series(space_, "hold", 300);
   make_series(space_, "w", 40);
   start("", 10);
   const auto hold = enqueue("data/hold_master.h5 --poni " + quote(kPoni));
@@ -407,7 +408,7 @@ TEST_F(CtlDaemonTest, RetryRedoesOnlyTheFailedFramesAndRewritesTheOutput) {
 TEST_F(CtlDaemonTest, RetryOfACancelledJobRunsItsUnfinishedShards) {
   const std::string master = make_series(space_, "c", 300);
   reference_integrate(master, out("ref.h5"));
-  start("", 5);
+  start("", 10);
   const auto id = enqueue("data/c_master.h5 --poni " + quote(kPoni) +
                           " --npt 200 --unit q_nm^-1 --error-model poisson -o out.h5");
   ASSERT_EQ(id.size(), 1u);
@@ -435,7 +436,7 @@ TEST_F(CtlDaemonTest, RetryOfACancelledJobRunsItsUnfinishedShards) {
 // ---------------------------------------------------------------- drain, allowed roots
 
 TEST_F(CtlDaemonTest, DrainFinishesAcceptedJobsAndRefusesNewOnes) {
-  make_series(space_, "d", 100);
+  make_series(space_, "d", 200);
   start("max_running_jobs = 1\n", 10);
   const auto running = enqueue("data/d_master.h5 --poni " + quote(kPoni));
   const auto queued = enqueue("data/d_master.h5 --poni " + quote(kPoni));
@@ -558,7 +559,9 @@ TEST_F(CtlDaemonTest, WorkersStatsConfigListStatusInTablesAndJson) {
   EXPECT_EQ(ctl("cancel " + std::to_string(id[0])).code, 2);  // already final
   EXPECT_EQ(ctl("--json shutdown").code, 0);
   EXPECT_EQ(daemon_->wait_exit(std::chrono::seconds(30)), 0);
-  EXPECT_EQ(ctl("status").code, 1);  // nobody answers now
+  const CommandResult gone = run_command(std::string(AZFLOWCTL_BIN) + " --timeout 2 --endpoint " +
+                                         quote(daemon_->endpoint()) + " status");
+  EXPECT_EQ(gone.code, 1) << gone.output;  // nobody answers now
 }
 
 }  // namespace
