@@ -2,12 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <thread>
 
 #include "ctl/exit_codes.hpp"
@@ -19,37 +17,49 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-/// Options of `azflow integrate` that make no sense for a daemon job (or are replaced here).
-constexpr const char* kLocalOnlyOptions[] = {"input",     "--output",    "--frames",
-                                             "--threads", "--overwrite", "--quiet"};
-
-std::string absolute(const std::string& path) {
-  if (path.empty()) return path;
-  return std::filesystem::absolute(path).lexically_normal().string();
-}
-
-/// An image spec "FILE[::/dataset]" with FILE made absolute.
-std::string absolute_image(const std::string& spec) {
-  if (spec.empty()) return spec;
-  const std::size_t sep = spec.find("::");
-  if (sep == std::string::npos) return absolute(spec);
-  return absolute(spec.substr(0, sep)) + spec.substr(sep);
-}
-
-std::string read_text(const std::string& path, std::string_view option) {
-  std::ifstream in(path);
-  if (!in) {
-    throw Error(ErrorCategory::kConfig, std::string(option) + ": cannot read '" + path + "'");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::string text_or_dash(const json& v) {
   if (v.is_null()) return "-";
   if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
   return v.dump();
+}
+
+std::string ids_text(const json& ids) {
+  std::string out;
+  for (const json& id : ids) out += (out.empty() ? "" : ",") + id.dump();
+  return out.empty() ? "-" : out;
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "--:--";
+  const auto s = static_cast<long>(seconds + 0.5);
+  char text[32];
+  if (s >= 3600) {
+    std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  } else {
+    std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
+  }
+  return text;
+}
+
+std::string number_or_dash(const json& v, const char* format) {
+  if (!v.is_number()) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, format, v.get<double>());
+  return text;
+}
+
+void print_settings(const json& spec) {
+  if (!spec.is_object()) return;
+  std::string line;
+  const json settings = spec.value("settings", json::object());
+  for (const auto& [key, value] : settings.items()) {
+    line += key + "=" + (value.is_string() ? value.get<std::string>() : value.dump()) + " ";
+  }
+  std::cout << "  settings: " << line << "\n";
+  for (const char* key : {"mask_path", "dark_path", "flat_path", "poni_path"}) {
+    const std::string v = spec.value(key, "");
+    if (!v.empty()) std::cout << "  " << key << ": " << v << "\n";
+  }
 }
 
 void print_job(const json& job) {
@@ -58,19 +68,42 @@ void print_job(const json& job) {
   for (const auto& d : job.value("datasets", json::array()))
     std::cout << d.get<std::string>() << " ";
   std::cout << "\n  output:   " << text_or_dash(job.value("output", json())) << "\n";
-  std::cout << "  mode:     " << job.value("mode", "?") << "\n";
-  std::cout << "  frames:   " << job.value("frames_done", 0) << "/" << job.value("frames_total", 0)
-            << " done, " << job.value("frames_failed", 0) << " failed\n";
+  std::cout << "  mode:     " << job.value("mode", "?")
+            << "   priority: " << job.value("priority", 0)
+            << "   after: " << ids_text(job.value("after", json::array()));
+  if (!job.value("waiting_for", json::array()).empty()) {
+    std::cout << " (waiting for " << ids_text(job["waiting_for"]) << ")";
+  }
+  std::cout << "\n  frames:   " << job.value("frames_done", 0) << "/"
+            << job.value("frames_total", 0) << " done, " << job.value("frames_failed", 0)
+            << " failed\n";
+  std::cout << "  rate:     " << number_or_dash(job.value("frames_per_s", json()), "%.1f")
+            << " frames/s, elapsed "
+            << format_duration(job.value("elapsed_s", json()).is_number()
+                                   ? job["elapsed_s"].get<double>()
+                                   : -1.0)
+            << ", ETA "
+            << format_duration(job.value("eta_s", json()).is_number() ? job["eta_s"].get<double>()
+                                                                      : -1.0)
+            << "\n";
   if (job.contains("shards")) {
     const json& s = job["shards"];
     std::cout << "  shards:   " << s.value("done", 0) << "/" << s.value("total", 0) << " done, "
               << s.value("running", 0) << " running, " << s.value("queued", 0) << " queued\n";
   }
+  print_settings(job.value("spec", json()));
   std::cout << "  created:  " << text_or_dash(job.value("created", json())) << "\n";
   std::cout << "  started:  " << text_or_dash(job.value("started", json())) << "\n";
   std::cout << "  finished: " << text_or_dash(job.value("finished", json())) << "\n";
   if (!job.value("error", std::string()).empty()) {
     std::cout << "  error:    " << job["error"].get<std::string>() << "\n";
+  }
+  const json errors = job.value("frame_errors", json::array());
+  if (!errors.empty()) {
+    std::cout << "  frame errors (first " << errors.size() << "):\n";
+    for (const json& e : errors) {
+      std::cout << "    frame " << e.value("frame", 0) << ": " << e.value("reason", "") << "\n";
+    }
   }
 }
 
@@ -85,6 +118,90 @@ void print_object(const json& object, const std::string& indent) {
   }
 }
 
+int severity(const std::string& state) {
+  if (state == "succeeded") return 0;
+  if (state == "warning") return 1;
+  if (state == "cancelled") return 2;
+  return 3;
+}
+
+/// Progress of waited-for jobs: rate measured from the first observation of each.
+class WaitProgress {
+ public:
+  WaitProgress(std::vector<std::int64_t> jobs, bool terminal)
+      : jobs_(std::move(jobs)), terminal_(terminal), seen_(jobs_.size()) {}
+
+  void update(const std::vector<json>& states) {
+    if (terminal_ && drawn_) std::fprintf(stderr, "\033[%zuA", jobs_.size());
+    for (std::size_t i = 0; i < jobs_.size(); ++i) update_one(i, states[i]);
+    drawn_ = true;
+    std::fflush(stderr);
+  }
+
+ private:
+  struct Seen {
+    std::optional<std::pair<Clock::time_point, std::int64_t>> first;
+    Clock::time_point last_line{};
+    std::int64_t last_done = -1;
+    std::string last_state;
+    std::string final_bar;  ///< the bar drawn when the job became final, redrawn unchanged
+  };
+
+  void update_one(std::size_t i, const json& j) {
+    const auto now = Clock::now();
+    const std::int64_t done = j.value("frames_done", 0);
+    const std::int64_t total = j.value("frames_total", 0);
+    const std::int64_t failed = j.value("frames_failed", 0);
+    const std::string state = j.value("state", "?");
+    Seen& seen = seen_[i];
+    if (!seen.first) seen.first = std::pair(now, done);
+    const double dt = std::chrono::duration<double>(now - seen.first->first).count();
+    const double rate = dt > 0.5 ? static_cast<double>(done - seen.first->second) / dt : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : -1.0;
+    if (terminal_ && !seen.final_bar.empty()) {
+      std::fputs(seen.final_bar.c_str(), stderr);
+      return;
+    }
+    if (terminal_) {
+      constexpr int kWidth = 30;
+      const double fraction =
+          total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0;
+      std::string bar(static_cast<std::size_t>(fraction * kWidth), '#');
+      bar.resize(kWidth, '.');
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "\r\033[Kjob %lld [%s] %lld/%lld frames (%lld failed)  %.1f frames/s  ETA %s  "
+                    "%s\n",
+                    static_cast<long long>(jobs_[i]), bar.c_str(), static_cast<long long>(done),
+                    static_cast<long long>(total), static_cast<long long>(failed), rate,
+                    format_duration(eta).c_str(), state.c_str());
+      std::fputs(line, stderr);
+      if (is_final_state(state)) seen.final_bar = line;
+      return;
+    }
+    if (done == seen.last_done && state == seen.last_state) return;
+    if (now - seen.last_line < std::chrono::seconds(1) && state == seen.last_state) return;
+    std::fprintf(stderr, "job %lld %s: %lld/%lld frames, %lld failed, %.1f frames/s, ETA %s\n",
+                 static_cast<long long>(jobs_[i]), state.c_str(), static_cast<long long>(done),
+                 static_cast<long long>(total), static_cast<long long>(failed), rate,
+                 format_duration(eta).c_str());
+    seen.last_line = now;
+    seen.last_done = done;
+    seen.last_state = state;
+  }
+
+  std::vector<std::int64_t> jobs_;
+  bool terminal_;
+  std::vector<Seen> seen_;
+  bool drawn_ = false;
+};
+
+json job_of(ControlClient& client, std::int64_t id) {
+  return client.call({{"verb", "status"}, {"job_id", id}}).at("job");
+}
+
+}  // namespace
+
 int exit_code_for(const std::string& state) {
   if (state == "succeeded") return kExitOk;
   if (state == "warning") return kExitWarning;
@@ -96,111 +213,69 @@ bool is_final_state(const std::string& state) {
   return state == "succeeded" || state == "warning" || state == "failed" || state == "cancelled";
 }
 
-std::string format_eta(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "--:--";
-  const auto s = static_cast<long>(seconds + 0.5);
-  char text[32];
-  std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
-  return text;
-}
-
-/// Progress of a waited-for job: rate measured from the first observation.
-class WaitProgress {
- public:
-  WaitProgress(std::int64_t job, bool terminal) : job_(job), terminal_(terminal) {}
-
-  void update(const json& j) {
-    const auto now = Clock::now();
-    const std::int64_t done = j.value("frames_done", 0);
-    const std::int64_t total = j.value("frames_total", 0);
-    const std::string state = j.value("state", "?");
-    if (!first_) first_ = std::pair(now, done);
-    const double dt = std::chrono::duration<double>(now - first_->first).count();
-    const double rate = dt > 0.5 ? static_cast<double>(done - first_->second) / dt : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : -1.0;
-    if (terminal_) {
-      draw_bar(state, done, total, j.value("frames_failed", 0), rate, eta);
-    } else if (done != last_done_ || state != last_state_) {
-      if (now - last_line_ >= std::chrono::seconds(1) || state != last_state_) {
-        std::fprintf(stderr, "job %lld %s: %lld/%lld frames, %lld failed, %.1f frames/s\n",
-                     static_cast<long long>(job_), state.c_str(), static_cast<long long>(done),
-                     static_cast<long long>(total),
-                     static_cast<long long>(j.value("frames_failed", 0)), rate);
-        last_line_ = now;
-        last_done_ = done;
-        last_state_ = state;
-      }
+int run_enqueue_jobs(ControlClient& client, const EnqueueArgs& args, bool as_json,
+                     const std::vector<PlannedJob>& jobs) {
+  json created = json::array();
+  std::string failure;
+  for (const PlannedJob& job : jobs) {
+    json request = {{"verb", "enqueue"}, {"spec", daemon::to_json(job.spec)}};
+    if (args.priority != 0) request["priority"] = args.priority;
+    if (!args.after.empty()) request["after"] = args.after;
+    json result;
+    try {
+      result = client.call(request);
+    } catch (const RequestRefused& e) {
+      failure = e.what();
+      break;
     }
+    json sweep = json::object();
+    for (const auto& [key, value] : job.sweep) sweep[key] = value;
+    created.push_back({{"job_id", result.at("job_id")},
+                       {"state", result.value("state", "queued")},
+                       {"frames_total", result.value("frames_total", 0)},
+                       {"datasets", job.spec.datasets},
+                       {"output", job.spec.output_path},
+                       {"sweep", sweep}});
+    if (result.contains("error")) created.back()["error"] = result["error"];
   }
-
-  void finish() const {
-    if (terminal_) std::fputc('\n', stderr);
+  const bool plain = jobs.size() == 1 && args.sweeps.empty();
+  if (as_json) {
+    json out = {{"jobs", created}};
+    if (!failure.empty()) out["error"] = failure;
+    if (!(args.wait && failure.empty())) std::cout << out.dump(2) << "\n";
+  } else if (plain && created.size() == 1) {
+    std::cout << created[0]["job_id"].get<std::int64_t>() << std::endl;
+  } else if (!created.empty()) {
+    std::printf("%6s  %-9s  %-40s  %-30s  %s\n", "ID", "STATE", "OUTPUT", "DATASET", "SWEEP");
+    for (const json& c : created) {
+      std::string sweep;
+      const json& values = c["sweep"];
+      for (const auto& [key, value] : values.items()) {
+        sweep += key + "=" + value.get<std::string>() + " ";
+      }
+      const json& datasets = c["datasets"];
+      std::string dataset = datasets.empty() ? "-" : datasets[0].get<std::string>();
+      if (datasets.size() > 1) dataset += " (+" + std::to_string(datasets.size() - 1) + ")";
+      std::printf("%6lld  %-9s  %-40s  %-30s  %s\n",
+                  static_cast<long long>(c["job_id"].get<std::int64_t>()),
+                  c["state"].get<std::string>().c_str(), text_or_dash(c["output"]).c_str(),
+                  dataset.c_str(), sweep.empty() ? "-" : sweep.c_str());
+    }
+    std::fflush(stdout);
   }
-
- private:
-  static void draw_bar(const std::string& state, std::int64_t done, std::int64_t total,
-                       std::int64_t failed, double rate, double eta) {
-    constexpr int kWidth = 30;
-    const double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0;
-    const int filled = static_cast<int>(fraction * kWidth);
-    std::string bar(static_cast<std::size_t>(filled), '#');
-    bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r[%s] %lld/%lld frames (%lld failed)  %.1f frames/s  ETA %s  %-9s",
-                 bar.c_str(), static_cast<long long>(done), static_cast<long long>(total),
-                 static_cast<long long>(failed), rate, format_eta(eta).c_str(), state.c_str());
-    std::fflush(stderr);
+  if (!failure.empty()) {
+    std::cerr << "azflowctl: " << failure;
+    if (jobs.size() > 1) {
+      std::cerr << " (" << created.size() << " of " << jobs.size() << " jobs were enqueued before)";
+    }
+    std::cerr << "\n";
+    return kExitRefused;
   }
-
-  std::int64_t job_;
-  bool terminal_;
-  std::optional<std::pair<Clock::time_point, std::int64_t>> first_;
-  Clock::time_point last_line_{};
-  std::int64_t last_done_ = -1;
-  std::string last_state_;
-};
-
-}  // namespace
-
-void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
-  cli::add_integrate_options(command, args.integrate);
-  for (const char* name : kLocalOnlyOptions) command.remove_option(command.get_option(name));
-  command.add_option("datasets", args.datasets, "Eiger/NeXus master files or plain HDF5 files")
-      ->required();
-  command.add_option("-o,--output", args.integrate.output,
-                     "output NeXus file (default: chosen by the daemon under its state directory)");
-  command
-      .add_option("--mode", args.mode,
-                  "split: all workers share the job's frames; bulk: one dataset per worker")
-      ->check(CLI::IsMember({"split", "bulk"}))
-      ->capture_default_str();
-}
-
-daemon::JobSpec make_job_spec(const EnqueueArgs& args) {
-  const cli::IntegrateOptions& o = args.integrate;
-  daemon::JobSpec spec;
-  for (const std::string& d : args.datasets) spec.datasets.push_back(absolute(d));
-  spec.dataset_path = o.dataset;
-  spec.poni_path = absolute(o.poni);
-  spec.poni_text = read_text(o.poni, "--poni");
-  // The dtype is not known here: validate with one that has no default dummy, and let the daemon
-  // apply the dtype's default (dummy_auto) exactly as `azflow integrate` does.
-  spec.settings = cli::make_settings(o, DType::kFloat32);
-  spec.dummy_auto = !o.no_dummy && !o.dummy;
-  if (spec.dummy_auto) spec.settings.delta_dummy = o.delta_dummy;
-  spec.mask_path = absolute_image(o.mask);
-  spec.dark_path = absolute_image(o.dark);
-  spec.flat_path = absolute_image(o.flat);
-  spec.use_file_mask = !o.no_file_mask;
-  spec.output_path = absolute(o.output);
-  spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
-  return spec;
-}
-
-int run_enqueue(ControlClient& client, const EnqueueArgs& args) {
-  const json result =
-      client.call({{"verb", "enqueue"}, {"spec", daemon::to_json(make_job_spec(args))}});
-  std::cout << result.at("job_id").get<std::int64_t>() << std::endl;
-  return kExitOk;
+  if (!args.wait) return kExitOk;
+  std::vector<std::int64_t> ids;
+  for (const json& c : created) ids.push_back(c["job_id"].get<std::int64_t>());
+  return run_wait(client, ids, std::chrono::milliseconds(250), std::chrono::milliseconds(0),
+                  as_json);
 }
 
 int run_status(ControlClient& client, std::optional<std::int64_t> job, bool as_json) {
@@ -226,29 +301,35 @@ int run_list(ControlClient& client, const std::string& state, bool all, bool as_
     std::cout << result.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%6s  %-9s  %17s  %7s  %-24s  %s\n", "ID", "STATE", "FRAMES", "FAILED", "CREATED",
-              "DATASET");
+  std::printf("%6s  %-9s  %4s  %17s  %7s  %9s  %-24s  %s\n", "ID", "STATE", "PRIO", "FRAMES",
+              "FAILED", "FRAMES/S", "CREATED", "DATASET");
   for (const json& j : result.value("jobs", json::array())) {
     const json datasets = j.value("datasets", json::array());
     std::string first = datasets.empty() ? "-" : datasets[0].get<std::string>();
     if (datasets.size() > 1) first += " (+" + std::to_string(datasets.size() - 1) + ")";
     const std::string frames = std::to_string(j.value("frames_done", 0)) + "/" +
                                std::to_string(j.value("frames_total", 0));
-    std::printf("%6lld  %-9s  %17s  %7lld  %-24s  %s\n",
+    std::printf("%6lld  %-9s  %4lld  %17s  %7lld  %9s  %-24s  %s\n",
                 static_cast<long long>(j.value("job_id", 0)), j.value("state", "?").c_str(),
-                frames.c_str(), static_cast<long long>(j.value("frames_failed", 0)),
+                static_cast<long long>(j.value("priority", 0)), frames.c_str(),
+                static_cast<long long>(j.value("frames_failed", 0)),
+                number_or_dash(j.value("frames_per_s", json()), "%.1f").c_str(),
                 j.value("created", "-").c_str(), first.c_str());
   }
   std::fflush(stdout);
   return kExitOk;
 }
 
-int run_cancel(ControlClient& client, const std::vector<std::int64_t>& jobs) {
+int run_cancel(ControlClient& client, const std::vector<std::int64_t>& jobs, bool as_json) {
   const json result = client.call({{"verb", "cancel"}, {"job_ids", jobs}});
-  for (const json& id : result.value("cancelled", json::array())) {
-    std::cout << "cancelled job " << id.get<std::int64_t>() << "\n";
-  }
   const json refused = result.value("not_cancelled", json::array());
+  if (as_json) {
+    std::cout << result.dump(2) << "\n";
+  } else {
+    for (const json& id : result.value("cancelled", json::array())) {
+      std::cout << "cancelled job " << id.get<std::int64_t>() << "\n";
+    }
+  }
   for (const json& r : refused) {
     std::cerr << "azflowctl: job " << r.value("job_id", 0)
               << " not cancelled: " << r.value("reason", "?") << "\n";
@@ -256,34 +337,163 @@ int run_cancel(ControlClient& client, const std::vector<std::int64_t>& jobs) {
   return refused.empty() ? kExitOk : kExitRefused;
 }
 
-int run_shutdown(ControlClient& client) {
-  (void)client.call({{"verb", "shutdown"}});
-  std::cout << "azflowd at " << client.endpoint() << " is shutting down\n";
+int run_retry(ControlClient& client, std::int64_t job, bool as_json) {
+  const json result = client.call({{"verb", "retry"}, {"job_id", job}});
+  if (as_json) {
+    std::cout << result.dump(2) << "\n";
+  } else {
+    std::cout << "job " << job << " queued again: " << result.value("frames_retried", 0)
+              << " failed frames, " << result.value("shards_queued", 0) << " shards to run\n";
+  }
   return kExitOk;
 }
 
-int run_wait(ControlClient& client, std::int64_t job, std::chrono::milliseconds poll_interval,
-             std::chrono::milliseconds timeout) {
-  WaitProgress progress(job, ::isatty(STDERR_FILENO) != 0);
+int run_workers(ControlClient& client, bool as_json) {
+  const json result = client.call({{"verb", "workers"}});
+  if (as_json) {
+    std::cout << result.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (!result.value("pipeline_started", false)) {
+    std::cout << "(no stage processes yet: they start with the first job)\n";
+  }
+  std::printf("%-10s  %6s  %8s  %-8s  %-8s  %9s  %5s  %-26s  %s\n", "ROLE", "WORKER", "PID",
+              "DEVICE", "STATE", "FRAMES/S", "BUSY", "RING", "FILL");
+  for (const json& w : result.value("workers", json::array())) {
+    const std::string busy = w.value("busy_fraction", json()).is_number()
+                                 ? std::to_string(static_cast<int>(
+                                       std::lround(w["busy_fraction"].get<double>() * 100))) +
+                                       "%"
+                                 : "-";
+    const std::string fill =
+        w.value("ring_fill", json()).is_number()
+            ? std::to_string(static_cast<int>(std::lround(w["ring_fill"].get<double>() * 100))) +
+                  "%"
+            : "-";
+    std::printf("%-10s  %6lld  %8lld  %-8s  %-8s  %9s  %5s  %-26s  %s\n",
+                w.value("role", "?").c_str(), static_cast<long long>(w.value("worker", 0)),
+                static_cast<long long>(w.value("pid", 0)), w.value("device", "cpu").c_str(),
+                w.value("state", "?").c_str(),
+                number_or_dash(w.value("frames_per_s", json()), "%.1f").c_str(), busy.c_str(),
+                text_or_dash(w.value("ring", json())).c_str(), fill.c_str());
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+int run_stats(ControlClient& client, bool as_json) {
+  const json r = client.call({{"verb", "stats"}});
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << "azflowd at " << client.endpoint() << "\n"
+            << "  uptime:          " << format_duration(r.value("uptime_s", 0.0)) << "\n"
+            << "  draining:        " << (r.value("draining", false) ? "yes" : "no") << "\n"
+            << "  jobs:           ";
+  const json jobs = r.value("jobs", json::object());
+  for (const auto& [state, count] : jobs.items()) {
+    std::cout << " " << state << " " << count.dump();
+  }
+  std::cout << "\n  frames (all jobs): " << r.value("frames_done", 0) << " done, "
+            << r.value("frames_failed", 0) << " failed\n"
+            << "  since start:     " << r.value("frames_since_start", 0) << " frames, "
+            << r.value("frames_failed_since_start", 0) << " failed\n"
+            << "  frames/s:        "
+            << number_or_dash(r.value("frames_per_s_recent", json()), "%.1f") << " recent (10 s), "
+            << number_or_dash(r.value("frames_per_s_overall", json()), "%.1f") << " overall\n";
+  for (const json& ring : r.value("rings", json::array())) {
+    std::printf("  ring %-26s %4lld slots x %lld B, %lld ready, %lld in use (%.0f%% full)\n",
+                ring.value("name", "?").c_str(), static_cast<long long>(ring.value("capacity", 0)),
+                static_cast<long long>(ring.value("slot_bytes", 0)),
+                static_cast<long long>(ring.value("ready", 0)),
+                static_cast<long long>(ring.value("in_use", 0)), 100 * ring.value("fill", 0.0));
+  }
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+int run_config(ControlClient& client, bool as_json) {
+  const json r = client.call({{"verb", "config"}});
+  if (as_json) {
+    std::cout << r.value("config", json::object()).dump(2) << "\n";
+  } else {
+    std::cout << r.value("text", "");
+  }
+  return kExitOk;
+}
+
+int run_drain(ControlClient& client, bool wait, bool then_shutdown, bool as_json) {
+  json r = client.call({{"verb", "drain"}});
+  if (!as_json) {
+    std::cout << "azflowd at " << client.endpoint() << " is draining: no new jobs; "
+              << r.value("active_jobs", json::array()).size() << " accepted jobs still run ("
+              << ids_text(r.value("active_jobs", json::array())) << ")\n"
+              << std::flush;
+  }
+  if (wait) {
+    while (client.call({{"verb", "stats"}}).value("active_jobs", 0) > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    r["active_jobs"] = json::array();
+    if (!as_json) std::cout << "drained: no active jobs\n";
+  }
+  if (then_shutdown) {
+    (void)client.call({{"verb", "shutdown"}});
+    r["shutdown"] = true;
+    if (!as_json) std::cout << "azflowd is shutting down\n";
+  }
+  if (as_json) std::cout << r.dump(2) << "\n";
+  return kExitOk;
+}
+
+int run_shutdown(ControlClient& client, bool as_json) {
+  const json r = client.call({{"verb", "shutdown"}});
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+  } else {
+    std::cout << "azflowd at " << client.endpoint() << " is shutting down\n";
+  }
+  return kExitOk;
+}
+
+int run_wait(ControlClient& client, const std::vector<std::int64_t>& jobs,
+             std::chrono::milliseconds poll_interval, std::chrono::milliseconds timeout,
+             bool as_json) {
+  WaitProgress progress(jobs, !as_json && ::isatty(STDERR_FILENO) != 0);
   const auto deadline = Clock::now() + timeout;
   while (true) {
-    const json j = client.call({{"verb", "status"}, {"job_id", job}}).at("job");
-    progress.update(j);
-    const std::string state = j.value("state", "?");
-    if (is_final_state(state)) {
-      progress.finish();
-      std::cout << "job " << job << " " << state << ": " << j.value("frames_done", 0) << "/"
-                << j.value("frames_total", 0) << " frames, " << j.value("frames_failed", 0)
-                << " failed";
-      if (!j.value("error", std::string()).empty())
-        std::cout << " (" << j["error"].get<std::string>() << ")";
-      std::cout << "\n" << std::flush;
-      return exit_code_for(state);
-    }
-    if (timeout.count() > 0 && Clock::now() >= deadline) {
-      progress.finish();
-      std::cerr << "azflowctl: job " << job << " still " << state << " after --timeout\n";
-      return kExitTimeout;
+    std::vector<json> states;
+    for (const std::int64_t id : jobs) states.push_back(job_of(client, id));
+    progress.update(states);
+    const bool all_final = std::all_of(states.begin(), states.end(), [](const json& j) {
+      return is_final_state(j.value("state", ""));
+    });
+    const bool timed_out = !all_final && timeout.count() > 0 && Clock::now() >= deadline;
+    if (all_final || timed_out) {
+      int worst = -1;
+      std::string worst_state = "succeeded";
+      for (const json& j : states) {
+        const std::string state = j.value("state", "?");
+        if (is_final_state(state) && severity(state) > worst) {
+          worst = severity(state);
+          worst_state = state;
+        }
+        if (as_json) continue;
+        std::cout << "job " << j.value("job_id", 0) << " " << state << ": "
+                  << j.value("frames_done", 0) << "/" << j.value("frames_total", 0) << " frames, "
+                  << j.value("frames_failed", 0) << " failed";
+        if (!j.value("error", std::string()).empty())
+          std::cout << " (" << j["error"].get<std::string>() << ")";
+        std::cout << "\n";
+      }
+      if (as_json) std::cout << json{{"jobs", states}}.dump(2) << "\n";
+      std::cout << std::flush;
+      if (timed_out) {
+        std::cerr << "azflowctl: jobs still unfinished after --timeout\n";
+        return kExitTimeout;
+      }
+      return exit_code_for(worst_state);
     }
     std::this_thread::sleep_for(poll_interval);
   }

@@ -110,6 +110,22 @@ class TableReader {
     out = static_cast<std::size_t>(value);
   }
 
+  /// A list of absolute directories (lexically normalised); an empty list is an error.
+  void read_dirs(std::string_view key, std::vector<std::filesystem::path>& out) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) origin(key).fail("expected a list of absolute directories");
+    if (array->empty()) origin(key).fail("empty list (use [\"/\"] to allow every path)");
+    out.clear();
+    for (const toml::node& item : *array) {
+      if (!item.is_string()) origin(key).fail("expected strings, got " + type_name(item));
+      const std::filesystem::path dir(item.as_string()->get());
+      if (!dir.is_absolute()) origin(key).fail("'" + dir.string() + "' is not an absolute path");
+      out.push_back(dir.lexically_normal());
+    }
+  }
+
   /// A slot size: a positive integer (MiB) or "auto".
   void read_slot_mib(std::string_view key, std::optional<std::size_t>& out) const {
     const toml::node* node = table_.get(key);
@@ -223,7 +239,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   DaemonConfig& c = raw.config;
   r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
                     "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
-                    "stage_restart_limit", "stop_timeout_s", "control", "live", "rings", "gpu"});
+                    "stage_restart_limit", "stop_timeout_s", "allowed_input_roots",
+                    "allowed_output_roots", "control", "live", "rings", "gpu"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
   r.read("state_dir", c.state_dir);
@@ -246,6 +263,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   check_range(c.stage_restart_limit, 0, 1000, r.origin("stage_restart_limit"));
   r.read("stop_timeout_s", c.stop_timeout_s);
   check_range(c.stop_timeout_s, 0, 3600, r.origin("stop_timeout_s"));
+  r.read_dirs("allowed_input_roots", c.allowed_input_roots);
+  r.read_dirs("allowed_output_roots", c.allowed_output_roots);
 }
 
 RawConfig read_file(const std::filesystem::path& file) {
@@ -322,6 +341,12 @@ std::string quoted(const std::string& s) {
   return out.str();
 }
 
+std::string dirs_text(const std::vector<std::filesystem::path>& dirs) {
+  std::string out = "[";
+  for (const auto& d : dirs) out += (out.size() > 1 ? ", " : "") + quoted(d.string());
+  return out + "]";
+}
+
 std::string slot_text(const std::optional<std::size_t>& mib) {
   return mib ? std::to_string(*mib) : std::string("\"auto\"");
 }
@@ -387,6 +412,8 @@ std::string describe(const DaemonConfig& c) {
       << "heartbeat_interval_ms = " << c.heartbeat_interval_ms << "\n"
       << "stage_restart_limit = " << c.stage_restart_limit << "\n"
       << "stop_timeout_s = " << c.stop_timeout_s << "\n"
+      << "allowed_input_roots = " << dirs_text(c.allowed_input_roots) << "\n"
+      << "allowed_output_roots = " << dirs_text(c.allowed_output_roots) << "\n"
       << "# stages endpoint (derived): " << c.stages_endpoint << "\n\n"
       << "[control]\nendpoint = " << quoted(c.control_endpoint) << "\n"
       << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n\n"
@@ -400,6 +427,15 @@ std::string describe(const DaemonConfig& c) {
       << "[gpu]\ngpus = " << gpus_text(c.gpu.devices) << "\n"
       << "workers_per_gpu = " << c.gpu.workers_per_gpu << "\n";
   return out.str();
+}
+
+nlohmann::json config_json(const DaemonConfig& config) {
+  std::ostringstream json_text;
+  json_text << toml::json_formatter(toml::parse(describe(config)));
+  nlohmann::json j = nlohmann::json::parse(json_text.str());
+  j["config_file"] = config.config_file.string();
+  j["stages_endpoint"] = config.stages_endpoint;
+  return j;
 }
 
 void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& config_path,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace azflow::daemon {
 
@@ -57,6 +58,12 @@ struct DaemonConfig {
   /// On SIGTERM/SIGINT or a shutdown request: seconds the shards in flight get to finish before
   /// the daemon records them as queued and exits (keep below systemd's TimeoutStopSec).
   std::size_t stop_timeout_s = 20;
+  /// Directories (absolute, lexically normal) under which enqueued inputs (datasets, mask, dark,
+  /// flat) must lie once symlinks are resolved; {"/"} = anywhere.
+  std::vector<std::filesystem::path> allowed_input_roots{"/"};
+  /// Directories under which an explicit output path must lie (the daemon's own default output
+  /// folder <state_dir>/outputs is always allowed); {"/"} = anywhere.
+  std::vector<std::filesystem::path> allowed_output_roots{"/"};
 };
 
 /// Command-line overrides; each set value wins over the file and the defaults.
@@ -103,6 +110,10 @@ DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
 /// Every resolved key as TOML text ("key = value" lines with [sections]), for the log and the
 /// `config` verb.
 std::string describe(const DaemonConfig& config);
+
+/// The resolved configuration as a JSON object with the keys and tables of describe(), for the
+/// `config` verb (`azflowctl --json config`).
+nlohmann::json config_json(const DaemonConfig& config);
 
 /// Declares --config, --instance, --state-dir, --runtime-dir, --control, --workers,
 /// --integrate-workers and --log-level on `app`, storing into `config_path` and `overrides`.

@@ -1,6 +1,8 @@
 #include "daemon/control.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <initializer_list>
@@ -32,6 +34,27 @@ std::string iso_utc(std::int64_t unix_ms) {
 
 json optional_time(const std::optional<std::int64_t>& unix_ms) {
   return unix_ms ? json(iso_utc(*unix_ms)) : json(nullptr);
+}
+
+/// elapsed_s (started to finished, or to now), frames_per_s over it and eta_s (null when not
+/// started, or no frame done yet, or final).
+void add_rates(json& j, const JobRecord& job) {
+  j["elapsed_s"] = nullptr;
+  j["frames_per_s"] = nullptr;
+  j["eta_s"] = nullptr;
+  if (!job.started_unix_ms) return;
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const double elapsed =
+      static_cast<double>(job.finished_unix_ms.value_or(now) - *job.started_unix_ms) / 1000.0;
+  j["elapsed_s"] = std::max(0.0, elapsed);
+  if (elapsed <= 0 || job.frames_done <= 0) return;
+  const double rate = static_cast<double>(job.frames_done) / elapsed;
+  j["frames_per_s"] = rate;
+  if (!is_final(job.state)) {
+    j["eta_s"] = static_cast<double>(job.frames_total - job.frames_done) / rate;
+  }
 }
 
 json parse_message(std::string_view text) {
@@ -79,10 +102,29 @@ std::int64_t job_id_value(const json& v, const std::string& field) {
 }
 
 EnqueueRequest decode_enqueue(const json& j) {
-  reject_unknown(j, {"spec"});
+  reject_unknown(j, {"spec", "priority", "after"});
   const auto it = j.find("spec");
   if (it == j.end()) throw FieldError("spec", "required (the job spec object)");
-  return EnqueueRequest{job_spec_from_json(*it, "spec.")};
+  EnqueueRequest r{job_spec_from_json(*it, "spec."), 0, {}};
+  if (const auto p = j.find("priority"); p != j.end() && !p->is_null()) {
+    if (!p->is_number_integer())
+      throw FieldError("priority", "expected an integer, got " + p->dump());
+    r.priority = p->get<std::int64_t>();
+  }
+  if (const auto a = j.find("after"); a != j.end() && !a->is_null()) {
+    if (!a->is_array()) throw FieldError("after", "expected a list of job ids");
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      r.after.push_back(job_id_value((*a)[i], "after[" + std::to_string(i) + "]"));
+    }
+  }
+  return r;
+}
+
+RetryRequest decode_retry(const json& j) {
+  reject_unknown(j, {"job_id"});
+  const auto it = j.find("job_id");
+  if (it == j.end()) throw FieldError("job_id", "required");
+  return RetryRequest{job_id_value(*it, "job_id")};
 }
 
 StatusRequest decode_status(const json& j) {
@@ -135,12 +177,19 @@ Request decode_json(const json& j) {
   if (verb == "status") return decode_status(j);
   if (verb == "list") return decode_list(j);
   if (verb == "cancel") return decode_cancel(j);
-  if (verb == "shutdown") {
+  if (verb == "retry") return decode_retry(j);
+  if (verb == "shutdown" || verb == "workers" || verb == "stats" || verb == "config" ||
+      verb == "drain") {
     reject_unknown(j, {});
+    if (verb == "workers") return WorkersRequest{};
+    if (verb == "stats") return StatsRequest{};
+    if (verb == "config") return ConfigRequest{};
+    if (verb == "drain") return DrainRequest{};
     return ShutdownRequest{};
   }
-  throw FieldError(
-      "verb", "unknown verb '" + verb + "' (expected enqueue, status, list, cancel or shutdown)");
+  throw FieldError("verb", "unknown verb '" + verb +
+                               "' (expected enqueue, status, list, cancel, retry, workers, stats, "
+                               "config, drain or shutdown)");
 }
 
 json request_id(const json& j) {
@@ -162,7 +211,18 @@ void ensure_ipc_directory(const std::string& endpoint) {
   }
 }
 
+[[noreturn]] void unsupported(std::string_view verb) {
+  throw Error(ErrorCategory::kConfig,
+              "verb '" + std::string(verb) + "' is not supported by this server");
+}
+
 }  // namespace
+
+json ControlHandler::retry(const RetryRequest&) { unsupported("retry"); }
+json ControlHandler::workers(const WorkersRequest&) { unsupported("workers"); }
+json ControlHandler::stats(const StatsRequest&) { unsupported("stats"); }
+json ControlHandler::config(const ConfigRequest&) { unsupported("config"); }
+json ControlHandler::drain(const DrainRequest&) { unsupported("drain"); }
 
 json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
   json j{{"job_id", job.id},
@@ -176,7 +236,10 @@ json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
          {"error", job.error},
          {"created", iso_utc(job.created_unix_ms)},
          {"started", optional_time(job.started_unix_ms)},
-         {"finished", optional_time(job.finished_unix_ms)}};
+         {"finished", optional_time(job.finished_unix_ms)},
+         {"priority", job.priority},
+         {"after", job.after}};
+  add_rates(j, job);
   if (shards != nullptr) {
     std::int64_t queued = 0, running = 0, done = 0;
     for (const ShardRecord& s : *shards) {
@@ -284,6 +347,11 @@ nlohmann::json ControlServer::dispatch(const Request& request) {
         if constexpr (std::is_same_v<T, ListRequest>) return handler_->list(r);
         if constexpr (std::is_same_v<T, CancelRequest>) return handler_->cancel(r);
         if constexpr (std::is_same_v<T, ShutdownRequest>) return handler_->shutdown(r);
+        if constexpr (std::is_same_v<T, RetryRequest>) return handler_->retry(r);
+        if constexpr (std::is_same_v<T, WorkersRequest>) return handler_->workers(r);
+        if constexpr (std::is_same_v<T, StatsRequest>) return handler_->stats(r);
+        if constexpr (std::is_same_v<T, ConfigRequest>) return handler_->config(r);
+        if constexpr (std::is_same_v<T, DrainRequest>) return handler_->drain(r);
       },
       request);
   if (result.is_null()) result = json::object();

@@ -28,6 +28,8 @@ inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 20;
 /// `enqueue`: add a job.
 struct EnqueueRequest {
   JobSpec spec;
+  std::int64_t priority = 0;        ///< higher runs first among queued jobs (ties: lower id)
+  std::vector<std::int64_t> after;  ///< jobs that must succeed first (SLURM afterok)
 };
 /// `status`: one job's status, or the daemon's when job_id is absent.
 struct StatusRequest {
@@ -45,9 +47,23 @@ struct CancelRequest {
 /// `shutdown`: stop the daemon after answering (unfinished jobs resume at the next start).
 struct ShutdownRequest {};
 
+/// `retry`: re-run the failed frames (and unfinished shards) of a final job.
+struct RetryRequest {
+  std::int64_t job_id = 0;
+};
+/// `workers`: every stage process with its device, state, rate and input ring fill.
+struct WorkersRequest {};
+/// `stats`: daemon-wide counters.
+struct StatsRequest {};
+/// `config`: the effective configuration.
+struct ConfigRequest {};
+/// `drain`: accept no new jobs; accepted ones (queued and running) still run to the end.
+struct DrainRequest {};
+
 /// Any decoded request.
 using Request =
-    std::variant<EnqueueRequest, StatusRequest, ListRequest, CancelRequest, ShutdownRequest>;
+    std::variant<EnqueueRequest, StatusRequest, ListRequest, CancelRequest, ShutdownRequest,
+                 RetryRequest, WorkersRequest, StatsRequest, ConfigRequest, DrainRequest>;
 
 /// The job logic behind the endpoint, implemented by the daemon. Each method returns the JSON
 /// object placed under "result" in the response (shapes in docs/protocol.md; job_json() builds
@@ -67,11 +83,25 @@ class ControlHandler {
   virtual nlohmann::json cancel(const CancelRequest& request) = 0;
   /// Result: {} (the daemon stops after this response is sent).
   virtual nlohmann::json shutdown(const ShutdownRequest& request) = 0;
+  // The verbs below have a default that refuses the request (azflow::Error "not supported by
+  // this server"), so that handlers serving only the five verbs above keep working.
+  /// Result: {"job_id", "state": "queued", "frames_retried", "shards_queued"}.
+  virtual nlohmann::json retry(const RetryRequest& request);
+  /// Result: {"workers": [{"role", "worker", "pid", "device", "state", "frames_per_s",
+  /// "ring", "ring_fill", ...}]}.
+  virtual nlohmann::json workers(const WorkersRequest& request);
+  /// Result: {"uptime_s", "jobs": {state: count}, "frames_done", "frames_failed", ...}.
+  virtual nlohmann::json stats(const StatsRequest& request);
+  /// Result: {"text": TOML text (describe()), "config": the same as a JSON object}.
+  virtual nlohmann::json config(const ConfigRequest& request);
+  /// Result: {"draining": true, "active_jobs": [ids]}.
+  virtual nlohmann::json drain(const DrainRequest& request);
 };
 
 /// The protocol's job object (docs/protocol.md "Job object"): id, state, datasets, output,
-/// frames_total/done/failed, error, created/started/finished (ISO 8601 UTC or null), and, when
-/// `shards` is given, a shard summary {"total","queued","running","done"}.
+/// frames_total/done/failed, error, created/started/finished (ISO 8601 UTC or null), priority,
+/// after, elapsed_s / frames_per_s / eta_s (from started, finished or now, and frames_done), and,
+/// when `shards` is given, a shard summary {"total","queued","running","done"}.
 nlohmann::json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards = nullptr);
 
 /// Decodes one request message (the JSON text) into a typed request and the client's "id" (any

@@ -138,6 +138,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
       check_heartbeats();
       watchdog();
       notifier_.report(service_counters());
+      sample_throughput();
     }
   }
   end_stop();
@@ -286,6 +287,8 @@ void Daemon::activate(const JobRecord& record) {
     if (!j.is_discarded()) job.axes = std::move(j);
   }
   job.started = record.state == JobState::kRunning;
+  job.priority = record.priority;
+  job.waiting_for = record.after;  // settle_dependencies() drops the succeeded ones
   jobs_.emplace(job.id, std::move(job));
 }
 
@@ -310,6 +313,7 @@ std::int64_t Daemon::add_failed_job(const JobSpec& spec, const std::string& reas
 
 nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (shutdown_) throw Error(ErrorCategory::kConfig, "the daemon is shutting down");
+  check_admission(request);
   JobSpec spec = request.spec;
   std::error_code ec;
   if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
@@ -329,7 +333,7 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
     return {{"job_id", id}, {"state", "failed"}, {"frames_total", 0}, {"error", e.what()}};
   }
   const auto shards = cut_shards(frames, spec_bins(spec));
-  const std::int64_t id = store_->add_job(spec, frames, shards);
+  const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);
   if (spec.output_path.empty()) {
     spec.output_path =
         (config_.state_dir / "outputs" / ("job-" + std::to_string(id) + ".h5")).string();
@@ -338,8 +342,9 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   }
   auto record = store_->job(id);
   activate(*record);
-  spdlog::info("job {} queued: {} frames in {} shards from {}", id, frames, shards.size(),
-               spec.datasets.front());
+  spdlog::info("job {} queued: {} frames in {} shards from {} (priority {}, after {} jobs)", id,
+               frames, shards.size(), spec.datasets.front(), request.priority,
+               request.after.size());
   return {{"job_id", id}, {"state", "queued"}, {"frames_total", frames}};
 }
 
@@ -398,7 +403,7 @@ void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
                                      store_->shards(job.id), *job.axes, job.output, finish_output);
     spdlog::info("job {}: {} ({} frames written, {} failed) -> {}", job.id, job_state_name(state),
                  out.frames_written, out.failed.size(), out.path.string());
-    if (finish_output) {
+    if (finish_output && state == JobState::kSucceeded) {  // kept otherwise: `retry` needs them
       for (const auto& entry : std::filesystem::directory_iterator(job.dir)) {
         if (entry.path().extension() == ".done") std::filesystem::remove(entry.path());
       }
@@ -410,6 +415,12 @@ void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
   }
   store_->set_job_state(job.id, state, why);
   log_event(job, "job " + std::string(job_state_name(state)));
+  if (supervisor_) {  // the source closes the job's files (a retry reopens them, maybe fixed)
+    const auto source = supervisor_->slot_of("source", 0);
+    if (source && !supervisor_->slots()[*source].identity.empty()) {
+      send_stage(supervisor_->slots()[*source].identity, {{"type", "job_end"}, {"job", job.id}});
+    }
+  }
   reducer_.drop_job(job.id);
   std::erase_if(source_pending_,
                 [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == job.id; });
@@ -441,7 +452,17 @@ nlohmann::json Daemon::status(const StatusRequest& request) {
   const auto record = store_->job(*request.job_id);
   if (!record) throw FieldError("job_id", "no job " + std::to_string(*request.job_id));
   const auto shards = store_->shards(record->id);
-  return {{"job", job_json(*record, &shards)}};
+  nlohmann::json job = job_json(*record, &shards);
+  job["spec"] = to_json(record->spec);
+  nlohmann::json errors = nlohmann::json::array();
+  for (const FrameErrorRecord& e : store_->frame_errors(record->id, 10)) {
+    errors.push_back({{"frame", e.frame_index}, {"reason", e.reason}});
+  }
+  job["frame_errors"] = errors;
+  const auto active = jobs_.find(record->id);
+  job["waiting_for"] =
+      active == jobs_.end() ? std::vector<std::int64_t>{} : active->second.waiting_for;
+  return {{"job", job}};
 }
 
 nlohmann::json Daemon::list(const ListRequest& request) {
@@ -485,34 +506,44 @@ nlohmann::json Daemon::daemon_status() const {
             {"not_open_ignored", c.not_open},
             {"shards_committed", c.shards_committed},
             {"open_shards", reducer_.open_shards()}}},
-          {"live_endpoint", config_.live_endpoint}};
+          {"live_endpoint", config_.live_endpoint},
+          {"output_dir", (config_.state_dir / "outputs").string()},
+          {"draining", draining_}};
 }
 
 // ---------------------------------------------------------------- scheduler
 
 void Daemon::dispatch() {
   if (shutdown_) return;
+  settle_dependencies();
   std::size_t in_flight = 0;
   for (const auto& [id, job] : jobs_) in_flight += job.running.size();
   const std::size_t limit = 2 * (config_.workers + integrate_placement_.devices.size());
-  std::size_t considered = 0;
+  std::vector<ActiveJob*> order;  // runnable jobs: priority first, then id (jobs_ is by id)
+  std::size_t busy = 0;           // jobs with shards in flight
   for (auto& [id, job] : jobs_) {
-    if (in_flight >= limit) return;
     if (job.queued.empty() && job.running.empty() && job.shards_done == job.shards_total) {
       finish_job(job);  // all shards done before this run (restart after the last shard)
       return;           // jobs_ changed
     }
-    if (job.queued.empty()) {
-      if (!job.running.empty()) ++considered;
-      continue;
+    busy += !job.running.empty();
+    if (job.waiting_for.empty() && !job.queued.empty()) order.push_back(&job);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const ActiveJob* a, const ActiveJob* b) {
+    return a->priority > b->priority;
+  });
+  for (ActiveJob* job : order) {
+    if (in_flight >= limit) return;
+    if (job->running.empty()) {  // a job not yet in flight needs a free job slot
+      if (busy >= config_.max_running_jobs) continue;
+      ++busy;
     }
-    if (++considered > config_.max_running_jobs) return;
-    if (!ensure_pipeline(job)) return;
-    const bool bulk = job.spec.mode == JobSpec::Mode::kBulk;
-    while (!job.queued.empty() && in_flight < limit && (!bulk || job.running.empty())) {
-      ShardRecord shard = job.queued.front();
-      job.queued.pop_front();
-      send_shard(job, shard);
+    if (!ensure_pipeline(*job)) return;
+    const bool bulk = job->spec.mode == JobSpec::Mode::kBulk;
+    while (!job->queued.empty() && in_flight < limit && (!bulk || job->running.empty())) {
+      ShardRecord shard = job->queued.front();
+      job->queued.pop_front();
+      send_shard(*job, shard);
       ++in_flight;
     }
   }
@@ -636,6 +667,7 @@ void Daemon::handle_stage_message(const std::string& identity, const nlohmann::j
     if (s.pid != message.value("pid", 0)) return;  // a late message of a dead process
     s.last_seen = Clock::now();
     s.device = message.value("device", s.device);
+    observe_stage(message);
     if (message.contains("counters")) {
       const auto& c = message["counters"];
       s.counters = {c.value("frames_in", std::uint64_t{0}), c.value("frames_out", std::uint64_t{0}),
@@ -737,6 +769,9 @@ void Daemon::handle_result(const ipc::ReadSlot& slot) {
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return;  // finished or cancelled job: a redone frame, ignored
   ActiveJob& job = it->second;
+  if (h.status != ipc::SlotStatus::kOk && h.reason_view().ends_with("job cancelled")) {
+    return;  // left in the rings by a cancel of this job, now retried: its shard redoes it
+  }
   if (!job.axes) poll_stages();  // the worker sent plan_axes before this frame's result
   const auto payload = slot.payload();
   std::string reason(h.reason_view());

@@ -5,11 +5,13 @@
 // outputs. Everything runs on one thread (the main loop in run()); stage processes do the heavy
 // work. See docs/daemon-design.md.
 //
-// Scheduling: jobs in submission order; at most config.max_running_jobs jobs have shards handed
-// out at once, and at most 2 x (decompress + integrate workers) shards are in flight in all.
-// split: any number of a job's shards in flight (every worker shares the dataset, since all
-// workers take from the same rings); bulk: one shard of the job in flight at a time (the job
-// keeps about one worker busy; several bulk jobs run side by side).
+// Scheduling: jobs whose `after` dependencies have all succeeded, by priority (higher first),
+// then submission order; a job that has shards in flight is never preempted. At most
+// config.max_running_jobs jobs have shards handed out at once, and at most 2 x (decompress +
+// integrate workers) shards are in flight in all. split: any number of a job's shards in flight
+// (every worker shares the dataset, since all workers take from the same rings); bulk: one shard of
+// the job in flight at a time (the job keeps about one worker busy; several bulk jobs run side by
+// side).
 //
 // Exactly once: the reducer ignores a frame index already in its shard; frames a crashed stage
 // held (Ring::reclaim) and whole shard messages the source had not finished are sent to the
@@ -56,6 +58,19 @@ struct ActiveJob {
   std::size_t shards_done = 0;
   bool started = false;
   bool axes_published = false;
+  std::int64_t priority = 0;              ///< higher first among queued jobs (ties: lower id)
+  std::vector<std::int64_t> waiting_for;  ///< `after` jobs not yet succeeded (held while any)
+};
+
+/// What the daemon observed of one stage slot through its hello and heartbeats.
+struct StageObservation {
+  int pid = 0;
+  std::string device = "cpu";  ///< the "device" string the stage sent, else "cpu"
+  std::uint64_t frames_out = 0;
+  double busy_s = 0;
+  std::chrono::steady_clock::time_point at{};
+  double frames_per_s = 0;   ///< over the last heartbeat interval
+  double busy_fraction = 0;  ///< busy seconds per second over the last heartbeat interval
 };
 
 /// Ring shapes currently created.
@@ -86,6 +101,11 @@ class Daemon : public ControlHandler {
   nlohmann::json list(const ListRequest& request) override;
   nlohmann::json cancel(const CancelRequest& request) override;
   nlohmann::json shutdown(const ShutdownRequest& request) override;
+  nlohmann::json retry(const RetryRequest& request) override;
+  nlohmann::json workers(const WorkersRequest& request) override;
+  nlohmann::json stats(const StatsRequest& request) override;
+  nlohmann::json config(const ConfigRequest& request) override;
+  nlohmann::json drain(const DrainRequest& request) override;
 
  private:
   // jobs
@@ -99,6 +119,13 @@ class Daemon : public ControlHandler {
   bool ensure_axes(ActiveJob& job);
   void save_axes(ActiveJob& job, const nlohmann::json& axes);
   void log_event(const ActiveJob& job, const std::string& line) const;
+
+  // dependencies, admission (daemon_verbs.cpp)
+  void check_admission(const EnqueueRequest& request) const;
+  void settle_dependencies();
+  void observe_stage(const nlohmann::json& message);
+  void sample_throughput();
+  nlohmann::json rings_json() const;
 
   // scheduler
   void dispatch();
@@ -156,6 +183,9 @@ class Daemon : public ControlHandler {
   std::chrono::milliseconds reducer_delay_{0};
   bool shutdown_ = false;
   ServiceNotifier notifier_;
+  bool draining_ = false;  ///< `drain`: no new jobs (enqueue and retry refused)
+  std::map<std::string, StageObservation> observed_;  // by "role/worker"
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> throughput_;
 };
 
 }  // namespace azflow::daemon

@@ -16,14 +16,20 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
-/// Copies one committed shard's rows into the writer; adds its sums.
+/// Copies one committed shard's rows into the writer, except rows already `handled` by a newer
+/// shard (a retry); adds its sums (which hold only its ok frames).
 void copy_shard(reduce::NexusWriter& writer, const std::filesystem::path& path,
-                std::vector<reduce::FailedFrame>& failed, std::size_t& written) {
+                std::vector<reduce::FailedFrame>& failed, std::size_t& written,
+                std::vector<bool>& handled) {
   reduce::ShardFileReader reader(path);
   reduce::ShardFrame frame;
   for (std::size_t k = 0; k < static_cast<std::size_t>(reader.header().frame_count); ++k) {
     reader.read(k, frame);
     const auto row = static_cast<std::size_t>(frame.frame);
+    if (row < handled.size()) {
+      if (handled[row]) continue;
+      handled[row] = true;
+    }
     if (frame.ok) {
       writer.write_frame(row, frame.intensity, frame.sigma);
       ++written;
@@ -70,10 +76,13 @@ AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::i
   {
     reduce::NexusWriter writer(std::move(layout));
     writer.write_settings(job_settings_json(job_id, spec, frames_total));
-    for (const ShardRecord& shard : shards) {
-      if (shard.state != ShardState::kDone) continue;
-      copy_shard(writer, reduce::shard_done_path(dir, shard.shard_id), result.failed,
-                 result.frames_written);
+    // Newest shard first: a retry shard (a higher id) supersedes the failed rows of the shard
+    // that first held its frames.
+    std::vector<bool> handled(static_cast<std::size_t>(frames_total), false);
+    for (auto it = shards.rbegin(); it != shards.rend(); ++it) {
+      if (it->state != ShardState::kDone) continue;
+      copy_shard(writer, reduce::shard_done_path(dir, it->shard_id), result.failed,
+                 result.frames_written, handled);
     }
     if (!finish) {
       result.path = writer.partial_path();

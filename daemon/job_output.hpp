@@ -29,7 +29,8 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
                                  std::int64_t frames_total);
 
 /// Writes the output of a job of `frames_total` frames from the .done shard files of `shards`
-/// in `dir`, with the plan axes `axes` (plan_axes_json). With `finish` the file is completed and
+/// in `dir` (a frame held by several shards, as after a retry, is taken from the highest shard
+/// id), with the plan axes `axes` (plan_axes_json). With `finish` the file is completed and
 /// renamed to `output` (replacing an existing one); without, rows of missing shards stay NaN and
 /// the file is left as "<output>.partial" (a failed or cancelled job). Throws azflow::Error (kIo /
 /// kInput) naming the shard or output file.

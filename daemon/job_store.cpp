@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <functional>
@@ -49,11 +50,20 @@ CREATE TABLE IF NOT EXISTS frame_errors (
   PRIMARY KEY (job_id, frame_index)
 );
 )sql";
-constexpr int kSchemaVersion = 1;
+/// Version 2 adds job_deps (the `after` dependencies of a job; `retry` also needs no schema).
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS job_deps (
+  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  depends_on INTEGER NOT NULL,
+  PRIMARY KEY (job_id, depends_on)
+);
+)sql";
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kJobColumns =
     "id, state, spec, output_path, frames_total, frames_done, frames_failed, error, created_ms, "
-    "started_ms, finished_ms, priority";
+    "started_ms, finished_ms, priority,"
+    " (SELECT group_concat(depends_on) FROM job_deps WHERE job_deps.job_id = jobs.id)";
 constexpr const char* kShardColumns =
     "job_id, shard_id, first_frame, frame_count, state, frames_done, frames_failed, attempts";
 
@@ -232,6 +242,10 @@ void JobStore::create_schema() {
   Statement version(*this, "PRAGMA user_version", "read the schema version");
   const std::int64_t found = version.step() ? version.integer(0) : 0;
   if (found == kSchemaVersion) return;
+  if (found > 0 && found < kSchemaVersion) {
+    migrate(found);
+    return;
+  }
   if (found != 0) {
     throw Error(ErrorCategory::kIo, "job store " + path_.string() + ": schema version " +
                                         std::to_string(found) + " is not " +
@@ -239,6 +253,16 @@ void JobStore::create_schema() {
   }
   Transaction tx([this](const char* sql) { exec(sql, "run a transaction to create the schema"); });
   exec(kSchema, "create the schema");
+  exec(kSchemaV2, "create the schema (version 2 tables)");
+  exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
+       "set the schema version");
+  tx.commit();
+}
+
+/// Upgrades a database written by an older azflowd in place (1 -> 2: the job_deps table).
+void JobStore::migrate(std::int64_t from_version) {
+  Transaction tx([this](const char* sql) { exec(sql, "run a transaction to migrate the schema"); });
+  if (from_version < 2) exec(kSchemaV2, "migrate the schema to version 2 (job_deps)");
   exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
        "set the schema version");
   tx.commit();
@@ -274,6 +298,13 @@ JobRecord read_job(const auto& s) {
   job.started_unix_ms = s.optional_integer(9);
   job.finished_unix_ms = s.optional_integer(10);
   job.priority = s.integer(11);
+  const std::string after = s.text(12);  // "3,5" (group_concat), "" without dependencies
+  for (std::size_t pos = 0; pos < after.size();) {
+    const std::size_t comma = std::min(after.find(',', pos), after.size());
+    job.after.push_back(std::stoll(after.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  std::sort(job.after.begin(), job.after.end());
   return job;
 }
 
@@ -286,7 +317,8 @@ ShardRecord read_shard(const auto& s) {
 }  // namespace
 
 std::int64_t JobStore::add_job(const JobSpec& spec, std::int64_t frames_total,
-                               std::span<const ShardPlan> shards, std::int64_t priority) {
+                               std::span<const ShardPlan> shards, std::int64_t priority,
+                               std::span<const std::int64_t> after) {
   const std::lock_guard lock(mutex_);
   Transaction tx([this](const char* sql) { exec(sql, "run a transaction to add a job"); });
   Statement insert(*this,
@@ -303,6 +335,12 @@ std::int64_t JobStore::add_job(const JobSpec& spec, std::int64_t frames_total,
   for (const ShardPlan& p : shards) {
     shard.bind(1, id).bind(2, p.shard_id).bind(3, p.first_frame).bind(4, p.frame_count).step();
     shard.reset();
+  }
+  Statement dep(*this, "INSERT OR IGNORE INTO job_deps (job_id, depends_on) VALUES (?, ?)",
+                "add a job's dependencies");
+  for (const std::int64_t d : after) {
+    dep.bind(1, id).bind(2, d).step();
+    dep.reset();
   }
   tx.commit();
   return id;
@@ -467,6 +505,67 @@ std::vector<FrameErrorRecord> JobStore::frame_errors(std::int64_t job_id, std::s
   std::vector<FrameErrorRecord> out;
   while (s.step()) out.push_back({s.integer(0), s.integer(1), s.text(2)});
   return out;
+}
+
+StoreTotals JobStore::totals() const {
+  const std::lock_guard lock(mutex_);
+  StoreTotals t;
+  Statement s(*this,
+              "SELECT state, count(*), total(frames_done), total(frames_failed) FROM jobs"
+              " GROUP BY state",
+              "count jobs by state");
+  while (s.step()) {
+    const auto state = parse_job_state(s.text(0));
+    if (state) t.jobs_by_state[*state] = s.integer(1);
+    t.frames_done += s.integer(2);
+    t.frames_failed += s.integer(3);
+  }
+  return t;
+}
+
+void JobStore::requeue_for_retry(std::int64_t job_id, const RetryPlan& plan) {
+  const std::lock_guard lock(mutex_);
+  Transaction tx([this](const char* sql) { exec(sql, "run a transaction to retry a job"); });
+  Statement job(*this,
+                "UPDATE jobs SET state = 'queued', error = '', started_ms = NULL,"
+                " finished_ms = NULL, frames_done = frames_done - ?1,"
+                " frames_failed = frames_failed - ?1 WHERE id = ?2",
+                "requeue job " + std::to_string(job_id) + " for a retry");
+  job.bind(1, plan.frames_from_done_shards).bind(2, job_id).step();
+  if (sqlite3_changes(db_) == 0) {
+    throw Error(ErrorCategory::kInput,
+                "job store " + path_.string() + ": no job " + std::to_string(job_id));
+  }
+  exec(("UPDATE shards SET state = 'queued' WHERE state = 'running' AND job_id = " +
+        std::to_string(job_id))
+           .c_str(),
+       "requeue the running shards of a retried job");
+  Statement clear(*this,
+                  "DELETE FROM frame_errors WHERE job_id = ?1 AND frame_index >= ?2"
+                  " AND frame_index < ?2 + ?3",
+                  "clear the frame errors of a retried job");
+  const auto clear_range = [&](std::int64_t first, std::int64_t count) {
+    clear.bind(1, job_id).bind(2, first).bind(3, count).step();
+    clear.reset();
+  };
+  {
+    Statement pending(*this,
+                      "SELECT first_frame, frame_count FROM shards WHERE job_id = ? AND"
+                      " state != 'done'",
+                      "read the unfinished shards of a retried job");
+    pending.bind(1, job_id);
+    while (pending.step()) clear_range(pending.integer(0), pending.integer(1));
+  }
+  Statement shard(*this,
+                  "INSERT INTO shards (job_id, shard_id, first_frame, frame_count) VALUES "
+                  "(?, ?, ?, ?)",
+                  "add the retry shards of a job");
+  for (const ShardPlan& p : plan.new_shards) {
+    shard.bind(1, job_id).bind(2, p.shard_id).bind(3, p.first_frame).bind(4, p.frame_count).step();
+    shard.reset();
+    clear_range(p.first_frame, p.frame_count);
+  }
+  tx.commit();
 }
 
 std::size_t JobStore::requeue_running_shards_on_startup() {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -76,7 +77,21 @@ struct JobRecord {
   std::int64_t created_unix_ms = 0;
   std::optional<std::int64_t> started_unix_ms;
   std::optional<std::int64_t> finished_unix_ms;
-  std::int64_t priority = 0;  ///< higher first (reserved; the scheduler is FIFO for now)
+  std::int64_t priority = 0;        ///< higher runs first among queued jobs (ties: lower id first)
+  std::vector<std::int64_t> after;  ///< jobs that must succeed before this one starts (afterok)
+};
+
+/// Totals over every job in the store (for `stats`).
+struct StoreTotals {
+  std::map<JobState, std::int64_t> jobs_by_state;  ///< states with no job are absent
+  std::int64_t frames_done = 0;                    ///< sum of frames_done over all jobs
+  std::int64_t frames_failed = 0;                  ///< sum of frames_failed over all jobs
+};
+
+/// What `retry` re-runs: new shards for failed frames of done shards, plus every shard not done.
+struct RetryPlan {
+  std::vector<ShardPlan> new_shards;         ///< shard ids continue after the job's last shard
+  std::int64_t frames_from_done_shards = 0;  ///< failed frames moved out of the job's counts
 };
 
 /// A frame that failed, with the reason the stage gave.
@@ -102,8 +117,20 @@ class JobStore {
 
   /// Adds a queued job and its queued shards in one transaction; returns the new job id (> 0).
   /// `spec.output_path` is stored as the job's output path.
+  /// `after` lists jobs that must succeed first (stored in the job_deps table).
   std::int64_t add_job(const JobSpec& spec, std::int64_t frames_total,
-                       std::span<const ShardPlan> shards, std::int64_t priority = 0);
+                       std::span<const ShardPlan> shards, std::int64_t priority = 0,
+                       std::span<const std::int64_t> after = {});
+
+  /// Counts of jobs by state and frame sums over every job.
+  [[nodiscard]] StoreTotals totals() const;
+
+  /// Makes a final job queued again for `retry`, in one transaction: adds `plan.new_shards`,
+  /// sets running shards queued, removes the frame errors of every frame about to be redone
+  /// (those of the new shards and of shards not done), subtracts
+  /// `plan.frames_from_done_shards` from frames_done and frames_failed, clears error, started
+  /// and finished. Throws kInput for an unknown job.
+  void requeue_for_retry(std::int64_t job_id, const RetryPlan& plan);
 
   /// The job, or std::nullopt if there is none with that id.
   [[nodiscard]] std::optional<JobRecord> job(std::int64_t id) const;
@@ -149,6 +176,7 @@ class JobStore {
  private:
   class Statement;
   void create_schema();
+  void migrate(std::int64_t from_version);
   void exec(const char* sql, std::string_view purpose) const;
   [[noreturn]] void fail(std::string_view purpose) const;
   [[noreturn]] void no_shard(std::int64_t job_id, std::int64_t shard_id) const;

@@ -2,14 +2,17 @@
 // The control link between a stage process and azflowd: one ZeroMQ DEALER connected to the
 // daemon's internal ROUTER (DaemonConfig::stages_endpoint). Frames never travel here, only JSON
 // control messages (one frame each), see docs/daemon-design.md "Control path":
-//   stage -> daemon  {"type":"hello"|"heartbeat", "role", "worker", "pid", "device", "counters"}
+//   stage -> daemon  {"type":"hello"|"heartbeat", "role", "worker", "pid", "counters",
+//                     "device" (optional: what the stage computes on, shown by `workers`)}
 //                    {"type":"job_config", "job"}            (integrate: ask for a JobSpec)
 //                    {"type":"plan_axes", "job", "axes"}     (integrate: the plan's output axes)
 //                    {"type":"shard_read", "job", "shard"}   (source: every frame pushed)
 //   daemon -> stage  {"type":"shard", "job", "shard", "datasets", "dataset_path",
 //                     "first", "count" | "frames": [...]}   (source)
 //                    {"type":"job_config", "job", "spec" | "error"}   (integrate)
-//                    {"type":"cancel", "job"}  {"type":"stop"}
+//                    {"type":"cancel", "job"}  {"type":"retry", "job"} (a cancelled job is live
+//                     again)  {"type":"job_end", "job"} (source: close the job's files)
+//                    {"type":"stop"}
 // Not thread-safe: one link per stage process, used from its one processing thread.
 
 #include <chrono>

@@ -7,9 +7,19 @@
 namespace azflow::daemon {
 
 bool StageRuntime::note_cancel(const nlohmann::json& message) {
-  if (message.value("type", "") != "cancel") return false;
+  const std::string type = message.value("type", "");
+  if (type == "retry") {
+    cancelled_jobs.erase(message.value("job", std::int64_t{0}));
+    return true;
+  }
+  if (type != "cancel") return false;
   cancelled_jobs.insert(message.value("job", std::int64_t{0}));
   return true;
+}
+
+bool StageRuntime::job_cancelled(std::int64_t job) {
+  while (auto message = link.receive(std::chrono::milliseconds(0))) note_cancel(*message);
+  return cancelled_jobs.contains(job);
 }
 
 void StageRuntime::delay() const {

@@ -33,8 +33,13 @@ struct StageRuntime {
   }
   /// Sends a heartbeat if due.
   void heartbeat() { link.heartbeat_if_due(counters); }
-  /// Records a "cancel" message; returns true if `message` was one.
+  /// Records a "cancel" message (the job's frames are dropped or failed from now on) or a
+  /// "retry" message (a retried job is live again); returns true if `message` was either.
   bool note_cancel(const nlohmann::json& message);
+  /// Whether `job` is cancelled, after taking every pending message through note_cancel (so that
+  /// a "retry" sent before the job's frames is seen before them). For stages whose only messages
+  /// are cancel and retry (decompress, integrate).
+  bool job_cancelled(std::int64_t job);
   /// Sleeps frame_delay (test hook), if set.
   void delay() const;
 };

@@ -63,7 +63,7 @@ int run_decompress_stage(daemon::StageRuntime& rt) {
     if (!out) break;  // stopping: the input slot is reclaimed by the daemon, nothing is lost
     const auto start = Clock::now();
     const auto job = static_cast<std::int64_t>(in->header().job_id);
-    if (!decode_slot(*in, *out, rt.cancelled_jobs.contains(job))) ++rt.counters.failed;
+    if (!decode_slot(*in, *out, rt.job_cancelled(job))) ++rt.counters.failed;
     out->commit();  // commit downstream before releasing upstream (crash recovery)
     in->release();
     ++rt.counters.frames_out;

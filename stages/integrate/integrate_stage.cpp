@@ -73,7 +73,7 @@ class IntegrateStage {
       if (!in) continue;
       ++rt_.counters.frames_in;
       const auto job = static_cast<std::int64_t>(in->header().job_id);
-      JobPlan* plan = rt_.cancelled_jobs.contains(job) ? nullptr : &plan_for(job);
+      JobPlan* plan = rt_.job_cancelled(job) ? nullptr : &plan_for(job);
       auto out = daemon::wait_write(rt_, results_, on_message, [] { return false; });
       if (!out) break;
       const auto start = Clock::now();
@@ -187,7 +187,7 @@ class IntegrateStage {
         break;
       }
       JobPlan* plan = nullptr;
-      if (!rt_.cancelled_jobs.contains(job)) {
+      if (!rt_.job_cancelled(job)) {
         if (batch.empty()) drain_unless_cached(job);
         plan = &plan_for(job);
       }

@@ -71,7 +71,12 @@ class SourceStage {
 
  private:
   void handle(const nlohmann::json& message) {
-    if (rt_.note_cancel(message)) return;  // dropped in step(): no task is erased under us
+    if (rt_.note_cancel(message)) return;          // dropped in step(): no task is erased under us
+    if (message.value("type", "") == "job_end") {  // files may change before a retry: reopen
+      const std::int64_t job = message.value("job", std::int64_t{0});
+      std::erase_if(open_, [job](const OpenDataset& d) { return d.job == job; });
+      return;
+    }
     if (message.value("type", "") != "shard") return;
     Task t;
     t.job = message.at("job").get<std::int64_t>();

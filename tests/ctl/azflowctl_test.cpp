@@ -85,6 +85,7 @@ TEST_F(AzflowctlTest, EnqueuePrintsIdAndSendsAbsoluteSpec) {
       run("enqueue a_master.h5 sub/b.h5 --poni geometry.poni --npt-rad 300 --npt-azim 36 "
           "--unit 2th_deg --split bbox --no-file-mask --dark dark.h5::/entry/dark --dummy -2 "
           "--delta-dummy 0.5 --polarization-factor 0.9 --error-model poisson --radial-range 1 40 "
+          "--join "
           "--dataset /entry/data/data -o out/r.nxs --mode bulk");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out, "1\n");
