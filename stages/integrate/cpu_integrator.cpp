@@ -27,11 +27,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include "base/error.hpp"
+#include "stages/integrate/gpu_kernel_math.hpp"
 
 namespace azflow::integrate {
 
@@ -73,10 +73,10 @@ void finalize(const BinSums& sums, std::span<float> intensity, std::span<float> 
 
 namespace {
 
-// Accumulator of one bin, kept together so that one pixel touches one cache line.
-struct Acc {
-  double sig = 0, var = 0, norm = 0, count = 0;
-};
+// Accumulator of one bin, kept together so that one pixel touches one cache line; the same
+// struct and arithmetic as the CUDA kernels' lanes (gpu_kernel_math.hpp), value-initialised here.
+using Acc = gpu::AzimLane;
+using gpu::add_azimuthal;
 
 // Decides whether a preprocessed pixel value is valid (pyFAI preproc: dummy compared in float32).
 struct PixelFilter {
@@ -104,26 +104,9 @@ struct Job {
 };
 
 // --- azimuthal error model ----------------------------------------------------------------
-
-// Adds pixel value x = w * sig with weight omega_b = w * norm to a bin: pyFAI 0.21's weighted
-// incremental variance (CSR_common.pxi integrate_ng; Schubert & Gertz, SSDBM 2018).
-inline void add_azimuthal(Acc& a, double w, float sig, float norm) {
-  const double x = w * sig, omega_b = w * norm;
-  if (a.count == 0.0) {
-    a.sig = x;
-    a.norm = omega_b;
-    a.count = w;
-    return;
-  }
-  const double omega_a = a.norm;
-  a.norm = omega_a + omega_b;
-  if (omega_b != 0.0 && omega_a != 0.0) {
-    const double delta = omega_b * a.sig - omega_a * x;
-    a.var += delta * delta / (a.norm * omega_a * omega_b);
-  }
-  a.sig += x;
-  a.count += w;
-}
+// add_azimuthal (pyFAI 0.21's weighted incremental variance, CSR_common.pxi integrate_ng;
+// Schubert & Gertz, SSDBM 2018) and the thread merge gpu::merge_azim (Chan et al.'s pairwise
+// update) come from gpu_kernel_math.hpp, shared with the CUDA kernels.
 
 // Pixels [begin, end), every (bin, weight) entry of each valid pixel, in pixel order.
 template <class T>
@@ -310,28 +293,6 @@ void fast_finish(const Plan& plan, bool poisson, std::vector<FastState>& states,
   if (!poisson) std::fill(out.variance.begin(), out.variance.end(), 0.0);
 }
 
-// Merges the azimuthal accumulator b into a (Chan et al. pairwise update of the weighted
-// variance; plain sums when either side has no normalization).
-void merge_azimuthal(Acc& a, const Acc& b) {
-  if (a.count == 0.0) {
-    a = b;
-    return;
-  }
-  if (b.count == 0.0 || a.norm == 0.0 || b.norm == 0.0) {
-    a.sig += b.sig;
-    a.var += b.var;
-    a.norm += b.norm;
-    a.count += b.count;
-    return;
-  }
-  const double n = a.norm + b.norm;
-  const double delta = b.norm * a.sig - a.norm * b.sig;
-  a.var += b.var + delta * delta / (n * a.norm * b.norm);
-  a.sig += b.sig;
-  a.norm = n;
-  a.count += b.count;
-}
-
 }  // namespace
 
 struct CpuIntegrator::Impl {
@@ -351,16 +312,6 @@ CpuIntegrator::CpuIntegrator(std::shared_ptr<const Plan> plan, std::size_t threa
 CpuIntegrator::~CpuIntegrator() = default;
 
 namespace {
-
-void check_frame(const Plan& plan, const FrameView& frame) {
-  if (frame.rows != plan.rows() || frame.cols != plan.cols()) {
-    std::ostringstream s;
-    s << "frame shape " << frame.rows << " x " << frame.cols << " does not match the detector "
-      << plan.rows() << " x " << plan.cols();
-    throw Error(ErrorCategory::kInput, s.str());
-  }
-  if (frame.data == nullptr) throw Error(ErrorCategory::kInput, "frame has no data");
-}
 
 template <class T>
 Job<T> make_job(const Plan& plan, const FrameView& frame) {
@@ -423,7 +374,7 @@ void integrate_azimuthal(const Plan& plan, const FrameView& frame,
   });
   std::vector<Acc>& total = partial[0];
   for (std::size_t t = 1; t < partial.size(); ++t)
-    for (std::size_t b = 0; b < total.size(); ++b) merge_azimuthal(total[b], partial[t][b]);
+    for (std::size_t b = 0; b < total.size(); ++b) gpu::merge_azim(total[b], partial[t][b]);
   out.reset(plan.bins());
   for (std::size_t b = 0; b < total.size(); ++b) {
     out.signal[b] = total[b].sig;

@@ -339,16 +339,6 @@ struct BufferSet {
         host(sum_bytes, w + " pinned sums buffer") {}
 };
 
-void check_frame_shape(const Plan& plan, const FrameView& frame) {
-  if (frame.rows != plan.rows() || frame.cols != plan.cols()) {
-    std::ostringstream s;
-    s << "frame shape " << frame.rows << " x " << frame.cols << " does not match the detector "
-      << plan.rows() << " x " << plan.cols();
-    throw Error(ErrorCategory::kInput, s.str());
-  }
-  if (frame.data == nullptr) throw Error(ErrorCategory::kInput, "frame has no data");
-}
-
 std::string describe_frames(std::span<const std::uint64_t> ids, std::size_t count) {
   if (ids.empty()) return std::to_string(count) + " frame(s)";
   std::string text = ids.size() == 1 ? "frame " : "frames ";
@@ -436,7 +426,7 @@ std::uint64_t CudaIntegrator::submit(std::span<const FrameView> frames,
   }
   const DType dtype = frames.front().dtype;
   for (const FrameView& f : frames) {
-    check_frame_shape(*plan_, f);
+    check_frame(*plan_, f);
     if (f.dtype != dtype) {
       throw Error(ErrorCategory::kInput, "a CUDA batch mixes " + std::string(dtype_name(dtype)) +
                                              " and " + std::string(dtype_name(f.dtype)) +

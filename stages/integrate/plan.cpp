@@ -463,4 +463,14 @@ std::shared_ptr<const Plan> Plan::build(const Geometry& geometry,
   return PlanBuilder(geometry, settings, corrections).build();
 }
 
+void check_frame(const Plan& plan, const FrameView& frame) {
+  if (frame.rows != plan.rows() || frame.cols != plan.cols()) {
+    std::ostringstream s;
+    s << "frame shape " << frame.rows << " x " << frame.cols << " does not match the detector "
+      << plan.rows() << " x " << plan.cols();
+    throw Error(ErrorCategory::kInput, s.str());
+  }
+  if (frame.data == nullptr) throw Error(ErrorCategory::kInput, "frame has no data");
+}
+
 }  // namespace azflow::integrate

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/dtype.hpp"
 #include "stages/integrate/geometry.hpp"
 #include "stages/integrate/units.hpp"
 
@@ -147,5 +148,10 @@ class Plan {
   std::vector<std::uint8_t> invalid_;
   StaticSums static_sums_;
 };
+
+/// Checks that `frame` can be integrated with `plan`: rows x cols equal to the plan's and data
+/// present. Throws azflow::Error (kInput) naming the frame's and the detector's shape. (The dtype
+/// is each integrator's business.)
+void check_frame(const Plan& plan, const FrameView& frame);
 
 }  // namespace azflow::integrate
