@@ -156,7 +156,11 @@ class WaitProgress {
     Seen& seen = seen_[i];
     if (!seen.first) seen.first = std::pair(now, done);
     const double dt = std::chrono::duration<double>(now - seen.first->first).count();
-    const double rate = dt > 0.5 ? static_cast<double>(done - seen.first->second) / dt : 0.0;
+    double rate = dt > 0.5 ? static_cast<double>(done - seen.first->second) / dt : 0.0;
+    // Nothing measured here yet (first look, or a job already final): the daemon's own rate.
+    if (rate == 0.0 && j.contains("frames_per_s") && j["frames_per_s"].is_number()) {
+      rate = j["frames_per_s"].get<double>();
+    }
     const double eta = rate > 0 ? static_cast<double>(total - done) / rate : -1.0;
     if (terminal_ && !seen.final_bar.empty()) {
       std::fputs(seen.final_bar.c_str(), stderr);
