@@ -68,6 +68,10 @@ Daemon::Daemon(DaemonConfig config)
       stages_socket_(context_, zmq::socket_type::router),
       live_socket_(context_, zmq::socket_type::pub),
       reducer_delay_(env_ms("AZFLOW_TEST_DELAY_MS_REDUCER")) {
+  lock_ = std::make_unique<InstanceLock>(
+      std::vector{InstanceLock::shm_lock_path(config_.instance),
+                  InstanceLock::state_lock_path(config_.state_dir)},
+      "instance '" + config_.instance + "' (state directory " + config_.state_dir.string() + ")");
   const std::size_t removed = ipc::remove_instance_segments(config_.instance);
   if (removed > 0) spdlog::warn("removed {} stale shared-memory segments", removed);
   std::filesystem::create_directories(config_.state_dir / "jobs");

@@ -34,6 +34,7 @@
 #include "daemon/config.hpp"
 #include "daemon/control.hpp"
 #include "daemon/gpu_placement.hpp"
+#include "daemon/instance_lock.hpp"
 #include "daemon/job_store.hpp"
 #include "daemon/service_notify.hpp"
 #include "daemon/supervisor.hpp"
@@ -164,6 +165,7 @@ class Daemon : public ControlHandler {
   ServiceCounters service_counters() const;
 
   DaemonConfig config_;
+  std::unique_ptr<InstanceLock> lock_;  // first: no other azflowd on this instance or state dir
   zmq::context_t context_{1};
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<ControlServer> control_;

@@ -70,6 +70,7 @@ class TempSpace {
   ~TempSpace() {
     ipc::remove_instance_segments(instance_);
     std::error_code ec;
+    fs::remove("/dev/shm/azflow-lock." + instance_, ec);  // azflowd's instance lock file
     fs::remove_all(root_, ec);
   }
   TempSpace(const TempSpace&) = delete;
