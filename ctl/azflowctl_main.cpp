@@ -6,6 +6,7 @@
 
 #include "ctl/commands.hpp"
 #include "ctl/exit_codes.hpp"
+#include "ctl/peers_command.hpp"
 #include "daemon/config.hpp"
 
 namespace {
@@ -29,6 +30,7 @@ int dispatch(CLI::App& app, const GlobalArgs& g, const ctl::EnqueueArgs& enqueue
   if (app.got_subcommand("list")) return ctl::run_list(client, list_state, list_all, g.json);
   if (app.got_subcommand("cancel")) return ctl::run_cancel(client, cancel_jobs);
   if (app.got_subcommand("shutdown")) return ctl::run_shutdown(client);
+  if (app.got_subcommand("peers")) return ctl::run_peers(client, g.json);
   return ctl::run_wait(client, wait_job,
                        std::chrono::milliseconds(static_cast<long>(wait_interval_s * 1000)),
                        std::chrono::milliseconds(static_cast<long>(wait_timeout_s * 1000)));
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", g.timeout_s, "seconds to wait for each answer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_flag("--json", g.json, "status, list: print the daemon's JSON result");
+  app.add_flag("--json", g.json, "status, list, peers: print the daemon's JSON result");
 
   ctl::EnqueueArgs enqueue;
   auto* enq = app.add_subcommand("enqueue", "add an integration job; prints its id on stdout");
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
       ->add_option("jobs", cancel_jobs, "job ids")
       ->required();
   app.add_subcommand("shutdown", "stop azflowd (unfinished jobs resume when it starts again)");
+  app.add_subcommand("peers", "federation: peer daemons with state, capacity, shards, heartbeat");
 
   try {
     app.parse(argc, argv);

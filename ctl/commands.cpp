@@ -173,6 +173,8 @@ void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
                   "split: all workers share the job's frames; bulk: one dataset per worker")
       ->check(CLI::IsMember({"split", "bulk"}))
       ->capture_default_str();
+  command.add_option("--nodes", args.nodes,
+                     "split jobs: share with peer daemons: all, N (nodes in all) or NAME,NAME,...");
 }
 
 daemon::JobSpec make_job_spec(const EnqueueArgs& args) {
@@ -193,6 +195,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args) {
   spec.use_file_mask = !o.no_file_mask;
   spec.output_path = absolute(o.output);
   spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
+  if (!args.nodes.empty()) spec.nodes = daemon::parse_node_selection(args.nodes);
   return spec;
 }
 

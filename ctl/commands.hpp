@@ -20,6 +20,7 @@ struct EnqueueArgs {
   cli::IntegrateOptions integrate;    ///< --poni, --npt, --unit, ... as `azflow integrate` has
   std::vector<std::string> datasets;  ///< one or more master/plain HDF5 files
   std::string mode = "split";         ///< split or bulk
+  std::string nodes;                  ///< federation: "all", N or names ("" = this node only)
 };
 
 /// Declares the enqueue options on `command`.

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "base/error.hpp"
+#include "daemon/federation/federation_toml.hpp"
 
 namespace azflow::daemon {
 
@@ -110,6 +111,23 @@ class TableReader {
     out = static_cast<std::size_t>(value);
   }
 
+  /// A non-empty list of absolute directories.
+  void read_dirs(std::string_view key, std::vector<std::filesystem::path>& out) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return;
+    const toml::array* list = node->as_array();
+    if (list == nullptr || list->empty())
+      origin(key).fail("expected a non-empty list of absolute directories");
+    out.clear();
+    for (const toml::node& item : *list) {
+      if (!item.is_string()) origin(key).fail("expected a list of strings");
+      out.emplace_back(item.as_string()->get());
+      if (!out.back().is_absolute())
+        origin(key).fail("'" + out.back().string() + "' is not absolute");
+      out.back() = out.back().lexically_normal();
+    }
+  }
+
   /// A slot size: a positive integer (MiB) or "auto".
   void read_slot_mib(std::string_view key, std::optional<std::size_t>& out) const {
     const toml::node* node = table_.get(key);
@@ -194,7 +212,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   DaemonConfig& c = raw.config;
   r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
                     "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
-                    "stage_restart_limit", "control", "live", "rings"});
+                    "stage_restart_limit", "control", "live", "rings", "allowed_input_roots",
+                    "allowed_output_roots", "federation"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
   r.read("state_dir", c.state_dir);
@@ -215,6 +234,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   check_range(c.heartbeat_interval_ms, 10, 600000, r.origin("heartbeat_interval_ms"));
   r.read("stage_restart_limit", c.stage_restart_limit);
   check_range(c.stage_restart_limit, 0, 1000, r.origin("stage_restart_limit"));
+  r.read_dirs("allowed_input_roots", c.allowed_input_roots);
+  r.read_dirs("allowed_output_roots", c.allowed_output_roots);
 }
 
 RawConfig read_file(const std::filesystem::path& file) {
@@ -233,6 +254,8 @@ RawConfig read_file(const std::filesystem::path& file) {
   read_top_level(r, raw);
   read_endpoints(r, file, raw.config);
   read_rings(r, file, raw.config.rings);
+  if (const toml::table* federation = r.sub("federation"))
+    read_federation_table(*federation, file, raw.config.federation);
   return raw;
 }
 
@@ -294,6 +317,14 @@ std::string slot_text(const std::optional<std::size_t>& mib) {
   return mib ? std::to_string(*mib) : std::string("\"auto\"");
 }
 
+std::string dirs_text(const std::vector<std::filesystem::path>& dirs) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < dirs.size(); ++i) {
+    text += (i ? ", " : "") + quoted(dirs[i].string());
+  }
+  return text + "]";
+}
+
 }  // namespace
 
 Environment Environment::current() {
@@ -329,6 +360,7 @@ DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
   if (path) raw = read_file(*path);
   apply_overrides(overrides, raw);
   resolve(env, raw);
+  resolve_federation(overrides.federation, raw.config.state_dir, raw.config.federation);
   return raw.config;
 }
 
@@ -345,6 +377,8 @@ std::string describe(const DaemonConfig& c) {
       << "log_level = " << quoted(c.log_level) << "\n"
       << "heartbeat_interval_ms = " << c.heartbeat_interval_ms << "\n"
       << "stage_restart_limit = " << c.stage_restart_limit << "\n"
+      << "allowed_input_roots = " << dirs_text(c.allowed_input_roots) << "\n"
+      << "allowed_output_roots = " << dirs_text(c.allowed_output_roots) << "\n"
       << "# stages endpoint (derived): " << c.stages_endpoint << "\n\n"
       << "[control]\nendpoint = " << quoted(c.control_endpoint) << "\n"
       << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n\n"
@@ -354,7 +388,8 @@ std::string describe(const DaemonConfig& c) {
       << "results_slots = " << c.rings.results_slots << "\n"
       << "compressed_slot_mib = " << slot_text(c.rings.compressed_slot_mib) << "\n"
       << "frames_slot_mib = " << slot_text(c.rings.frames_slot_mib) << "\n"
-      << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n";
+      << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n\n"
+      << describe_federation(c.federation);
   return out.str();
 }
 
@@ -371,6 +406,7 @@ void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& con
   app.add_option("--integrate-workers", o.integrate_workers,
                  "integrate worker processes (0 = same as --workers)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off");
+  add_federation_options(app, o.federation);
 }
 
 std::size_t resolve_slot_bytes(const std::optional<std::size_t>& slot_mib,

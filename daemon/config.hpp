@@ -7,8 +7,11 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "daemon/federation/federation_config.hpp"
 
 namespace azflow::daemon {
 
@@ -42,6 +45,11 @@ struct DaemonConfig {
   std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off
   std::size_t heartbeat_interval_ms = 1000;  ///< stage heartbeat period; 3 missed = stage lost
   std::size_t stage_restart_limit = 5;       ///< restarts of one stage slot before jobs fail
+  /// Input paths of requests (and of shards from peers) must lie under one of these (absolute).
+  std::vector<std::filesystem::path> allowed_input_roots{"/"};
+  /// Output paths of requests must lie under one of these (absolute).
+  std::vector<std::filesystem::path> allowed_output_roots{"/"};
+  FederationConfig federation;  ///< [federation]: node, peer endpoint, peers, keys, heartbeats
 };
 
 /// Command-line overrides; each set value wins over the file and the defaults.
@@ -53,6 +61,7 @@ struct ConfigOverrides {
   std::optional<std::size_t> workers;
   std::optional<std::size_t> integrate_workers;
   std::optional<std::string> log_level;
+  FederationOverrides federation;  ///< --node, --peer-endpoint, --peer, --join, --trusted-keys
 };
 
 /// The process environment the defaults derive from (injectable for tests).
@@ -90,7 +99,8 @@ DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
 std::string describe(const DaemonConfig& config);
 
 /// Declares --config, --instance, --state-dir, --runtime-dir, --control, --workers,
-/// --integrate-workers and --log-level on `app`, storing into `config_path` and `overrides`.
+/// --integrate-workers, --log-level and the federation options on `app`, storing into `config_path`
+/// and `overrides`.
 void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& config_path,
                         ConfigOverrides& overrides);
 

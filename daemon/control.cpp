@@ -138,8 +138,12 @@ Request decode_json(const json& j) {
     reject_unknown(j, {});
     return ShutdownRequest{};
   }
-  throw FieldError(
-      "verb", "unknown verb '" + verb + "' (expected enqueue, status, list, cancel or shutdown)");
+  if (verb == "peers") {
+    reject_unknown(j, {});
+    return PeersRequest{};
+  }
+  throw FieldError("verb", "unknown verb '" + verb +
+                               "' (expected enqueue, status, list, cancel, shutdown or peers)");
 }
 
 json request_id(const json& j) {
@@ -162,6 +166,10 @@ void ensure_ipc_directory(const std::string& endpoint) {
 }
 
 }  // namespace
+
+nlohmann::json ControlHandler::peers(const PeersRequest&) {
+  return {{"node", nullptr}, {"peer_endpoint", nullptr}, {"peers", json::array()}};
+}
 
 json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
   json j{{"job_id", job.id},
@@ -278,6 +286,7 @@ nlohmann::json ControlServer::dispatch(const Request& request) {
         if constexpr (std::is_same_v<T, ListRequest>) return handler_->list(r);
         if constexpr (std::is_same_v<T, CancelRequest>) return handler_->cancel(r);
         if constexpr (std::is_same_v<T, ShutdownRequest>) return handler_->shutdown(r);
+        if constexpr (std::is_same_v<T, PeersRequest>) return handler_->peers(r);
       },
       request);
   if (result.is_null()) result = json::object();

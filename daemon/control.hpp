@@ -45,9 +45,12 @@ struct CancelRequest {
 /// `shutdown`: stop the daemon after answering (unfinished jobs resume at the next start).
 struct ShutdownRequest {};
 
+/// `peers`: the federation's peers as this daemon sees them (docs/federation.md).
+struct PeersRequest {};
+
 /// Any decoded request.
-using Request =
-    std::variant<EnqueueRequest, StatusRequest, ListRequest, CancelRequest, ShutdownRequest>;
+using Request = std::variant<EnqueueRequest, StatusRequest, ListRequest, CancelRequest,
+                             ShutdownRequest, PeersRequest>;
 
 /// The job logic behind the endpoint, implemented by the daemon. Each method returns the JSON
 /// object placed under "result" in the response (shapes in docs/protocol.md; job_json() builds
@@ -67,6 +70,9 @@ class ControlHandler {
   virtual nlohmann::json cancel(const CancelRequest& request) = 0;
   /// Result: {} (the daemon stops after this response is sent).
   virtual nlohmann::json shutdown(const ShutdownRequest& request) = 0;
+  /// Result: {"node", "peer_endpoint", "public_key", "refused_connections", "peers": [...]}
+  /// (docs/protocol.md "peers"); this default answers for a daemon without federation.
+  virtual nlohmann::json peers(const PeersRequest& request);
 };
 
 /// The protocol's job object (docs/protocol.md "Job object"): id, state, datasets, output,
