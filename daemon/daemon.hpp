@@ -164,7 +164,7 @@ class Daemon : public ControlHandler {
   // ... coordinator side: peers work for this node's jobs
   void peer_heartbeat(const std::string& node, const nlohmann::json& body);
   void peer_wants(const std::string& node, std::size_t count);
-  bool hand_out(ActiveJob& job, const std::string& node);
+  nlohmann::json hand_out(ActiveJob& job, const std::string& node);
   void peer_row(PeerMessage& message);
   void peer_shard_back(const std::string& node, const nlohmann::json& body, const std::string& why);
   void peer_lost(const std::string& node);
@@ -172,6 +172,7 @@ class Daemon : public ControlHandler {
   void end_remote_shards(ActiveJob& job);
   [[nodiscard]] bool eligible(const ActiveJob& job, const std::string& node) const;
   [[nodiscard]] bool offers_for(const std::string& node) const;
+  void announce_offers();
   // ... worker side: this node works for peers' jobs
   void request_work();
   void guest_shard(const std::string& coordinator, const nlohmann::json& body);
@@ -208,6 +209,7 @@ class Daemon : public ControlHandler {
   std::map<std::pair<std::string, std::int64_t>, std::int64_t> guest_ids_;    // (coord, job) -> id
   std::map<std::pair<std::int64_t, std::int64_t>, GuestShard> guest_shards_;  // (guest id, shard)
   std::map<std::string, std::chrono::steady_clock::time_point> wants_;  // coordinator -> asked
+  std::map<std::string, bool> offered_;  // worker -> the last "offers" it was told
   std::int64_t next_guest_ = kFirstGuestJob;
   std::uint64_t rows_unsent_ = 0;
 };

@@ -68,6 +68,7 @@ void Daemon::poll_peers() {
   const auto lost =
       network_->tick([this](const std::string& node) { return heartbeat_extras(node); });
   for (const std::string& node : lost) peer_lost(node);
+  announce_offers();
   request_work();
 }
 
@@ -95,12 +96,11 @@ void Daemon::handle_peer_message(PeerMessage& m) {
   // the sender coordinates jobs this node works for
   if (type == "heartbeat_ack") {
     network_->set_offers(m.node, m.body.value("offers", false));
-  } else if (type == "shard") {
+  } else if (type == "shards") {
     wants_.erase(m.node);
-    guest_shard(m.node, m.body);
-  } else if (type == "none") {
-    wants_.erase(m.node);
-    network_->set_offers(m.node, false);
+    const json& items = m.body.at("items");
+    if (items.empty()) network_->set_offers(m.node, false);
+    for (const json& item : items) guest_shard(m.node, item);
   } else if (type == "cancel") {
     guest_cancel(m.node, m.body.at("job").get<std::int64_t>());
   } else if (type == "drop") {
@@ -170,6 +170,21 @@ bool Daemon::offers_for(const std::string& node) const {
   });
 }
 
+/// Tells each connected peer at once when this node starts or stops having shards for it (so a
+/// new job does not wait for the next heartbeat answer).
+void Daemon::announce_offers() {
+  for (const auto& [node, peer] : network_->peers()) {
+    if (peer.state != PeerInfo::State::kConnected) continue;
+    const bool offers = offers_for(node);
+    const auto it = offered_.find(node);
+    if (it != offered_.end() && it->second == offers) continue;
+    if (network_->send_to_worker(
+            node, {{"type", "heartbeat_ack"}, {"node", network_->node()}, {"offers", offers}})) {
+      offered_[node] = offers;
+    }
+  }
+}
+
 /// Answers a heartbeat; tells the peer to drop shards it holds that this node no longer gives it,
 /// and takes back shards this node thinks it holds but it does not list (a lost "shard" or
 /// "shard_end" message).
@@ -208,27 +223,29 @@ void Daemon::peer_heartbeat(const std::string& node, const nlohmann::json& body)
 }
 
 void Daemon::peer_wants(const std::string& node, std::size_t count) {
-  std::size_t given = 0;
+  json items = json::array();
   for (auto& [id, job] : jobs_) {
-    while (given < count && !job.queued.empty() && eligible(job, node)) {
-      if (!hand_out(job, node)) break;
-      ++given;
+    while (items.size() < count && !job.queued.empty() && eligible(job, node)) {
+      items.push_back(hand_out(job, node));
     }
-    if (given == count) break;
+    if (items.size() == count) break;
   }
-  if (given == 0) {
-    (void)network_->send_to_worker(node, {{"type", "none"}, {"node", network_->node()}});
+  if (!network_->send_to_worker(
+          node, {{"type", "shards"}, {"node", network_->node()}, {"items", items}})) {
+    for (const json& item : items) {
+      requeue_remote(jobs_.at(item.at("job").get<std::int64_t>()),
+                     item.at("shard").get<std::int64_t>(), "cannot send to " + node);
+    }
+    return;
   }
+  if (items.empty()) offered_[node] = false;  // the worker now thinks so; announce_offers fixes it
 }
 
-/// Hands the job's next queued shard to a peer (only its missing frames if it was begun).
-bool Daemon::hand_out(ActiveJob& job, const std::string& node) {
+/// Hands the job's next queued shard to a peer (only its missing frames if it was begun);
+/// returns the shard's item of the "shards" answer.
+nlohmann::json Daemon::hand_out(ActiveJob& job, const std::string& node) {
   const ShardRecord shard = job.queued.front();
-  json message = {{"type", "shard"},
-                  {"node", network_->node()},
-                  {"job", job.id},
-                  {"shard", shard.shard_id},
-                  {"spec", to_json(job.spec)}};
+  json message = {{"job", job.id}, {"shard", shard.shard_id}, {"spec", to_json(job.spec)}};
   const bool begun = reducer_.is_open(job.id, shard.shard_id);
   if (begun) {
     message["frames"] = reducer_.missing(job.id, shard.shard_id);
@@ -236,7 +253,6 @@ bool Daemon::hand_out(ActiveJob& job, const std::string& node) {
     message["first"] = shard.first_frame;
     message["count"] = shard.frame_count;
   }
-  if (!network_->send_to_worker(node, message)) return false;
   job.queued.pop_front();
   if (!job.started) {
     store_->set_job_state(job.id, JobState::kRunning);
@@ -251,7 +267,7 @@ bool Daemon::hand_out(ActiveJob& job, const std::string& node) {
   job.remote[shard.shard_id] = {node, Clock::now()};
   job.participants.insert(node);
   log_event(job, "shard " + std::to_string(shard.shard_id) + " to " + node);
-  return true;
+  return message;
 }
 
 void Daemon::peer_row(PeerMessage& m) {
