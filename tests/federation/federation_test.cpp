@@ -23,13 +23,16 @@ class FederationTest : public ::testing::Test {
     master_ = make_series(data_, "fed", kFrames, {kCorruptFrame});
   }
 
-  /// Starts a, b, c; b and c join a; `env` for every node. Waits until all see each other.
-  void start_three(const std::map<std::string, std::string>& env) {
-    for (const char* name : {"a", "b", "c"})
+  /// Starts a, b, c; b and c join a; `env` for every node, `c_top_toml` top-level lines of c's
+  /// configuration. Waits until all see each other.
+  void start_three(const std::map<std::string, std::string>& env,
+                   const std::string& c_top_toml = "") {
+    for (const char* name : {"a", "b", "c"}) {
       nodes_.push_back(std::make_unique<Node>(name, trusted_));
+    }
     a().start(trusted_, "", env);
     b().start(trusted_, "join = \"" + a().address() + "\"", env);
-    c().start(trusted_, "join = \"" + a().address() + "\"", env);
+    c().start(trusted_, "join = \"" + a().address() + "\"", env, true, c_top_toml);
     ASSERT_TRUE(eventually([&] {
       return a().peer_state("b") == "connected" && a().peer_state("c") == "connected" &&
              b().peer_state("c") == "connected" && c().peer_state("b") == "connected";
@@ -159,6 +162,24 @@ TEST_F(FederationTest, StoppedPeerNeitherStallsTheJobNorCountsTwice) {
   EXPECT_EQ(status["daemon"]["reducer"].value("frames_written", 0) +
                 status["daemon"]["reducer"].value("frames_failed", 0),
             kFrames);
+  expect_same_output(out, ref, true);
+}
+
+TEST_F(FederationTest, PeerThatCannotReadTheDatasetIsLeftOut) {
+  const std::string ref = data_.path("single.h5").string();
+  single_daemon_reference(ref);
+  // c may read only under a folder that does not hold the dataset: as if it were not mounted
+  start_three({{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "10"}},
+              "allowed_input_roots = [\"" + data_.path("elsewhere").string() + "\"]");
+  const std::string out = data_.path("split.h5").string();
+  const std::int64_t id = enqueue_split(out);
+  ASSERT_GT(id, 0);
+  const json job = wait_job(a().client(), id);
+  expect_every_frame_once(job);
+  const std::string events = a().events(id);
+  EXPECT_NE(events.find("peer c excluded"), std::string::npos) << events;
+  EXPECT_NE(events.find("not under an allowed input root"), std::string::npos) << events;
+  EXPECT_NE(events.find(" to b"), std::string::npos) << events;
   expect_same_output(out, ref, true);
 }
 

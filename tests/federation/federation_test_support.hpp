@@ -46,13 +46,14 @@ class Node {
   }
 
   /// Starts azflowd: 1 + 1 workers, 10 frames per shard, heartbeats every 200 ms, lost after
-  /// 1 s, keys trusted from `trusted`, plus `federation_toml` lines in [federation] ("" and no
-  /// port: federation off), with `env` in its environment.
+  /// 1 s, keys trusted from `trusted`, plus `federation_toml` lines in [federation] (federation
+  /// off unless `federated`) and `top_toml` top-level lines, with `env` in its environment.
   void start(const fs::path& trusted, const std::string& federation_toml,
-             const std::map<std::string, std::string>& env = {}, bool federated = true) {
+             const std::map<std::string, std::string>& env = {}, bool federated = true,
+             const std::string& top_toml = "") {
     const fs::path config = space_.path("azflowd.toml");
     std::ofstream out(config);
-    out << "shard_frames = 10\n";
+    out << "shard_frames = 10\n" << top_toml << "\n";
     if (federated) {
       out << "[federation]\nnode = \"" << name_ << "\"\npeer_endpoint = \"" << endpoint()
           << "\"\ntrusted_keys_dir = \"" << trusted.string()
