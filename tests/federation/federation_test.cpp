@@ -85,9 +85,25 @@ TEST_F(FederationTest, SplitJobOnThreeDaemonsEqualsSingleDaemonOutput) {
     EXPECT_EQ(p["capacity"].value("workers", 0), 1) << p.dump();
     EXPECT_TRUE(p["last_heartbeat"].is_string()) << p.dump();
   }
+  const CommandResult table =
+      run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " + quote(a().control()) + " peers");
+  EXPECT_EQ(table.code, 0) << table.output;
+  EXPECT_NE(table.output.find("LAST HEARTBEAT"), std::string::npos) << table.output;
+  for (const char* node : {"b ", "c "}) {
+    EXPECT_NE(table.output.find(std::string("\n") + node), std::string::npos) << table.output;
+  }
+  const CommandResult as_json = run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " +
+                                            quote(a().control()) + " --json peers");
+  EXPECT_EQ(json::parse(as_json.output).value("node", ""), "a") << as_json.output;
+
+  // enqueued with the real azflowctl: --mode split --nodes all
   const std::string out = data_.path("split.h5").string();
-  const std::int64_t id = enqueue_split(out);
-  ASSERT_GT(id, 0);
+  const CommandResult enq = run_command(
+      std::string(AZFLOWCTL_BIN) + " --endpoint " + quote(a().control()) + " enqueue " +
+      quote(master_) + " --poni " + quote((kCliFixtures / "pilatus.poni").string()) +
+      " --npt 200 --unit q_nm^-1 --error-model poisson --mode split --nodes all -o " + quote(out));
+  ASSERT_EQ(enq.code, 0) << enq.output;
+  const std::int64_t id = std::stoll(enq.output);
   const json job = wait_job(a().client(), id);
   expect_every_frame_once(job);
   EXPECT_EQ(job["shards"].value("done", 0), job["shards"].value("total", -1));
