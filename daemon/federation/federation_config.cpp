@@ -90,17 +90,20 @@ void read_federation_table(const toml::table& table, const std::filesystem::path
     if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) fail(origin, "unknown key");
     if (k == "node") {
       out.node = string_value(node, origin);
-      check_node_name(out.node, origin);
+      if (!out.node.empty()) check_node_name(out.node, origin);
     } else if (k == "peer_endpoint") {
       out.peer_endpoint = string_value(node, origin);
-      check_tcp_endpoint(out.peer_endpoint, origin);
+      if (!out.peer_endpoint.empty()) check_tcp_endpoint(out.peer_endpoint, origin);
     } else if (k == "peers") {
       read_peers(node, origin, out);
     } else if (k == "join") {
-      out.join = parse_peer_address(string_value(node, origin), origin);
+      const std::string join = string_value(node, origin);
+      if (!join.empty()) out.join = parse_peer_address(join, origin);
     } else if (k == "trusted_keys_dir") {
       out.trusted_keys_dir = string_value(node, origin);
-      if (!out.trusted_keys_dir.is_absolute()) fail(origin, "expected an absolute path");
+      if (!out.trusted_keys_dir.empty() && !out.trusted_keys_dir.is_absolute()) {
+        fail(origin, "expected an absolute path");
+      }
     } else if (k == "heartbeat_ms") {
       out.heartbeat_ms = ms_value(node, origin);
     } else {
