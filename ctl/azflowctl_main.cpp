@@ -8,6 +8,7 @@
 #include "ctl/exit_codes.hpp"
 #include "ctl/peers_command.hpp"
 #include "daemon/config.hpp"
+#include "daemon/federation/curve_keys.hpp"
 
 namespace {
 
@@ -17,14 +18,28 @@ struct GlobalArgs {
   std::string endpoint;
   double timeout_s = 3.0;
   bool json = false;
+  std::string server_key;  ///< the daemon's <node>.pub (CurveZMQ TCP control)
+  std::string client_key;  ///< this client's secret key file NAME.key (NAME.pub next to it)
 };
+
+/// The CurveZMQ keys of --server-key/--client-key (both or neither). Throws azflow::Error.
+std::optional<ctl::CurveClientKeys> curve_keys(const GlobalArgs& g) {
+  if (g.server_key.empty() && g.client_key.empty()) return std::nullopt;
+  if (g.server_key.empty() || g.client_key.empty()) {
+    throw Error(ErrorCategory::kConfig, "--server-key and --client-key go together");
+  }
+  const auto server = daemon::read_public_key(g.server_key);
+  if (!server) throw Error(ErrorCategory::kConfig, "--server-key: no file " + g.server_key);
+  const daemon::CurveKeyPair client = daemon::read_key_pair(g.client_key);
+  return ctl::CurveClientKeys{*server, client.public_z85, client.secret_z85};
+}
 
 int dispatch(CLI::App& app, const GlobalArgs& g, const ctl::EnqueueArgs& enqueue,
              const std::optional<std::int64_t>& status_job, const std::string& list_state,
              bool list_all, std::int64_t wait_job, double wait_interval_s, double wait_timeout_s,
              const std::vector<std::int64_t>& cancel_jobs) {
-  ctl::ControlClient client(g.endpoint,
-                            std::chrono::milliseconds(static_cast<long>(g.timeout_s * 1000)));
+  ctl::ControlClient client(
+      g.endpoint, std::chrono::milliseconds(static_cast<long>(g.timeout_s * 1000)), curve_keys(g));
   if (app.got_subcommand("enqueue")) return ctl::run_enqueue(client, enqueue);
   if (app.got_subcommand("status")) return ctl::run_status(client, status_job, g.json);
   if (app.got_subcommand("list")) return ctl::run_list(client, list_state, list_all, g.json);
@@ -51,6 +66,11 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", g.timeout_s, "seconds to wait for each answer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--server-key", g.server_key,
+                 "tcp:// endpoint with CurveZMQ: the daemon's public key file (<node>.pub)");
+  app.add_option("--client-key", g.client_key,
+                 "tcp:// endpoint with CurveZMQ: this client's secret key file NAME.key (NAME.pub "
+                 "next to it; made by azflowd keygen; NAME.pub in the daemon's trusted folder)");
   app.add_flag("--json", g.json, "status, list, peers: print the daemon's JSON result");
 
   ctl::EnqueueArgs enqueue;

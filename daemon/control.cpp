@@ -213,13 +213,18 @@ nlohmann::json error_response(const nlohmann::json& id, const std::string& field
 }
 
 ControlServer::ControlServer(zmq::context_t& context, const std::vector<std::string>& endpoints,
-                             ControlHandler& handler)
+                             ControlHandler& handler, const std::string& tcp_curve_secret_z85)
     : handler_(&handler) {
   for (const std::string& endpoint : endpoints) {
     ensure_ipc_directory(endpoint);
     zmq::socket_t socket(context, zmq::socket_type::router);
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::maxmsgsize, kMaxReceiveBytes);
+    if (!tcp_curve_secret_z85.empty() && endpoint.starts_with("tcp://")) {
+      socket.set(zmq::sockopt::curve_server, true);
+      socket.set(zmq::sockopt::curve_secretkey, tcp_curve_secret_z85);
+      socket.set(zmq::sockopt::zap_domain, std::string("azflow-control"));
+    }
     try {
       socket.bind(endpoint);
     } catch (const zmq::error_t& e) {

@@ -94,10 +94,11 @@ nlohmann::json error_response(const nlohmann::json& id, const std::string& field
 class ControlServer {
  public:
   /// Binds `endpoints` (e.g. {ipc://..., tcp://...}); for ipc:// endpoints the socket's directory
-  /// is created (mode 0700). `handler` must outlive the server. Throws azflow::Error (kIo) naming
-  /// the endpoint if a bind fails.
+  /// is created (mode 0700). With `tcp_curve_secret_z85`, tcp:// endpoints are CurveZMQ servers
+  /// with that secret key (clients are checked by the context's ZAP handler). `handler` must
+  /// outlive the server. Throws azflow::Error (kIo) naming the endpoint if a bind fails.
   ControlServer(zmq::context_t& context, const std::vector<std::string>& endpoints,
-                ControlHandler& handler);
+                ControlHandler& handler, const std::string& tcp_curve_secret_z85 = "");
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

@@ -81,8 +81,9 @@ Daemon::Daemon(DaemonConfig config)
   live_socket_.bind(config_.live_endpoint);
   std::vector<std::string> endpoints{config_.control_endpoint};
   if (!config_.control_tcp_endpoint.empty()) endpoints.push_back(config_.control_tcp_endpoint);
-  control_ = std::make_unique<ControlServer>(context_, endpoints, *this);
-  start_federation();
+  start_federation();  // first: its ZAP handler checks CurveZMQ clients of the TCP control too
+  control_ = std::make_unique<ControlServer>(context_, endpoints, *this,
+                                             network_ ? network_->secret_key() : std::string());
   resume_jobs();
 }
 

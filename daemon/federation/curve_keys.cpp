@@ -90,6 +90,12 @@ CurveKeyPair ensure_key_pair(const std::filesystem::path& state_dir, const std::
   return {public_key.data(), secret_key.data()};
 }
 
+CurveKeyPair read_key_pair(const std::filesystem::path& secret_key_file) {
+  std::filesystem::path pub = secret_key_file;
+  pub.replace_extension(".pub");
+  return {checked_key(pub), checked_key(secret_key_file)};
+}
+
 std::optional<std::string> read_public_key(const std::filesystem::path& file) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;

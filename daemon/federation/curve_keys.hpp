@@ -37,6 +37,11 @@ std::optional<std::string> read_public_key(const std::filesystem::path& file);
 std::optional<std::string> trusted_public_key(const std::filesystem::path& dir,
                                               const std::string& node);
 
+/// A key pair from a secret key file FILE.key and its public key FILE.pub next to it (as made by
+/// `azflowd keygen`). Throws azflow::Error (kIo) naming a file that cannot be read, (kConfig) for
+/// a malformed one.
+CurveKeyPair read_key_pair(const std::filesystem::path& secret_key_file);
+
 /// Z85 encoding of a 32-byte binary key (as ZAP requests carry it). Throws azflow::Error
 /// (kInput) for another length.
 std::string z85_key(const void* data, std::size_t size);

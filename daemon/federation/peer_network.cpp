@@ -188,6 +188,8 @@ void PeerNetwork::serve_zap() {
     if (!zmq::recv_multipart(zap_, std::back_inserter(request), zmq::recv_flags::dontwait)) return;
     // version, request id, domain, address, identity, mechanism, credentials...
     if (request.size() < 6) continue;  // REP must still answer: malformed requests cannot occur
+    const std::string what =
+        request[2].to_string() == "azflow-control" ? "control connection" : "peer connection";
     const std::string address = request[3].to_string();
     const std::string mechanism = request[5].to_string();
     std::string status = "400", text, user;
@@ -209,7 +211,7 @@ void PeerNetwork::serve_zap() {
       auto& last = refusal_logged_[address + text];
       if (Clock::now() - last > kRefusalLogInterval) {
         last = Clock::now();
-        spdlog::warn("federation: refused a peer connection from {}: {}", address, text);
+        spdlog::warn("federation: refused a {} from {}: {}", what, address, text);
       }
     }
     std::array<zmq::message_t, 6> reply{zmq::message_t(std::string("1.0")),

@@ -109,6 +109,8 @@ class PeerNetwork {
   [[nodiscard]] const std::string& node() const noexcept { return config_.node; }
   [[nodiscard]] const std::string& endpoint() const noexcept { return bound_endpoint_; }
   [[nodiscard]] const std::string& public_key() const noexcept { return keys_.public_z85; }
+  /// This node's secret key (Z85), for the CurveZMQ TCP control endpoint.
+  [[nodiscard]] const std::string& secret_key() const noexcept { return keys_.secret_z85; }
   [[nodiscard]] const FederationConfig& config() const noexcept { return config_; }
 
   /// Refused CURVE handshakes since the start (ZAP answers other than 200).

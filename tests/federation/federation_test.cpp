@@ -158,6 +158,35 @@ TEST_F(FederationTest, PeerWithUntrustedKeyIsRefused) {
   EXPECT_NE(rogue.peer_state("a"), "connected");
 }
 
+TEST_F(FederationTest, TcpControlNeedsATrustedClientKey) {
+  nodes_.push_back(std::make_unique<Node>("a", trusted_));
+  const fs::path clients = data_.path("clients");
+  for (const char* who : {"alice", "mallory"}) {
+    const CommandResult r = run_command(std::string(AZFLOWD_BIN) + " keygen --state-dir " +
+                                        quote(clients.string()) + " --node " + who);
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  fs::copy_file(clients / "curve" / "alice.pub", trusted_ / "alice.pub");
+  const std::string tcp = "tcp://127.0.0.1:" + std::to_string(free_port());
+  a().start(trusted_, "", {}, true, "[control]\ntcp_endpoint = \"" + tcp + "\"");
+  const auto ctl = [&](const std::string& keys) {
+    return run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " + tcp + " --timeout 2 " + keys +
+                       " --json peers");
+  };
+  const std::string server = " --server-key " + quote((a().state() / "curve/a.pub").string());
+  const CommandResult alice =
+      ctl(server + " --client-key " + quote((clients / "curve/alice.key").string()));
+  EXPECT_EQ(alice.code, 0) << alice.output;
+  EXPECT_NE(alice.output.find("\"node\": \"a\""), std::string::npos) << alice.output;
+  const CommandResult mallory =
+      ctl(server + " --client-key " + quote((clients / "curve/mallory.key").string()));
+  EXPECT_EQ(mallory.code, 1) << mallory.output;  // no answer
+  EXPECT_EQ(ctl("").code, 1);                    // a plain client gets no answer either
+  EXPECT_TRUE(eventually([&] {
+    return a().log().find("refused a control connection") != std::string::npos;
+  })) << a().log();
+}
+
 TEST_F(FederationTest, StoppedPeerNeitherStallsTheJobNorCountsTwice) {
   const std::string ref = data_.path("single.h5").string();
   single_daemon_reference(ref);
