@@ -107,6 +107,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
     }
   }
   spdlog::info("stopping: {} unfinished jobs resume at the next start", jobs_.size());
+  give_back_guest_shards();
   stop_pipeline();
   return 0;
 }

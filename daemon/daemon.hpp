@@ -179,6 +179,7 @@ class Daemon : public ControlHandler {
   GuestJob& guest_job(const std::string& coordinator, const nlohmann::json& body);
   void guest_cancel(const std::string& coordinator, std::int64_t job);
   void guest_drop(std::int64_t guest_id, std::int64_t shard);
+  void give_back_guest_shards();
   void guest_result(const ipc::ReadSlot& slot);
   void guest_redo(std::int64_t guest_id, std::int64_t shard, std::vector<std::int64_t> frames);
   nlohmann::json heartbeat_extras(const std::string& node) const;

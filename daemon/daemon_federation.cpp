@@ -487,6 +487,19 @@ void Daemon::guest_drop(std::int64_t guest_id, std::int64_t shard) {
   });
 }
 
+/// At shutdown: every guest shard goes back to its coordinator at once (instead of after the
+/// lost timeout).
+void Daemon::give_back_guest_shards() {
+  if (!network_) return;
+  for (const auto& [key, shard] : guest_shards_) {
+    const GuestJob& g = guest_jobs_.at(key.first);
+    (void)network_->send_to_coordinator(
+        g.coordinator,
+        {{"type", "give_back"}, {"node", network_->node()}, {"job", g.job}, {"shard", key.second}});
+  }
+  guest_shards_.clear();
+}
+
 void Daemon::guest_cancel(const std::string& coordinator, std::int64_t job) {
   const auto it = guest_ids_.find({coordinator, job});
   if (it == guest_ids_.end()) return;

@@ -16,7 +16,9 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
-constexpr int kLinkSendHighWaterMark = 20000;  // messages queued per peer before sends fail
+// Messages queued per peer before sends fail (bounded memory: a 1D row of 1000 bins is 32 KB; a
+// row that cannot be queued is counted and redone by the coordinator after shard_end).
+constexpr int kLinkSendHighWaterMark = 1000;
 constexpr std::size_t kMaxPeerMessageBytes = std::size_t{256} << 20;
 constexpr auto kRefusalLogInterval = std::chrono::seconds(30);
 
@@ -125,7 +127,7 @@ void PeerNetwork::connect_link(PeerInfo& peer) {
     return;
   }
   auto link = std::make_unique<zmq::socket_t>(*context_, zmq::socket_type::dealer);
-  link->set(zmq::sockopt::linger, 0);
+  link->set(zmq::sockopt::linger, 200);  // at shutdown: the last give_back messages get out
   link->set(zmq::sockopt::routing_id, config_.node);
   link->set(zmq::sockopt::sndhwm, kLinkSendHighWaterMark);
   link->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(kMaxPeerMessageBytes));

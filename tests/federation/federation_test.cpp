@@ -134,6 +134,20 @@ TEST_F(FederationTest, KilledPeerMidJobAndEveryFrameCountsOnce) {
   expect_same_output(out, ref, true);
 }
 
+TEST_F(FederationTest, PeerStoppedWithSigtermGivesItsShardsBack) {
+  start_three({{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "30"}});
+  const std::int64_t id = enqueue_split(data_.path("split.h5").string());
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(eventually([&] { return a().events(id).find(" to b") != std::string::npos; }));
+  b().stop(SIGTERM);
+  // given back at once, not after the lost timeout
+  EXPECT_TRUE(
+      eventually([&] { return a().events(id).find("from b: given back") != std::string::npos; },
+                 std::chrono::seconds(30)))
+      << a().events(id);
+  expect_every_frame_once(wait_job(a().client(), id));
+}
+
 TEST_F(FederationTest, PeerWithUntrustedKeyIsRefused) {
   nodes_.push_back(std::make_unique<Node>("a", trusted_));
   const fs::path rogue_trusted = data_.path("rogue_trusted");
