@@ -235,6 +235,9 @@ std::int64_t Daemon::add_failed_job(const JobSpec& spec, const std::string& reas
 nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (shutdown_) throw Error(ErrorCategory::kConfig, "the daemon is shutting down");
   JobSpec spec = request.spec;
+  if (spec.nodes.kind != NodeSelection::Kind::kLocal && !network_) {
+    throw FieldError("spec.nodes", "this daemon has no federation (no peer endpoint)");
+  }
   std::error_code ec;
   if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
     throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");

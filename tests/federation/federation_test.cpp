@@ -117,6 +117,18 @@ TEST_F(FederationTest, SplitJobOnThreeDaemonsEqualsSingleDaemonOutput) {
             kFrames);
 }
 
+TEST_F(FederationTest, NodesNeedAFederatedDaemon) {
+  Node solo("solo", "");
+  solo.start("", "", {}, false);
+  json spec = job_spec({master_}, data_.path("x.h5").string());
+  spec["nodes"] = "all";
+  const json r = solo.client().call({{"verb", "enqueue"}, {"spec", spec}});
+  EXPECT_FALSE(r.value("ok", true)) << r.dump();
+  EXPECT_EQ(r["error"].value("field", ""), "spec.nodes") << r.dump();
+  const json peers = solo.peers();
+  EXPECT_TRUE(peers["node"].is_null()) << peers.dump();
+}
+
 TEST_F(FederationTest, KilledPeerMidJobAndEveryFrameCountsOnce) {
   const std::string ref = data_.path("single.h5").string();
   single_daemon_reference(ref);
