@@ -189,8 +189,11 @@ void Daemon::announce_offers() {
 /// and takes back shards this node thinks it holds but it does not list (a lost "shard" or
 /// "shard_end" message).
 void Daemon::peer_heartbeat(const std::string& node, const nlohmann::json& body) {
-  (void)network_->send_to_worker(
-      node, {{"type", "heartbeat_ack"}, {"node", network_->node()}, {"offers", offers_for(node)}});
+  const bool offers = offers_for(node);
+  if (network_->send_to_worker(
+          node, {{"type", "heartbeat_ack"}, {"node", network_->node()}, {"offers", offers}})) {
+    offered_[node] = offers;
+  }
   std::set<std::pair<std::int64_t, std::int64_t>> listed;
   for (const auto& entry : body.value("held", json::array())) {
     const auto key = std::pair{entry.at(0).get<std::int64_t>(), entry.at(1).get<std::int64_t>()};
@@ -450,12 +453,18 @@ void Daemon::guest_shard(const std::string& coordinator, const nlohmann::json& b
                   {"dataset_path", g.spec.dataset_path}};
   if (body.contains("frames")) {
     const auto frames = body.at("frames").get<std::vector<std::int64_t>>();
-    s.expected.insert(frames.begin(), frames.end());
+    for (const std::int64_t f : frames) {  // asked (again): sent again even if sent before
+      s.expected.insert(f);
+      s.sent.erase(f);
+    }
     message["frames"] = frames;
   } else {
     const auto first = body.at("first").get<std::int64_t>();
     const auto count = body.at("count").get<std::int64_t>();
-    for (std::int64_t f = first; f < first + count; ++f) s.expected.insert(f);
+    for (std::int64_t f = first; f < first + count; ++f) {
+      s.expected.insert(f);
+      s.sent.erase(f);
+    }
     message["first"] = first;
     message["count"] = count;
   }
