@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -93,17 +94,21 @@ int Daemon::run(const std::atomic<bool>& stop) {
   spdlog::info("azflowd {} serving on {} (instance {})", reduce::program_version(),
                config_.control_endpoint, config_.instance);
   while (!stop.load() && !control_->shutdown_requested()) {
-    control_->poll(milliseconds(0));
-    poll_peers();
-    poll_stages();
-    reap_stages();
-    dispatch();
-    const std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
-    if (!results_ && n == 0) control_->poll(milliseconds(10));
-    if (Clock::now() - last_periodic_ >= kPeriodic) {
-      last_periodic_ = Clock::now();
-      check_heartbeats();
-      watchdog();
+    try {
+      control_->poll(milliseconds(0));
+      poll_peers();
+      poll_stages();
+      reap_stages();
+      dispatch();
+      const std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
+      if (!results_ && n == 0) control_->poll(milliseconds(10));
+      if (Clock::now() - last_periodic_ >= kPeriodic) {
+        last_periodic_ = Clock::now();
+        check_heartbeats();
+        watchdog();
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a signal (SIGTERM) interrupted a ZeroMQ call: look at `stop`
     }
   }
   spdlog::info("stopping: {} unfinished jobs resume at the next start", jobs_.size());

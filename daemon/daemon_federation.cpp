@@ -174,7 +174,7 @@ bool Daemon::offers_for(const std::string& node) const {
 /// new job does not wait for the next heartbeat answer).
 void Daemon::announce_offers() {
   for (const auto& [node, peer] : network_->peers()) {
-    if (peer.state != PeerInfo::State::kConnected) continue;
+    if (peer.state != PeerInfo::State::kConnected || !peer.works_for_us) continue;
     const bool offers = offers_for(node);
     const auto it = offered_.find(node);
     if (it != offered_.end() && it->second == offers) continue;

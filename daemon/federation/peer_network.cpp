@@ -233,8 +233,12 @@ bool PeerNetwork::send(zmq::socket_t& socket, const std::string* identity,
   const std::string text = body.dump();
   try {
     const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
-    if (identity != nullptr && !socket.send(zmq::buffer(*identity), more)) return false;
+    if (identity != nullptr && !socket.send(zmq::buffer(*identity), more)) {
+      spdlog::debug("federation: cannot send to {}: queue full", *identity);
+      return false;
+    }
     if (!socket.send(zmq::buffer(text), payload.empty() ? zmq::send_flags::dontwait : more)) {
+      spdlog::debug("federation: cannot send a {}: queue full", body.value("type", "?"));
       return false;  // (a ROUTER frame already sent is dropped with the incomplete message)
     }
     if (!payload.empty()) {
@@ -242,7 +246,9 @@ bool PeerNetwork::send(zmq::socket_t& socket, const std::string* identity,
                         zmq::send_flags::dontwait);
     }
     return true;
-  } catch (const zmq::error_t&) {
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("federation: cannot send a {} to {}: {}", body.value("type", "?"),
+                  identity != nullptr ? *identity : std::string("coordinator"), e.what());
     return false;  // EHOSTUNREACH: no such peer connected (ROUTER_MANDATORY)
   }
 }
@@ -344,6 +350,7 @@ void PeerNetwork::handle_membership(PeerMessage& m) {
   }
   if (auto it = peers_.find(m.node); it != peers_.end()) {
     heard_from(it->second);
+    if (m.from_worker) it->second.works_for_us = true;
     if (m.body.contains("capacity")) it->second.capacity = m.body.at("capacity");
   }
 }

@@ -54,7 +54,8 @@ struct PeerInfo {
   std::chrono::steady_clock::time_point last_heard{};
   std::int64_t last_heard_unix_ms = 0;                 ///< 0 = never
   nlohmann::json capacity = nlohmann::json::object();  ///< from its heartbeats
-  bool offers = false;  ///< its last heartbeat answer: it has shards to hand out to this node
+  bool offers = false;        ///< its last heartbeat answer: it has shards to hand out to this node
+  bool works_for_us = false;  ///< it has connected to our ROUTER (it can take our shards)
 };
 
 /// "connecting", "connected", "lost" or "untrusted".

@@ -150,13 +150,19 @@ TEST_F(FederationTest, PeerStoppedWithSigtermGivesItsShardsBack) {
   start_three({{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "30"}});
   const std::int64_t id = enqueue_split(data_.path("split.h5").string());
   ASSERT_GT(id, 0);
-  ASSERT_TRUE(eventually([&] { return a().events(id).find(" to b") != std::string::npos; }));
+  ASSERT_TRUE(eventually([&] {  // b has taken shards into its pipeline
+    for (const json& p : b().peers().value("peers", json::array())) {
+      if (p.value("node", "") == "a" && p.value("guest_shards", 0) > 0) return true;
+    }
+    return false;
+  }));
   b().stop(SIGTERM);
   // given back at once, not after the lost timeout
   EXPECT_TRUE(
       eventually([&] { return a().events(id).find("from b: given back") != std::string::npos; },
                  std::chrono::seconds(30)))
-      << a().events(id);
+      << a().events(id) << a().log() << "\n=== b\n"
+      << b().log();
   expect_every_frame_once(wait_job(a().client(), id));
 }
 
