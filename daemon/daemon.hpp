@@ -14,6 +14,11 @@
 // Exactly once: the reducer ignores a frame index already in its shard; frames a crashed stage
 // held (Ring::reclaim) and whole shard messages the source had not finished are sent to the
 // source again; a watchdog re-requests frames of a shard that stalls with every ring empty.
+//
+// Federation (daemon_federation.cpp, docs/federation.md): with a peer endpoint, split jobs with
+// spec.nodes also hand shards to peer daemons that ask for work; their result rows go through
+// reduce_frame like local results. Shards of peers' jobs run here as guest shards (job ids >=
+// kFirstGuestJob, never in the store), their rows sent back instead of reduced.
 
 #include <atomic>
 #include <chrono>
