@@ -166,6 +166,24 @@ TEST_F(FederationTest, PeerStoppedWithSigtermGivesItsShardsBack) {
   expect_every_frame_once(wait_job(a().client(), id));
 }
 
+TEST_F(FederationTest, CancelOnTheCoordinatorDropsThePeersShards) {
+  start_three({{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "30"}});
+  const std::int64_t id = enqueue_split(data_.path("split.h5").string());
+  ASSERT_GT(id, 0);
+  const auto guest_shards = [&](Node& node) {
+    for (const json& p : node.peers().value("peers", json::array())) {
+      if (p.value("node", "") == "a") return p.value("guest_shards", 0);
+    }
+    return -1;
+  };
+  ASSERT_TRUE(eventually([&] { return guest_shards(b()) > 0; }));
+  const json r = a().client().result({{"verb", "cancel"}, {"job_ids", {id}}});
+  EXPECT_EQ(r.value("cancelled", json::array()), json::array({id})) << r.dump();
+  EXPECT_EQ(job_status(a().client(), id).value("state", ""), "cancelled");
+  EXPECT_TRUE(eventually([&] { return guest_shards(b()) == 0 && guest_shards(c()) <= 0; },
+                         std::chrono::seconds(10)));
+}
+
 TEST_F(FederationTest, PeerWithUntrustedKeyIsRefused) {
   nodes_.push_back(std::make_unique<Node>("a", trusted_));
   const fs::path rogue_trusted = data_.path("rogue_trusted");
