@@ -6,7 +6,9 @@
 
 #include "ctl/commands.hpp"
 #include "ctl/exit_codes.hpp"
+#include "ctl/peers_command.hpp"
 #include "daemon/config.hpp"
+#include "daemon/federation/curve_keys.hpp"
 
 namespace {
 
@@ -28,14 +30,28 @@ struct Args {
   std::int64_t watch_job = 0;
   std::string live_endpoint;
   bool drain_wait = false, drain_shutdown = false;
+  std::string server_key;  ///< the daemon's <node>.pub (CurveZMQ TCP control)
+  std::string client_key;  ///< this client's secret key file NAME.key (NAME.pub next to it)
 };
+
+/// The CurveZMQ keys of --server-key/--client-key (both or neither). Throws azflow::Error.
+std::optional<ctl::CurveClientKeys> curve_keys(const Args& a) {
+  if (a.server_key.empty() && a.client_key.empty()) return std::nullopt;
+  if (a.server_key.empty() || a.client_key.empty()) {
+    throw Error(ErrorCategory::kConfig, "--server-key and --client-key go together");
+  }
+  const auto server = daemon::read_public_key(a.server_key);
+  if (!server) throw Error(ErrorCategory::kConfig, "--server-key: no file " + a.server_key);
+  const daemon::CurveKeyPair client = daemon::read_key_pair(a.client_key);
+  return ctl::CurveClientKeys{*server, client.public_z85, client.secret_z85};
+}
 
 std::chrono::milliseconds ms(double seconds) {
   return std::chrono::milliseconds(static_cast<long>(seconds * 1000));
 }
 
 int dispatch(CLI::App& app, const Args& a) {
-  ctl::ControlClient client(a.endpoint, ms(a.timeout_s));
+  ctl::ControlClient client(a.endpoint, ms(a.timeout_s), curve_keys(a));
   if (app.got_subcommand("enqueue")) return ctl::run_enqueue(client, a.enqueue, a.json);
   if (app.got_subcommand("status")) return ctl::run_status(client, a.status_job, a.json);
   if (app.got_subcommand("list")) return ctl::run_list(client, a.list_state, a.list_all, a.json);
@@ -47,6 +63,7 @@ int dispatch(CLI::App& app, const Args& a) {
   if (app.got_subcommand("drain"))
     return ctl::run_drain(client, a.drain_wait, a.drain_shutdown, a.json);
   if (app.got_subcommand("shutdown")) return ctl::run_shutdown(client, a.json);
+  if (app.got_subcommand("peers")) return ctl::run_peers(client, a.json);
   if (app.got_subcommand("watch"))
     return ctl::run_watch(client, a.watch_job, a.live_endpoint, a.json);
   return ctl::run_wait(client, a.wait_jobs, ms(a.wait_interval_s), ms(a.wait_timeout_s), a.json);
@@ -147,6 +164,8 @@ void add_daemon_commands(CLI::App& app, Args& a) {
       "Example:\n  azflowctl drain --wait --shutdown   # before maintenance");
   app.add_subcommand("shutdown", "stop azflowd (unfinished jobs resume when it starts again)")
       ->footer("Example:\n  azflowctl shutdown");
+  app.add_subcommand("peers", "federation: peer daemons with state, capacity, shards, heartbeat")
+      ->footer("Examples:\n  azflowctl peers\n  azflowctl --json peers");
 }
 
 }  // namespace
@@ -167,6 +186,11 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", a.timeout_s, "seconds to wait for each answer")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--server-key", a.server_key,
+                 "tcp:// endpoint with CurveZMQ: the daemon's public key file (<node>.pub)");
+  app.add_option("--client-key", a.client_key,
+                 "tcp:// endpoint with CurveZMQ: this client's secret key file NAME.key (NAME.pub "
+                 "next to it; made by azflowd keygen; NAME.pub in the daemon's trusted folder)");
   app.add_flag("--json", a.json, "print one JSON document on stdout (watch: one per line)");
   add_job_commands(app, a);
   add_daemon_commands(app, a);

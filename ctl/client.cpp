@@ -30,11 +30,17 @@ std::optional<std::string> receive_before(zmq::socket_t& socket, Clock::time_poi
 
 }  // namespace
 
-ControlClient::ControlClient(std::string endpoint, std::chrono::milliseconds timeout)
+ControlClient::ControlClient(std::string endpoint, std::chrono::milliseconds timeout,
+                             const std::optional<CurveClientKeys>& curve)
     : endpoint_(std::move(endpoint)),
       timeout_(timeout),
       socket_(context_, zmq::socket_type::dealer) {
   socket_.set(zmq::sockopt::linger, 0);
+  if (curve) {
+    socket_.set(zmq::sockopt::curve_serverkey, curve->server_public);
+    socket_.set(zmq::sockopt::curve_publickey, curve->client_public);
+    socket_.set(zmq::sockopt::curve_secretkey, curve->client_secret);
+  }
   socket_.set(zmq::sockopt::sndtimeo, static_cast<int>(timeout.count()));
   try {
     socket_.connect(endpoint_);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,11 +28,19 @@ class RequestRefused : public Error {
   std::string field_;
 };
 
+/// CurveZMQ keys of a client (Z85): the daemon's public key and the client's own pair.
+struct CurveClientKeys {
+  std::string server_public, client_public, client_secret;
+};
+
 /// A DEALER connection to azflowd's control endpoint. Not thread-safe (one socket).
 class ControlClient {
  public:
-  /// Connects (lazily, as ZeroMQ does) to `endpoint`; `timeout` bounds each request.
-  ControlClient(std::string endpoint, std::chrono::milliseconds timeout);
+  /// Connects (lazily, as ZeroMQ does) to `endpoint`; `timeout` bounds each request. With
+  /// `curve`, the connection is a CurveZMQ client: {server public key, client public key, client
+  /// secret key}, all Z85 (for azflowd's TCP control endpoint when it has federation keys).
+  ControlClient(std::string endpoint, std::chrono::milliseconds timeout,
+                const std::optional<CurveClientKeys>& curve = std::nullopt);
   ControlClient(const ControlClient&) = delete;
   ControlClient& operator=(const ControlClient&) = delete;
 

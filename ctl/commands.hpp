@@ -32,6 +32,7 @@ struct EnqueueArgs {
   std::string output_dir;             ///< --output-dir: folder of generated output names
   bool join = false;                  ///< --join: all datasets in one job (frames in order)
   bool wait = false;                  ///< --wait: wait for the jobs like `wait`
+  std::string nodes;                  ///< federation: "all", N or names ("" = this node only)
   /// The integration options given on the command line (set by add_enqueue_options; those that
   /// may not be combined with --config).
   std::vector<const CLI::Option*> integration_options;

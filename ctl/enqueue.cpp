@@ -273,6 +273,8 @@ void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
                   "split: all workers share the job's frames; bulk: one dataset per worker")
       ->check(CLI::IsMember({"split", "bulk"}))
       ->capture_default_str();
+  command.add_option("--nodes", args.nodes,
+                     "split jobs: share with peer daemons: all, N (nodes in all) or NAME,NAME,...");
   command.add_option("--priority", args.priority, "higher runs first among queued jobs")
       ->capture_default_str();
   command
@@ -347,6 +349,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
   spec.datasets = datasets;
   spec.output_path.clear();
   spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
+  if (!args.nodes.empty()) spec.nodes = daemon::parse_node_selection(args.nodes);
   return spec;
 }
 

@@ -1,6 +1,9 @@
 // azflowd: the azflow daemon. Runs in the foreground, logs with levels to stderr.
 //   azflowd [--config FILE] [--instance NAME] [--state-dir DIR] [--runtime-dir DIR]
 //           [--control ENDPOINT] [--workers N] [--integrate-workers N] [--log-level LEVEL]
+//           [--node NAME] [--peer-endpoint tcp://ADDR:PORT] [--peer NODE@tcp://HOST:PORT]...
+//           [--join NODE@tcp://HOST:PORT] [--trusted-keys DIR]
+//   azflowd keygen --state-dir DIR [--node NAME]   (creates the CurveZMQ key pair and exits)
 // Exit codes: 0 after SIGTERM/SIGINT or a shutdown request; 2 for a wrong configuration or
 // command line (nothing started); 1 if the daemon cannot start (store, sockets, shared memory).
 
@@ -17,6 +20,7 @@
 #include "base/error.hpp"
 #include "daemon/config.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/federation/curve_keys.hpp"
 #include "daemon/stop_signal.hpp"
 
 int main(int argc, char** argv) {
@@ -24,7 +28,32 @@ int main(int argc, char** argv) {
   std::optional<std::filesystem::path> config_path;
   azflow::daemon::ConfigOverrides overrides;
   azflow::daemon::add_config_options(app, config_path, overrides);
+  std::filesystem::path keygen_state;
+  std::string keygen_node = azflow::daemon::host_node_name();
+  auto* keygen = app.add_subcommand(
+      "keygen", "create this node's CurveZMQ key pair (<state-dir>/curve/<node>.key, .pub); exit");
+  keygen->add_option("--state-dir", keygen_state, "state directory")->required();
+  keygen->add_option("--node", keygen_node, "node name (default: host name)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (keygen->parsed()) {
+    try {
+      azflow::daemon::check_node_name(keygen_node, "--node");
+      bool created = false;
+      const auto keys = azflow::daemon::ensure_key_pair(std::filesystem::absolute(keygen_state),
+                                                        keygen_node, &created);
+      std::printf(
+          "%s %s\n",
+          azflow::daemon::public_key_path(std::filesystem::absolute(keygen_state), keygen_node)
+              .c_str(),
+          created ? "created" : "exists");
+      (void)keys;
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "azflowd keygen: %s\n", e.what());
+      return 1;
+    }
+  }
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("azflowd"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e [%l] azflowd %v");

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "base/error.hpp"
+#include "daemon/federation/federation_toml.hpp"
 
 namespace azflow::daemon {
 
@@ -240,7 +241,7 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
                     "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
                     "stage_restart_limit", "stop_timeout_s", "allowed_input_roots",
-                    "allowed_output_roots", "control", "live", "rings", "gpu"});
+                    "allowed_output_roots", "control", "live", "rings", "gpu", "federation"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
   r.read("state_dir", c.state_dir);
@@ -284,6 +285,8 @@ RawConfig read_file(const std::filesystem::path& file) {
   read_endpoints(r, file, raw.config);
   read_rings(r, file, raw.config.rings);
   read_gpu(r, file, raw.config.gpu);
+  if (const toml::table* federation = r.sub("federation"))
+    read_federation_table(*federation, file, raw.config.federation);
   return raw;
 }
 
@@ -395,6 +398,7 @@ DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
   if (path) raw = read_file(*path);
   apply_overrides(overrides, raw);
   resolve(env, raw);
+  resolve_federation(overrides.federation, raw.config.state_dir, raw.config.federation);
   return raw.config;
 }
 
@@ -425,7 +429,8 @@ std::string describe(const DaemonConfig& c) {
       << "frames_slot_mib = " << slot_text(c.rings.frames_slot_mib) << "\n"
       << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n\n"
       << "[gpu]\ngpus = " << gpus_text(c.gpu.devices) << "\n"
-      << "workers_per_gpu = " << c.gpu.workers_per_gpu << "\n";
+      << "workers_per_gpu = " << c.gpu.workers_per_gpu << "\n\n"
+      << describe_federation(c.federation);
   return out.str();
 }
 
@@ -451,6 +456,7 @@ void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& con
   app.add_option("--integrate-workers", o.integrate_workers,
                  "integrate worker processes (0 = same as --workers)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off");
+  add_federation_options(app, o.federation);
 }
 
 std::size_t resolve_slot_bytes(const std::optional<std::size_t>& slot_mib,

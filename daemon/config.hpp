@@ -12,6 +12,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "daemon/federation/federation_config.hpp"
+
 namespace azflow::daemon {
 
 /// Shared-memory ring geometry. Slot sizes in MiB; std::nullopt means "auto": sized from the first
@@ -64,6 +66,7 @@ struct DaemonConfig {
   /// Directories under which an explicit output path must lie (the daemon's own default output
   /// folder <state_dir>/outputs is always allowed); {"/"} = anywhere.
   std::vector<std::filesystem::path> allowed_output_roots{"/"};
+  FederationConfig federation;  ///< [federation]: node, peer endpoint, peers, keys, heartbeats
 };
 
 /// Command-line overrides; each set value wins over the file and the defaults.
@@ -75,6 +78,7 @@ struct ConfigOverrides {
   std::optional<std::size_t> workers;
   std::optional<std::size_t> integrate_workers;
   std::optional<std::string> log_level;
+  FederationOverrides federation;  ///< --node, --peer-endpoint, --peer, --join, --trusted-keys
 };
 
 /// The process environment the defaults derive from (injectable for tests).
@@ -116,7 +120,8 @@ std::string describe(const DaemonConfig& config);
 nlohmann::json config_json(const DaemonConfig& config);
 
 /// Declares --config, --instance, --state-dir, --runtime-dir, --control, --workers,
-/// --integrate-workers and --log-level on `app`, storing into `config_path` and `overrides`.
+/// --integrate-workers, --log-level and the federation options on `app`, storing into `config_path`
+/// and `overrides`.
 void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& config_path,
                         ConfigOverrides& overrides);
 

@@ -187,9 +187,13 @@ Request decode_json(const json& j) {
     if (verb == "drain") return DrainRequest{};
     return ShutdownRequest{};
   }
+  if (verb == "peers") {
+    reject_unknown(j, {});
+    return PeersRequest{};
+  }
   throw FieldError("verb", "unknown verb '" + verb +
                                "' (expected enqueue, status, list, cancel, retry, workers, stats, "
-                               "config, drain or shutdown)");
+                               "config, drain, peers or shutdown)");
 }
 
 json request_id(const json& j) {
@@ -223,6 +227,9 @@ json ControlHandler::workers(const WorkersRequest&) { unsupported("workers"); }
 json ControlHandler::stats(const StatsRequest&) { unsupported("stats"); }
 json ControlHandler::config(const ConfigRequest&) { unsupported("config"); }
 json ControlHandler::drain(const DrainRequest&) { unsupported("drain"); }
+nlohmann::json ControlHandler::peers(const PeersRequest&) {
+  return {{"node", nullptr}, {"peer_endpoint", nullptr}, {"peers", json::array()}};
+}
 
 json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
   json j{{"job_id", job.id},
@@ -269,13 +276,18 @@ nlohmann::json error_response(const nlohmann::json& id, const std::string& field
 }
 
 ControlServer::ControlServer(zmq::context_t& context, const std::vector<std::string>& endpoints,
-                             ControlHandler& handler)
+                             ControlHandler& handler, const std::string& tcp_curve_secret_z85)
     : handler_(&handler) {
   for (const std::string& endpoint : endpoints) {
     ensure_ipc_directory(endpoint);
     zmq::socket_t socket(context, zmq::socket_type::router);
     socket.set(zmq::sockopt::linger, 0);
     socket.set(zmq::sockopt::maxmsgsize, kMaxReceiveBytes);
+    if (!tcp_curve_secret_z85.empty() && endpoint.starts_with("tcp://")) {
+      socket.set(zmq::sockopt::curve_server, true);
+      socket.set(zmq::sockopt::curve_secretkey, tcp_curve_secret_z85);
+      socket.set(zmq::sockopt::zap_domain, std::string("azflow-control"));
+    }
     try {
       socket.bind(endpoint);
     } catch (const zmq::error_t& e) {
@@ -352,6 +364,7 @@ nlohmann::json ControlServer::dispatch(const Request& request) {
         if constexpr (std::is_same_v<T, StatsRequest>) return handler_->stats(r);
         if constexpr (std::is_same_v<T, ConfigRequest>) return handler_->config(r);
         if constexpr (std::is_same_v<T, DrainRequest>) return handler_->drain(r);
+        if constexpr (std::is_same_v<T, PeersRequest>) return handler_->peers(r);
       },
       request);
   if (result.is_null()) result = json::object();

@@ -60,10 +60,13 @@ struct ConfigRequest {};
 /// `drain`: accept no new jobs; accepted ones (queued and running) still run to the end.
 struct DrainRequest {};
 
+/// `peers`: the federation's peers as this daemon sees them (docs/federation.md).
+struct PeersRequest {};
+
 /// Any decoded request.
-using Request =
-    std::variant<EnqueueRequest, StatusRequest, ListRequest, CancelRequest, ShutdownRequest,
-                 RetryRequest, WorkersRequest, StatsRequest, ConfigRequest, DrainRequest>;
+using Request = std::variant<EnqueueRequest, StatusRequest, ListRequest, CancelRequest,
+                             ShutdownRequest, RetryRequest, WorkersRequest, StatsRequest,
+                             ConfigRequest, DrainRequest, PeersRequest>;
 
 /// The job logic behind the endpoint, implemented by the daemon. Each method returns the JSON
 /// object placed under "result" in the response (shapes in docs/protocol.md; job_json() builds
@@ -96,6 +99,9 @@ class ControlHandler {
   virtual nlohmann::json config(const ConfigRequest& request);
   /// Result: {"draining": true, "active_jobs": [ids]}.
   virtual nlohmann::json drain(const DrainRequest& request);
+  /// Result: {"node", "peer_endpoint", "public_key", "refused_connections", "peers": [...]}
+  /// (docs/protocol.md "peers"); this default answers for a daemon without federation.
+  virtual nlohmann::json peers(const PeersRequest& request);
 };
 
 /// The protocol's job object (docs/protocol.md "Job object"): id, state, datasets, output,
@@ -118,10 +124,11 @@ nlohmann::json error_response(const nlohmann::json& id, const std::string& field
 class ControlServer {
  public:
   /// Binds `endpoints` (e.g. {ipc://..., tcp://...}); for ipc:// endpoints the socket's directory
-  /// is created (mode 0700). `handler` must outlive the server. Throws azflow::Error (kIo) naming
-  /// the endpoint if a bind fails.
+  /// is created (mode 0700). With `tcp_curve_secret_z85`, tcp:// endpoints are CurveZMQ servers
+  /// with that secret key (clients are checked by the context's ZAP handler). `handler` must
+  /// outlive the server. Throws azflow::Error (kIo) naming the endpoint if a bind fails.
   ControlServer(zmq::context_t& context, const std::vector<std::string>& endpoints,
-                ControlHandler& handler);
+                ControlHandler& handler, const std::string& tcp_curve_secret_z85 = "");
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -86,7 +87,9 @@ Daemon::Daemon(DaemonConfig config)
   live_socket_.bind(config_.live_endpoint);
   std::vector<std::string> endpoints{config_.control_endpoint};
   if (!config_.control_tcp_endpoint.empty()) endpoints.push_back(config_.control_tcp_endpoint);
-  control_ = std::make_unique<ControlServer>(context_, endpoints, *this);
+  start_federation();  // first: its ZAP handler checks CurveZMQ clients of the TCP control too
+  control_ = std::make_unique<ControlServer>(context_, endpoints, *this,
+                                             network_ ? network_->secret_key() : std::string());
   place_integrate_workers_once();
   resume_jobs();
 }
@@ -126,23 +129,28 @@ int Daemon::run(const std::atomic<bool>& stop) {
   notifier_.ready(ServiceNotifier::describe(service_counters(), 0.0));
   std::optional<Clock::time_point> stop_deadline;
   while (true) {
-    notifier_.tick();
-    if (!stop_deadline && (stop.load() || control_->shutdown_requested())) {
-      stop_deadline = begin_stop();
-    }
-    if (stop_deadline && (shards_in_flight() == 0 || Clock::now() >= *stop_deadline)) break;
-    control_->poll(milliseconds(0));
-    poll_stages();
-    reap_stages();
-    dispatch();
-    const std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
-    if (!results_ && n == 0) control_->poll(milliseconds(10));
-    if (Clock::now() - last_periodic_ >= kPeriodic) {
-      last_periodic_ = Clock::now();
-      check_heartbeats();
-      watchdog();
-      notifier_.report(service_counters());
-      sample_throughput();
+    try {
+      notifier_.tick();
+      if (!stop_deadline && (stop.load() || control_->shutdown_requested())) {
+        stop_deadline = begin_stop();
+      }
+      if (stop_deadline && (shards_in_flight() == 0 || Clock::now() >= *stop_deadline)) break;
+      control_->poll(milliseconds(0));
+      poll_peers();
+      poll_stages();
+      reap_stages();
+      dispatch();
+      const std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
+      if (!results_ && n == 0) control_->poll(milliseconds(10));
+      if (Clock::now() - last_periodic_ >= kPeriodic) {
+        last_periodic_ = Clock::now();
+        check_heartbeats();
+        watchdog();
+        notifier_.report(service_counters());
+        sample_throughput();
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a signal (SIGTERM) interrupted a ZeroMQ call: look at `stop`
     }
   }
   end_stop();
@@ -170,6 +178,7 @@ void Daemon::end_stop() {
   }
   if (requeued > 0) spdlog::warn("stop timeout: {} unfinished shards recorded as queued", requeued);
   spdlog::info("stopping: {} unfinished jobs resume at the next start", jobs_.size());
+  give_back_guest_shards();
   stop_pipeline();
 }
 
@@ -227,11 +236,11 @@ void Daemon::stop_pipeline() {
 
 /// Creates the rings and stages, sized for `job`, or re-creates them bigger when idle. False if
 /// the job has to wait (rings too small while other shards are in flight).
-bool Daemon::ensure_pipeline(const ActiveJob& job) {
+bool Daemon::ensure_pipeline(std::size_t frame_bytes, std::size_t bins) {
   const auto& r = config_.rings;
-  const PipelineShape need{resolve_slot_bytes(r.compressed_slot_mib, job.frame_bytes + 4096),
-                           resolve_slot_bytes(r.frames_slot_mib, job.frame_bytes),
-                           resolve_slot_bytes(r.results_slot_mib, 4 * job.bins * sizeof(double))};
+  const PipelineShape need{resolve_slot_bytes(r.compressed_slot_mib, frame_bytes + 4096),
+                           resolve_slot_bytes(r.frames_slot_mib, frame_bytes),
+                           resolve_slot_bytes(r.results_slot_mib, 4 * bins * sizeof(double))};
   if (results_ && need.compressed_bytes <= shape_.compressed_bytes &&
       need.frames_bytes <= shape_.frames_bytes && need.results_bytes <= shape_.results_bytes) {
     return true;
@@ -239,6 +248,7 @@ bool Daemon::ensure_pipeline(const ActiveJob& job) {
   for (const auto& [id, other] : jobs_) {
     if (!other.running.empty()) return false;
   }
+  if (!guest_shards_.empty()) return false;
   if (results_) stop_pipeline();
   start_pipeline({std::max(need.compressed_bytes, shape_.compressed_bytes),
                   std::max(need.frames_bytes, shape_.frames_bytes),
@@ -319,6 +329,9 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (shutdown_) throw Error(ErrorCategory::kConfig, "the daemon is shutting down");
   check_admission(request);
   JobSpec spec = request.spec;
+  if (spec.nodes.kind != NodeSelection::Kind::kLocal && !network_) {
+    throw FieldError("spec.nodes", "this daemon has no federation (no peer endpoint)");
+  }
   std::error_code ec;
   if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
     throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
@@ -425,6 +438,7 @@ void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
       send_stage(supervisor_->slots()[*source].identity, {{"type", "job_end"}, {"job", job.id}});
     }
   }
+  end_remote_shards(job);
   reducer_.drop_job(job.id);
   std::erase_if(source_pending_,
                 [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == job.id; });
@@ -520,8 +534,7 @@ nlohmann::json Daemon::daemon_status() const {
 void Daemon::dispatch() {
   if (shutdown_) return;
   settle_dependencies();
-  std::size_t in_flight = 0;
-  for (const auto& [id, job] : jobs_) in_flight += job.running.size();
+  std::size_t in_flight = local_in_flight();
   const std::size_t limit = 2 * (config_.workers + integrate_placement_.devices.size());
   std::vector<ActiveJob*> order;  // runnable jobs: priority first, then id (jobs_ is by id)
   std::size_t busy = 0;           // jobs with shards in flight
@@ -542,7 +555,7 @@ void Daemon::dispatch() {
       if (busy >= config_.max_running_jobs) continue;
       ++busy;
     }
-    if (!ensure_pipeline(*job)) return;
+    if (!ensure_pipeline(job->frame_bytes, job->bins)) return;
     const bool bulk = job->spec.mode == JobSpec::Mode::kBulk;
     while (!job->queued.empty() && in_flight < limit && (!bulk || job->running.empty())) {
       ShardRecord shard = job->queued.front();
@@ -559,10 +572,14 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
     job.started = true;
   }
   store_->mark_shard_running(job.id, shard.shard_id);
+  job.running.emplace(shard.shard_id, shard);
+  if (reducer_.is_open(job.id, shard.shard_id)) {  // handed back by a peer: only what is missing
+    send_frames(job.id, shard.shard_id, reducer_.missing(job.id, shard.shard_id));
+    return;
+  }
   const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
   reducer_.open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
                                 job.bins, with_errors});
-  job.running.emplace(shard.shard_id, shard);
   send_to_source({{"type", "shard"},
                   {"job", job.id},
                   {"shard", shard.shard_id},
@@ -574,6 +591,7 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
 
 void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
                          const std::vector<std::int64_t>& frames) {
+  if (is_guest(job_id)) return guest_redo(job_id, shard, frames);
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end() || frames.empty() || !reducer_.is_open(job_id, shard)) return;
   spdlog::info("job {} shard {}: redoing {} frames", job_id, shard, frames.size());
@@ -612,7 +630,8 @@ void Daemon::broadcast(const nlohmann::json& message) {
 /// Re-requests the missing frames of shards that stall with every ring empty and nothing pending
 /// at the source (a safety net: no known path loses a frame, but a frame must never be lost).
 void Daemon::watchdog() {
-  if (!results_ || reducer_.open_shards() == 0 || !source_pending_.empty()) {
+  if (!results_ || (reducer_.open_shards() == 0 && guest_shards_.empty()) ||
+      !source_pending_.empty()) {
     stall_ticks_ = 0;
     return;
   }
@@ -626,8 +645,17 @@ void Daemon::watchdog() {
   if (++stall_ticks_ < kStallTicks) return;
   stall_ticks_ = 0;
   for (const auto& [job, shard] : reducer_.open_keys()) {
+    const auto it = jobs_.find(job);
+    if (it != jobs_.end() && !it->second.running.contains(shard)) continue;  // a peer holds it
     spdlog::warn("job {} shard {} stalled with every ring empty", job, shard);
     send_frames(job, shard, reducer_.missing(job, shard));
+  }
+  for (const auto& [key, shard] : guest_shards_) {
+    std::vector<std::int64_t> missing;
+    std::set_difference(shard.expected.begin(), shard.expected.end(), shard.sent.begin(),
+                        shard.sent.end(), std::back_inserter(missing));
+    spdlog::warn("guest job {} shard {} stalled with every ring empty", key.first, key.second);
+    send_frames(key.first, key.second, missing);
   }
 }
 
@@ -685,15 +713,26 @@ void Daemon::handle_stage_message(const std::string& identity, const nlohmann::j
   } else if (type == "job_config") {
     const std::int64_t id = message.at("job").get<std::int64_t>();
     const auto it = jobs_.find(id);
-    if (it == jobs_.end()) {
+    if (const auto guest = guest_jobs_.find(id); guest != guest_jobs_.end()) {
+      send_stage(identity,
+                 {{"type", "job_config"}, {"job", id}, {"spec", to_json(guest->second.spec)}});
+    } else if (it == jobs_.end()) {
       send_stage(identity, {{"type", "job_config"}, {"job", id}, {"error", "no active job"}});
     } else {
       send_stage(identity,
                  {{"type", "job_config"}, {"job", id}, {"spec", to_json(it->second.spec)}});
     }
   } else if (type == "plan_axes") {
-    const auto it = jobs_.find(message.at("job").get<std::int64_t>());
+    const std::int64_t id = message.at("job").get<std::int64_t>();
+    const auto it = jobs_.find(id);
     if (it != jobs_.end()) save_axes(it->second, message.at("axes"));
+    if (const auto guest = guest_jobs_.find(id); guest != guest_jobs_.end() && network_) {
+      (void)network_->send_to_coordinator(guest->second.coordinator,
+                                          {{"type", "axes"},
+                                           {"node", network_->node()},
+                                           {"job", guest->second.job},
+                                           {"axes", message.at("axes")}});
+    }
   } else if (type == "shard_read") {
     source_pending_.erase(message.value("msg", std::int64_t{0}));
   }
@@ -770,6 +809,7 @@ void Daemon::handle_result(const ipc::ReadSlot& slot) {
   const ipc::SlotHeader& h = slot.header();
   const auto job_id = static_cast<std::int64_t>(h.job_id);
   const auto shard_id = static_cast<std::int64_t>(h.shard_id);
+  if (job_id >= kFirstGuestJob) return guest_result(slot);
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return;  // finished or cancelled job: a redone frame, ignored
   ActiveJob& job = it->second;
@@ -792,6 +832,15 @@ void Daemon::handle_result(const ipc::ReadSlot& slot) {
       reason,
       std::span<const double>(reinterpret_cast<const double*>(payload.data()),
                               payload.size() / sizeof(double))};
+  reduce_frame(job, result);
+}
+
+/// Adds one frame's result (from this node's pipeline or a peer's) to its shard: the frame-error
+/// record, the live publication and the shard's completion.
+void Daemon::reduce_frame(ActiveJob& job, const reduce::FrameResult& result) {
+  const std::int64_t job_id = job.id;
+  const std::int64_t shard_id = result.shard_id;
+  const std::string reason(result.reason);
   const reduce::AddOutcome outcome = reducer_.add(result);
   if (outcome == reduce::AddOutcome::kFailed) {
     store_->record_frame_error(job_id, result.frame, reason);
@@ -811,6 +860,7 @@ void Daemon::finish_shard(ActiveJob& job, std::int64_t shard_id) {
                      std::to_string(done.frames) + " failed=" + std::to_string(done.failed) +
                      (counted ? "" : " (already done: not counted)"));
   job.running.erase(shard_id);
+  job.remote.erase(shard_id);
   ++job.shards_done;
   if (job.shards_done == job.shards_total) finish_job(job);
 }

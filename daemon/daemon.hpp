@@ -16,6 +16,11 @@
 // Exactly once: the reducer ignores a frame index already in its shard; frames a crashed stage
 // held (Ring::reclaim) and whole shard messages the source had not finished are sent to the
 // source again; a watchdog re-requests frames of a shard that stalls with every ring empty.
+//
+// Federation (daemon_federation.cpp, docs/federation.md): with a peer endpoint, split jobs with
+// spec.nodes also hand shards to peer daemons that ask for work; their result rows go through
+// reduce_frame like local results. Shards of peers' jobs run here as guest shards (job ids >=
+// kFirstGuestJob, never in the store), their rows sent back instead of reduced.
 
 #include <atomic>
 #include <chrono>
@@ -25,7 +30,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +40,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/control.hpp"
+#include "daemon/federation/peer_network.hpp"
 #include "daemon/gpu_placement.hpp"
 #include "daemon/instance_lock.hpp"
 #include "daemon/job_store.hpp"
@@ -42,6 +50,12 @@
 #include "stages/reduce/reducer.hpp"
 
 namespace azflow::daemon {
+
+/// Federation: a shard of this node's job that a peer holds.
+struct RemoteShard {
+  std::string node;
+  std::chrono::steady_clock::time_point since;  ///< when it was handed out
+};
 
 /// A job the daemon is working on (queued or running), in memory.
 struct ActiveJob {
@@ -61,6 +75,10 @@ struct ActiveJob {
   bool axes_published = false;
   std::int64_t priority = 0;              ///< higher first among queued jobs (ties: lower id)
   std::vector<std::int64_t> waiting_for;  ///< `after` jobs not yet succeeded (held while any)
+  // federation (split jobs with spec.nodes): docs/federation.md
+  std::map<std::int64_t, RemoteShard> remote;  ///< shards held by peers, by shard id
+  std::set<std::string> participants;          ///< peers that were handed shards
+  std::set<std::string> excluded;              ///< peers that cannot read the dataset
 };
 
 /// What the daemon observed of one stage slot through its hello and heartbeats.
@@ -73,6 +91,25 @@ struct StageObservation {
   double frames_per_s = 0;   ///< over the last heartbeat interval
   double busy_fraction = 0;  ///< busy seconds per second over the last heartbeat interval
 };
+
+/// Federation, worker side: another node's job whose shards this node integrates. Its local id
+/// (>= kFirstGuestJob) names it in the rings and to the stages.
+struct GuestJob {
+  std::string coordinator;  ///< node that coordinates the job
+  std::int64_t job = 0;     ///< the job's id at the coordinator
+  JobSpec spec;
+  std::size_t frame_bytes = 0, bins = 0;
+  std::string error;  ///< non-empty: this node cannot read the dataset (reported back)
+};
+
+/// Federation, worker side: one shard of a guest job in this node's pipeline.
+struct GuestShard {
+  std::set<std::int64_t> expected;  ///< frame indexes asked for
+  std::set<std::int64_t> sent;      ///< frames whose rows went back to the coordinator
+};
+
+/// First local id of guest jobs (far above any job-store id).
+inline constexpr std::int64_t kFirstGuestJob = std::int64_t{1} << 40;
 
 /// Ring shapes currently created.
 struct PipelineShape {
@@ -107,6 +144,7 @@ class Daemon : public ControlHandler {
   nlohmann::json stats(const StatsRequest& request) override;
   nlohmann::json config(const ConfigRequest& request) override;
   nlohmann::json drain(const DrainRequest& request) override;
+  nlohmann::json peers(const PeersRequest& request) override;
 
  private:
   // jobs
@@ -130,7 +168,7 @@ class Daemon : public ControlHandler {
 
   // scheduler
   void dispatch();
-  bool ensure_pipeline(const ActiveJob& job);
+  bool ensure_pipeline(std::size_t frame_bytes, std::size_t bins);
   void start_pipeline(const PipelineShape& shape);
   void stop_pipeline();
   /// Decides once, at start, where the integrate workers run (GPU or CPU) and logs it.
@@ -153,6 +191,7 @@ class Daemon : public ControlHandler {
   // reducer
   std::size_t drain_results(std::chrono::milliseconds timeout);
   void handle_result(const ipc::ReadSlot& slot);
+  void reduce_frame(ActiveJob& job, const reduce::FrameResult& result);
   void finish_shard(ActiveJob& job, std::int64_t shard_id);
   void publish(ActiveJob& job, std::int64_t frame, bool ok, std::string_view reason);
 
@@ -163,6 +202,34 @@ class Daemon : public ControlHandler {
   void end_stop();
   std::size_t shards_in_flight() const;
   ServiceCounters service_counters() const;
+  // federation (daemon_federation.cpp)
+  void start_federation();
+  void poll_peers();
+  void handle_peer_message(PeerMessage& message);
+  // ... coordinator side: peers work for this node's jobs
+  void peer_heartbeat(const std::string& node, const nlohmann::json& body);
+  void peer_wants(const std::string& node, std::size_t count);
+  nlohmann::json hand_out(ActiveJob& job, const std::string& node);
+  void peer_row(PeerMessage& message);
+  void peer_shard_back(const std::string& node, const nlohmann::json& body, const std::string& why);
+  void peer_lost(const std::string& node);
+  void requeue_remote(ActiveJob& job, std::int64_t shard_id, const std::string& why);
+  void end_remote_shards(ActiveJob& job);
+  [[nodiscard]] bool eligible(const ActiveJob& job, const std::string& node) const;
+  [[nodiscard]] bool offers_for(const std::string& node) const;
+  void announce_offers();
+  // ... worker side: this node works for peers' jobs
+  void request_work();
+  void guest_shard(const std::string& coordinator, const nlohmann::json& body);
+  GuestJob& guest_job(const std::string& coordinator, const nlohmann::json& body);
+  void guest_cancel(const std::string& coordinator, std::int64_t job);
+  void guest_drop(std::int64_t guest_id, std::int64_t shard);
+  void give_back_guest_shards();
+  void guest_result(const ipc::ReadSlot& slot);
+  void guest_redo(std::int64_t guest_id, std::int64_t shard, std::vector<std::int64_t> frames);
+  nlohmann::json heartbeat_extras(const std::string& node) const;
+  [[nodiscard]] std::size_t local_in_flight() const;
+  [[nodiscard]] bool is_guest(std::int64_t job_id) const { return guest_jobs_.contains(job_id); }
 
   DaemonConfig config_;
   std::unique_ptr<InstanceLock> lock_;  // first: no other azflowd on this instance or state dir
@@ -188,6 +255,15 @@ class Daemon : public ControlHandler {
   bool draining_ = false;  ///< `drain`: no new jobs (enqueue and retry refused)
   std::map<std::string, StageObservation> observed_;  // by "role/worker"
   std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> throughput_;
+  // federation
+  std::unique_ptr<PeerNetwork> network_;
+  std::map<std::int64_t, GuestJob> guest_jobs_;                               // by local guest id
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> guest_ids_;    // (coord, job) -> id
+  std::map<std::pair<std::int64_t, std::int64_t>, GuestShard> guest_shards_;  // (guest id, shard)
+  std::map<std::string, std::chrono::steady_clock::time_point> wants_;  // coordinator -> asked
+  std::map<std::string, bool> offered_;  // worker -> the last "offers" it was told
+  std::int64_t next_guest_ = kFirstGuestJob;
+  std::uint64_t rows_unsent_ = 0;
 };
 
 }  // namespace azflow::daemon

@@ -1,6 +1,7 @@
 #include "daemon/job_spec.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <initializer_list>
@@ -224,6 +225,38 @@ void read_mode(const ObjectReader& r, JobSpec& spec) {
   }
 }
 
+bool valid_node_name(const std::string& n) {
+  return !n.empty() && n.size() <= 64 && std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+  });
+}
+
+void read_nodes(const ObjectReader& r, JobSpec& spec) {
+  const json* v = r.find("nodes");
+  if (v == nullptr || v->is_null()) return;
+  NodeSelection& n = spec.nodes;
+  if (v->is_string() && (v->get<std::string>() == "all" || v->get<std::string>() == "local")) {
+    n.kind =
+        v->get<std::string>() == "all" ? NodeSelection::Kind::kAll : NodeSelection::Kind::kLocal;
+  } else if (v->is_number_unsigned() && v->get<std::size_t>() >= 1) {
+    n.kind = NodeSelection::Kind::kCount;
+    n.count = v->get<std::size_t>();
+  } else if (v->is_array() && !v->empty()) {
+    n.kind = NodeSelection::Kind::kNames;
+    for (const json& name : *v) {
+      if (!name.is_string() || !valid_node_name(name.get<std::string>())) {
+        r.fail("nodes", "expected node names of [A-Za-z0-9._-], got " + name.dump());
+      }
+      n.names.push_back(name.get<std::string>());
+    }
+  } else {
+    r.fail("nodes", "expected \"all\", an integer >= 1 or a list of node names, got " + v->dump());
+  }
+  if (n.kind != NodeSelection::Kind::kLocal && spec.mode != JobSpec::Mode::kSplit) {
+    r.fail("nodes", "only split jobs are shared across nodes");
+  }
+}
+
 json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 json range_json(const std::optional<std::pair<double, double>>& r) {
@@ -272,13 +305,49 @@ nlohmann::json to_json(const JobSpec& spec) {
               {"flat_path", spec.flat_path},
               {"use_file_mask", spec.use_file_mask},
               {"output_path", spec.output_path},
-              {"mode", std::string(mode_name(spec.mode))}};
+              {"mode", std::string(mode_name(spec.mode))},
+              {"nodes", to_json(spec.nodes)}};
+}
+
+nlohmann::json to_json(const NodeSelection& nodes) {
+  switch (nodes.kind) {
+    case NodeSelection::Kind::kAll:
+      return "all";
+    case NodeSelection::Kind::kCount:
+      return nodes.count;
+    case NodeSelection::Kind::kNames:
+      return nodes.names;
+    case NodeSelection::Kind::kLocal:
+      break;
+  }
+  return nullptr;
+}
+
+NodeSelection parse_node_selection(std::string_view text) {
+  json value;
+  if (text == "all" || text == "local") {
+    value = std::string(text);
+  } else if (!text.empty() &&
+             std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    value = std::stoull(std::string(text));
+  } else {
+    value = json::array();
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      const std::size_t end = std::min(text.find(',', start), text.size());
+      value.push_back(std::string(text.substr(start, end - start)));
+      start = end + 1;
+    }
+  }
+  JobSpec spec;
+  read_nodes(ObjectReader(json{{"nodes", value}}, ""), spec);
+  return spec.nodes;
 }
 
 JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   const ObjectReader r(j, std::string(prefix));
   r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
-                    "dark_path", "flat_path", "use_file_mask", "output_path", "mode"});
+                    "dark_path", "flat_path", "use_file_mask", "output_path", "mode", "nodes"});
   JobSpec spec;
   read_datasets(r, spec);
   r.read("dataset_path", spec.dataset_path);
@@ -296,6 +365,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   }
   r.read("use_file_mask", spec.use_file_mask);
   read_mode(r, spec);
+  read_nodes(r, spec);
   return spec;
 }
 

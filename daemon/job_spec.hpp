@@ -35,6 +35,17 @@ class FieldError : public Error {
   std::string message_;
 };
 
+/// Which daemons share a split job (docs/federation.md). JSON field "nodes": absent or null =
+/// local only; "all" = this node and every connected peer; an integer N >= 1 = this node and at
+/// most N - 1 peers; a list of node names = this node and those peers.
+struct NodeSelection {
+  enum class Kind { kLocal, kAll, kCount, kNames };
+  Kind kind = Kind::kLocal;
+  std::size_t count = 0;           ///< kCount: nodes in all, this one included
+  std::vector<std::string> names;  ///< kNames: peers allowed to take shards
+  bool operator==(const NodeSelection&) const = default;
+};
+
 /// One integration job. Defaults are those of `azflow integrate` (cli/integrate_options.hpp).
 struct JobSpec {
   /// split: every worker shares the job's frames; bulk: one dataset per worker.
@@ -53,6 +64,7 @@ struct JobSpec {
   bool use_file_mask = true;  ///< combine the detector's pixel_mask from the input file
   std::string output_path;    ///< absolute NeXus output path ("" = daemon's default location)
   Mode mode = Mode::kSplit;
+  NodeSelection nodes;  ///< federation: which daemons share the frames (split mode only)
 
   /// The settings to integrate a dataset of `dtype` with (dummy_auto resolved).
   [[nodiscard]] integrate::IntegrationSettings settings_for(DType dtype) const;
@@ -60,6 +72,13 @@ struct JobSpec {
 
 /// "split" or "bulk".
 std::string_view mode_name(JobSpec::Mode mode) noexcept;
+
+/// The JSON value of a node selection (null, "all", N or a list of names).
+nlohmann::json to_json(const NodeSelection& nodes);
+
+/// Parses a node selection from the command-line text "all", "local", "N" or "name,name,...".
+/// Throws FieldError("nodes") for an empty text, 0 or an invalid node name.
+NodeSelection parse_node_selection(std::string_view text);
 
 /// The spec as a JSON object (every field, defaults included); the inverse of job_spec_from_json.
 nlohmann::json to_json(const JobSpec& spec);
