@@ -87,10 +87,10 @@ Daemon::Daemon(DaemonConfig config)
   live_socket_.bind(config_.live_endpoint);
   std::vector<std::string> endpoints{config_.control_endpoint};
   if (!config_.control_tcp_endpoint.empty()) endpoints.push_back(config_.control_tcp_endpoint);
-  start_federation();  // first: its ZAP handler checks CurveZMQ clients of the TCP control too
+  place_integrate_workers_once();  // before federation: peers learn this node's devices
+  start_federation();  // before the control: its ZAP handler checks CurveZMQ clients of TCP control
   control_ = std::make_unique<ControlServer>(context_, endpoints, *this,
                                              network_ ? network_->secret_key() : std::string());
-  place_integrate_workers_once();
   resume_jobs();
 }
 
@@ -531,11 +531,15 @@ nlohmann::json Daemon::daemon_status() const {
 
 // ---------------------------------------------------------------- scheduler
 
+std::size_t Daemon::pipeline_slots() const {
+  return 2 * (config_.workers + integrate_placement_.devices.size());
+}
+
 void Daemon::dispatch() {
   if (shutdown_) return;
   settle_dependencies();
   std::size_t in_flight = local_in_flight();
-  const std::size_t limit = 2 * (config_.workers + integrate_placement_.devices.size());
+  const std::size_t limit = pipeline_slots();
   std::vector<ActiveJob*> order;  // runnable jobs: priority first, then id (jobs_ is by id)
   std::size_t busy = 0;           // jobs with shards in flight
   for (auto& [id, job] : jobs_) {

@@ -168,6 +168,9 @@ class Daemon : public ControlHandler {
 
   // scheduler
   void dispatch();
+  /// Shards this node keeps in flight at most (its own and guest shards): twice its decompress
+  /// plus integrate workers.
+  [[nodiscard]] std::size_t pipeline_slots() const;
   bool ensure_pipeline(std::size_t frame_bytes, std::size_t bins);
   void start_pipeline(const PipelineShape& shape);
   void stop_pipeline();

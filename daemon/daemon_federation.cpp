@@ -21,8 +21,8 @@
 
 #include "base/error.hpp"
 #include "daemon/daemon.hpp"
-#include "daemon/federation/allowed_roots.hpp"
 #include "daemon/job_setup.hpp"
+#include "daemon/path_policy.hpp"
 
 namespace azflow::daemon {
 
@@ -48,10 +48,15 @@ std::string iso_utc_ms(std::int64_t unix_ms) {
 
 void Daemon::start_federation() {
   if (!config_.federation.enabled()) return;
+  json devices = json::array();  // "cpu" or "cuda:N", once each
+  for (const std::string& d : integrate_placement_.devices) {
+    const std::string name = d == "cpu" ? d : "cuda:" + d;
+    if (std::find(devices.begin(), devices.end(), name) == devices.end()) devices.push_back(name);
+  }
   const json capacity = {{"workers", config_.workers},
-                         {"integrate_workers", config_.integrate_workers},
-                         {"devices", json::array({"cpu"})},
-                         {"slots", 2 * (config_.workers + config_.integrate_workers)}};
+                         {"integrate_workers", integrate_placement_.devices.size()},
+                         {"devices", devices},
+                         {"slots", pipeline_slots()}};
   network_ =
       std::make_unique<PeerNetwork>(context_, config_.federation, config_.state_dir, capacity);
 }
@@ -379,7 +384,7 @@ void Daemon::request_work() {
   for (const auto& [id, job] : jobs_) {
     if (!job.queued.empty()) return;
   }
-  const std::size_t limit = 2 * (config_.workers + config_.integrate_workers);
+  const std::size_t limit = pipeline_slots();
   const std::size_t busy = local_in_flight();
   if (busy >= limit) return;
   const auto patience = std::chrono::milliseconds(network_->config().lost_after_ms);
@@ -411,7 +416,7 @@ GuestJob& Daemon::guest_job(const std::string& coordinator, const nlohmann::json
   g.job = job;
   try {
     g.spec = job_spec_from_json(body.at("spec"), "spec.");
-    check_input_roots(g.spec, config_.allowed_input_roots);
+    check_input_paths(g.spec, config_.allowed_input_roots);
     source::Dataset dataset = open_job_dataset(g.spec);
     const source::DatasetInfo& info = dataset.info();
     integrate::check_frame_shape(job_poni(g.spec), info.rows, info.cols,

@@ -47,9 +47,7 @@ bool path_within(const fs::path& path, const std::vector<fs::path>& roots) {
   return false;
 }
 
-void check_allowed_paths(const JobSpec& spec, const std::vector<fs::path>& input_roots,
-                         const std::vector<fs::path>& output_roots,
-                         const fs::path& default_output_dir) {
+void check_input_paths(const JobSpec& spec, const std::vector<fs::path>& input_roots) {
   for (std::size_t i = 0; i < spec.datasets.size(); ++i) {
     check_one(spec.datasets[i], input_roots, "spec.datasets[" + std::to_string(i) + "]",
               "allowed_input_roots");
@@ -58,6 +56,12 @@ void check_allowed_paths(const JobSpec& spec, const std::vector<fs::path>& input
   check_one(file_part(spec.mask_path), input_roots, "spec.mask_path", "allowed_input_roots");
   check_one(file_part(spec.dark_path), input_roots, "spec.dark_path", "allowed_input_roots");
   check_one(file_part(spec.flat_path), input_roots, "spec.flat_path", "allowed_input_roots");
+}
+
+void check_allowed_paths(const JobSpec& spec, const std::vector<fs::path>& input_roots,
+                         const std::vector<fs::path>& output_roots,
+                         const fs::path& default_output_dir) {
+  check_input_paths(spec, input_roots);
   if (!spec.output_path.empty() && !path_within(spec.output_path, {default_output_dir})) {
     check_one(spec.output_path, output_roots, "spec.output_path", "allowed_output_roots");
   }

@@ -15,6 +15,12 @@ namespace azflow::daemon {
 bool path_within(const std::filesystem::path& path,
                  const std::vector<std::filesystem::path>& roots);
 
+/// Checks the inputs of a job spec (every dataset and the file part of the mask, dark and flat
+/// image specs) against `input_roots`. Throws FieldError naming "spec.datasets[i]",
+/// "spec.mask_path", "spec.dark_path" or "spec.flat_path" with the canonical path and the roots.
+/// Used on enqueue and for the shards federation peers hand to this daemon.
+void check_input_paths(const JobSpec& spec, const std::vector<std::filesystem::path>& input_roots);
+
 /// Checks a job spec against the roots: every dataset and the mask, dark and flat images (the
 /// file part of "FILE::/dataset") against `input_roots`, a non-empty output_path against
 /// `output_roots` or `default_output_dir` (always allowed). Throws FieldError naming

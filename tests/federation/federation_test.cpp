@@ -273,7 +273,7 @@ TEST_F(FederationTest, PeerThatCannotReadTheDatasetIsLeftOut) {
   expect_every_frame_once(job);
   const std::string events = a().events(id);
   EXPECT_NE(events.find("peer c excluded"), std::string::npos) << events;
-  EXPECT_NE(events.find("not under an allowed input root"), std::string::npos) << events;
+  EXPECT_NE(events.find("is outside the allowed_input_roots"), std::string::npos) << events;
   EXPECT_NE(events.find(" to b"), std::string::npos) << events;
   expect_same_output(out, ref, true);
 }

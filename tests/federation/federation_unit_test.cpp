@@ -9,9 +9,9 @@
 
 #include "base/error.hpp"
 #include "daemon/config.hpp"
-#include "daemon/federation/allowed_roots.hpp"
 #include "daemon/federation/curve_keys.hpp"
 #include "daemon/job_spec.hpp"
+#include "daemon/path_policy.hpp"
 
 namespace {
 
@@ -163,26 +163,27 @@ TEST(CurveKeys, CreatedOnceWithASecretFileOfMode0600) {
   EXPECT_THROW(ensure_key_pair(dir.path(), "n1"), azflow::Error);
 }
 
-TEST(AllowedRoots, PathsMustLieUnderARoot) {
-  EXPECT_TRUE(path_under_roots("/data/beam/x.h5", {"/data"}));
-  EXPECT_TRUE(path_under_roots("/data/beam/x.h5", {"/"}));
-  EXPECT_FALSE(path_under_roots("/database/x.h5", {"/data"}));
-  EXPECT_FALSE(path_under_roots("/data/../etc/passwd", {"/data"}));
+TEST(AllowedRoots, PeerShardInputsMustLieUnderARoot) {
+  // The check a peer applies to a shard's spec (daemon/path_policy.hpp, as on enqueue).
+  EXPECT_TRUE(path_within("/data/beam/x.h5", {"/data"}));
+  EXPECT_TRUE(path_within("/data/beam/x.h5", {"/"}));
+  EXPECT_FALSE(path_within("/database/x.h5", {"/data"}));
+  EXPECT_FALSE(path_within("/data/../etc/passwd", {"/data"}));
   JobSpec spec;
   spec.datasets = {"/data/x.h5", "/other/y.h5"};
   try {
-    check_input_roots(spec, {"/data"});
+    check_input_paths(spec, {"/data"});
     ADD_FAILURE() << "accepted";
   } catch (const FieldError& e) {
-    EXPECT_EQ(e.field(), "datasets[1]");
+    EXPECT_EQ(e.field(), "spec.datasets[1]");
   }
   spec.datasets = {"/data/x.h5"};
   spec.dark_path = "/elsewhere/dark.h5::/entry/data";
   try {
-    check_input_roots(spec, {"/data"});
+    check_input_paths(spec, {"/data"});
     ADD_FAILURE() << "accepted";
   } catch (const FieldError& e) {
-    EXPECT_EQ(e.field(), "dark_path");
+    EXPECT_EQ(e.field(), "spec.dark_path");
   }
 }
 
