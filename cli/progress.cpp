@@ -10,7 +10,9 @@ namespace {
 
 constexpr int kBarWidth = 30;
 
-std::string clock_text(double seconds) {
+}  // namespace
+
+std::string format_clock(double seconds) {
   const auto s = static_cast<long>(seconds + 0.5);
   char buf[32];
   if (s >= 3600) {
@@ -20,8 +22,6 @@ std::string clock_text(double seconds) {
   }
   return buf;
 }
-
-}  // namespace
 
 ProgressBar::ProgressBar(std::size_t total, bool quiet, std::FILE* stream)
     : total_(total), stream_(stream), start_(std::chrono::steady_clock::now()) {
@@ -65,8 +65,8 @@ void ProgressBar::draw(bool final_line) const {
   bar.append(static_cast<std::size_t>(kBarWidth - filled), '.');
   const std::string eta =
       final_line
-          ? "done in " + clock_text(elapsed)
-          : (rate > 0 ? "ETA " + clock_text(static_cast<double>(total_ - done) / rate) : "ETA ?");
+          ? "done in " + format_clock(elapsed)
+          : (rate > 0 ? "ETA " + format_clock(static_cast<double>(total_ - done) / rate) : "ETA ?");
   std::fprintf(stream_, "\r[%s] %zu/%zu frames %9.1f frames/s  %-16s%s", bar.c_str(), done, total_,
                rate, eta.c_str(), final_line ? "\n" : "");
   std::fflush(stream_);

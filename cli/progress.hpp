@@ -5,9 +5,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <string>
 #include <thread>
 
 namespace azflow::cli {
+
+/// A duration as a clock reading, rounded to whole seconds: "M:SS" below an hour, "H:MM:SS" from
+/// one hour on (e.g. 75.4 -> "1:15", 3725 -> "1:02:05"). `seconds` must be finite and >= 0.
+std::string format_clock(double seconds);
 
 /// Counts finished frames (thread-safe, lock-free) and, when enabled, redraws one line on
 /// `stream` five times a second from its own thread:

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/progress.hpp"
 #include "ctl/exit_codes.hpp"
 
 namespace azflow::ctl {
@@ -31,14 +32,7 @@ std::string ids_text(const json& ids) {
 
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
-  const auto s = static_cast<long>(seconds + 0.5);
-  char text[32];
-  if (s >= 3600) {
-    std::snprintf(text, sizeof text, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-  } else {
-    std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
-  }
-  return text;
+  return cli::format_clock(seconds);
 }
 
 std::string number_or_dash(const json& v, const char* format) {

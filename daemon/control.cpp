@@ -21,17 +21,6 @@ constexpr std::int64_t kMaxReceiveBytes = std::int64_t{64} << 20;
 /// Requests served per socket per poll() call, so that one busy client cannot starve the loop.
 constexpr std::size_t kMaxRequestsPerPoll = 64;
 
-std::string iso_utc(std::int64_t unix_ms) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[40];
-  std::snprintf(out, sizeof out, "%s.%03dZ", text, static_cast<int>(unix_ms % 1000));
-  return out;
-}
-
 json optional_time(const std::optional<std::int64_t>& unix_ms) {
   return unix_ms ? json(iso_utc(*unix_ms)) : json(nullptr);
 }
@@ -221,6 +210,17 @@ void ensure_ipc_directory(const std::string& endpoint) {
 }
 
 }  // namespace
+
+std::string iso_utc(std::int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[40];
+  std::snprintf(out, sizeof out, "%s.%03dZ", text, static_cast<int>(unix_ms % 1000));
+  return out;
+}
 
 json ControlHandler::retry(const RetryRequest&) { unsupported("retry"); }
 json ControlHandler::workers(const WorkersRequest&) { unsupported("workers"); }

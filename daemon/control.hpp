@@ -104,6 +104,10 @@ class ControlHandler {
   virtual nlohmann::json peers(const PeersRequest& request);
 };
 
+/// A Unix time in milliseconds as ISO 8601 UTC with milliseconds, "2026-11-21T13:45:37.818Z"
+/// (the protocol's timestamps).
+std::string iso_utc(std::int64_t unix_ms);
+
 /// The protocol's job object (docs/protocol.md "Job object"): id, state, datasets, output,
 /// frames_total/done/failed, error, created/started/finished (ISO 8601 UTC or null), priority,
 /// after, elapsed_s / frames_per_s / eta_s (from started, finished or now, and frames_done), and,

@@ -15,7 +15,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 
 #include <spdlog/spdlog.h>
 
@@ -32,15 +31,6 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 constexpr std::size_t kMaxPeerMessagesPerPoll = 512;
-
-std::string iso_utc_ms(std::int64_t unix_ms) {
-  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 }  // namespace
 
@@ -135,7 +125,7 @@ nlohmann::json Daemon::peers(const PeersRequest&) {
          {"capacity", peer.capacity},
          {"shards_in_flight", held},
          {"guest_shards", guests},
-         {"last_heartbeat", heard ? json(iso_utc_ms(peer.last_heard_unix_ms)) : json(nullptr)},
+         {"last_heartbeat", heard ? json(iso_utc(peer.last_heard_unix_ms)) : json(nullptr)},
          {"last_heartbeat_age_s",
           heard ? json(std::chrono::duration<double>(Clock::now() - peer.last_heard).count())
                 : json(nullptr)}});
