@@ -44,31 +44,6 @@ void expect_matches_pyfai(const std::vector<double>& ref, const std::vector<doub
   EXPECT_LE(errors[errors.size() / 2], 1e-5) << what;
 }
 
-/// Every row of `out` equals the reference's row (same plan, same integrator: bit-identical), or
-/// is NaN where the reference's is; the dataset-wide sums agree to float64 rounding.
-void expect_same_as_reference(const std::string& out, const std::string& ref_path) {
-  H5File f(out);
-  H5File ref(ref_path);
-  const auto I = f.doubles("/entry/integrate/I");
-  const auto I_ref = ref.doubles("/entry/integrate/I");
-  ASSERT_EQ(I.size(), I_ref.size());
-  std::size_t mismatches = 0;
-  for (std::size_t i = 0; i < I.size(); ++i) {
-    const bool same = (std::isnan(I[i]) && std::isnan(I_ref[i])) || I[i] == I_ref[i];
-    if (!same && ++mismatches < 5) ADD_FAILURE() << "row " << i / kBins << " bin " << i % kBins;
-  }
-  EXPECT_EQ(mismatches, 0u);
-  EXPECT_EQ(f.doubles("/entry/integrate/frame_index"), ref.doubles("/entry/integrate/frame_index"));
-  for (const char* name : {"sum_signal", "sum_normalization", "sum_count", "sum_variance"}) {
-    const auto a = f.doubles(std::string("/entry/sum/") + name);
-    const auto b = ref.doubles(std::string("/entry/sum/") + name);
-    ASSERT_EQ(a.size(), b.size()) << name;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      EXPECT_NEAR(a[i], b[i], 1e-9 * std::max(1.0, std::abs(b[i]))) << name << " bin " << i;
-    }
-  }
-}
-
 /// The frames named in failed_frames; every other row must be finite somewhere.
 std::vector<double> failed_frames(const std::string& out) {
   H5File f(out);

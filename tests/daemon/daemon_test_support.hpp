@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "ipc/ring.hpp"
+#include "tests/reduce/h5_read.hpp"
 
 namespace azflow::testing {
 
@@ -355,6 +357,32 @@ inline bool wait_gone(pid_t pid, std::chrono::milliseconds timeout = std::chrono
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+/// Every row of `out` equals the reference's row (same plan, same integrator: bit-identical), or
+/// is NaN where the reference's is; the dataset-wide sums agree to float64 rounding.
+inline void expect_same_as_reference(const std::string& out, const std::string& ref_path) {
+  H5File f(out);
+  H5File ref(ref_path);
+  const auto I = f.doubles("/entry/integrate/I");
+  const auto I_ref = ref.doubles("/entry/integrate/I");
+  ASSERT_EQ(I.size(), I_ref.size());
+  const std::size_t bins = std::max<std::size_t>(1, ref.dims("/entry/integrate/I").back());
+  std::size_t mismatches = 0;
+  for (std::size_t i = 0; i < I.size(); ++i) {
+    const bool same = (std::isnan(I[i]) && std::isnan(I_ref[i])) || I[i] == I_ref[i];
+    if (!same && ++mismatches < 5) ADD_FAILURE() << "row " << i / bins << " bin " << i % bins;
+  }
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(f.doubles("/entry/integrate/frame_index"), ref.doubles("/entry/integrate/frame_index"));
+  for (const char* name : {"sum_signal", "sum_normalization", "sum_count", "sum_variance"}) {
+    const auto a = f.doubles(std::string("/entry/sum/") + name);
+    const auto b = ref.doubles(std::string("/entry/sum/") + name);
+    ASSERT_EQ(a.size(), b.size()) << name;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_NEAR(a[i], b[i], 1e-9 * std::max(1.0, std::abs(b[i]))) << name << " bin " << i;
+    }
+  }
 }
 
 }  // namespace azflow::testing

@@ -179,23 +179,6 @@ TEST(ServiceConfig, StopTimeoutKey) {
             std::string::npos);
 }
 
-/// Every row of `out` equals the reference's (same plan and integrator: bit-identical) or is NaN
-/// where the reference's is.
-void expect_same_as_reference(const std::string& out, const std::string& ref_path) {
-  H5File f(out);
-  H5File ref(ref_path);
-  const auto I = f.doubles("/entry/integrate/I");
-  const auto I_ref = ref.doubles("/entry/integrate/I");
-  ASSERT_EQ(I.size(), I_ref.size());
-  std::size_t mismatches = 0;
-  for (std::size_t i = 0; i < I.size(); ++i) {
-    const bool same = (std::isnan(I[i]) && std::isnan(I_ref[i])) || I[i] == I_ref[i];
-    if (!same) ++mismatches;
-  }
-  EXPECT_EQ(mismatches, 0u);
-  EXPECT_EQ(f.doubles("/entry/integrate/frame_index"), ref.doubles("/entry/integrate/frame_index"));
-}
-
 /// SIGTERM while a job runs, with `stop_timeout_s`: exit 0, nothing running left in the store,
 /// enqueue refused while stopping; after a restart the job succeeds with the reference's result
 /// and every shard committed exactly once.
