@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/integrate/bench_inputs.hpp"
 #include "stages/integrate/cuda_integrator.hpp"
 #include "stages/integrate/gpu_plan.hpp"
 #include "stages/integrate/poni.hpp"
@@ -82,40 +83,6 @@ void cuda(cudaError_t status, const char* what) {
   }
 }
 
-Poni default_poni() {
-  Poni p;
-  p.detector = *find_detector("Eiger4M");
-  p.dist_m = 0.15;
-  p.poni1_m = 0.0811;
-  p.poni2_m = 0.0775;
-  p.wavelength_m = 1e-10;
-  return p;
-}
-
-/// Frames from an Eiger master file (uint32, cycled), or Poisson-like counts with module gaps.
-std::vector<std::vector<std::uint32_t>> load_frames(const Options& o, std::size_t rows,
-                                                    std::size_t cols) {
-  std::vector<std::vector<std::uint32_t>> frames(o.frames, std::vector<std::uint32_t>(rows * cols));
-  if (!o.data.empty()) {
-    auto ds = source::Dataset::open(o.data);
-    const auto& info = ds.info();
-    if (info.dtype != DType::kUint32 || info.rows != rows || info.cols != cols || info.frames == 0)
-      throw std::runtime_error(o.data + ": expected uint32 frames of the PONI's detector shape");
-    for (std::size_t i = 0; i < o.frames; ++i)
-      ds.read_frame(i % info.frames, std::as_writable_bytes(std::span(frames[i])));
-    return frames;
-  }
-  std::mt19937 rng(42);
-  std::geometric_distribution<std::uint32_t> counts(0.02);
-  for (auto& f : frames) {
-    for (auto& v : f) v = counts(rng);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t c = 1030; c < std::min<std::size_t>(cols, 1040); ++c)
-        f[r * cols + c] = 0xFFFFFFFFu;
-  }
-  return frames;
-}
-
 /// Seconds of `repeats` calls of `work` on `stream`, timed with CUDA events, per call.
 template <class Work>
 double time_on_stream(cudaStream_t stream, std::size_t repeats, Work&& work) {
@@ -164,26 +131,6 @@ double h2d_pinned_rate(std::size_t repeats) {
   return static_cast<double>(bytes) / s;
 }
 
-struct Mode {
-  std::string name;
-  IntegrationSettings settings;
-};
-
-std::vector<Mode> modes() {
-  IntegrationSettings base;
-  base.npt_rad = 1000;
-  base.unit = RadialUnit::kQ_nm;
-  base.error_model = ErrorModel::kPoisson;
-  base.dummy = 4294967295.0;
-  Mode nosplit{"1d_no", base};
-  Mode bbox{"1d_bbox", base};
-  bbox.settings.split = PixelSplit::kBBox;
-  Mode cake{"2d_bbox_360x1000", base};
-  cake.settings.split = PixelSplit::kBBox;
-  cake.settings.npt_azim = 360;
-  return {nosplit, bbox, cake};
-}
-
 double max_relative_difference(const BinSums& a, const BinSums& b) {
   double worst = 0;
   for (const auto field :
@@ -228,11 +175,13 @@ int main(int argc, char** argv) try {
   }
   cuda(cudaSetDevice(opt.device), "cudaSetDevice");
   const auto& dev = probe.devices.at(static_cast<std::size_t>(opt.device));
-  const Geometry geometry(opt.poni.empty() ? default_poni() : read_poni(opt.poni));
+  const Geometry geometry(opt.poni.empty() ? bench::default_poni() : read_poni(opt.poni));
   std::printf("azflow cuda_bench on cuda:%d %s (sm %d.%d, %.1f GiB): %zu x %zu uint32 frames\n",
               opt.device, dev.name.c_str(), dev.compute_major, dev.compute_minor,
               static_cast<double>(dev.memory_bytes) / (1u << 30), geometry.rows(), geometry.cols());
-  const auto frames = load_frames(opt, geometry.rows(), geometry.cols());
+  const auto frames =
+      opt.data.empty() ? bench::make_frames(opt.frames, geometry.rows(), geometry.cols())
+                       : bench::read_frames(opt.data, opt.frames, geometry.rows(), geometry.cols());
   // The frames in pinned memory, as the stage's registered ring slots are.
   const std::size_t frame_bytes = geometry.rows() * geometry.cols() * sizeof(std::uint32_t);
   void* pinned = nullptr;
@@ -261,7 +210,7 @@ int main(int argc, char** argv) try {
                         {"results", nlohmann::json::array()}};
   std::printf("%-18s %11s %12s %10s %8s %13s %12s\n", "mode", "kernel f/s", "bytes/frame", "GB/s",
               "% d2d", "with copies", "max rel diff");
-  for (const Mode& mode : modes()) {
+  for (const bench::Mode& mode : bench::modes()) {
     const auto plan = Plan::build(geometry, mode.settings);
     const gpu::PackedPlan packed = gpu::pack_plan(*plan);
     const std::size_t bytes = gpu::kernel_bytes_per_frame(packed, DType::kUint32);

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/integrate/bench_inputs.hpp"
 #include "stages/integrate/cpu_integrator.hpp"
 #include "stages/source/dataset.hpp"
 
@@ -66,44 +67,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-Poni default_poni() {
-  Poni p;
-  p.detector = *find_detector("Eiger4M");
-  p.dist_m = 0.15;
-  p.poni1_m = 0.0811;
-  p.poni2_m = 0.0775;
-  p.wavelength_m = 1e-10;
-  return p;
-}
-
-// Poisson-like counts with Eiger module gaps at 0xFFFFFFFF.
-std::vector<std::vector<std::uint32_t>> make_frames(std::size_t n, std::size_t rows,
-                                                    std::size_t cols) {
-  std::mt19937 rng(42);
-  std::vector<std::vector<std::uint32_t>> frames(n, std::vector<std::uint32_t>(rows * cols));
-  for (auto& f : frames) {
-    std::geometric_distribution<std::uint32_t> counts(0.02);
-    for (auto& v : f) v = counts(rng);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t c = 1030; c < std::min<std::size_t>(cols, 1040); ++c)
-        f[r * cols + c] = 0xFFFFFFFFu;
-  }
-  return frames;
-}
-
-// The first n frames of an Eiger/NeXus master file (uint32), cycled if it has fewer.
-std::vector<std::vector<std::uint32_t>> read_frames(const std::string& path, std::size_t n,
-                                                    std::size_t rows, std::size_t cols) {
-  auto ds = source::Dataset::open(path);
-  const auto& info = ds.info();
-  if (info.dtype != DType::kUint32 || info.rows != rows || info.cols != cols || info.frames == 0)
-    throw std::runtime_error(path + ": expected uint32 frames of the PONI's detector shape");
-  std::vector<std::vector<std::uint32_t>> frames(n, std::vector<std::uint32_t>(rows * cols));
-  for (std::size_t i = 0; i < n; ++i)
-    ds.read_frame(i % info.frames, std::as_writable_bytes(std::span(frames[i])));
-  return frames;
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -128,26 +91,6 @@ double copy_bandwidth(std::size_t threads, std::size_t repeats) {
     if (r > 0) rates.push_back(2.0 * static_cast<double>(bytes) / s);  // first run warms pages
   }
   return median(rates);
-}
-
-struct Mode {
-  std::string name;
-  IntegrationSettings settings;
-};
-
-std::vector<Mode> modes() {
-  IntegrationSettings base;
-  base.npt_rad = 1000;
-  base.unit = RadialUnit::kQ_nm;
-  base.error_model = ErrorModel::kPoisson;
-  base.dummy = 4294967295.0;
-  Mode nosplit{"1d_no", base};
-  Mode bbox{"1d_bbox", base};
-  bbox.settings.split = PixelSplit::kBBox;
-  Mode cake{"2d_bbox_360x1000", base};
-  cake.settings.split = PixelSplit::kBBox;
-  cake.settings.npt_azim = 360;
-  return {nosplit, bbox, cake};
 }
 
 // Bytes that must come from memory per frame with the fast path (error model none / Poisson):
@@ -206,13 +149,13 @@ double pixels_parallel(const std::shared_ptr<const Plan>& plan,
 
 int main(int argc, char** argv) try {
   const Options opt = parse(argc, argv);
-  const Geometry geometry(opt.poni.empty() ? default_poni() : read_poni(opt.poni));
+  const Geometry geometry(opt.poni.empty() ? bench::default_poni() : read_poni(opt.poni));
   std::printf(
       "azflow integrate_bench: %zu x %zu uint32 frames, %zu frames x %zu repeats (median)\n",
       geometry.rows(), geometry.cols(), opt.frames, opt.repeats);
-  const auto frames = opt.data.empty()
-                          ? make_frames(opt.frames, geometry.rows(), geometry.cols())
-                          : read_frames(opt.data, opt.frames, geometry.rows(), geometry.cols());
+  const auto frames =
+      opt.data.empty() ? bench::make_frames(opt.frames, geometry.rows(), geometry.cols())
+                       : bench::read_frames(opt.data, opt.frames, geometry.rows(), geometry.cols());
   nlohmann::json out = {
       {"rows", geometry.rows()}, {"cols", geometry.cols()}, {"results", nlohmann::json::array()}};
   std::vector<double> bandwidth(opt.max_threads + 1);
@@ -224,7 +167,7 @@ int main(int argc, char** argv) try {
   }
   std::printf("%-18s %7s %12s %12s %10s %10s\n", "mode", "threads", "frames/s", "pix-par f/s",
               "GB/s read", "% of copy");
-  for (const Mode& mode : modes()) {
+  for (const bench::Mode& mode : bench::modes()) {
     const auto t0 = Clock::now();
     const auto plan = Plan::build(geometry, mode.settings);
     const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
