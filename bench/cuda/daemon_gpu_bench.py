@@ -24,7 +24,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "daemon"))
-from pipeline_bench import Client  # noqa: E402
+from pipeline_bench import Client, job_spec, time_job  # noqa: E402
 
 RINGS = "compressed_slots = 32\ncompressed_slot_mib = 8\nframes_slots = 32\nresults_slots = 64"
 
@@ -46,25 +46,11 @@ def run(args, per_gpu, frames, workdir):
         for _ in range(500):
             if client.call({"verb": "status"}, 200) is not None:
                 break
-        with open(args.poni) as f:
-            poni_text = f.read()
         times = []
         for run_name in ("cold", "warm"):
             out = os.path.join(base, f"{run_name}.h5")
-            spec = dict(datasets=[os.path.abspath(args.master)],
-                        poni_path=os.path.abspath(args.poni), poni_text=poni_text,
-                        output_path=out,
-                        settings=dict(npt_rad=1000, unit="q_nm^-1", error_model="poisson"))
-            t0 = time.perf_counter()
-            job_id = client.call({"verb": "enqueue", "spec": spec})["result"]["job_id"]
-            while True:
-                job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
-                if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
-                    break
-                time.sleep(0.01)
-            times.append(time.perf_counter() - t0)
-            if job["state"] != "succeeded" or job["frames_done"] != frames:
-                raise SystemExit(f"azflowd job ended {job}; see {base}/azflowd.log")
+            times.append(time_job(client, job_spec(args.master, args.poni, out, 1000), frames,
+                                  f"; see {base}/azflowd.log"))
             os.remove(out)
         status = client.call({"verb": "status"})["result"]["daemon"]
     finally:

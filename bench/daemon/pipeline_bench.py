@@ -162,6 +162,31 @@ class Client:
         self.ctx.term()
 
 
+def job_spec(master, poni, output, npt):
+    """The benchmarks' job: 1D, `npt` bins in q_nm^-1, Poisson errors, written to `output`."""
+    with open(poni) as f:
+        poni_text = f.read()
+    return dict(datasets=[os.path.abspath(master)], poni_path=os.path.abspath(poni),
+                poni_text=poni_text, output_path=output,
+                settings=dict(npt_rad=npt, unit="q_nm^-1", error_model="poisson"))
+
+
+def time_job(client, spec, frames, where=""):
+    """Enqueues `spec` and polls until the job is final; returns the seconds from enqueue to the
+    end. Exits (naming `where`) unless the job succeeded with `frames` frames done."""
+    t0 = time.perf_counter()
+    job_id = client.call({"verb": "enqueue", "spec": spec})["result"]["job_id"]
+    while True:
+        job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
+        if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
+            break
+        time.sleep(0.01)
+    seconds = time.perf_counter() - t0
+    if job["state"] != "succeeded" or job["frames_done"] != frames:
+        raise SystemExit(f"azflowd job ended {job}{where}")
+    return seconds
+
+
 def run_azflowd(args, frames, workdir, repeat):
     base = os.path.join(workdir, f"d{repeat}")
     os.makedirs(base, exist_ok=True)
@@ -180,26 +205,10 @@ def run_azflowd(args, frames, workdir, repeat):
         for _ in range(500):
             if client.call({"verb": "status"}, 200) is not None:
                 break
-        with open(args.poni) as f:
-            poni_text = f.read()
         times = []
         for run in ("cold", "warm"):
             out = os.path.join(base, f"azflowd_{run}.h5")
-            spec = dict(datasets=[os.path.abspath(args.master)],
-                        poni_path=os.path.abspath(args.poni), poni_text=poni_text,
-                        output_path=out,
-                        settings=dict(npt_rad=args.npt, unit="q_nm^-1", error_model="poisson"))
-            t0 = time.perf_counter()
-            reply = client.call({"verb": "enqueue", "spec": spec})
-            job_id = reply["result"]["job_id"]
-            while True:
-                job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
-                if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
-                    break
-                time.sleep(0.01)
-            times.append(time.perf_counter() - t0)
-            if job["state"] != "succeeded" or job["frames_done"] != frames:
-                raise SystemExit(f"azflowd job ended {job}")
+            times.append(time_job(client, job_spec(args.master, args.poni, out, args.npt), frames))
             os.remove(out)
         status = client.call({"verb": "status"})["result"]["daemon"]
     finally:
