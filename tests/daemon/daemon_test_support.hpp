@@ -87,6 +87,24 @@ class TempSpace {
   std::string instance_;
 };
 
+/// Starts `args` (args[0]: the executable) as a child process with `env` added to its
+/// environment and stderr sent to `log`; returns its pid.
+inline pid_t spawn(std::vector<std::string> args, const fs::path& log,
+                   const std::map<std::string, std::string>& env = {}) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::FILE* err = std::freopen(log.c_str(), "w", stderr);
+    (void)err;
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 /// A running azflowd. Stopped with SIGTERM (then SIGKILL) when destroyed.
 class DaemonProcess {
  public:
@@ -112,17 +130,7 @@ class DaemonProcess {
                                      std::to_string(workers),
                                      "--log-level",
                                      "debug"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-      std::FILE* log = std::freopen(log_.c_str(), "w", stderr);
-      (void)log;
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    pid_ = spawn(args, log_, env);
   }
   ~DaemonProcess() {
     if (pid_ > 0) stop(SIGTERM);

@@ -76,18 +76,8 @@ class Node {
                                      "1",
                                      "--log-level",
                                      "debug"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     log_ = space_.path("azflowd-" + std::to_string(++starts_) + ".log");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-      std::FILE* log = std::freopen(log_.c_str(), "w", stderr);
-      (void)log;
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
+    pid_ = spawn(args, log_, env);
     client_ = std::make_unique<ControlClient>(control());
     EXPECT_TRUE(client_->wait_ready()) << name_ << ": " << log();
   }
