@@ -81,10 +81,10 @@ struct ActiveJob {
   std::set<std::string> excluded;              ///< peers that cannot read the dataset
 };
 
-/// What the daemon observed of one stage slot through its hello and heartbeats.
+/// What the daemon derives from one stage slot's heartbeats: its recent rates (the slot itself,
+/// with pid, device and counters, is the supervisor's StageSlot).
 struct StageObservation {
   int pid = 0;
-  std::string device = "cpu";  ///< the "device" string the stage sent, else "cpu"
   std::uint64_t frames_out = 0;
   double busy_s = 0;
   std::chrono::steady_clock::time_point at{};

@@ -40,7 +40,7 @@ void Daemon::start_federation() {
   if (!config_.federation.enabled()) return;
   json devices = json::array();  // "cpu" or "cuda:N", once each
   for (const std::string& d : integrate_placement_.devices) {
-    const std::string name = d == "cpu" ? d : "cuda:" + d;
+    const std::string name = device_label(d);
     if (std::find(devices.begin(), devices.end(), name) == devices.end()) devices.push_back(name);
   }
   const json capacity = {{"workers", config_.workers},

@@ -105,7 +105,6 @@ void Daemon::observe_stage(const nlohmann::json& message) {
   StageObservation& o = observed_[key];
   const int pid = message.value("pid", 0);
   if (o.pid != pid) o = StageObservation{pid};
-  if (message.contains("device") && message["device"].is_string()) o.device = message["device"];
   if (!message.contains("counters")) return;
   const auto& c = message["counters"];
   const auto now = Clock::now();
@@ -249,7 +248,7 @@ nlohmann::json Daemon::workers(const WorkersRequest&) {
       add({{"role", s.role},
            {"worker", s.worker},
            {"pid", s.pid},
-           {"device", o.device},
+           {"device", s.device},
            {"state", state},
            {"restarts", s.restarts},
            {"frames_in", s.counters.frames_in},
