@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/command.hpp"
 #include "tests/reduce/h5_read.hpp"
 
 namespace {
@@ -27,26 +28,13 @@ const std::string kMaster = (kFixtures / "pilatus_master.h5").string();
 const std::string kPoni = (kFixtures / "pilatus.poni").string();
 
 /// Exit code and combined stdout + stderr of one run.
-struct RunResult {
-  int code = -1;
-  std::string output;
-};
+using azflow::testing::CommandResult;
+using azflow::testing::quote;
 
 /// Runs the azflow binary with `args` (already shell-quoted where needed).
-RunResult run_azflow(const std::string& args) {
-  const std::string command = std::string(AZFLOW_BIN) + " " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+CommandResult run_azflow(const std::string& args) {
+  return azflow::testing::run_command(std::string(AZFLOW_BIN) + " " + args);
 }
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
 
 class IntegrateCliTest : public ::testing::Test {
  protected:
@@ -67,7 +55,7 @@ class IntegrateCliTest : public ::testing::Test {
   }
 
   /// `azflow integrate` on the fixture with the reference's settings plus `extra`.
-  RunResult integrate(const std::string& extra, const std::string& output) const {
+  CommandResult integrate(const std::string& extra, const std::string& output) const {
     return run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
                       " --npt 200 --unit q_nm^-1 --error-model poisson --quiet -o " +
                       quote(output) + " " + extra);
@@ -77,7 +65,7 @@ class IntegrateCliTest : public ::testing::Test {
 };
 
 /// Fails unless `output` contains `needle`.
-void expect_contains(const RunResult& r, const std::string& needle) {
+void expect_contains(const CommandResult& r, const std::string& needle) {
   EXPECT_NE(r.output.find(needle), std::string::npos) << "expected '" << needle << "' in:\n"
                                                       << r.output;
 }
@@ -105,7 +93,7 @@ void expect_close_to_pyfai(const std::vector<double>& ref, const std::vector<dou
 }
 
 TEST_F(IntegrateCliTest, MatchesPyFaiOnAnEigerStyleSeries) {
-  const RunResult r = integrate("", out());
+  const CommandResult r = integrate("", out());
   ASSERT_EQ(r.code, 0) << r.output;
   H5File ref((kFixtures / "pilatus_ref.h5").string());
   H5File f(out());
@@ -137,8 +125,8 @@ TEST_F(IntegrateCliTest, MatchesPyFaiForEveryReferenceCase) {
       pos += kFixtures.string().size() + 2;
     }
     const std::string output = out(name + ".h5");
-    const RunResult r = run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
-                                   options + " --quiet -o " + quote(output));
+    const CommandResult r = run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
+                                       options + " --quiet -o " + quote(output));
     ASSERT_EQ(r.code, 0) << options << "\n" << r.output;
     H5File f(output);
     const auto count = ref.doubles(group + "/count");
@@ -160,7 +148,7 @@ TEST_F(IntegrateCliTest, MatchesPyFaiForEveryReferenceCase) {
 }
 
 TEST_F(IntegrateCliTest, WritesNexusMetadataAndSums) {
-  const RunResult r = integrate("", out());
+  const CommandResult r = integrate("", out());
   ASSERT_EQ(r.code, 0) << r.output;
   H5File f(out());
   EXPECT_EQ(f.string_attr("/", "default"), std::vector<std::string>{"entry"});
@@ -202,7 +190,7 @@ TEST_F(IntegrateCliTest, ThreadCountDoesNotChangeTheResult) {
 
 TEST_F(IntegrateCliTest, FrameSubrangeKeepsInputIndexes) {
   ASSERT_EQ(integrate("", out("all.h5")).code, 0);
-  const RunResult r = integrate("--frames 1:3", out());
+  const CommandResult r = integrate("--frames 1:3", out());
   ASSERT_EQ(r.code, 0) << r.output;
   H5File all(out("all.h5"));
   H5File part(out());
@@ -213,10 +201,10 @@ TEST_F(IntegrateCliTest, FrameSubrangeKeepsInputIndexes) {
 }
 
 TEST_F(IntegrateCliTest, CakeHasChiAxis) {
-  const RunResult r = run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
-                                 " --npt-rad 100 --npt-azim 36 --unit 2th_deg --split bbox "
-                                 "--quiet -o " +
-                                 quote(out()));
+  const CommandResult r = run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
+                                     " --npt-rad 100 --npt-azim 36 --unit 2th_deg --split bbox "
+                                     "--quiet -o " +
+                                     quote(out()));
   ASSERT_EQ(r.code, 0) << r.output;
   H5File f(out());
   EXPECT_EQ(f.dims("/entry/integrate/I"), (std::vector<hsize_t>{3, 36, 100}));
@@ -229,8 +217,8 @@ TEST_F(IntegrateCliTest, CakeHasChiAxis) {
 
 TEST_F(IntegrateCliTest, CorruptFrameIsRecordedAndExitCodeIs3) {
   const std::string corrupt = (kFixtures / "corrupt.h5").string();
-  const RunResult r = run_azflow("integrate " + quote(corrupt) + " --poni " + quote(kPoni) +
-                                 " --npt 200 -o " + quote(out()));
+  const CommandResult r = run_azflow("integrate " + quote(corrupt) + " --poni " + quote(kPoni) +
+                                     " --npt 200 -o " + quote(out()));
   EXPECT_EQ(r.code, 3) << r.output;
   expect_contains(r, "1 of 3 frames failed");
   expect_contains(r, "corrupt.h5");
@@ -256,7 +244,7 @@ TEST_F(IntegrateCliTest, MaskFileIsCombinedWithPixelMask) {
   npy += '\0';
   const std::string mask = write("mask.npy", npy + header + std::string(195 * 487, '\0'));
   ASSERT_EQ(integrate("", out("plain.h5")).code, 0);
-  const RunResult r = integrate("--mask " + quote(mask), out());
+  const CommandResult r = integrate("--mask " + quote(mask), out());
   ASSERT_EQ(r.code, 0) << r.output;
   H5File a(out("plain.h5"));
   H5File b(out());
@@ -274,7 +262,7 @@ TEST_F(IntegrateCliTest, MalformedPoni) {
   const std::string poni = write("bad.poni",
                                  "poni_version: 2\nDetector: Pilatus100k\n"
                                  "Distance: not-a-number\nPoni1: 0.01\nPoni2: 0.01\n");
-  const RunResult r =
+  const CommandResult r =
       run_azflow("integrate " + quote(kMaster) + " --poni " + quote(poni) + " -o " + quote(out()));
   EXPECT_EQ(r.code, 2) << r.output;
   expect_contains(r, "azflow: ");
@@ -288,7 +276,7 @@ TEST_F(IntegrateCliTest, UnknownDetectorInPoni) {
                                  "Detector_config: {}\nDistance: 0.1\n"
                                  "Poni1: 0.01\nPoni2: 0.01\nRot1: 0\nRot2: 0\n"
                                  "Rot3: 0\nWavelength: 1e-10\n");
-  const RunResult r =
+  const CommandResult r =
       run_azflow("integrate " + quote(kMaster) + " --poni " + quote(poni) + " -o " + quote(out()));
   EXPECT_NE(r.code, 0);
   expect_contains(r, "FooBar9000");
@@ -300,7 +288,7 @@ TEST_F(IntegrateCliTest, FrameShapeDiffersFromDetector) {
                                  "Detector_config: {}\nDistance: 0.1\n"
                                  "Poni1: 0.01\nPoni2: 0.01\nRot1: 0\nRot2: 0\n"
                                  "Rot3: 0\nWavelength: 1e-10\n");
-  const RunResult r =
+  const CommandResult r =
       run_azflow("integrate " + quote(kMaster) + " --poni " + quote(poni) + " -o " + quote(out()));
   EXPECT_EQ(r.code, 1) << r.output;
   expect_contains(r, "(195, 487)");
@@ -309,7 +297,7 @@ TEST_F(IntegrateCliTest, FrameShapeDiffersFromDetector) {
 }
 
 TEST_F(IntegrateCliTest, MissingDataset) {
-  const RunResult r = integrate("--dataset /nope", out());
+  const CommandResult r = integrate("--dataset /nope", out());
   EXPECT_NE(r.code, 0);
   EXPECT_LT(r.code, 128) << "crashed: " << r.output;
   expect_contains(r, "/nope");
@@ -317,22 +305,22 @@ TEST_F(IntegrateCliTest, MissingDataset) {
 
 TEST_F(IntegrateCliTest, MissingInputFile) {
   const std::string missing = (dir_ / "missing_master.h5").string();
-  const RunResult r =
+  const CommandResult r =
       run_azflow("integrate " + quote(missing) + " --poni " + quote(kPoni) + " -o " + quote(out()));
   EXPECT_EQ(r.code, 1) << r.output;
   expect_contains(r, "missing_master.h5");
 }
 
 TEST_F(IntegrateCliTest, ZeroBins) {
-  const RunResult r = run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
-                                 " --npt 0 -o " + quote(out()));
+  const CommandResult r = run_azflow("integrate " + quote(kMaster) + " --poni " + quote(kPoni) +
+                                     " --npt 0 -o " + quote(out()));
   EXPECT_EQ(r.code, 2) << r.output;
   expect_contains(r, "--npt");
 }
 
 TEST_F(IntegrateCliTest, ExistingOutputNeedsOverwrite) {
   const std::string existing = write("out.h5", "precious");
-  const RunResult r = integrate("", existing);
+  const CommandResult r = integrate("", existing);
   EXPECT_EQ(r.code, 2) << r.output;
   expect_contains(r, existing);
   expect_contains(r, "--overwrite");
@@ -343,7 +331,7 @@ TEST_F(IntegrateCliTest, ExistingOutputNeedsOverwrite) {
 
 TEST_F(IntegrateCliTest, MaskOfWrongShape) {
   const std::string mask = (kFixtures / "mask_wrong_shape.npy").string();
-  const RunResult r = integrate("--mask " + quote(mask), out());
+  const CommandResult r = integrate("--mask " + quote(mask), out());
   EXPECT_NE(r.code, 0);
   EXPECT_LT(r.code, 128) << "crashed: " << r.output;
   expect_contains(r, "mask_wrong_shape.npy");
@@ -361,10 +349,10 @@ TEST_F(IntegrateCliTest, BadOptionValues) {
 }
 
 TEST_F(IntegrateCliTest, VersionAndHelp) {
-  const RunResult version = run_azflow("--version");
+  const CommandResult version = run_azflow("--version");
   EXPECT_EQ(version.code, 0);
   expect_contains(version, "azflow 0.");
-  const RunResult help = run_azflow("integrate --help");
+  const CommandResult help = run_azflow("integrate --help");
   EXPECT_EQ(help.code, 0);
   expect_contains(help, "Exit codes");
   expect_contains(help, "--npt-azim");

@@ -26,6 +26,7 @@
 #include "daemon/job_spec.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/integrate/units.hpp"
+#include "tests/common/command.hpp"
 #include "tests/reduce/h5_read.hpp"
 
 namespace {
@@ -36,6 +37,7 @@ using azflow::ErrorCategory;
 using azflow::ctl::job_spec_from_pyfai_config;
 using azflow::daemon::JobSpec;
 using azflow::testing::H5File;
+using azflow::testing::quote;
 using nlohmann::json;
 
 const fs::path kFixtures = fs::path(AZFLOW_CTL_FIXTURES);
@@ -126,25 +128,6 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, PyFaiConfigFixture,
                          ::testing::Values("gui_1d", "gui_2d", "worker_get_config", "legacy_v1"));
 
 /// Exit code and combined stdout + stderr of one command.
-struct RunResult {
-  int code = -1;
-  std::string output;
-};
-
-RunResult run(const std::string& command) {
-  RunResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
 /// `azflow integrate` options that say explicitly what `spec` says.
 std::string explicit_options(const JobSpec& spec, const std::string& poni_file) {
   const auto& s = spec.settings;
@@ -228,10 +211,10 @@ TEST_P(PyFaiConfigResult, IntegratesAsPyFaiWorker) {
   const fs::path poni = dir_ / "imported.poni";
   std::ofstream(poni) << spec.poni_text;
   const fs::path output = dir_ / "out.h5";
-  const RunResult r =
-      run(std::string(AZFLOW_BIN) + " integrate " +
-          quote((kCliFixtures / "pilatus_master.h5").string()) + explicit_options(spec, poni) +
-          " --frames 0:1 --threads 2 --quiet -o " + quote(output.string()));
+  const azflow::testing::CommandResult r = azflow::testing::run_command(
+      std::string(AZFLOW_BIN) + " integrate " +
+      quote((kCliFixtures / "pilatus_master.h5").string()) + explicit_options(spec, poni) +
+      " --frames 0:1 --threads 2 --quiet -o " + quote(output.string()));
   ASSERT_EQ(r.code, 0) << r.output;
   H5File f(output.string());
   const json& res = want["result"];

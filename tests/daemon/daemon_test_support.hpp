@@ -26,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "ipc/ring.hpp"
+#include "tests/common/command.hpp"
 #include "tests/reduce/h5_read.hpp"
 
 namespace azflow::testing {
@@ -37,26 +38,6 @@ using Clock = std::chrono::steady_clock;
 inline const fs::path kCliFixtures = fs::path(AZFLOW_SOURCE_DIR_PATH) / "tests/cli/fixtures";
 inline const fs::path kSeriesScript =
     fs::path(AZFLOW_SOURCE_DIR_PATH) / "tests/daemon/fixtures/make_series.py";
-
-/// Output and exit code of a shell command.
-struct CommandResult {
-  int code = -1;
-  std::string output;
-};
-
-inline CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-  const int status = pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-inline std::string quote(const std::string& s) { return "'" + s + "'"; }
 
 /// A per-test temporary folder and a unique daemon instance name; removed at the end.
 class TempSpace {
