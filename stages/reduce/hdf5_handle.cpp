@@ -4,11 +4,6 @@
 
 namespace azflow::reduce::h5 {
 
-void Handle::reset() noexcept {
-  if (id_ >= 0) H5Idec_ref(id_);
-  id_ = H5I_INVALID_HID;
-}
-
 Handle check(hid_t id, std::string_view what) {
   if (id < 0) throw Error(ErrorCategory::kIo, std::string(what));
   return Handle(id);

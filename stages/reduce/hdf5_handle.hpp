@@ -1,6 +1,6 @@
 #pragma once
-// Small RAII owner for HDF5 C API identifiers (hid_t) and helpers to write attributes and
-// datasets, shared by the NeXus writer and the image-file reader of azflow::reduce.
+// Helpers to write HDF5 attributes and datasets, with the RAII Handle of base/hdf5_id.hpp,
+// shared by the NeXus writer and the image-file reader of azflow::reduce.
 
 #include <hdf5.h>
 
@@ -11,36 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include "base/hdf5_id.hpp"
+
 namespace azflow::reduce::h5 {
 
-/// Owns one HDF5 identifier and closes it with H5Idec_ref (valid for files, groups, datasets,
-/// dataspaces, datatypes, attributes and property lists). Move-only; an id < 0 is "none".
-class Handle {
- public:
-  Handle() = default;
-  explicit Handle(hid_t id) noexcept : id_(id) {}
-  ~Handle() { reset(); }
-  Handle(Handle&& other) noexcept : id_(std::exchange(other.id_, H5I_INVALID_HID)) {}
-  Handle& operator=(Handle&& other) noexcept {
-    if (this != &other) {
-      reset();
-      id_ = std::exchange(other.id_, H5I_INVALID_HID);
-    }
-    return *this;
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-
-  /// The identifier, still owned by this handle.
-  [[nodiscard]] hid_t get() const noexcept { return id_; }
-  /// Whether it holds an identifier (>= 0).
-  [[nodiscard]] bool valid() const noexcept { return id_ >= 0; }
-  /// Closes the identifier now (no-op if none).
-  void reset() noexcept;
-
- private:
-  hid_t id_ = H5I_INVALID_HID;
-};
+/// Owns one HDF5 identifier (base/hdf5_id.hpp).
+using Handle = azflow::hdf5::Id;
 
 /// Throws azflow::Error (kIo) with `what` if `id` < 0; else returns it wrapped in a Handle.
 Handle check(hid_t id, std::string_view what);

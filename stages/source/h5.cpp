@@ -5,25 +5,6 @@
 
 namespace azflow::source::h5 {
 
-Id& Id::operator=(Id&& other) noexcept {
-  if (this != &other) {
-    reset();
-    id_ = other.release();
-  }
-  return *this;
-}
-
-hid_t Id::release() noexcept {
-  const hid_t id = id_;
-  id_ = -1;
-  return id;
-}
-
-void Id::reset() noexcept {
-  if (id_ >= 0) H5Idec_ref(id_);
-  id_ = -1;
-}
-
 Id open_file(const std::filesystem::path& file, bool no_locking) {
   Id fapl(H5Pcreate(H5P_FILE_ACCESS));
 #if H5_VERSION_GE(1, 10, 7)

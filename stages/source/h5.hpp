@@ -11,28 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "base/hdf5_id.hpp"
+
 namespace azflow::source::h5 {
 
-/// Owns one HDF5 id (file, dataset, dataspace, type, property list) and releases it with
-/// H5Idec_ref. Move-only; an invalid id (< 0) is allowed and owns nothing.
-class Id {
- public:
-  Id() = default;
-  explicit Id(hid_t id) noexcept : id_(id) {}
-  Id(Id&& other) noexcept : id_(other.release()) {}
-  Id& operator=(Id&& other) noexcept;
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  ~Id() { reset(); }
-
-  [[nodiscard]] hid_t get() const noexcept { return id_; }
-  [[nodiscard]] bool valid() const noexcept { return id_ >= 0; }
-  hid_t release() noexcept;
-  void reset() noexcept;
-
- private:
-  hid_t id_ = -1;
-};
+/// Owns one HDF5 identifier (base/hdf5_id.hpp).
+using Id = azflow::hdf5::Id;
 
 /// Opens `file` read-only with HDF5's error printing silenced; an invalid Id if HDF5 cannot
 /// open it. `no_locking` disables HDF5 file locking (HDF5 >= 1.10.7), so a writer still
