@@ -65,10 +65,7 @@ std::chrono::milliseconds env_ms(const char* name) {
 // ---------------------------------------------------------------- start and stop
 
 Daemon::Daemon(DaemonConfig config)
-    : config_(std::move(config)),
-      stages_socket_(context_, zmq::socket_type::router),
-      live_socket_(context_, zmq::socket_type::pub),
-      reducer_delay_(env_ms("AZFLOW_TEST_DELAY_MS_REDUCER")) {
+    : config_(std::move(config)), stages_socket_(context_, zmq::socket_type::router) {
   lock_ = std::make_unique<InstanceLock>(
       std::vector{InstanceLock::shm_lock_path(config_.instance),
                   InstanceLock::state_lock_path(config_.state_dir)},
@@ -82,9 +79,9 @@ Daemon::Daemon(DaemonConfig config)
   for (const auto* ep : {&config_.stages_endpoint, &config_.live_endpoint}) prepare_endpoint(*ep);
   stages_socket_.set(zmq::sockopt::linger, 0);
   stages_socket_.bind(config_.stages_endpoint);
-  live_socket_.set(zmq::sockopt::linger, 0);
-  live_socket_.set(zmq::sockopt::sndhwm, static_cast<int>(kLiveHighWaterMark));
-  live_socket_.bind(config_.live_endpoint);
+  sink_ = std::make_unique<ResultSink>(context_, config_.live_endpoint,
+                                       static_cast<int>(kLiveHighWaterMark),
+                                       env_ms("AZFLOW_TEST_DELAY_MS_REDUCER"));
   std::vector<std::string> endpoints{config_.control_endpoint};
   if (!config_.control_tcp_endpoint.empty()) endpoints.push_back(config_.control_tcp_endpoint);
   place_integrate_workers_once();  // before federation: peers learn this node's devices
@@ -134,13 +131,15 @@ int Daemon::run(const std::atomic<bool>& stop) {
       if (!stop_deadline && (stop.load() || control_->shutdown_requested())) {
         stop_deadline = begin_stop();
       }
-      if (stop_deadline && (shards_in_flight() == 0 || Clock::now() >= *stop_deadline)) break;
+      const bool idle = shards_in_flight() == 0 && finishing_.empty();
+      if (stop_deadline && (idle || Clock::now() >= *stop_deadline)) break;
       control_->poll(milliseconds(0));
       poll_peers();
       poll_stages();
       reap_stages();
       dispatch();
-      const std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
+      std::size_t n = drain_results(results_ ? milliseconds(10) : milliseconds(0));
+      n += apply_sink_events();
       if (!results_ && n == 0) control_->poll(milliseconds(10));
       if (Clock::now() - last_periodic_ >= kPeriodic) {
         last_periodic_ = Clock::now();
@@ -167,6 +166,7 @@ Clock::time_point Daemon::begin_stop() {
 }
 
 void Daemon::end_stop() {
+  settle_sink();  // rows handed over are written, committed shards recorded, outputs finished
   // Shards still in flight after the timeout go back to the queue: a restart redoes them whole
   // (their frames were not committed), so no frame is written twice.
   std::size_t requeued = 0;
@@ -198,7 +198,7 @@ ServiceCounters Daemon::service_counters() const {
     }
     c.shards_in_flight += job.running.size();
   }
-  c.frames_written = reducer_.counters().written;
+  c.frames_written = sink_->counters().written;
   c.stopping = shutdown_;
   return c;
 }
@@ -226,6 +226,7 @@ void Daemon::stop_pipeline() {
   }
   if (supervisor_) supervisor_->stop_all(milliseconds(3000));
   supervisor_.reset();
+  if (sink_) sink_->wait_reducer_idle();  // every results slot it holds is released
   source_pending_.clear();
   for (auto* ring : {&compressed_, &frames_, &results_}) {
     if (*ring) ipc::Ring::remove((*ring)->name());
@@ -302,6 +303,8 @@ void Daemon::activate(const JobRecord& record) {
   }
   job.started = record.state == JobState::kRunning;
   job.priority = record.priority;
+  sink_->set_job(job.id, std::string(integrate::unit_name(job.spec.settings.unit)), job.axes,
+                 job.spec.datasets.front());
   job.waiting_for = record.after;  // settle_dependencies() drops the succeeded ones
   jobs_.emplace(job.id, std::move(job));
 }
@@ -373,6 +376,7 @@ void Daemon::log_event(const ActiveJob& job, const std::string& line) const {
 void Daemon::save_axes(ActiveJob& job, const nlohmann::json& axes) {
   if (job.axes) return;
   job.axes = axes;
+  sink_->set_axes(job.id, axes);
   write_file_atomically(job.dir / "layout.json", axes.dump());
 }
 
@@ -410,28 +414,19 @@ void Daemon::finish_job(ActiveJob& job) {
   end_job(job, JobState::kSucceeded, "", true);
 }
 
-/// Writes the output (final or .partial), records the final state and forgets the job.
 void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
                      bool finish_output) {
-  std::string why = reason;
-  try {
-    if (!ensure_axes(job)) throw Error(ErrorCategory::kInput, "no plan axes: output not written");
-    const auto out = assemble_output(job.id, job.spec, job.frames_total, job.dir,
-                                     store_->shards(job.id), *job.axes, job.output, finish_output);
-    spdlog::info("job {}: {} ({} frames written, {} failed) -> {}", job.id, job_state_name(state),
-                 out.frames_written, out.failed.size(), out.path.string());
-    if (finish_output && state == JobState::kSucceeded) {  // kept otherwise: `retry` needs them
-      for (const auto& entry : std::filesystem::directory_iterator(job.dir)) {
-        if (entry.path().extension() == ".done") std::filesystem::remove(entry.path());
-      }
-    }
-  } catch (const Error& e) {
-    spdlog::error("job {}: writing the output failed: {}", job.id, e.what());
+  if (ensure_axes(job)) {
+    sink_->assemble({job.id, job.spec, job.frames_total, job.dir, store_->shards(job.id), *job.axes,
+                     job.output, finish_output, state, reason});
+    finishing_.insert(job.id);
+  } else {
     if (state != JobState::kCancelled) state = JobState::kFailed;
-    why = (why.empty() ? "" : why + "; ") + "output: " + e.what();
+    const std::string why =
+        (reason.empty() ? "" : reason + "; ") + "output: no plan axes: output not written";
+    store_->set_job_state(job.id, state, why);
+    log_event(job, "job " + std::string(job_state_name(state)));
   }
-  store_->set_job_state(job.id, state, why);
-  log_event(job, "job " + std::string(job_state_name(state)));
   if (supervisor_) {  // the source closes the job's files (a retry reopens them, maybe fixed)
     const auto source = supervisor_->slot_of("source", 0);
     if (source && !supervisor_->slots()[*source].identity.empty()) {
@@ -439,7 +434,7 @@ void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
     }
   }
   end_remote_shards(job);
-  reducer_.drop_job(job.id);
+  sink_->drop_job(job.id);
   std::erase_if(source_pending_,
                 [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == job.id; });
   const std::int64_t id = job.id;
@@ -453,15 +448,20 @@ nlohmann::json Daemon::cancel(const CancelRequest& request) {
     const auto it = jobs_.find(id);
     if (it == jobs_.end()) {
       const auto record = store_->job(id);
-      refused.push_back({{"job_id", id},
-                         {"reason", record ? "job is " + std::string(job_state_name(record->state))
-                                           : "no such job"}});
+      const std::string why =
+          finishing_.contains(id)
+              ? "job is writing its output"
+              : (record ? "job is " + std::string(job_state_name(record->state)) : "no such job");
+      refused.push_back({{"job_id", id}, {"reason", why}});
       continue;
     }
     broadcast({{"type", "cancel"}, {"job", id}});
     end_job(it->second, JobState::kCancelled, "cancelled by request", false);
     cancelled.push_back(id);
   }
+  // The answer comes once the cancelled jobs' .partial outputs are written and their state is
+  // recorded (a client that reads the state next finds the file): this verb waits for the sink.
+  if (!cancelled.empty()) settle_sink();
   return {{"cancelled", cancelled}, {"not_cancelled", refused}};
 }
 
@@ -507,7 +507,7 @@ nlohmann::json Daemon::daemon_status() const {
                               {"reclaimed", s.reclaimed},
                               {"slot_bytes", (*ring)->slot_bytes()}};
   }
-  const auto& c = reducer_.counters();
+  const auto c = sink_->counters();
   nlohmann::json active = nlohmann::json::array();
   for (const auto& [id, job] : jobs_) active.push_back(id);
   return {{"version", std::string(reduce::program_version())},
@@ -523,7 +523,7 @@ nlohmann::json Daemon::daemon_status() const {
             {"duplicates_ignored", c.duplicates},
             {"not_open_ignored", c.not_open},
             {"shards_committed", c.shards_committed},
-            {"open_shards", reducer_.open_shards()}}},
+            {"open_shards", sink_->open_shards()}}},
           {"live_endpoint", config_.live_endpoint},
           {"output_dir", (config_.state_dir / "outputs").string()},
           {"draining", draining_}};
@@ -540,8 +540,8 @@ void Daemon::dispatch() {
   settle_dependencies();
   std::size_t in_flight = local_in_flight();
   const std::size_t limit = pipeline_slots();
-  std::vector<ActiveJob*> order;  // runnable jobs: priority first, then id (jobs_ is by id)
-  std::size_t busy = 0;           // jobs with shards in flight
+  std::vector<ActiveJob*> order;         // runnable jobs: priority first, then id (jobs_ is by id)
+  std::size_t busy = finishing_.size();  // jobs with shards in flight or writing their output
   for (auto& [id, job] : jobs_) {
     if (job.queued.empty() && job.running.empty() && job.shards_done == job.shards_total) {
       finish_job(job);  // all shards done before this run (restart after the last shard)
@@ -577,13 +577,13 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
   }
   store_->mark_shard_running(job.id, shard.shard_id);
   job.running.emplace(shard.shard_id, shard);
-  if (reducer_.is_open(job.id, shard.shard_id)) {  // handed back by a peer: only what is missing
-    send_frames(job.id, shard.shard_id, reducer_.missing(job.id, shard.shard_id));
+  if (sink_->is_open(job.id, shard.shard_id)) {  // handed back by a peer: only what is missing
+    send_frames(job.id, shard.shard_id, sink_->missing(job.id, shard.shard_id));
     return;
   }
   const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
-  reducer_.open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
-                                job.bins, with_errors});
+  sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
+                              job.bins, with_errors});
   send_to_source({{"type", "shard"},
                   {"job", job.id},
                   {"shard", shard.shard_id},
@@ -597,7 +597,7 @@ void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
                          const std::vector<std::int64_t>& frames) {
   if (is_guest(job_id)) return guest_redo(job_id, shard, frames);
   const auto it = jobs_.find(job_id);
-  if (it == jobs_.end() || frames.empty() || !reducer_.is_open(job_id, shard)) return;
+  if (it == jobs_.end() || frames.empty() || !sink_->is_open(job_id, shard)) return;
   spdlog::info("job {} shard {}: redoing {} frames", job_id, shard, frames.size());
   send_to_source({{"type", "shard"},
                   {"job", job_id},
@@ -634,7 +634,7 @@ void Daemon::broadcast(const nlohmann::json& message) {
 /// Re-requests the missing frames of shards that stall with every ring empty and nothing pending
 /// at the source (a safety net: no known path loses a frame, but a frame must never be lost).
 void Daemon::watchdog() {
-  if (!results_ || (reducer_.open_shards() == 0 && guest_shards_.empty()) ||
+  if (!results_ || (sink_->open_shards() == 0 && guest_shards_.empty()) ||
       !source_pending_.empty()) {
     stall_ticks_ = 0;
     return;
@@ -648,11 +648,11 @@ void Daemon::watchdog() {
   }
   if (++stall_ticks_ < kStallTicks) return;
   stall_ticks_ = 0;
-  for (const auto& [job, shard] : reducer_.open_keys()) {
+  for (const auto& [job, shard] : sink_->open_keys()) {
     const auto it = jobs_.find(job);
     if (it != jobs_.end() && !it->second.running.contains(shard)) continue;  // a peer holds it
     spdlog::warn("job {} shard {} stalled with every ring empty", job, shard);
-    send_frames(job, shard, reducer_.missing(job, shard));
+    send_frames(job, shard, sink_->missing(job, shard));
   }
   for (const auto& [key, shard] : guest_shards_) {
     std::vector<std::int64_t> missing;
@@ -796,102 +796,79 @@ void Daemon::check_heartbeats() {
 
 // ---------------------------------------------------------------- reducer
 
+/// Hands what is ready in the results ring to the result sink (guest jobs' results go back to
+/// their coordinator from here).
 std::size_t Daemon::drain_results(milliseconds timeout) {
   if (!results_) return 0;
   std::size_t n = 0;
   while (n < kMaxResultsPerDrain) {
     auto slot = results_->acquire_read(n == 0 ? timeout : milliseconds(0));
     if (!slot) break;
-    handle_result(*slot);
     ++n;
-    if (reducer_delay_.count() > 0) std::this_thread::sleep_for(reducer_delay_);
+    if (slot->header().job_id >= static_cast<std::uint64_t>(kFirstGuestJob)) {
+      guest_result(*slot);
+    } else {
+      sink_->add(std::move(*slot));
+    }
   }
   return n;
 }
 
-void Daemon::handle_result(const ipc::ReadSlot& slot) {
-  const ipc::SlotHeader& h = slot.header();
-  const auto job_id = static_cast<std::int64_t>(h.job_id);
-  const auto shard_id = static_cast<std::int64_t>(h.shard_id);
-  if (job_id >= kFirstGuestJob) return guest_result(slot);
-  const auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return;  // finished or cancelled job: a redone frame, ignored
-  ActiveJob& job = it->second;
-  if (h.status != ipc::SlotStatus::kOk && h.reason_view().ends_with("job cancelled")) {
-    return;  // left in the rings by a cancel of this job, now retried: its shard redoes it
-  }
-  if (!job.axes) poll_stages();  // the worker sent plan_axes before this frame's result
-  const auto payload = slot.payload();
-  std::string reason(h.reason_view());
-  if (h.status != ipc::SlotStatus::kOk &&
-      reason.find(job.spec.datasets.front()) == std::string::npos) {
-    reason = "frame " + std::to_string(h.frame_index) + " of " + job.spec.datasets.front() + ": " +
-             std::string(h.reason_view());
-  }
-  const reduce::FrameResult result{
-      job_id,
-      shard_id,
-      static_cast<std::int64_t>(h.frame_index),
-      h.status == ipc::SlotStatus::kOk,
-      reason,
-      std::span<const double>(reinterpret_cast<const double*>(payload.data()),
-                              payload.size() / sizeof(double))};
-  reduce_frame(job, result);
-}
-
-/// Adds one frame's result (from this node's pipeline or a peer's) to its shard: the frame-error
-/// record, the live publication and the shard's completion.
+/// Hands a peer's row (federation) to the result sink, which copies it.
 void Daemon::reduce_frame(ActiveJob& job, const reduce::FrameResult& result) {
-  const std::int64_t job_id = job.id;
-  const std::int64_t shard_id = result.shard_id;
-  const std::string reason(result.reason);
-  const reduce::AddOutcome outcome = reducer_.add(result);
-  if (outcome == reduce::AddOutcome::kFailed) {
-    store_->record_frame_error(job_id, result.frame, reason);
-    publish(job, result.frame, false, reason);
-  } else if (outcome == reduce::AddOutcome::kWritten) {
-    publish(job, result.frame, true, {});
-  }
-  if (reducer_.complete(job_id, shard_id)) finish_shard(job, shard_id);
+  sink_->add(OwnedFrameResult{job.id, result.shard_id, result.frame, result.ok,
+                              std::string(result.reason),
+                              std::vector<double>(result.sums.begin(), result.sums.end())});
 }
 
-void Daemon::finish_shard(ActiveJob& job, std::int64_t shard_id) {
-  const reduce::CommittedShard done = reducer_.commit_shard(job.id, shard_id);
+std::size_t Daemon::apply_sink_events() {
+  const std::vector<SinkEvent> events = sink_->take_events();
+  for (const SinkEvent& event : events) {
+    std::visit([this](const auto& e) { apply(e); }, event);
+  }
+  return events.size();
+}
+
+void Daemon::apply(const FrameFailedEvent& event) {
+  if (!jobs_.contains(event.job)) return;  // ended meanwhile (cancelled): not counted
+  store_->record_frame_error(event.job, event.frame, event.reason);
+}
+
+/// A shard file is .done: the store marks the shard done (in this order: crash recovery).
+void Daemon::apply(const ShardCommittedEvent& event) {
+  const auto it = jobs_.find(event.job);
+  if (it == jobs_.end()) return;  // ended meanwhile: its store record does not count the shard
+  ActiveJob& job = it->second;
+  if (!event.error.empty()) {
+    end_job(job, JobState::kFailed,
+            "shard " + std::to_string(event.shard) + " not committed: " + event.error, false);
+    return;
+  }
   const bool counted =
-      store_->mark_shard_done(job.id, shard_id, static_cast<std::int64_t>(done.frames),
-                              static_cast<std::int64_t>(done.failed));
-  log_event(job, "shard " + std::to_string(shard_id) + " done frames=" +
-                     std::to_string(done.frames) + " failed=" + std::to_string(done.failed) +
+      store_->mark_shard_done(job.id, event.shard, static_cast<std::int64_t>(event.frames),
+                              static_cast<std::int64_t>(event.failed));
+  log_event(job, "shard " + std::to_string(event.shard) + " done frames=" +
+                     std::to_string(event.frames) + " failed=" + std::to_string(event.failed) +
                      (counted ? "" : " (already done: not counted)"));
-  job.running.erase(shard_id);
-  job.remote.erase(shard_id);
-  ++job.shards_done;
+  job.running.erase(event.shard);
+  job.remote.erase(event.shard);
+  std::erase_if(job.queued, [&](const ShardRecord& q) { return q.shard_id == event.shard; });
+  if (counted) ++job.shards_done;  // not counted: done before (activate counted it)
   if (job.shards_done == job.shards_total) finish_job(job);
 }
 
-void Daemon::publish(ActiveJob& job, std::int64_t frame, bool ok, std::string_view reason) {
-  nlohmann::json header = {{"job", job.id},
-                           {"frame", frame},
-                           {"status", ok ? "ok" : "failed"},
-                           {"unit", std::string(integrate::unit_name(job.spec.settings.unit))}};
-  if (!ok) header["reason"] = reason;
-  if (job.axes && (frame == 0 || !job.axes_published)) {
-    header["radial"] = job.axes->at("radial_centers");
-    if (!job.axes->at("azimuthal_centers").empty())
-      header["azimuthal"] = job.axes->at("azimuthal_centers");
-    job.axes_published = true;
-  }
-  const std::string topic = "job." + std::to_string(job.id);
-  const std::string text = header.dump();
-  const auto I = ok ? reducer_.last_intensity() : std::span<const float>();
-  const auto sigma = ok ? reducer_.last_sigma() : std::span<const float>();
-  // PUB never blocks: a subscriber past its high-water mark loses messages, the pipeline does not
-  (void)live_socket_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-  (void)live_socket_.send(zmq::buffer(text), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-  (void)live_socket_.send(zmq::const_buffer(I.data(), I.size_bytes()),
-                          zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-  (void)live_socket_.send(zmq::const_buffer(sigma.data(), sigma.size_bytes()),
-                          zmq::send_flags::dontwait);
+void Daemon::apply(const OutputWrittenEvent& event) {
+  finishing_.erase(event.job);
+  store_->set_job_state(event.job, event.state, event.reason);
+  std::ofstream out(config_.state_dir / "jobs" / std::to_string(event.job) / "events.log",
+                    std::ios::app);
+  out << unix_ms() << " job " << job_state_name(event.state) << "\n";
+}
+
+void Daemon::settle_sink() {
+  do {
+    sink_->wait_idle();
+  } while (apply_sink_events() > 0);
 }
 
 }  // namespace azflow::daemon

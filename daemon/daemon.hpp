@@ -1,9 +1,11 @@
 #pragma once
 // azflowd's core: the job logic behind the control endpoint (ControlHandler), the scheduler that
 // cuts jobs into shards and hands them to the source stage, the supervisor of the stage
-// processes, and the reducer/writer that turns the results ring into shard files and NeXus
-// outputs. Everything runs on one thread (the main loop in run()); stage processes do the heavy
-// work. See docs/daemon-design.md.
+// processes, and the result sink (daemon/result_sink.hpp) that turns the results ring into shard
+// files and NeXus outputs. The job logic runs on one thread (the main loop in run()); the result
+// sink's disk work (rows, shard commits, output assembly) runs on its own threads, so the control
+// endpoint answers while a large output is written; stage processes do the heavy work. See
+// docs/architecture.md.
 //
 // Scheduling: jobs whose `after` dependencies have all succeeded, by priority (higher first),
 // then submission order; a job that has shards in flight is never preempted. At most
@@ -44,6 +46,7 @@
 #include "daemon/gpu_placement.hpp"
 #include "daemon/instance_lock.hpp"
 #include "daemon/job_store.hpp"
+#include "daemon/result_sink.hpp"
 #include "daemon/service_notify.hpp"
 #include "daemon/supervisor.hpp"
 #include "ipc/ring.hpp"
@@ -153,8 +156,9 @@ class Daemon : public ControlHandler {
   std::int64_t add_failed_job(const JobSpec& spec, const std::string& reason);
   std::vector<ShardPlan> cut_shards(std::int64_t frames, std::size_t bins) const;
   void finish_job(ActiveJob& job);
+  /// Ends a job: hands its output to the result sink (final or .partial) and forgets it; the
+  /// store records its final state once that output file is on disk (OutputWrittenEvent).
   void end_job(ActiveJob& job, JobState state, const std::string& reason, bool finish_output);
-  void write_partial_output(ActiveJob& job);
   bool ensure_axes(ActiveJob& job);
   void save_axes(ActiveJob& job, const nlohmann::json& axes);
   void log_event(const ActiveJob& job, const std::string& line) const;
@@ -191,12 +195,15 @@ class Daemon : public ControlHandler {
   void redo_reclaimed(const std::vector<ipc::SlotHeader>& headers);
   void check_heartbeats();
 
-  // reducer
+  // result sink (its threads do the work; these hand it over and apply what it reports)
   std::size_t drain_results(std::chrono::milliseconds timeout);
-  void handle_result(const ipc::ReadSlot& slot);
   void reduce_frame(ActiveJob& job, const reduce::FrameResult& result);
-  void finish_shard(ActiveJob& job, std::int64_t shard_id);
-  void publish(ActiveJob& job, std::int64_t frame, bool ok, std::string_view reason);
+  std::size_t apply_sink_events();
+  void apply(const FrameFailedEvent& event);
+  void apply(const ShardCommittedEvent& event);
+  void apply(const OutputWrittenEvent& event);
+  /// Waits for the result sink to finish everything handed over (and what that leads to).
+  void settle_sink();
 
   nlohmann::json daemon_status() const;
 
@@ -240,19 +247,18 @@ class Daemon : public ControlHandler {
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<ControlServer> control_;
   zmq::socket_t stages_socket_;
-  zmq::socket_t live_socket_;
   std::map<std::int64_t, ActiveJob> jobs_;  // by id = submission order
   std::optional<ipc::Ring> compressed_, frames_, results_;
   PipelineShape shape_;
   std::unique_ptr<Supervisor> supervisor_;
   IntegratePlacement integrate_placement_;  // integrate workers' devices (gpu_placement.hpp)
-  reduce::Reducer reducer_;
+  std::unique_ptr<ResultSink> sink_;        // reducer, shard files, outputs, live PUB (own threads)
+  std::set<std::int64_t> finishing_;        // jobs whose output the sink is writing
   std::map<std::int64_t, nlohmann::json> source_pending_;  // msg id -> shard message
   std::int64_t next_msg_ = 1;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_periodic_{};
   int stall_ticks_ = 0;
-  std::chrono::milliseconds reducer_delay_{0};
   bool shutdown_ = false;
   ServiceNotifier notifier_;
   bool draining_ = false;  ///< `drain`: no new jobs (enqueue and retry refused)

@@ -244,9 +244,9 @@ void Daemon::peer_wants(const std::string& node, std::size_t count) {
 nlohmann::json Daemon::hand_out(ActiveJob& job, const std::string& node) {
   const ShardRecord shard = job.queued.front();
   json message = {{"job", job.id}, {"shard", shard.shard_id}, {"spec", to_json(job.spec)}};
-  const bool begun = reducer_.is_open(job.id, shard.shard_id);
+  const bool begun = sink_->is_open(job.id, shard.shard_id);
   if (begun) {
-    message["frames"] = reducer_.missing(job.id, shard.shard_id);
+    message["frames"] = sink_->missing(job.id, shard.shard_id);
   } else {
     message["first"] = shard.first_frame;
     message["count"] = shard.frame_count;
@@ -259,8 +259,8 @@ nlohmann::json Daemon::hand_out(ActiveJob& job, const std::string& node) {
   store_->mark_shard_running(job.id, shard.shard_id);
   if (!begun) {
     const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
-    reducer_.open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
-                                  job.bins, with_errors});
+    sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
+                                job.bins, with_errors});
   }
   job.remote[shard.shard_id] = {node, Clock::now()};
   job.participants.insert(node);
@@ -294,6 +294,8 @@ void Daemon::peer_row(PeerMessage& m) {
 /// the peer from the job.
 void Daemon::peer_shard_back(const std::string& node, const nlohmann::json& body,
                              const std::string& why) {
+  sink_->wait_reducer_idle();  // the peer's rows sent before this message are in
+  apply_sink_events();
   const auto it = jobs_.find(body.at("job").get<std::int64_t>());
   if (it == jobs_.end()) return;
   ActiveJob& job = it->second;
@@ -304,7 +306,7 @@ void Daemon::peer_shard_back(const std::string& node, const nlohmann::json& body
   const std::int64_t shard = body.at("shard").get<std::int64_t>();
   const auto remote = job.remote.find(shard);
   if (remote == job.remote.end() || remote->second.node != node) return;
-  if (!reducer_.is_open(job.id, shard)) {  // committed meanwhile
+  if (!sink_->is_open(job.id, shard)) {  // committed meanwhile
     job.remote.erase(remote);
     return;
   }

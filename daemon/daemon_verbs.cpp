@@ -84,7 +84,8 @@ void Daemon::settle_dependencies() {
   for (auto& [id, job] : jobs_) {
     std::string failure;
     std::erase_if(job.waiting_for, [&](std::int64_t dep) {
-      if (!failure.empty() || jobs_.contains(dep)) return false;  // still queued or running
+      // still queued, running or writing its output
+      if (!failure.empty() || jobs_.contains(dep) || finishing_.contains(dep)) return false;
       failure = dependency_failure(dep, store_->job(dep));
       return failure.empty();
     });
@@ -123,7 +124,7 @@ void Daemon::observe_stage(const nlohmann::json& message) {
 }
 
 void Daemon::sample_throughput() {
-  const auto& c = reducer_.counters();
+  const auto c = sink_->counters();
   const auto now = Clock::now();
   throughput_.emplace_back(now, c.written + c.failed);
   while (throughput_.size() > 2 && now - throughput_.front().first > kRecentWindow) {
@@ -151,6 +152,7 @@ nlohmann::json Daemon::rings_json() const {
 nlohmann::json Daemon::retry(const RetryRequest& request) {
   if (shutdown_) throw Error(ErrorCategory::kConfig, "the daemon is shutting down");
   if (draining_) throw Error(ErrorCategory::kConfig, "azflowd is draining: it accepts no retries");
+  if (finishing_.contains(request.job_id)) settle_sink();  // cancelled: its .partial output first
   const auto record = store_->job(request.job_id);
   const std::string name = "job " + std::to_string(request.job_id);
   if (!record) throw FieldError("job_id", "no " + name);
@@ -259,7 +261,7 @@ nlohmann::json Daemon::workers(const WorkersRequest&) {
           s.role);
     }
   }
-  const auto& c = reducer_.counters();
+  const auto c = sink_->counters();
   add({{"role", "reducer"},
        {"worker", 0},
        {"pid", static_cast<std::int64_t>(::getpid())},
@@ -283,7 +285,7 @@ nlohmann::json Daemon::stats(const StatsRequest&) {
     const auto it = totals.jobs_by_state.find(s);
     jobs[std::string(job_state_name(s))] = it == totals.jobs_by_state.end() ? 0 : it->second;
   }
-  const auto& c = reducer_.counters();
+  const auto c = sink_->counters();
   const double uptime = std::chrono::duration<double>(Clock::now() - started_).count();
   const std::uint64_t since_start = c.written + c.failed;
   double recent = 0;

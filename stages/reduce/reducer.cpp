@@ -82,15 +82,20 @@ std::vector<std::pair<std::int64_t, std::int64_t>> Reducer::open_keys() const {
 }
 
 CommittedShard Reducer::commit_shard(std::int64_t job_id, std::int64_t shard_id) {
+  const std::unique_ptr<ShardFileWriter> shard = take_shard(job_id, shard_id);
+  return {shard->commit(), shard->frames_in(), shard->frames_failed()};
+}
+
+std::unique_ptr<ShardFileWriter> Reducer::take_shard(std::int64_t job_id, std::int64_t shard_id) {
   const auto it = shards_.find({job_id, shard_id});
   if (it == shards_.end()) {
     throw Error(ErrorCategory::kInternal, "reducer: job " + std::to_string(job_id) + " shard " +
                                               std::to_string(shard_id) + " is not open");
   }
-  CommittedShard done{it->second->commit(), it->second->frames_in(), it->second->frames_failed()};
+  std::unique_ptr<ShardFileWriter> shard = std::move(it->second);
   shards_.erase(it);
   ++counters_.shards_committed;
-  return done;
+  return shard;
 }
 
 void Reducer::drop_job(std::int64_t job_id) {

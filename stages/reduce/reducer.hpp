@@ -76,6 +76,9 @@ class Reducer {
   [[nodiscard]] std::vector<std::pair<std::int64_t, std::int64_t>> open_keys() const;
   /// Commits a complete shard (shard_file commit: fsync, rename to .done) and closes it.
   CommittedShard commit_shard(std::int64_t job_id, std::int64_t shard_id);
+  /// Closes an open shard and hands its writer over, for the caller to commit() (for example
+  /// outside a lock the reducer is under); counted as committed. Throws kInternal if not open.
+  std::unique_ptr<ShardFileWriter> take_shard(std::int64_t job_id, std::int64_t shard_id);
   /// Closes every open shard of a job without committing (cancel, job failure), removing their
   /// .partial files.
   void drop_job(std::int64_t job_id);
