@@ -262,15 +262,24 @@ TEST_F(DaemonTest, CancelMidJobLeavesAPartialFileAndTheNextJobRuns) {
 
 // ---------------------------------------------------------------- crashes
 
+/// Whether the job is running with some but not all of its `total` frames done.
+bool mid_job(const json& job, int total) {
+  const int done = job.value("frames_done", 0) + job.value("frames_failed", 0);
+  return job.value("state", "") == "running" && done > 0 && done < total;
+}
+
 /// Kills stage `role/0` with SIGKILL once the job is under way; the job must still complete with
-/// every frame exactly once, and the stage must have been restarted.
+/// every frame exactly once, and the stage must have been restarted. The job is checked to be
+/// running, with frames still to do, both before and after the kill (so the kill cannot land
+/// after completion): 400 frames at 10 ms each on 2 integrate workers take about 2 s.
 void kill_stage_mid_job(TempSpace& space, const std::string& role) {
-  const std::string master = make_series(space, "k", 400);
+  constexpr int kFrames = 400;
+  const std::string master = make_series(space, "k", kFrames);
   const std::string out = space.path("out.h5").string();
   reference_integrate(master, space.path("ref.h5").string());
   DaemonProcess daemon(space, 2,
                        "[rings]\ncompressed_slots = 8\nframes_slots = 4\nresults_slots = 8\n",
-                       {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "4"}});
+                       {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "10"}});
   ControlClient client(daemon.endpoint());
   ASSERT_TRUE(client.wait_ready());
   const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, out);
@@ -279,10 +288,14 @@ void kill_stage_mid_job(TempSpace& space, const std::string& role) {
   })) << daemon.log();
   const pid_t victim = stage_pids(client)[role + "/0"];
   ASSERT_GT(victim, 0);
+  const json before = job_status(client, id);
+  ASSERT_TRUE(mid_job(before, kFrames)) << "not mid-job before the kill: " << before.dump();
   ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  const json after = job_status(client, id);
+  EXPECT_TRUE(mid_job(after, kFrames)) << "not mid-job after the kill: " << after.dump();
   const json job = wait_job(client, id);
   EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon.log();
-  EXPECT_EQ(job.value("frames_done", 0), 400);
+  EXPECT_EQ(job.value("frames_done", 0), kFrames);
   EXPECT_EQ(job.value("frames_failed", 0), 0);
   expect_same_as_reference(out, space.path("ref.h5").string());
   const auto pids = stage_pids(client);
