@@ -276,9 +276,11 @@ void Daemon::activate(const JobRecord& record) {
   job.output = record.output_path;
   job.dir = config_.state_dir / "jobs" / std::to_string(record.id);
   std::filesystem::create_directories(job.dir);
+  FrameOrigins origins;
   try {
     source::Dataset dataset = open_job_dataset(job.spec);
     job.frame_bytes = dataset.info().frame_bytes();
+    origins = FrameOrigins(job.spec.datasets, dataset.files());
   } catch (const Error& e) {
     store_->set_job_state(record.id, JobState::kFailed, e.what());
     spdlog::error("job {} failed: {}", record.id, e.what());
@@ -304,7 +306,7 @@ void Daemon::activate(const JobRecord& record) {
   job.started = record.state == JobState::kRunning;
   job.priority = record.priority;
   sink_->set_job(job.id, std::string(integrate::unit_name(job.spec.settings.unit)), job.axes,
-                 job.spec.datasets.front());
+                 std::move(origins));
   job.waiting_for = record.after;  // settle_dependencies() drops the succeeded ones
   jobs_.emplace(job.id, std::move(job));
 }

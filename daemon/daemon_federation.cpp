@@ -274,10 +274,7 @@ void Daemon::peer_row(PeerMessage& m) {
   ActiveJob& job = it->second;
   const std::int64_t frame = m.body.at("frame").get<std::int64_t>();
   const bool ok = m.body.value("ok", false);
-  std::string reason = m.body.value("reason", std::string());
-  if (!ok && reason.find(job.spec.datasets.front()) == std::string::npos) {
-    reason = "frame " + std::to_string(frame) + " of " + job.spec.datasets.front() + ": " + reason;
-  }
+  const std::string reason = m.body.value("reason", std::string());  // the sink names the file
   const reduce::FrameResult result{
       job.id,
       m.body.at("shard").get<std::int64_t>(),

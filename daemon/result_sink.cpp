@@ -26,9 +26,9 @@ ResultSink::~ResultSink() {
 }
 
 void ResultSink::set_job(std::int64_t job, std::string unit, std::optional<nlohmann::json> axes,
-                         std::string input) {
+                         FrameOrigins origins) {
   const std::lock_guard lock(mutex_);
-  live_jobs_[job] = LiveJob{std::move(unit), std::move(axes), false, std::move(input)};
+  live_jobs_[job] = LiveJob{std::move(unit), std::move(axes), false, std::move(origins)};
 }
 
 void ResultSink::set_axes(std::int64_t job, const nlohmann::json& axes) {
@@ -80,8 +80,9 @@ void ResultSink::add(ipc::ReadSlot slot) {
   auto held = std::make_shared<ipc::ReadSlot>(std::move(slot));
   reducer_thread_.post([this, held] {
     const ipc::SlotHeader& h = held->header();
-    if (h.status != ipc::SlotStatus::kOk && h.reason_view().ends_with("job cancelled")) {
-      return;  // left in the rings by a cancel of this job, now retried: its shard redoes it
+    if (h.status == ipc::SlotStatus::kCancelled) {
+      return;  // left in the rings by a cancel of this job, maybe retried since: its shard redoes
+               // it
     }
     const auto payload = held->payload();
     reduce({static_cast<std::int64_t>(h.job_id), static_cast<std::int64_t>(h.shard_id),
@@ -137,12 +138,9 @@ void ResultSink::reduce(reduce::FrameResult result) {
   std::unique_ptr<reduce::ShardFileWriter> complete;
   {
     const std::lock_guard lock(mutex_);
-    std::string reason;
-    if (const auto it = live_jobs_.find(result.job_id);
-        !result.ok && it != live_jobs_.end() &&
-        result.reason.find(it->second.input) == std::string_view::npos) {
-      reason = "frame " + std::to_string(result.frame) + " of " + it->second.input + ": " +
-               std::string(result.reason);
+    std::string reason;  // a failed frame's reason, naming its own file and dataset
+    if (const auto it = live_jobs_.find(result.job_id); !result.ok && it != live_jobs_.end()) {
+      reason = it->second.origins.attribute(result.frame, result.reason);
       result.reason = reason;
     }
     const reduce::AddOutcome outcome = reducer_.add(result);

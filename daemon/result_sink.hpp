@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "daemon/frame_origin.hpp"
 #include "daemon/job_spec.hpp"
 #include "daemon/job_store.hpp"
 #include "daemon/serial_worker.hpp"
@@ -99,10 +100,10 @@ class ResultSink {
   ResultSink(const ResultSink&) = delete;
   ResultSink& operator=(const ResultSink&) = delete;
 
-  /// Registers a job for live publication: its radial unit's name, its axes when known, and its
-  /// first input file (named in failure reasons that do not name it).
+  /// Registers a job: its radial unit's name and its axes when known (live publication), and
+  /// where its frames come from (a failed frame's reason names its own file and dataset).
   void set_job(std::int64_t job, std::string unit, std::optional<nlohmann::json> axes,
-               std::string input);
+               FrameOrigins origins);
   /// The job's plan axes arrived (published with the next frame).
   void set_axes(std::int64_t job, const nlohmann::json& axes);
 
@@ -144,7 +145,7 @@ class ResultSink {
     std::string unit;
     std::optional<nlohmann::json> axes;
     bool axes_published = false;
-    std::string input;
+    FrameOrigins origins;
   };
   void reduce(reduce::FrameResult result);
   void commit(std::unique_ptr<reduce::ShardFileWriter> shard);

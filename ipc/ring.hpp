@@ -82,7 +82,10 @@ enum class PayloadKind : std::uint32_t {
 };
 
 /// Whether the slot carries a good payload or a counted failure (reason set, no payload).
-enum class SlotStatus : std::uint32_t { kOk = 0, kFailed = 1 };
+/// A slot's outcome. kFailed: the frame failed (reason says why; counted, reported). kCancelled:
+/// its job was cancelled while the frame was in the pipeline (passed on unprocessed; the reducer
+/// ignores it, never counted as a failure).
+enum class SlotStatus : std::uint32_t { kOk = 0, kFailed = 1, kCancelled = 2 };
 
 /// Header of one slot, in shared memory (trivially copyable, fixed layout, 328 bytes).
 /// Filled by the producer through WriteSlot::header(); read through ReadSlot::header().

@@ -13,8 +13,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 /// Decodes `in` into `out` (header and payload); a failure marks `out` failed with its reason, a
-/// frame of a cancelled job is passed on failed without decoding. Returns false if the frame
-/// failed here.
+/// frame of a cancelled job is passed on as kCancelled without decoding, a failed or cancelled
+/// input is passed on as it is. Returns false if the frame failed here.
 bool decode_slot(const ipc::ReadSlot& in, ipc::WriteSlot& out, bool cancelled) {
   const ipc::SlotHeader& ih = in.header();
   ipc::SlotHeader& oh = out.header();
@@ -22,9 +22,9 @@ bool decode_slot(const ipc::ReadSlot& in, ipc::WriteSlot& out, bool cancelled) {
   oh.kind = ipc::PayloadKind::kFrame;
   oh.codec = static_cast<std::uint32_t>(Codec::kNone);
   oh.bytes = 0;
-  if (ih.status == ipc::SlotStatus::kFailed) return true;
+  if (ih.status != ipc::SlotStatus::kOk) return true;
   if (cancelled) {
-    oh.status = ipc::SlotStatus::kFailed;
+    oh.status = ipc::SlotStatus::kCancelled;
     oh.set_reason("job cancelled");
     return true;
   }

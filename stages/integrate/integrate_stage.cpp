@@ -178,7 +178,7 @@ class IntegrateStage {
       if (!in) break;
       const ipc::SlotHeader& h = in->header();
       const auto job = static_cast<std::int64_t>(h.job_id);
-      if (h.status == ipc::SlotStatus::kFailed) {
+      if (h.status != ipc::SlotStatus::kOk) {  // failed or cancelled upstream: passed on
         if (!answer_now(*in, "")) return !batch.empty() && submit(batch, *batch_plan);
         continue;
       }
@@ -193,7 +193,11 @@ class IntegrateStage {
       }
       const std::string refusal = gpu_refusal(plan, *in);
       if (!refusal.empty()) {
-        if (!answer_now(*in, refusal)) return !batch.empty() && submit(batch, *batch_plan);
+        const auto status =
+            plan == nullptr ? ipc::SlotStatus::kCancelled : ipc::SlotStatus::kFailed;
+        if (!answer_now(*in, refusal, status)) {
+          return !batch.empty() && submit(batch, *batch_plan);
+        }
         continue;
       }
       if (batch.empty()) {
@@ -262,9 +266,11 @@ class IntegrateStage {
     return true;
   }
 
-  /// Answers one input slot without the GPU: passes a failed slot on, or fails it with `reason`.
-  /// False if the stage stopped while waiting for a results slot.
-  bool answer_now(ipc::ReadSlot& in, const std::string& reason) {
+  /// Answers one input slot without the GPU: passes a failed or cancelled slot on, or marks it
+  /// `status` (failed, or cancelled: not counted) with `reason`. False if the stage stopped while
+  /// waiting for a results slot.
+  bool answer_now(ipc::ReadSlot& in, const std::string& reason,
+                  ipc::SlotStatus status = ipc::SlotStatus::kFailed) {
     const auto on_message = [this](const nlohmann::json& m) { note(m); };
     auto out = daemon::wait_write(rt_, results_, on_message, [] { return false; });
     if (!out) return false;
@@ -272,9 +278,9 @@ class IntegrateStage {
     oh = in.header();
     oh.kind = ipc::PayloadKind::kBinSums;
     oh.bytes = 0;
-    if (in.header().status != ipc::SlotStatus::kFailed) {
-      fail_slot(oh, reason);
-      ++rt_.counters.failed;
+    if (in.header().status == ipc::SlotStatus::kOk) {
+      fail_slot(oh, reason, status);
+      if (status == ipc::SlotStatus::kFailed) ++rt_.counters.failed;
     }
     out->commit();
     in.release();
@@ -282,8 +288,9 @@ class IntegrateStage {
     return true;
   }
 
-  static void fail_slot(ipc::SlotHeader& oh, const std::string& reason) {
-    oh.status = ipc::SlotStatus::kFailed;
+  static void fail_slot(ipc::SlotHeader& oh, const std::string& reason,
+                        ipc::SlotStatus status = ipc::SlotStatus::kFailed) {
+    oh.status = status;
     oh.bytes = 0;
     oh.set_reason("frame " + std::to_string(oh.frame_index) + ": " + reason);
   }
@@ -383,9 +390,12 @@ class IntegrateStage {
     oh = ih;
     oh.kind = ipc::PayloadKind::kBinSums;
     oh.bytes = 0;
-    if (ih.status == ipc::SlotStatus::kFailed) return true;
+    if (ih.status != ipc::SlotStatus::kOk) return true;  // failed or cancelled upstream
+    if (plan == nullptr) {  // its job was cancelled: passed on, not a failure
+      fail_slot(oh, "job cancelled", ipc::SlotStatus::kCancelled);
+      return true;
+    }
     try {
-      if (plan == nullptr) throw Error(ErrorCategory::kInput, "job cancelled");
       if (!plan->integrator) throw Error(ErrorCategory::kInput, plan->error);
       const FrameView view{in.payload().data(), static_cast<DType>(ih.dtype), ih.rows, ih.cols};
       if (view.bytes() > in.payload().size()) {

@@ -607,6 +607,14 @@ Dataset Dataset::open_files(const std::vector<fs::path>& files, const OpenOption
 
 const DatasetInfo& Dataset::info() const { return impl_->info; }
 
+std::vector<SeriesFile> Dataset::files() const {
+  std::vector<SeriesFile> out;
+  for (const Part& p : impl_->parts) {
+    if (p.present) out.push_back({p.file, p.object, p.first, p.frames});
+  }
+  return out;
+}
+
 void Dataset::read_frame(std::size_t index, std::span<std::byte> out) {
   if (out.size() != impl_->info.frame_bytes()) {
     throw Error(ErrorCategory::kInternal, "read_frame: buffer of " + std::to_string(out.size()) +

@@ -86,6 +86,14 @@ struct DatasetInfo {
   [[nodiscard]] std::size_t frame_bytes() const { return rows * cols * dtype_size(dtype); }
 };
 
+/// One data file of a series and the frames it holds (Dataset::files()).
+struct SeriesFile {
+  std::filesystem::path file;  ///< the HDF5 file that stores the frames
+  std::string dataset;         ///< the dataset's path in `file`
+  std::size_t first = 0;       ///< global index of its first frame
+  std::size_t frames = 0;      ///< frames it holds (found so far, in follow mode)
+};
+
 /// One frame's stored chunk as read by Dataset::read_chunk.
 struct RawChunk {
   std::size_t bytes = 0;          ///< bytes written to the caller's buffer
@@ -124,6 +132,8 @@ class Dataset {
 
   /// Shape, type, mask and metadata. info().frames is the number of frames available now.
   [[nodiscard]] const DatasetInfo& info() const;
+  /// The files that hold the frames, in frame order (present ones; in follow mode, so far).
+  [[nodiscard]] std::vector<SeriesFile> files() const;
 
   /// Decodes frame `index` (0-based over the whole series) into `out` (exactly
   /// info().frame_bytes()). Direct chunk read + azflow decoder when the layout allows, else the

@@ -237,10 +237,11 @@ class SourceStage {
     return true;
   }
 
-  static std::string frame_reason(std::int64_t frame, const OpenDataset& d,
+  /// "frame N: what": the daemon names the frame's own file and dataset (daemon/frame_origin.hpp;
+  /// d.file is only the job's first file, wrong for a frame of another).
+  static std::string frame_reason(std::int64_t frame, const OpenDataset& /*d*/,
                                   const std::string& what) {
-    const std::string dataset = d.dataset ? d.dataset->info().dataset : "";
-    return daemon::frame_reason(frame, d.file, dataset, what);
+    return daemon::frame_reason(frame, {}, {}, what);
   }
 
   daemon::StageRuntime& rt_;

@@ -1,6 +1,7 @@
 // azflowd's result sink end to end (daemon/result_sink.hpp): a large 2D job's output is assembled
 // off the daemon's main loop, so the control endpoint answers throughout and `azflowctl wait`
-// (which gives up after 3 s without an answer) sees the job succeed.
+// (which gives up after 3 s without an answer) sees the job succeed; a failed frame's reason names
+// the frame's own file (daemon/frame_origin.hpp).
 
 #include <gtest/gtest.h>
 
@@ -94,6 +95,32 @@ TEST(DaemonOutputTest, WaitSucceedsAndListAnswersWithin200msWhileA2DOutputIsAsse
                             [](double v) { return std::isfinite(v) && v > 0; }))
         << "frame " << frame;
   }
+}
+
+TEST(DaemonOutputTest, AFailedFrameOfTheSecondFileOfAMultiFileJobNamesThatFile) {
+  TempSpace space;
+  make_series(space, "m", 150, {130});  // m_data_000001.h5: frames 0-99, m_data_000002.h5: 100-149
+  const std::string first = space.path("data/m_data_000001.h5").string();
+  const std::string second = space.path("data/m_data_000002.h5").string();
+  const std::string out = space.path("multi.h5").string();
+  DaemonProcess daemon(space, 2);
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t id = enqueue(client, job_spec({first, second}, out));
+  ASSERT_GT(id, 0) << daemon.log();
+  const json job = wait_job(client, id);
+  EXPECT_EQ(job.value("state", ""), "warning") << job.dump();
+  ASSERT_EQ(job.value("frame_errors", json::array()).size(), 1u) << job.dump();
+  const json& error = job["frame_errors"][0];
+  EXPECT_EQ(error.value("frame", 0), 130);
+  const std::string reason = error.value("reason", "");
+  EXPECT_NE(reason.find("frame 130 of " + second), std::string::npos) << reason;
+  EXPECT_NE(reason.find("dataset /entry/data/data, frame 30 of it"), std::string::npos) << reason;
+  EXPECT_EQ(reason.find(first), std::string::npos) << reason;
+  H5File f(out);
+  const auto reasons = f.strings("/entry/process/failed_frames/reason");
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_EQ(reasons[0], reason);
 }
 
 }  // namespace
