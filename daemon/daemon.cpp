@@ -432,13 +432,12 @@ void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
   if (supervisor_) {  // the source closes the job's files (a retry reopens them, maybe fixed)
     const auto source = supervisor_->slot_of("source", 0);
     if (source && !supervisor_->slots()[*source].identity.empty()) {
-      send_stage(supervisor_->slots()[*source].identity, {{"type", "job_end"}, {"job", job.id}});
+      send_stage(supervisor_->slots()[*source].identity, JobEnd{job.id});
     }
   }
   end_remote_shards(job);
   sink_->drop_job(job.id);
-  std::erase_if(source_pending_,
-                [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == job.id; });
+  std::erase_if(source_pending_, [&](const auto& kv) { return kv.second.job == job.id; });
   const std::int64_t id = job.id;
   jobs_.erase(id);  // `job` dangles from here
 }
@@ -457,7 +456,7 @@ nlohmann::json Daemon::cancel(const CancelRequest& request) {
       refused.push_back({{"job_id", id}, {"reason", why}});
       continue;
     }
-    broadcast({{"type", "cancel"}, {"job", id}});
+    broadcast(CancelJob{id});
     end_job(it->second, JobState::kCancelled, "cancelled by request", false);
     cancelled.push_back(id);
   }
@@ -586,13 +585,8 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
   const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
   sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
                               job.bins, with_errors});
-  send_to_source({{"type", "shard"},
-                  {"job", job.id},
-                  {"shard", shard.shard_id},
-                  {"datasets", job.spec.datasets},
-                  {"dataset_path", job.spec.dataset_path},
-                  {"first", shard.first_frame},
-                  {"count", shard.frame_count}});
+  send_to_source(ShardWork::range(job.id, shard.shard_id, job.spec.datasets, job.spec.dataset_path,
+                                  shard.first_frame, shard.frame_count));
 }
 
 void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
@@ -601,22 +595,17 @@ void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end() || frames.empty() || !sink_->is_open(job_id, shard)) return;
   spdlog::info("job {} shard {}: redoing {} frames", job_id, shard, frames.size());
-  send_to_source({{"type", "shard"},
-                  {"job", job_id},
-                  {"shard", shard},
-                  {"datasets", it->second.spec.datasets},
-                  {"dataset_path", it->second.spec.dataset_path},
-                  {"frames", frames}});
+  send_to_source(ShardWork::list(job_id, shard, it->second.spec.datasets,
+                                 it->second.spec.dataset_path, frames));
 }
 
-void Daemon::send_to_source(nlohmann::json message) {
-  const std::int64_t msg = next_msg_++;
-  message["msg"] = msg;
-  source_pending_.emplace(msg, message);
+void Daemon::send_to_source(ShardWork work) {
+  work.msg = next_msg_++;
+  const auto& pending = source_pending_.emplace(work.msg, std::move(work)).first->second;
   if (!supervisor_) return;
   const auto slot = supervisor_->slot_of("source", 0);
   if (slot && !supervisor_->slots()[*slot].identity.empty()) {
-    send_stage(supervisor_->slots()[*slot].identity, message);
+    send_stage(supervisor_->slots()[*slot].identity, pending);
   }  // else: sent when the source says hello
 }
 
@@ -626,7 +615,7 @@ void Daemon::resend_source_pending() {
   for (const auto& [msg, message] : source_pending_) send_stage(identity, message);
 }
 
-void Daemon::broadcast(const nlohmann::json& message) {
+void Daemon::broadcast(const DaemonMessage& message) {
   if (!supervisor_) return;
   for (const auto& slot : supervisor_->slots()) {
     if (!slot.identity.empty()) send_stage(slot.identity, message);
@@ -667,8 +656,8 @@ void Daemon::watchdog() {
 
 // ---------------------------------------------------------------- stages
 
-void Daemon::send_stage(const std::string& identity, const nlohmann::json& message) {
-  const std::string text = message.dump();
+void Daemon::send_stage(const std::string& identity, const DaemonMessage& message) {
+  const std::string text = to_json(message).dump();
   (void)stages_socket_.send(zmq::buffer(identity), zmq::send_flags::sndmore);
   (void)stages_socket_.send(zmq::buffer(text), zmq::send_flags::dontwait);
 }
@@ -682,67 +671,68 @@ void Daemon::poll_stages() {
       zmq::message_t extra;
       if (!stages_socket_.recv(extra, zmq::recv_flags::dontwait)) break;
     }
-    auto message = nlohmann::json::parse(payload.to_string_view(), nullptr, false);
-    if (message.is_discarded() || !message.is_object()) {
-      spdlog::warn("ignoring a malformed message on the stage endpoint");
-      continue;
-    }
     try {
-      handle_stage_message(identity.to_string(), message);
-    } catch (const nlohmann::json::exception& e) {
-      spdlog::warn("ignoring a stage message with a bad field: {}", e.what());
+      const StageMessage message =
+          parse_stage_message(nlohmann::json::parse(payload.to_string_view(), nullptr, false));
+      if (!supervisor_) continue;
+      std::visit([&](const auto& m) { on_stage(identity.to_string(), m); }, message);
+    } catch (const Error& e) {
+      spdlog::warn("ignoring a message on the stage endpoint: {}", e.what());
     }
   }
 }
 
-void Daemon::handle_stage_message(const std::string& identity, const nlohmann::json& message) {
-  if (!supervisor_) return;
-  const std::string type = message.value("type", "");
-  if (type == "hello" || type == "heartbeat") {
-    const auto slot = supervisor_->slot_of(message.value("role", ""), message.value("worker", 0u));
-    if (!slot) return;
-    StageSlot& s = supervisor_->slots()[*slot];
-    if (s.pid != message.value("pid", 0)) return;  // a late message of a dead process
-    s.last_seen = Clock::now();
-    s.device = message.value("device", s.device);
-    observe_stage(message);
-    if (message.contains("counters")) {
-      const auto& c = message["counters"];
-      s.counters = {c.value("frames_in", std::uint64_t{0}), c.value("frames_out", std::uint64_t{0}),
-                    c.value("failed", std::uint64_t{0}), c.value("busy_s", 0.0)};
-    }
-    if (type == "hello") {
-      s.identity = identity;
-      spdlog::debug("stage {}/{} connected", s.role, s.worker);
-      if (s.role == "source") resend_source_pending();
-    }
-  } else if (type == "job_config") {
-    const std::int64_t id = message.at("job").get<std::int64_t>();
-    const auto it = jobs_.find(id);
-    if (const auto guest = guest_jobs_.find(id); guest != guest_jobs_.end()) {
-      send_stage(identity,
-                 {{"type", "job_config"}, {"job", id}, {"spec", to_json(guest->second.spec)}});
-    } else if (it == jobs_.end()) {
-      send_stage(identity, {{"type", "job_config"}, {"job", id}, {"error", "no active job"}});
-    } else {
-      send_stage(identity,
-                 {{"type", "job_config"}, {"job", id}, {"spec", to_json(it->second.spec)}});
-    }
-  } else if (type == "plan_axes") {
-    const std::int64_t id = message.at("job").get<std::int64_t>();
-    const auto it = jobs_.find(id);
-    if (it != jobs_.end()) save_axes(it->second, message.at("axes"));
-    if (const auto guest = guest_jobs_.find(id); guest != guest_jobs_.end() && network_) {
-      (void)network_->send_to_coordinator(guest->second.coordinator,
-                                          {{"type", "axes"},
-                                           {"node", network_->node()},
-                                           {"job", guest->second.job},
-                                           {"axes", message.at("axes")}});
-    }
-  } else if (type == "shard_read") {
-    source_pending_.erase(message.value("msg", std::int64_t{0}));
+/// The stage slot a hello or heartbeat comes from; nullptr for an unknown slot or a late message
+/// of a dead process. Marks the slot seen and notes its device and rates.
+StageSlot* Daemon::stage_slot(const std::string& role, std::size_t worker, std::int64_t pid,
+                              const std::string& device, const StageCounters* counters) {
+  const auto slot = supervisor_->slot_of(role, worker);
+  if (!slot) return nullptr;
+  StageSlot& s = supervisor_->slots()[*slot];
+  if (s.pid != pid) return nullptr;
+  s.last_seen = Clock::now();
+  s.device = device;
+  observe_stage(role, worker, static_cast<int>(pid), counters);
+  if (counters != nullptr) s.counters = *counters;
+  return &s;
+}
+
+void Daemon::on_stage(const std::string& identity, const StageHello& m) {
+  StageSlot* s = stage_slot(m.role, m.worker, m.pid, m.device, nullptr);
+  if (s == nullptr) return;
+  s->identity = identity;
+  spdlog::debug("stage {}/{} connected", s->role, s->worker);
+  if (s->role == "source") resend_source_pending();
+}
+
+void Daemon::on_stage(const std::string&, const StageHeartbeat& m) {
+  (void)stage_slot(m.role, m.worker, m.pid, m.device, &m.counters);
+}
+
+void Daemon::on_stage(const std::string& identity, const JobConfigRequest& m) {
+  JobConfigReply reply{m.job, std::nullopt, {}};
+  if (const auto guest = guest_jobs_.find(m.job); guest != guest_jobs_.end()) {
+    reply.spec = guest->second.spec;
+  } else if (const auto it = jobs_.find(m.job); it != jobs_.end()) {
+    reply.spec = it->second.spec;
+  } else {
+    reply.error = "no active job";
+  }
+  send_stage(identity, reply);
+}
+
+void Daemon::on_stage(const std::string&, const PlanAxes& m) {
+  const auto it = jobs_.find(m.job);
+  if (it != jobs_.end()) save_axes(it->second, m.axes);
+  if (const auto guest = guest_jobs_.find(m.job); guest != guest_jobs_.end() && network_) {
+    (void)network_->send_to_coordinator(guest->second.coordinator, {{"type", "axes"},
+                                                                    {"node", network_->node()},
+                                                                    {"job", guest->second.job},
+                                                                    {"axes", m.axes}});
   }
 }
+
+void Daemon::on_stage(const std::string&, const ShardRead& m) { source_pending_.erase(m.msg); }
 
 void Daemon::reap_stages() {
   if (!supervisor_) return;

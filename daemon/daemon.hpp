@@ -48,6 +48,7 @@
 #include "daemon/job_store.hpp"
 #include "daemon/result_sink.hpp"
 #include "daemon/service_notify.hpp"
+#include "daemon/stage_messages.hpp"
 #include "daemon/supervisor.hpp"
 #include "ipc/ring.hpp"
 #include "stages/reduce/reducer.hpp"
@@ -166,7 +167,8 @@ class Daemon : public ControlHandler {
   // dependencies, admission (daemon_verbs.cpp)
   void check_admission(const EnqueueRequest& request) const;
   void settle_dependencies();
-  void observe_stage(const nlohmann::json& message);
+  void observe_stage(const std::string& role, std::size_t worker, int pid,
+                     const StageCounters* counters);
   void sample_throughput();
   nlohmann::json rings_json() const;
 
@@ -182,15 +184,21 @@ class Daemon : public ControlHandler {
   void place_integrate_workers_once();
   void send_shard(ActiveJob& job, const ShardRecord& shard);
   void send_frames(std::int64_t job, std::int64_t shard, const std::vector<std::int64_t>& frames);
-  void send_to_source(nlohmann::json message);
+  void send_to_source(ShardWork work);
   void resend_source_pending();
-  void broadcast(const nlohmann::json& message);
+  void broadcast(const DaemonMessage& message);
   void watchdog();
 
   // stages
   void poll_stages();
-  void handle_stage_message(const std::string& identity, const nlohmann::json& message);
-  void send_stage(const std::string& identity, const nlohmann::json& message);
+  StageSlot* stage_slot(const std::string& role, std::size_t worker, std::int64_t pid,
+                        const std::string& device, const StageCounters* counters);
+  void on_stage(const std::string& identity, const StageHello& message);
+  void on_stage(const std::string& identity, const StageHeartbeat& message);
+  void on_stage(const std::string& identity, const JobConfigRequest& message);
+  void on_stage(const std::string& identity, const PlanAxes& message);
+  void on_stage(const std::string& identity, const ShardRead& message);
+  void send_stage(const std::string& identity, const DaemonMessage& message);
   void reap_stages();
   void redo_reclaimed(const std::vector<ipc::SlotHeader>& headers);
   void check_heartbeats();
@@ -254,7 +262,7 @@ class Daemon : public ControlHandler {
   IntegratePlacement integrate_placement_;  // integrate workers' devices (gpu_placement.hpp)
   std::unique_ptr<ResultSink> sink_;        // reducer, shard files, outputs, live PUB (own threads)
   std::set<std::int64_t> finishing_;        // jobs whose output the sink is writing
-  std::map<std::int64_t, nlohmann::json> source_pending_;  // msg id -> shard message
+  std::map<std::int64_t, ShardWork> source_pending_;  // msg id -> shard message
   std::int64_t next_msg_ = 1;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_periodic_{};

@@ -440,29 +440,22 @@ void Daemon::guest_shard(const std::string& coordinator, const nlohmann::json& b
   }
   const std::int64_t id = guest_ids_.at({coordinator, g.job});
   GuestShard& s = guest_shards_[{id, shard}];
-  json message = {{"type", "shard"},
-                  {"job", id},
-                  {"shard", shard},
-                  {"datasets", g.spec.datasets},
-                  {"dataset_path", g.spec.dataset_path}};
+  ShardWork work = ShardWork::list(id, shard, g.spec.datasets, g.spec.dataset_path, {});
   if (body.contains("frames")) {
-    const auto frames = body.at("frames").get<std::vector<std::int64_t>>();
-    for (const std::int64_t f : frames) {  // asked (again): sent again even if sent before
+    work.frames = body.at("frames").get<std::vector<std::int64_t>>();
+    for (const std::int64_t f : work.frames) {  // asked (again): sent again even if sent before
       s.expected.insert(f);
       s.sent.erase(f);
     }
-    message["frames"] = frames;
   } else {
-    const auto first = body.at("first").get<std::int64_t>();
-    const auto count = body.at("count").get<std::int64_t>();
-    for (std::int64_t f = first; f < first + count; ++f) {
+    work.first = body.at("first").get<std::int64_t>();
+    work.count = body.at("count").get<std::int64_t>();
+    for (std::int64_t f = work.first; f < work.first + work.count; ++f) {
       s.expected.insert(f);
       s.sent.erase(f);
     }
-    message["first"] = first;
-    message["count"] = count;
   }
-  send_to_source(message);
+  send_to_source(std::move(work));
 }
 
 void Daemon::guest_redo(std::int64_t guest_id, std::int64_t shard,
@@ -473,20 +466,15 @@ void Daemon::guest_redo(std::int64_t guest_id, std::int64_t shard,
   if (frames.empty()) return;
   const GuestJob& g = guest_jobs_.at(guest_id);
   spdlog::info("guest job {} shard {}: redoing {} frames", guest_id, shard, frames.size());
-  send_to_source({{"type", "shard"},
-                  {"job", guest_id},
-                  {"shard", shard},
-                  {"datasets", g.spec.datasets},
-                  {"dataset_path", g.spec.dataset_path},
-                  {"frames", frames}});
+  send_to_source(
+      ShardWork::list(guest_id, shard, g.spec.datasets, g.spec.dataset_path, std::move(frames)));
 }
 
 void Daemon::guest_drop(std::int64_t guest_id, std::int64_t shard) {
   if (guest_shards_.erase({guest_id, shard}) == 0) return;
   spdlog::info("guest job {} shard {}: dropped at the coordinator's request", guest_id, shard);
   std::erase_if(source_pending_, [&](const auto& kv) {
-    return kv.second.value("job", std::int64_t{0}) == guest_id &&
-           kv.second.value("shard", std::int64_t{-1}) == shard;
+    return kv.second.job == guest_id && kv.second.shard == shard;
   });
 }
 
@@ -507,10 +495,9 @@ void Daemon::guest_cancel(const std::string& coordinator, std::int64_t job) {
   const auto it = guest_ids_.find({coordinator, job});
   if (it == guest_ids_.end()) return;
   const std::int64_t id = it->second;
-  broadcast({{"type", "cancel"}, {"job", id}});
+  broadcast(CancelJob{id});
   std::erase_if(guest_shards_, [&](const auto& kv) { return kv.first.first == id; });
-  std::erase_if(source_pending_,
-                [&](const auto& kv) { return kv.second.value("job", std::int64_t{0}) == id; });
+  std::erase_if(source_pending_, [&](const auto& kv) { return kv.second.job == id; });
   guest_jobs_.erase(id);
   guest_ids_.erase(it);
 }

@@ -100,17 +100,14 @@ void Daemon::settle_dependencies() {
   }
 }
 
-void Daemon::observe_stage(const nlohmann::json& message) {
-  const std::string key =
-      message.value("role", "") + "/" + std::to_string(message.value("worker", 0u));
-  StageObservation& o = observed_[key];
-  const int pid = message.value("pid", 0);
+void Daemon::observe_stage(const std::string& role, std::size_t worker, int pid,
+                           const StageCounters* counters) {
+  StageObservation& o = observed_[role + "/" + std::to_string(worker)];
   if (o.pid != pid) o = StageObservation{pid};
-  if (!message.contains("counters")) return;
-  const auto& c = message["counters"];
+  if (counters == nullptr) return;
   const auto now = Clock::now();
-  const auto out = c.value("frames_out", std::uint64_t{0});
-  const double busy = c.value("busy_s", 0.0);
+  const std::uint64_t out = counters->frames_out;
+  const double busy = counters->busy_s;
   if (o.at != Clock::time_point{}) {
     const double dt = std::chrono::duration<double>(now - o.at).count();
     if (dt > 0) {
@@ -205,7 +202,7 @@ nlohmann::json Daemon::retry(const RetryRequest& request) {
   }
   store_->requeue_for_retry(record->id, plan);
   // A cancelled job is remembered as such by the stages: make it live again before its frames.
-  broadcast({{"type", "retry"}, {"job", record->id}});
+  broadcast(RetryJob{record->id});
   activate(*store_->job(record->id));
   if (const auto it = jobs_.find(record->id); it != jobs_.end()) {
     it->second.waiting_for.clear();  // its dependencies held it once already

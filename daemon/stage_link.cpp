@@ -6,14 +6,9 @@
 
 #include <spdlog/spdlog.h>
 
-namespace azflow::daemon {
+#include "base/error.hpp"
 
-nlohmann::json to_json(const StageCounters& c) {
-  return {{"frames_in", c.frames_in},
-          {"frames_out", c.frames_out},
-          {"failed", c.failed},
-          {"busy_s", c.busy_s}};
-}
+namespace azflow::daemon {
 
 StageLink::StageLink(std::string endpoint, StageIdentity identity,
                      std::chrono::milliseconds heartbeat_interval)
@@ -22,16 +17,13 @@ StageLink::StageLink(std::string endpoint, StageIdentity identity,
       heartbeat_interval_(heartbeat_interval) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.connect(endpoint);
-  send({{"type", "hello"},
-        {"role", identity_.role},
-        {"worker", identity_.worker},
-        {"pid", static_cast<std::int64_t>(::getpid())},
-        {"device", identity_.device}});
+  send(StageHello{identity_.role, identity_.worker, static_cast<std::int64_t>(::getpid()),
+                  identity_.device});
   last_heartbeat_ = std::chrono::steady_clock::now();
 }
 
-void StageLink::send(const nlohmann::json& message) {
-  const std::string text = message.dump();
+void StageLink::send(const StageMessage& message) {
+  const std::string text = to_json(message).dump();
   (void)socket_.send(zmq::buffer(text), zmq::send_flags::none);
 }
 
@@ -39,15 +31,11 @@ void StageLink::heartbeat_if_due(const StageCounters& counters) {
   const auto now = std::chrono::steady_clock::now();
   if (now - last_heartbeat_ < heartbeat_interval_) return;
   last_heartbeat_ = now;
-  send({{"type", "heartbeat"},
-        {"role", identity_.role},
-        {"worker", identity_.worker},
-        {"pid", static_cast<std::int64_t>(::getpid())},
-        {"device", identity_.device},
-        {"counters", to_json(counters)}});
+  send(StageHeartbeat{identity_.role, identity_.worker, static_cast<std::int64_t>(::getpid()),
+                      identity_.device, counters});
 }
 
-std::optional<nlohmann::json> StageLink::receive_socket(std::chrono::milliseconds timeout) {
+std::optional<DaemonMessage> StageLink::receive_socket(std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
   try {
     if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
@@ -57,28 +45,30 @@ std::optional<nlohmann::json> StageLink::receive_socket(std::chrono::millisecond
   }
   zmq::message_t message;
   if (!socket_.recv(message, zmq::recv_flags::dontwait)) return std::nullopt;
-  nlohmann::json j = nlohmann::json::parse(message.to_string_view(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    spdlog::warn("{} {}: ignoring a control message that is not a JSON object", identity_.role,
-                 identity_.worker);
+  try {
+    DaemonMessage m =
+        parse_daemon_message(nlohmann::json::parse(message.to_string_view(), nullptr, false));
+    if (std::holds_alternative<StopStage>(m)) stop_ = true;
+    return m;
+  } catch (const Error& e) {
+    spdlog::warn("{} {}: ignoring a control message: {}", identity_.role, identity_.worker,
+                 e.what());
     return std::nullopt;
   }
-  if (j.value("type", "") == "stop") stop_ = true;
-  return j;
 }
 
-std::optional<nlohmann::json> StageLink::receive(std::chrono::milliseconds timeout) {
+std::optional<DaemonMessage> StageLink::receive(std::chrono::milliseconds timeout) {
   if (!pending_.empty()) {
-    nlohmann::json j = std::move(pending_.front());
+    DaemonMessage m = std::move(pending_.front());
     pending_.pop_front();
-    return j;
+    return m;
   }
   return receive_socket(timeout);
 }
 
-std::optional<nlohmann::json> StageLink::request(const nlohmann::json& message,
-                                                 std::chrono::milliseconds timeout) {
-  send(message);
+std::optional<JobConfigReply> StageLink::request_job_config(std::int64_t job,
+                                                            std::chrono::milliseconds timeout) {
+  send(JobConfigRequest{job});
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!stop_) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -86,9 +76,8 @@ std::optional<nlohmann::json> StageLink::request(const nlohmann::json& message,
     if (left.count() <= 0) return std::nullopt;
     auto reply = receive_socket(left);
     if (!reply) continue;
-    if (reply->value("type", "") == message.value("type", "") &&
-        reply->value("job", std::int64_t{-1}) == message.value("job", std::int64_t{-2})) {
-      return reply;
+    if (auto* config = std::get_if<JobConfigReply>(&*reply); config && config->job == job) {
+      return std::move(*config);
     }
     pending_.push_back(std::move(*reply));
   }

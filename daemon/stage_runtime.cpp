@@ -6,15 +6,16 @@
 
 namespace azflow::daemon {
 
-bool StageRuntime::note_cancel(const nlohmann::json& message) {
-  const std::string type = message.value("type", "");
-  if (type == "retry") {
-    cancelled_jobs.erase(message.value("job", std::int64_t{0}));
+bool StageRuntime::note_cancel(const DaemonMessage& message) {
+  if (const auto* retry = std::get_if<RetryJob>(&message)) {
+    cancelled_jobs.erase(retry->job);
     return true;
   }
-  if (type != "cancel") return false;
-  cancelled_jobs.insert(message.value("job", std::int64_t{0}));
-  return true;
+  if (const auto* cancel = std::get_if<CancelJob>(&message)) {
+    cancelled_jobs.insert(cancel->job);
+    return true;
+  }
+  return false;
 }
 
 bool StageRuntime::job_cancelled(std::int64_t job) {

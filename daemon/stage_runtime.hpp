@@ -33,9 +33,9 @@ struct StageRuntime {
   }
   /// Sends a heartbeat if due.
   void heartbeat() { link.heartbeat_if_due(counters); }
-  /// Records a "cancel" message (the job's frames are dropped or failed from now on) or a
-  /// "retry" message (a retried job is live again); returns true if `message` was either.
-  bool note_cancel(const nlohmann::json& message);
+  /// Records CancelJob (the job's frames are passed on as cancelled from now on) or RetryJob (a
+  /// retried job is live again); returns true if `message` was either.
+  bool note_cancel(const DaemonMessage& message);
   /// Whether `job` is cancelled, after taking every pending message through note_cancel (so that
   /// a "retry" sent before the job's frames is seen before them). For stages whose only messages
   /// are cancel and retry (decompress, integrate).

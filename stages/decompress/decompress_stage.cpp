@@ -52,7 +52,7 @@ int run_decompress_stage(daemon::StageRuntime& rt) {
   ipc::Ring compressed = daemon::open_stage_ring(rt.instance, "compressed");
   ipc::Ring frames = daemon::open_stage_ring(rt.instance, "frames");
   Clock::duration busy{};
-  const auto on_message = [&rt](const nlohmann::json& m) { rt.note_cancel(m); };
+  const auto on_message = [&rt](const daemon::DaemonMessage& m) { rt.note_cancel(m); };
   while (!rt.should_stop()) {
     rt.heartbeat();
     while (auto message = rt.link.receive(std::chrono::milliseconds(0))) on_message(*message);

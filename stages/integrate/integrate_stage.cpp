@@ -65,7 +65,7 @@ class IntegrateStage {
 
   int run() {
     if (rt_.gpu_device >= 0) return run_gpu();
-    const auto on_message = [this](const nlohmann::json& m) { rt_.note_cancel(m); };
+    const auto on_message = [this](const daemon::DaemonMessage& m) { rt_.note_cancel(m); };
     while (!rt_.should_stop()) {
       rt_.heartbeat();
       while (auto message = rt_.link.receive(std::chrono::milliseconds(0))) on_message(*message);
@@ -115,7 +115,7 @@ class IntegrateStage {
     return 0;
   }
 
-  void note(const nlohmann::json& message) { rt_.note_cancel(message); }
+  void note(const daemon::DaemonMessage& message) { rt_.note_cancel(message); }
 
   /// Registers the frames ring's payloads as pinned memory, so that frame copies are DMA from the
   /// ring itself. Without it (e.g. RLIMIT_MEMLOCK too low) copies still work, staged by the driver.
@@ -240,7 +240,7 @@ class IntegrateStage {
     GpuBatch b = std::move(in_flight_.front());
     in_flight_.pop_front();
     const CudaIntegrator::Batch sums = b.integrator->collect();
-    const auto on_message = [this](const nlohmann::json& m) { note(m); };
+    const auto on_message = [this](const daemon::DaemonMessage& m) { note(m); };
     for (std::size_t i = 0; i < b.slots.size(); ++i) {
       auto out = daemon::wait_write(rt_, results_, on_message, [] { return false; });
       if (!out) return false;
@@ -271,7 +271,7 @@ class IntegrateStage {
   /// waiting for a results slot.
   bool answer_now(ipc::ReadSlot& in, const std::string& reason,
                   ipc::SlotStatus status = ipc::SlotStatus::kFailed) {
-    const auto on_message = [this](const nlohmann::json& m) { note(m); };
+    const auto on_message = [this](const daemon::DaemonMessage& m) { note(m); };
     auto out = daemon::wait_write(rt_, results_, on_message, [] { return false; });
     if (!out) return false;
     ipc::SlotHeader& oh = out->header();
@@ -333,17 +333,17 @@ class IntegrateStage {
   JobPlan build(std::int64_t job) {
     JobPlan p;
     p.job = job;
-    const auto reply = rt_.link.request({{"type", "job_config"}, {"job", job}}, kJobConfigTimeout);
-    if (!reply || !reply->contains("spec")) {
+    const auto reply = rt_.link.request_job_config(job, kJobConfigTimeout);
+    if (!reply || !reply->spec) {
       p.error = "job " + std::to_string(job) + ": no configuration from the daemon" +
-                (reply ? ": " + reply->value("error", std::string()) : std::string(" (timeout)"));
+                (reply ? ": " + reply->error : std::string(" (timeout)"));
       return p;
     }
     try {
-      const daemon::JobSpec spec = daemon::job_spec_from_json(reply->at("spec"));
+      const daemon::JobSpec& spec = *reply->spec;
       source::Dataset dataset = daemon::open_job_dataset(spec);
       auto plan = cached_plan(spec, dataset.info());
-      rt_.link.send({{"type", "plan_axes"}, {"job", job}, {"axes", daemon::plan_axes_json(*plan)}});
+      rt_.link.send(daemon::PlanAxes{job, daemon::plan_axes_json(*plan)});
       if (rt_.gpu_device >= 0) {
         p.gpu = make_gpu_integrator(std::move(plan));
       } else {

@@ -70,26 +70,24 @@ class SourceStage {
   }
 
  private:
-  void handle(const nlohmann::json& message) {
-    if (rt_.note_cancel(message)) return;          // dropped in step(): no task is erased under us
-    if (message.value("type", "") == "job_end") {  // files may change before a retry: reopen
-      const std::int64_t job = message.value("job", std::int64_t{0});
-      std::erase_if(open_, [job](const OpenDataset& d) { return d.job == job; });
+  void handle(const daemon::DaemonMessage& message) {
+    if (rt_.note_cancel(message)) return;  // dropped in step(): no task is erased under us
+    if (const auto* end = std::get_if<daemon::JobEnd>(&message)) {
+      // files may change before a retry: reopen
+      std::erase_if(open_, [job = end->job](const OpenDataset& d) { return d.job == job; });
       return;
     }
-    if (message.value("type", "") != "shard") return;
+    const auto* work = std::get_if<daemon::ShardWork>(&message);
+    if (work == nullptr) return;
     Task t;
-    t.job = message.at("job").get<std::int64_t>();
-    t.shard = message.at("shard").get<std::int64_t>();
-    t.datasets = message.at("datasets").get<std::vector<std::string>>();
-    t.dataset_path = message.value("dataset_path", "");
-    t.msg = message.value("msg", std::int64_t{0});
-    if (message.contains("frames")) {
-      t.frames = message.at("frames").get<std::vector<std::int64_t>>();
-    } else {
-      t.first = message.at("first").get<std::int64_t>();
-      t.count = message.at("count").get<std::int64_t>();
-    }
+    t.job = work->job;
+    t.shard = work->shard;
+    t.datasets = work->datasets;
+    t.dataset_path = work->dataset_path;
+    t.msg = work->msg;
+    t.frames = work->frames;
+    t.first = work->first;
+    t.count = work->frames.empty() ? work->count : 0;
     tasks_.push_back(std::move(t));
   }
 
@@ -107,7 +105,7 @@ class SourceStage {
       ++t.next;
     }
     if (!tasks_.empty() && &tasks_.front() == &t && t.next >= t.size()) {
-      rt_.link.send({{"type", "shard_read"}, {"job", t.job}, {"shard", t.shard}, {"msg", t.msg}});
+      rt_.link.send(daemon::ShardRead{t.job, t.shard, t.msg});
       tasks_.pop_front();
     }
   }
@@ -139,7 +137,7 @@ class SourceStage {
 
   std::optional<ipc::WriteSlot> wait_slot(ipc::Ring& ring, std::int64_t job) {
     return daemon::wait_write(
-        rt_, ring, [this](const nlohmann::json& m) { handle(m); },
+        rt_, ring, [this](const daemon::DaemonMessage& m) { handle(m); },
         [this, job] { return cancelled(job); });
   }
 

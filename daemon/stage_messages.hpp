@@ -1,0 +1,163 @@
+#pragma once
+// The stage control protocol: every message between a stage process and azflowd, one struct each,
+// with its JSON mapping (one JSON object per ZeroMQ frame, its kind in "type"). Frames never
+// travel here (they go through the shared-memory rings); these carry control only.
+//
+//   stage -> daemon (StageMessage)
+//     hello       StageHello        role, worker, pid, device      (once, at start)
+//     heartbeat   StageHeartbeat    role, worker, pid, device, counters
+//     job_config  JobConfigRequest  job                            (integrate: send me the spec)
+//     plan_axes   PlanAxes          job, axes                      (integrate: the plan's axes)
+//     shard_read  ShardRead         job, shard, msg                (source: every frame pushed)
+//   daemon -> stage (DaemonMessage)
+//     shard       ShardWork         job, shard, datasets, dataset_path, first + count | frames,
+//                                   msg                            (source)
+//     job_config  JobConfigReply    job, spec | error              (integrate)
+//     cancel      CancelJob         job      (drop or pass on the job's frames as cancelled)
+//     retry       RetryJob          job      (a cancelled job is live again)
+//     job_end     JobEnd            job      (source: close the job's files)
+//     stop        StopStage                  (finish the frame in hand and exit)
+//
+// Parsing checks every field; a message that does not parse throws azflow::Error (kInput) naming
+// the type and field, and the receiver logs and skips it.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/job_spec.hpp"
+
+namespace azflow::daemon {
+
+/// What a stage counts; sent in every heartbeat and shown by `status` and `workers`.
+struct StageCounters {
+  std::uint64_t frames_in = 0;   ///< slots taken from the input ring (or frames read: source)
+  std::uint64_t frames_out = 0;  ///< slots committed to the output ring (ok or failed)
+  std::uint64_t failed = 0;      ///< frames this stage marked failed
+  double busy_s = 0;             ///< seconds spent processing frames (not waiting)
+};
+
+/// A stage's first message.
+struct StageHello {
+  static constexpr std::string_view kType = "hello";
+  std::string role;  ///< "source", "decompress" or "integrate"
+  std::size_t worker = 0;
+  std::int64_t pid = 0;
+  std::string device = "cpu";  ///< "cpu" or "cuda:N"
+};
+
+/// A stage's periodic sign of life, with its counters.
+struct StageHeartbeat {
+  static constexpr std::string_view kType = "heartbeat";
+  std::string role;
+  std::size_t worker = 0;
+  std::int64_t pid = 0;
+  std::string device = "cpu";
+  StageCounters counters;
+};
+
+/// Integrate asks for a job's spec (answered by JobConfigReply).
+struct JobConfigRequest {
+  static constexpr std::string_view kType = "job_config";
+  std::int64_t job = 0;
+};
+
+/// Integrate reports the output axes of a job's plan (plan_axes_json).
+struct PlanAxes {
+  static constexpr std::string_view kType = "plan_axes";
+  std::int64_t job = 0;
+  nlohmann::json axes;
+};
+
+/// The source pushed every frame of shard message `msg`.
+struct ShardRead {
+  static constexpr std::string_view kType = "shard_read";
+  std::int64_t job = 0;
+  std::int64_t shard = 0;
+  std::int64_t msg = 0;
+};
+
+/// Frames for the source to read: first..first+count, or the explicit `frames` when not empty.
+struct ShardWork {
+  static constexpr std::string_view kType = "shard";
+  std::int64_t job = 0;
+  std::int64_t shard = 0;
+  std::vector<std::string> datasets;
+  std::string dataset_path;
+  std::int64_t first = 0;
+  std::int64_t count = 0;
+  std::vector<std::int64_t> frames;
+  std::int64_t msg = 0;  ///< the daemon's id of this message, echoed in ShardRead
+
+  /// Frames first..first+count of `datasets` (msg set when sent).
+  static ShardWork range(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
+                         std::string dataset_path, std::int64_t first, std::int64_t count) {
+    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0};
+  }
+  /// The listed frames of `datasets` (msg set when sent).
+  static ShardWork list(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
+                        std::string dataset_path, std::vector<std::int64_t> frames) {
+    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames), 0};
+  }
+};
+
+/// The daemon's answer to JobConfigRequest: the spec, or why there is none.
+struct JobConfigReply {
+  static constexpr std::string_view kType = "job_config";
+  std::int64_t job = 0;
+  std::optional<JobSpec> spec;
+  std::string error;  ///< when spec is empty
+};
+
+/// The job was cancelled: its frames are passed on as cancelled from now on.
+struct CancelJob {
+  static constexpr std::string_view kType = "cancel";
+  std::int64_t job = 0;
+};
+
+/// A cancelled job was retried: it is live again.
+struct RetryJob {
+  static constexpr std::string_view kType = "retry";
+  std::int64_t job = 0;
+};
+
+/// The job ended: the source closes its files (a retry reopens them).
+struct JobEnd {
+  static constexpr std::string_view kType = "job_end";
+  std::int64_t job = 0;
+};
+
+/// The stage is to exit.
+struct StopStage {
+  static constexpr std::string_view kType = "stop";
+};
+
+/// A message from a stage to the daemon.
+using StageMessage =
+    std::variant<StageHello, StageHeartbeat, JobConfigRequest, PlanAxes, ShardRead>;
+/// A message from the daemon to a stage.
+using DaemonMessage =
+    std::variant<ShardWork, JobConfigReply, CancelJob, RetryJob, JobEnd, StopStage>;
+
+/// JSON of a message, "type" included.
+[[nodiscard]] nlohmann::json to_json(const StageMessage& message);
+[[nodiscard]] nlohmann::json to_json(const DaemonMessage& message);
+/// JSON of counters.
+[[nodiscard]] nlohmann::json to_json(const StageCounters& counters);
+
+/// Parses a message. Throws azflow::Error (kInput) naming the type and the field for an unknown
+/// type, a missing field or a field of the wrong type.
+[[nodiscard]] StageMessage parse_stage_message(const nlohmann::json& j);
+[[nodiscard]] DaemonMessage parse_daemon_message(const nlohmann::json& j);
+
+/// The job a daemon message is about (0 for StopStage).
+[[nodiscard]] std::int64_t job_of(const DaemonMessage& message);
+
+}  // namespace azflow::daemon
