@@ -1,0 +1,152 @@
+// The supervisor (daemon/supervisor.hpp) with the real azflow-stage processes and real rings:
+// start, a killed stage's held frame reclaimed from its ring, restart; and, end to end, the
+// daemon's restart limit failing the running job while the daemon keeps serving.
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "daemon/stage_messages.hpp"
+#include "daemon/supervisor.hpp"
+#include "tests/daemon/daemon_test_support.hpp"
+
+namespace {
+
+using namespace azflow::testing;
+namespace daemon = azflow::daemon;
+namespace ipc = azflow::ipc;
+using std::chrono::milliseconds;
+
+/// The next StageHello on `router` (nullopt after 10 s); heartbeats are skipped.
+std::optional<daemon::StageHello> next_hello(zmq::socket_t& router) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, milliseconds(100)) <= 0) continue;
+    zmq::message_t identity, payload;
+    (void)router.recv(identity);
+    (void)router.recv(payload);
+    const auto m = daemon::parse_stage_message(json::parse(payload.to_string_view()));
+    if (const auto* hello = std::get_if<daemon::StageHello>(&m)) return *hello;
+  }
+  return std::nullopt;
+}
+
+/// Reaps until slot `slot` is reported exited (10 s at most).
+std::optional<daemon::StageExit> wait_exit(daemon::Supervisor& sup, std::size_t slot) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    for (const auto& e : sup.reap()) {
+      if (e.slot == slot) return e;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return std::nullopt;
+}
+
+TEST(SupervisorTest, StartsStagesReclaimsAKilledStagesFrameAndRestartsIt) {
+  TempSpace space;
+  const auto ring = [&](const char* name) {
+    return ipc::Ring::create({ipc::ring_name(space.instance(), name), 2, 1 << 16});
+  };
+  auto compressed = ring("compressed");
+  auto frames = ring("frames");
+  auto results = ring("results");
+  zmq::context_t context{1};
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  const std::string endpoint = "ipc://" + space.path("stages").string();
+  router.bind(endpoint);
+  daemon::Supervisor sup({AZFLOW_STAGE_BIN, space.instance(), endpoint, 200, "info"}, 1,
+                         std::size_t{0});
+  sup.start_all();
+  ASSERT_EQ(sup.slots().size(), 2u);  // source, decompress
+  std::set<std::int64_t> hellos;
+  for (int i = 0; i < 2; ++i) {
+    const auto hello = next_hello(router);
+    ASSERT_TRUE(hello.has_value());
+    hellos.insert(hello->pid);
+  }
+  const std::size_t slot = *sup.slot_of("decompress", 0);
+  const pid_t victim = sup.slots()[slot].pid;
+  EXPECT_TRUE(hellos.contains(victim));
+  // fill the frames ring (nobody reads it), then give decompress a chunk: it takes the chunk and
+  // waits for a frames slot, holding frame 7
+  for (int i = 0; i < 2; ++i) frames.acquire_write(milliseconds(100))->commit();
+  {
+    auto chunk = compressed.acquire_write(milliseconds(100));
+    ASSERT_TRUE(chunk.has_value());
+    chunk->header().job_id = 1;
+    chunk->header().frame_index = 7;
+    chunk->commit();
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (compressed.stats().in_use == 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(compressed.stats().in_use, 1u);
+  sup.kill(slot);
+  const auto exit = wait_exit(sup, slot);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->pid, victim);
+  EXPECT_EQ(exit->how, "killed by signal 9");
+  const auto held = compressed.reclaim(victim);
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].frame_index, 7u);
+  EXPECT_EQ(compressed.stats().in_use, 0u);
+  sup.restart(slot);
+  EXPECT_EQ(sup.slots()[slot].restarts, 1u);
+  EXPECT_EQ(sup.slots()[slot].last_exit, "killed by signal 9");
+  const pid_t again = sup.slots()[slot].pid;
+  EXPECT_GT(again, 0);
+  EXPECT_NE(again, victim);
+  const auto hello = next_hello(router);
+  ASSERT_TRUE(hello.has_value());
+  EXPECT_EQ(hello->pid, again);
+  sup.stop_all(milliseconds(3000));
+  for (const auto& s : sup.slots()) EXPECT_EQ(s.pid, 0) << s.role;
+  EXPECT_FALSE(process_alive(again));
+}
+
+TEST(SupervisorTest, RestartLimitFailsTheRunningJobAndTheDaemonKeepsServing) {
+  TempSpace space;
+  const std::string master = make_series(space, "r", 400);
+  DaemonProcess daemon(space, 1, "stage_restart_limit = 1\n",
+                       {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "20"}});
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, space.path("r.h5").string());
+  ASSERT_TRUE(wait_until(client, id, [](const json& j) {
+    return j.value("state", "") == "running" || is_final_state(j.value("state", ""));
+  }));
+  pid_t victim = 0;
+  for (int kill = 0; kill < 2; ++kill) {  // the first kill is restarted, the second hits the limit
+    const auto until = Clock::now() + std::chrono::seconds(10);
+    pid_t pid = 0;
+    while (Clock::now() < until &&
+           ((pid = stage_pids(client)["integrate/0"]) <= 0 || pid == victim)) {
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    ASSERT_GT(pid, 0);
+    ASSERT_NE(pid, victim);
+    ASSERT_EQ(job_status(client, id).value("state", ""), "running");  // killed mid-job
+    victim = pid;
+    ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  }
+  const json job = wait_job(client, id);
+  EXPECT_EQ(job.value("state", ""), "failed") << job.dump();
+  EXPECT_NE(job.value("error", "").find("stage integrate/0 crashed 2 times"), std::string::npos)
+      << job.dump();
+  const std::string fixture = (kCliFixtures / "pilatus_master.h5").string();
+  const std::int64_t next = enqueue(client, job_spec({fixture}, space.path("next.h5").string()));
+  EXPECT_EQ(wait_job(client, next).value("state", ""), "succeeded") << daemon.log();
+}
+
+}  // namespace
