@@ -20,7 +20,7 @@ namespace {
 struct Shared {
   source::Dataset& dataset;
   FrameRange range;
-  reduce::NexusWriter& writer;
+  reduce::ResultWriter& writer;
   ProgressBar& progress;
   std::mutex hdf5_mutex;  // every HDF5 call of the run: reads and row writes
   std::atomic<std::size_t> next{0};
@@ -127,7 +127,7 @@ void IntensityRange::merge(const IntensityRange& other) noexcept {
 
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
-                                reduce::NexusWriter& writer, std::size_t threads,
+                                reduce::ResultWriter& writer, std::size_t threads,
                                 ProgressBar& progress) {
   Shared shared{dataset, range, writer, progress, {}, {}, {}, {}, {}, {}};
   {
