@@ -61,6 +61,10 @@ Fit2d to_fit2d(const integrate::Poni& p) {
 
 std::string provided(bool applied) { return applied ? "provided" : "False"; }
 
+/// What pyFAI 0.21 says of its detector object's own mask: its named detector classes
+/// (Pilatus, Eiger ...) compute one, a generic Detector has none.
+std::string detector_mask(bool generic) { return generic ? "False" : "True"; }
+
 }  // namespace
 
 std::string python_float_repr(double value) {
@@ -122,12 +126,13 @@ std::string xy_header(const OutputProvenance& provenance, const std::filesystem:
       "",
       "Detector " + (generic ? std::string("Detector\t Spline= None") : p.detector.name) +
           format("\t PixelSize= %.3e, %.3e m", p.detector.pixel1_m, p.detector.pixel2_m),
-      "   Detector has a mask: False ",
+      "   Detector has a mask: " + detector_mask(generic) + " ",
       "   Detector has a dark current: False ",
       "   detector has a flat field: False ",
       ""};
   if (p.wavelength_m) lines.push_back("Wavelength: " + python_float_repr(*p.wavelength_m) + " m");
-  lines.push_back("Mask applied: " + provided(provenance.mask_applied));
+  lines.push_back("Mask applied: " +
+                  std::string(provenance.mask_applied ? "user provided" : "False"));
   lines.push_back("Dark current applied: " + provided(provenance.dark_applied));
   lines.push_back("Flat field applied: " + provided(provenance.flat_applied));
   lines.push_back("Polarization factor: " +

@@ -13,12 +13,15 @@
 //   # Tilt: <%.3f> deg  TiltPlanRot: <%.3f> deg
 //   #
 //   # Detector <name>[\t Spline= None]\t PixelSize= <p1 %.3e>, <p2 %.3e> m
-//   #    Detector has a mask: False                    (azflow attaches no image to the
-//   #    Detector has a dark current: False             detector object: the corrections it
-//   #    detector has a flat field: False               applied are in the lines below)
+//   #                       (<name> as the PONI spells it, e.g. Pilatus100k where pyFAI's own
+//   #                       class name is "Pilatus 100k")
+//   #    Detector has a mask: True | False             (True for a named detector, whose
+//   #    Detector has a dark current: False             pyFAI class computes a mask; azflow
+//   #    detector has a flat field: False               attaches no dark/flat to the detector:
+//   #                                                   the corrections applied follow)
 //   #
 //   # Wavelength: <repr> m                            (when the PONI has one)
-//   # Mask applied: provided | False
+//   # Mask applied: user provided | False
 //   # Dark current applied: provided | False
 //   # Flat field applied: provided | False
 //   # Polarization factor: <repr> | None
