@@ -182,7 +182,17 @@ XyWriter::XyWriter(NexusLayout layout) : layout_(std::move(layout)) {
   total_.reset(layout_.bins());
 }
 
-XyWriter::~XyWriter() = default;
+XyWriter::~XyWriter() {
+  if (finished_ || layout_.format != OutputFormat::kXy) return;
+  try {  // unfinished (a failed or cancelled run): the mean of the frames summed so far stays
+    std::vector<float> intensity(layout_.bins());
+    std::vector<float> sigma(layout_.with_errors ? layout_.bins() : 0);
+    integrate::finalize(total_, intensity, sigma);
+    write_file(partial_, intensity, sigma);
+  } catch (const std::exception&) {
+    // a destructor must not throw; the caller already reports why the run did not finish
+  }
+}
 
 const std::filesystem::path& XyWriter::partial_path() const noexcept { return partial_; }
 

@@ -34,7 +34,9 @@
 // normalization (the dataset-wide sums, as /entry/sum of the NeXus layout), to the output path
 // when finish() runs. Format kXyFrames writes each frame's row to its own file as it arrives:
 // "<stem>_<input frame index, 5 digits><ext>" in the output's folder (xy_frame_path). Each file
-// is written as "<file>.partial" and renamed when complete. 1D results only.
+// is written as "<file>.partial" and renamed when complete. A kXy writer destroyed before
+// finish() leaves the mean of the frames summed so far in "<output>.partial" (as the NeXus writer
+// leaves its .partial file); kXyFrames leaves the files of the frames written. 1D results only.
 
 #include <filesystem>
 #include <mutex>
@@ -64,6 +66,7 @@ class XyWriter final : public ResultWriter {
   /// Checks the layout (1D, a PONI in the provenance) and that the output file(s) do not exist
   /// unless layout.overwrite. Throws azflow::Error (kConfig) naming the output otherwise.
   explicit XyWriter(NexusLayout layout);
+  /// Without finish() (kXy): writes the mean so far to partial_path(), ignoring errors.
   ~XyWriter() override;
 
   [[nodiscard]] const NexusLayout& layout() const noexcept override { return layout_; }
