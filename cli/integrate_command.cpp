@@ -116,6 +116,7 @@ int run_integrate(const IntegrateOptions& o) {
   layout.overwrite = o.overwrite;
   layout.first_frame = static_cast<std::int64_t>(range.first);
   layout.format = format;
+  layout.empty_value = o.empty;
   layout.provenance.poni = poni;
   layout.provenance.mask_applied = !o.mask.empty() || (!o.no_file_mask && info.pixel_mask);
   layout.provenance.flat_applied = !o.flat.empty();

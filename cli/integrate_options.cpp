@@ -73,6 +73,10 @@ void add_correction_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("--normalization-factor", o.normalization_factor,
                  "monitor value dividing every intensity")
       ->capture_default_str();
+  cmd.add_option("--empty", o.empty,
+                 "value of I and sigma in bins without any pixel (pyFAI's empty: give the "
+                 "dummy value to get what pyFAI writes when a dummy is set)")
+      ->capture_default_str();
 }
 
 template <typename Enum>
@@ -183,6 +187,7 @@ nlohmann::json settings_json(const IntegrateOptions& o, const integrate::Integra
   j["poni_file"] = absolute_path(o.poni);
   j["output"] = absolute_path(o.output);
   j["format"] = o.format;
+  j["empty"] = o.empty;
   j["mask_file"] = o.mask;
   j["dark_file"] = o.dark;
   j["flat_file"] = o.flat;

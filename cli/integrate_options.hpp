@@ -37,6 +37,7 @@ struct IntegrateOptions {
   std::optional<double> dummy, delta_dummy;
   bool no_dummy = false;
   double normalization_factor = 1.0;
+  float empty = 0.0f;       ///< I and sigma of bins without pixels (pyFAI's `empty`)
   std::size_t threads = 0;  ///< 0 = hardware concurrency
   std::string frames;       ///< "A:B" (Python slice, B exclusive), "A:", ":B" or "A"
   bool overwrite = false;

@@ -22,8 +22,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 /// Options of `azflow integrate` that make no sense for a daemon job (or are replaced here).
-constexpr const char* kLocalOnlyOptions[] = {"input",     "--output",    "--frames",
-                                             "--threads", "--overwrite", "--quiet"};
+/// --empty: the job spec has no field for it yet (the daemon's shard files store rows finalized
+/// with 0 in empty bins).
+constexpr const char* kLocalOnlyOptions[] = {"input",       "--output", "--frames", "--threads",
+                                             "--overwrite", "--quiet",  "--empty"};
 /// Integration options that --config may be combined with (they are not in a pyFAI file).
 constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask", "--format"};
 

@@ -415,7 +415,7 @@ void NexusWriter::write_frame(std::size_t row, std::span<const float> intensity,
 void NexusWriter::write_frame(std::size_t row, const integrate::BinSums& sums) {
   std::vector<float> intensity(sums.bins());
   std::vector<float> sigma(layout_.with_errors ? sums.bins() : 0);
-  integrate::finalize(sums, intensity, sigma);
+  integrate::finalize(sums, intensity, sigma, layout_.empty_value);
   write_frame(row, intensity, sigma);
   add_sums(sums);
 }
@@ -439,7 +439,7 @@ void NexusWriter::write_sum_group() {
   h5::Handle sum = h5::create_nx_group(entry, "sum", "NXdata");
   const std::vector<hsize_t> dims = row_dims(layout_);
   std::vector<float> intensity(layout_.bins()), sigma(layout_.bins());
-  integrate::finalize(total_, intensity, sigma);
+  integrate::finalize(total_, intensity, sigma, layout_.empty_value);
   h5::Handle ids = h5::write_array(sum.get(), "I", dims, std::span<const float>(intensity));
   h5::write_string_attr(ids.get(), "long_name", "Intensity of the dataset-wide sums");
   if (layout_.with_errors) {

@@ -71,6 +71,10 @@ struct NexusLayout {
   bool with_errors = false;               ///< write I_errors
   OutputFormat format = OutputFormat::kNexus;
   OutputProvenance provenance;
+  /// I and sigma of a bin without pixels (count 0) in rows finalized from sums (write_frame with
+  /// BinSums, the dataset-wide sums): pyFAI's `empty` (its dummy when one is given, else
+  /// AzimuthalIntegrator.empty, 0.0). Rows handed over as values are written as they are.
+  float empty_value = 0.0f;
 
   /// Layout matching a plan's bins, unit, error model and corrections (format nexus).
   static NexusLayout from_plan(const integrate::Plan& plan, std::filesystem::path path,

@@ -187,7 +187,7 @@ XyWriter::~XyWriter() {
   try {  // unfinished (a failed or cancelled run): the mean of the frames summed so far stays
     std::vector<float> intensity(layout_.bins());
     std::vector<float> sigma(layout_.with_errors ? layout_.bins() : 0);
-    integrate::finalize(total_, intensity, sigma);
+    integrate::finalize(total_, intensity, sigma, layout_.empty_value);
     write_file(partial_, intensity, sigma);
   } catch (const std::exception&) {
     // a destructor must not throw; the caller already reports why the run did not finish
@@ -270,7 +270,7 @@ void XyWriter::write_frame(std::size_t row, std::span<const float> intensity,
 void XyWriter::write_frame(std::size_t row, const integrate::BinSums& sums) {
   std::vector<float> intensity(sums.bins());
   std::vector<float> sigma(layout_.with_errors ? sums.bins() : 0);
-  integrate::finalize(sums, intensity, sigma);
+  integrate::finalize(sums, intensity, sigma, layout_.empty_value);
   write_frame(row, intensity, sigma);
   add_sums(sums);
 }
@@ -308,7 +308,7 @@ WriterSummary XyWriter::finish() {
     }
     std::vector<float> intensity(layout_.bins());
     std::vector<float> sigma(layout_.with_errors ? layout_.bins() : 0);
-    integrate::finalize(total_, intensity, sigma);
+    integrate::finalize(total_, intensity, sigma, layout_.empty_value);
     write_file(layout_.path, intensity, sigma);
   }
   WriterSummary summary;
