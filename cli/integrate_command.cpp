@@ -15,6 +15,7 @@
 #include "stages/integrate/poni.hpp"
 #include "stages/reduce/image_file.hpp"
 #include "stages/reduce/nexus_writer.hpp"
+#include "stages/reduce/result_writer.hpp"
 #include "stages/source/dataset.hpp"
 
 namespace azflow::cli {
@@ -102,6 +103,7 @@ int run_integrate(const IntegrateOptions& o) {
                                o.poni);
   const FrameRange range = parse_frame_range(o.frames, info.frames);
   const integrate::IntegrationSettings settings = make_settings(o, info.dtype);
+  const reduce::OutputFormat format = parse_format_option(o.format, settings.npt_azim);
   const std::size_t threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
 
@@ -113,13 +115,19 @@ int run_integrate(const IntegrateOptions& o) {
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
   layout.overwrite = o.overwrite;
   layout.first_frame = static_cast<std::int64_t>(range.first);
-  reduce::NexusWriter writer(std::move(layout));
-  writer.write_settings(full_settings(o, settings, info, range, threads));
+  layout.format = format;
+  layout.empty_value = o.empty;
+  layout.provenance.poni = poni;
+  layout.provenance.mask_applied = !o.mask.empty() || (!o.no_file_mask && info.pixel_mask);
+  layout.provenance.flat_applied = !o.flat.empty();
+  const std::unique_ptr<reduce::ResultWriter> writer =
+      reduce::make_result_writer(std::move(layout));
+  writer->write_settings(full_settings(o, settings, info, range, threads));
 
   ProgressBar progress(range.size(), o.quiet);
-  const IntensityRange seen = integrate_frames(dataset, range, plan, writer, threads, progress);
+  const IntensityRange seen = integrate_frames(dataset, range, plan, *writer, threads, progress);
   progress.finish();
-  const reduce::WriterSummary summary = writer.finish();
+  const reduce::WriterSummary summary = writer->finish();
   const double total_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!o.quiet) {

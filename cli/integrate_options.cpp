@@ -18,7 +18,15 @@ void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("input", o.input, "Eiger/NeXus master file or plain HDF5 file of frames")
       ->required();
   cmd.add_option("--poni", o.poni, "pyFAI PONI geometry file (version 1 or 2)")->required();
-  cmd.add_option("-o,--output", o.output, "output NeXus file (HDF5)")->required();
+  cmd.add_option("-o,--output", o.output,
+                 "output file: NeXus (HDF5), or text for --format xy; for xy-frames the name "
+                 "pattern (OUT.xy -> OUT_<frame>.xy)")
+      ->required();
+  cmd.add_option("--format", o.format,
+                 "output format: nexus (azflow's NeXus layout), nxazint (NeXus NXazint1d/2d), "
+                 "xy (pyFAI save1D text of the mean of the frames) or xy-frames (one save1D "
+                 "file per frame); xy formats are 1D only")
+      ->capture_default_str();
   cmd.add_option("--dataset", o.dataset,
                  "dataset path inside the input (default: Eiger data_NNNNNN links, else "
                  "/entry/data/data)");
@@ -64,6 +72,10 @@ void add_correction_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_flag("--no-dummy", o.no_dummy, "no dummy value at all")->excludes(dummy);
   cmd.add_option("--normalization-factor", o.normalization_factor,
                  "monitor value dividing every intensity")
+      ->capture_default_str();
+  cmd.add_option("--empty", o.empty,
+                 "value of I and sigma in bins without any pixel (pyFAI's empty: give the "
+                 "dummy value to get what pyFAI writes when a dummy is set)")
       ->capture_default_str();
 }
 
@@ -154,12 +166,28 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
   return s;
 }
 
+reduce::OutputFormat parse_format_option(const std::string& format, std::size_t npt_azim) {
+  const auto parsed = reduce::parse_output_format(format);
+  if (!parsed) {
+    throw Error(ErrorCategory::kConfig, "--format: unknown value '" + format + "' (expected " +
+                                            std::string(reduce::kOutputFormatChoices) + ")");
+  }
+  if (!reduce::format_supports(*parsed, npt_azim)) {
+    throw Error(ErrorCategory::kConfig, "--format " + format +
+                                            " holds 1D results only: drop --npt-azim or use "
+                                            "--format nexus or nxazint");
+  }
+  return *parsed;
+}
+
 nlohmann::json settings_json(const IntegrateOptions& o, const integrate::IntegrationSettings& s) {
   nlohmann::json j = reduce::settings_parameters(s);
   j["input"] = absolute_path(o.input);
   j["dataset"] = o.dataset;
   j["poni_file"] = absolute_path(o.poni);
   j["output"] = absolute_path(o.output);
+  j["format"] = o.format;
+  j["empty"] = o.empty;
   j["mask_file"] = o.mask;
   j["dark_file"] = o.dark;
   j["flat_file"] = o.flat;

@@ -13,15 +13,17 @@
 
 #include "base/dtype.hpp"
 #include "stages/integrate/plan.hpp"
+#include "stages/reduce/result_writer.hpp"
 
 namespace azflow::cli {
 
 /// Every option of `azflow integrate`, as given on the command line (not yet validated).
 struct IntegrateOptions {
-  std::string input;    ///< master or plain HDF5 file
-  std::string poni;     ///< PONI geometry file
-  std::string dataset;  ///< dataset path inside the input ("" = auto)
-  std::string output;   ///< NeXus output file
+  std::string input;             ///< master or plain HDF5 file
+  std::string poni;              ///< PONI geometry file
+  std::string dataset;           ///< dataset path inside the input ("" = auto)
+  std::string output;            ///< output file (NeXus, or the xy file / file-name pattern)
+  std::string format = "nexus";  ///< output format (reduce::parse_output_format names)
   std::size_t npt = 1000;
   std::optional<std::size_t> npt_rad, npt_azim;
   std::string unit = "q_nm^-1";
@@ -35,6 +37,7 @@ struct IntegrateOptions {
   std::optional<double> dummy, delta_dummy;
   bool no_dummy = false;
   double normalization_factor = 1.0;
+  float empty = 0.0f;       ///< I and sigma of bins without pixels (pyFAI's `empty`)
   std::size_t threads = 0;  ///< 0 = hardware concurrency
   std::string frames;       ///< "A:B" (Python slice, B exclusive), "A:", ":B" or "A"
   bool overwrite = false;
@@ -60,6 +63,10 @@ FrameRange parse_frame_range(const std::string& text, std::size_t frames);
 /// an unsigned integer type (the Eiger gap value), unless --no-dummy. Throws azflow::Error
 /// (kConfig) naming the option for an unknown unit, split or error model, or invalid values.
 integrate::IntegrationSettings make_settings(const IntegrateOptions& options, DType dtype);
+
+/// The output format of `--format`; throws azflow::Error (kConfig) naming --format for an
+/// unknown name or a text format (xy, xy-frames) with a 2D integration (`npt_azim` > 0).
+reduce::OutputFormat parse_format_option(const std::string& format, std::size_t npt_azim);
 
 /// Every setting as a JSON object, for the output's NXprocess.
 nlohmann::json settings_json(const IntegrateOptions& options,

@@ -20,7 +20,7 @@ namespace {
 struct Shared {
   source::Dataset& dataset;
   FrameRange range;
-  reduce::NexusWriter& writer;
+  reduce::ResultWriter& writer;
   ProgressBar& progress;
   std::mutex hdf5_mutex;  // every HDF5 call of the run: reads and row writes
   std::atomic<std::size_t> next{0};
@@ -39,11 +39,12 @@ struct WorkerBuffers {
   IntensityRange seen;
 };
 
-/// Finalizes buf.sums into buf.intensity / buf.sigma and updates buf.seen.
-void finalize_row(WorkerBuffers& buf, bool with_errors) {
+/// Finalizes buf.sums into buf.intensity / buf.sigma (`empty` in bins without pixels) and
+/// updates buf.seen.
+void finalize_row(WorkerBuffers& buf, bool with_errors, float empty) {
   buf.intensity.resize(buf.sums.bins());
   buf.sigma.resize(with_errors ? buf.sums.bins() : 0);
-  integrate::finalize(buf.sums, buf.intensity, buf.sigma);
+  integrate::finalize(buf.sums, buf.intensity, buf.sigma, empty);
   for (std::size_t b = 0; b < buf.intensity.size(); ++b) {
     if (buf.sums.count[b] <= 0) continue;
     buf.seen.min = std::min(buf.seen.min, static_cast<double>(buf.intensity[b]));
@@ -92,7 +93,7 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
     shared.writer.fail_frame(row, failure_reason(info, index, e.what()));
     return;
   }
-  finalize_row(buf, shared.writer.layout().with_errors);
+  finalize_row(buf, shared.writer.layout().with_errors, shared.writer.layout().empty_value);
   shared.writer.add_sums(buf.sums);
   std::lock_guard lock(shared.hdf5_mutex);
   shared.writer.write_frame(row, buf.intensity, buf.sigma);
@@ -127,7 +128,7 @@ void IntensityRange::merge(const IntensityRange& other) noexcept {
 
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
-                                reduce::NexusWriter& writer, std::size_t threads,
+                                reduce::ResultWriter& writer, std::size_t threads,
                                 ProgressBar& progress) {
   Shared shared{dataset, range, writer, progress, {}, {}, {}, {}, {}, {}};
   {

@@ -1,6 +1,6 @@
 #pragma once
 // The worker pool of `azflow integrate`: N threads, each with its own CpuIntegrator sharing one
-// plan, taking frame indexes from an atomic counter and handing rows to the NexusWriter.
+// plan, taking frame indexes from an atomic counter and handing rows to the result writer.
 
 #include <cstddef>
 #include <limits>
@@ -36,7 +36,7 @@ struct IntensityRange {
 /// stops all workers and is rethrown here after they have joined. Returns the intensity range.
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
-                                reduce::NexusWriter& writer, std::size_t threads,
+                                reduce::ResultWriter& writer, std::size_t threads,
                                 ProgressBar& progress);
 
 }  // namespace azflow::cli

@@ -22,10 +22,12 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 /// Options of `azflow integrate` that make no sense for a daemon job (or are replaced here).
-constexpr const char* kLocalOnlyOptions[] = {"input",     "--output",    "--frames",
-                                             "--threads", "--overwrite", "--quiet"};
+/// --empty: the job spec has no field for it yet (the daemon's shard files store rows finalized
+/// with 0 in empty bins).
+constexpr const char* kLocalOnlyOptions[] = {"input",       "--output", "--frames", "--threads",
+                                             "--overwrite", "--quiet",  "--empty"};
 /// Integration options that --config may be combined with (they are not in a pyFAI file).
-constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask"};
+constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask", "--format"};
 
 /// The sweep keys: integration option names, and where each goes in the JSON job spec.
 enum class Kind { kInteger, kString, kNumber, kNumberOrNone, kDummy, kRange, kBool, kImage };
@@ -264,7 +266,8 @@ void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
   command.add_option("-o,--output", args.integrate.output,
                      "output NeXus file of a single job (default: chosen by the daemon)");
   command.add_option("--output-dir", args.output_dir,
-                     "folder for the outputs, named <stem>[_<key><value>...].h5");
+                     "folder for the outputs, named <stem>[_<key><value>...].h5 (.xy for the "
+                     "xy formats)");
   command.add_option("--config", args.config_file,
                      "pyFAI integration JSON (pyFAI-integrate / Worker) instead of --poni and "
                      "the integration options");
@@ -346,6 +349,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
   }
   if (!o.dataset.empty()) spec.dataset_path = o.dataset;
   if (o.no_file_mask) spec.use_file_mask = false;
+  spec.format = cli::parse_format_option(o.format, spec.settings.npt_azim);
   spec.datasets = datasets;
   spec.output_path.clear();
   spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
@@ -385,8 +389,11 @@ std::vector<PlannedJob> plan_jobs(const EnqueueArgs& args, const std::string& de
         job.spec.output_path = absolute(args.integrate.output);
       } else if (!dir.empty()) {
         const std::string stem = stem_of(group.front()) + name_suffix(combo);
-        std::string name = stem + ".h5";
-        for (int n = 2; names.contains(name); ++n) name = stem + "_" + std::to_string(n) + ".h5";
+        const bool text = job.spec.format == reduce::OutputFormat::kXy ||
+                          job.spec.format == reduce::OutputFormat::kXyFrames;
+        const std::string ext = text ? ".xy" : ".h5";
+        std::string name = stem + ext;
+        for (int n = 2; names.contains(name); ++n) name = stem + "_" + std::to_string(n) + ext;
         names.insert(name);
         job.spec.output_path = (fs::path(dir) / name).string();
       }

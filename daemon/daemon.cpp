@@ -358,7 +358,9 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);
   if (spec.output_path.empty()) {
     spec.output_path =
-        (config_.state_dir / "outputs" / ("job-" + std::to_string(id) + ".h5")).string();
+        (config_.state_dir / "outputs" /
+         ("job-" + std::to_string(id) + (reduce::format_supports(spec.format, 1) ? ".h5" : ".xy")))
+            .string();
     std::filesystem::create_directories(config_.state_dir / "outputs");
     store_->set_output_path(id, spec.output_path);
   }

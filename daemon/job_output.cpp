@@ -4,6 +4,7 @@
 
 #include "base/error.hpp"
 #include "daemon/job_setup.hpp"
+#include "stages/integrate/poni.hpp"
 #include "stages/reduce/shard_file.hpp"
 
 namespace azflow::daemon {
@@ -18,7 +19,7 @@ std::string joined(const std::vector<std::string>& items) {
 
 /// Copies one committed shard's rows into the writer, except rows already `handled` by a newer
 /// shard (a retry); adds its sums (which hold only its ok frames).
-void copy_shard(reduce::NexusWriter& writer, const std::filesystem::path& path,
+void copy_shard(reduce::ResultWriter& writer, const std::filesystem::path& path,
                 std::vector<reduce::FailedFrame>& failed, std::size_t& written,
                 std::vector<bool>& handled) {
   reduce::ShardFileReader reader(path);
@@ -43,6 +44,20 @@ void copy_shard(reduce::NexusWriter& writer, const std::filesystem::path& path,
 
 }  // namespace
 
+reduce::OutputProvenance output_provenance(const JobSpec& spec) {
+  reduce::OutputProvenance p;
+  p.poni = integrate::parse_poni(spec.poni_text, spec.poni_path);
+  p.solid_angle_applied = spec.settings.correct_solid_angle;
+  p.polarization_factor = spec.settings.polarization_factor;
+  p.normalization_factor = spec.settings.normalization_factor;
+  // The file's pixel_mask counts as a mask only if the input has one: not known here, so an
+  // enabled use_file_mask is reported as a mask applied (as Eiger master files all have one).
+  p.mask_applied = !spec.mask_path.empty() || spec.use_file_mask;
+  p.dark_applied = !spec.dark_path.empty();
+  p.flat_applied = !spec.flat_path.empty();
+  return p;
+}
+
 nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
                                  std::int64_t frames_total) {
   nlohmann::json j = reduce::settings_parameters(spec.settings);
@@ -54,6 +69,7 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
   j["poni_file"] = spec.poni_path;
   j["poni"] = spec.poni_text;
   j["output"] = spec.output_path;
+  j["format"] = std::string(reduce::output_format_name(spec.format));
   j["mode"] = std::string(mode_name(spec.mode));
   j["dummy_auto"] = spec.dummy_auto;
   j["mask_file"] = spec.mask_path;
@@ -72,9 +88,13 @@ AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::i
   reduce::NexusLayout layout =
       layout_from_axes_json(axes, output, static_cast<std::size_t>(frames_total));
   layout.overwrite = true;  // the job owns its output path (checked free at enqueue)
+  layout.format = spec.format;
+  layout.provenance = output_provenance(spec);
   AssembledOutput result;
   {
-    reduce::NexusWriter writer(std::move(layout));
+    const std::unique_ptr<reduce::ResultWriter> owner =
+        reduce::make_result_writer(std::move(layout));
+    reduce::ResultWriter& writer = *owner;
     writer.write_settings(job_settings_json(job_id, spec, frames_total));
     // Newest shard first: a retry shard (a higher id) supersedes the failed rows of the shard
     // that first held its frames.

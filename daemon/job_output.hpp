@@ -1,7 +1,7 @@
 #pragma once
-// Assembly of a job's NeXus output from its committed shard files (stages/reduce/shard_file.hpp)
-// with reduce::NexusWriter: the same layout as `azflow integrate` writes, plus the job id and the
-// daemon's version in the NXprocess parameters.
+// Assembly of a job's output (in its spec's format: NeXus, NXazint or pyFAI xy text) from its
+// committed shard files (stages/reduce/shard_file.hpp) with reduce::NexusWriter: the same layout as
+// `azflow integrate` writes, plus the job id and the daemon's version in the NXprocess parameters.
 
 #include <cstdint>
 #include <filesystem>
@@ -13,6 +13,7 @@
 #include "daemon/job_spec.hpp"
 #include "daemon/job_store.hpp"
 #include "stages/reduce/nexus_writer.hpp"
+#include "stages/reduce/result_writer.hpp"
 
 namespace azflow::daemon {
 
@@ -22,6 +23,10 @@ struct AssembledOutput {
   std::size_t frames_written = 0;
   std::vector<reduce::FailedFrame> failed;  ///< failed frames (not counting never-written rows)
 };
+
+/// How the job's result is made, for the xy header and NXazint's *_applied flags: its PONI and
+/// corrections. Throws azflow::Error (kConfig) if the spec's PONI text does not parse.
+reduce::OutputProvenance output_provenance(const JobSpec& spec);
 
 /// Every setting of a job for the output's NXprocess: the spec's fields flattened (as
 /// `azflow integrate` names them), plus job_id, daemon_version and the input's frames/shape.

@@ -213,6 +213,21 @@ void read_poni(const ObjectReader& r, JobSpec& spec) {
   }
 }
 
+void read_format(const ObjectReader& r, JobSpec& spec) {
+  std::string name(reduce::output_format_name(spec.format));
+  r.read("format", name);
+  const auto format = reduce::parse_output_format(name);
+  if (!format) {
+    r.fail("format", "unknown value '" + name + "' (expected " +
+                         std::string(reduce::kOutputFormatChoices) + ")");
+  }
+  if (!reduce::format_supports(*format, spec.settings.npt_azim)) {
+    r.fail("format", "'" + name + "' holds 1D results only, but settings.npt_azim is " +
+                         std::to_string(spec.settings.npt_azim) + " (use nexus or nxazint)");
+  }
+  spec.format = *format;
+}
+
 void read_mode(const ObjectReader& r, JobSpec& spec) {
   std::string mode(mode_name(spec.mode));
   r.read("mode", mode);
@@ -305,6 +320,7 @@ nlohmann::json to_json(const JobSpec& spec) {
               {"flat_path", spec.flat_path},
               {"use_file_mask", spec.use_file_mask},
               {"output_path", spec.output_path},
+              {"format", std::string(reduce::output_format_name(spec.format))},
               {"mode", std::string(mode_name(spec.mode))},
               {"nodes", to_json(spec.nodes)}};
 }
@@ -347,7 +363,8 @@ NodeSelection parse_node_selection(std::string_view text) {
 JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   const ObjectReader r(j, std::string(prefix));
   r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
-                    "dark_path", "flat_path", "use_file_mask", "output_path", "mode", "nodes"});
+                    "dark_path", "flat_path", "use_file_mask", "output_path", "format", "mode",
+                    "nodes"});
   JobSpec spec;
   read_datasets(r, spec);
   r.read("dataset_path", spec.dataset_path);
@@ -364,6 +381,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
     require_absolute(*target, r.field(key));
   }
   r.read("use_file_mask", spec.use_file_mask);
+  read_format(r, spec);
   read_mode(r, spec);
   read_nodes(r, spec);
   return spec;

@@ -12,6 +12,7 @@
 #include "base/dtype.hpp"
 #include "base/error.hpp"
 #include "stages/integrate/plan.hpp"
+#include "stages/reduce/result_writer.hpp"
 
 namespace azflow::daemon {
 
@@ -62,7 +63,10 @@ struct JobSpec {
   bool dummy_auto = true;
   std::string mask_path, dark_path, flat_path;  ///< image specs ("FILE.h5[::/ds]", .npy, EDF)
   bool use_file_mask = true;  ///< combine the detector's pixel_mask from the input file
-  std::string output_path;    ///< absolute NeXus output path ("" = daemon's default location)
+  std::string output_path;    ///< absolute output path ("" = daemon's default location)
+  /// Output format, JSON "format": "nexus" (default), "nxazint", "xy" or "xy-frames"
+  /// (stages/reduce/result_writer.hpp); the xy formats need a 1D job (settings.npt_azim 0).
+  reduce::OutputFormat format = reduce::OutputFormat::kNexus;
   Mode mode = Mode::kSplit;
   NodeSelection nodes;  ///< federation: which daemons share the frames (split mode only)
 

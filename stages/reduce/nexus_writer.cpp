@@ -117,15 +117,80 @@ void write_axis(hid_t group, const std::string& name, const std::vector<double>&
   h5::write_string_attr(ds.get(), "long_name", long_name);
 }
 
-/// NXdata @signal, @axes and @<axis>_indices for a signal whose trailing axes are `axes`,
-/// preceded by `leading_dots` unnamed ('.') axes.
-void write_nxdata_attrs(hid_t group, const std::vector<std::string>& axes, int leading_dots) {
+/// NXdata @signal, @axes and @<axis>_indices (NeXus NXdata: dimension i of the signal is labelled
+/// by axes[i]; "." leaves a dimension unlabelled and gets no _indices attribute).
+void write_nxdata_attrs(hid_t group, const std::vector<std::string>& axes) {
   h5::write_string_attr(group, "signal", "I");
-  std::vector<std::string> all(static_cast<std::size_t>(leading_dots), ".");
-  all.insert(all.end(), axes.begin(), axes.end());
-  h5::write_string_array_attr(group, "axes", all);
+  h5::write_string_array_attr(group, "axes", axes);
   for (std::size_t i = 0; i < axes.size(); ++i) {
-    h5::write_int_attr(group, axes[i] + "_indices", static_cast<std::int64_t>(i) + leading_dots);
+    if (axes[i] != ".")
+      h5::write_int_attr(group, axes[i] + "_indices", static_cast<std::int64_t>(i));
+  }
+}
+
+/// Group and dataset names of one format's layout.
+struct Names {
+  std::string process, params, params_class, data, rad, rad_edges, chi, chi_edges;
+};
+
+/// NXazint's radial long_name ("q", "2theta"; "r" outside the definition's list) and units.
+std::pair<std::string, std::string> azint_radial_label(integrate::RadialUnit unit) {
+  using integrate::RadialUnit;
+  if (unit == RadialUnit::kQ_nm) return {"q", "1/nm"};
+  if (unit == RadialUnit::kQ_A) return {"q", "1/angstrom"};
+  if (unit == RadialUnit::k2Th_deg) return {"2theta", "degree"};
+  if (unit == RadialUnit::k2Th_rad) return {"2theta", "rad"};
+  return {std::string(radial_axis_name(unit)), std::string(integrate::unit_symbol(unit))};
+}
+
+bool is_azint(const NexusLayout& layout) { return layout.format == OutputFormat::kNxAzint; }
+
+Names names_for(const NexusLayout& layout) {
+  if (is_azint(layout)) {
+    return {"reduction",         "input",          "NXparameters",        "data", "radial_axis",
+            "radial_axis_edges", "azimuthal_axis", "azimuthal_axis_edges"};
+  }
+  const std::string rad(radial_axis_name(layout.unit));
+  return {"process", "parameters",   "NXcollection", "integrate",
+          rad,       rad + "_edges", "chi",          "chi_edges"};
+}
+
+/// A scalar NX_BOOLEAN dataset (stored as int8 0/1, as h5py writes numpy.bool_ scalars' values).
+void write_bool(hid_t parent, const std::string& name, bool value) {
+  const std::int8_t v = value ? 1 : 0;
+  h5::Handle space = h5::check(H5Screate(H5S_SCALAR), "H5Screate failed");
+  h5::Handle ds = h5::check(H5Dcreate2(parent, name.c_str(), H5T_STD_I8LE, space.get(), H5P_DEFAULT,
+                                       H5P_DEFAULT, H5P_DEFAULT),
+                            "cannot create dataset " + name);
+  h5::check_status(H5Dwrite(ds.get(), H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v),
+                   "cannot write dataset " + name);
+}
+
+/// NXazint's NXentry fields: definition, the *_applied flags and the NXinstrument.
+void write_azint_entry(hid_t entry, const NexusLayout& layout) {
+  const OutputProvenance& p = layout.provenance;
+  h5::write_string(entry, "definition", layout.npt_azim() > 0 ? "NXazint2d" : "NXazint1d");
+  write_bool(entry, "solid_angle_applied", p.solid_angle_applied);
+  write_bool(entry, "polarization_applied", p.polarization_factor.has_value());
+  write_bool(entry, "normalization_applied", true);
+  write_bool(entry, "monitor_applied", p.normalization_factor != 1.0);
+  write_bool(entry, "mask_applied", p.mask_applied);
+  write_bool(entry, "dark_applied", p.dark_applied);
+  write_bool(entry, "flat_applied", p.flat_applied);
+  h5::Handle instrument = h5::create_nx_group(entry, "instrument", "NXinstrument");
+  h5::write_string(instrument.get(), "name", "unknown");
+  h5::Handle source = h5::create_nx_group(instrument.get(), "source", "NXsource");
+  h5::write_string(source.get(), "name", "unknown");
+  h5::write_string(source.get(), "type", "unknown");
+  h5::write_string(source.get(), "probe", "x-ray");
+  if (p.poni && p.poni->wavelength_m) {
+    constexpr double kHcKeVAngstrom = 12.398419843320026;  // h c in keV x angstrom (CODATA 2018)
+    const double wavelength_a = *p.poni->wavelength_m * 1e10;
+    h5::Handle mono = h5::create_nx_group(instrument.get(), "monochromator", "NXmonochromator");
+    h5::Handle wl = h5::write_scalar(mono.get(), "wavelength", wavelength_a);
+    h5::write_string_attr(wl.get(), "units", "angstrom");
+    h5::Handle energy = h5::write_scalar(mono.get(), "energy", kHcKeVAngstrom / wavelength_a);
+    h5::write_string_attr(energy.get(), "units", "keV");
   }
 }
 
@@ -177,6 +242,10 @@ NexusLayout NexusLayout::from_plan(const integrate::Plan& plan, std::filesystem:
   layout.azimuthal_centers = plan.azimuthal_centers();
   layout.azimuthal_edges = plan.azimuthal_edges();
   layout.with_errors = plan.settings().error_model != integrate::ErrorModel::kNone;
+  layout.provenance.solid_angle_applied = plan.settings().correct_solid_angle;
+  layout.provenance.polarization_factor = plan.settings().polarization_factor;
+  layout.provenance.normalization_factor = plan.settings().normalization_factor;
+  layout.provenance.dark_applied = !plan.dark().empty();
   return layout;
 }
 
@@ -191,6 +260,10 @@ NexusWriter::NexusWriter(NexusLayout layout)
       (layout_.npt_azim() > 0 && layout_.azimuthal_edges.size() != layout_.npt_azim() + 1)) {
     throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
                                             ": empty or inconsistent layout (no frames or bins)");
+  }
+  if (layout_.format != OutputFormat::kNexus && layout_.format != OutputFormat::kNxAzint) {
+    throw Error(ErrorCategory::kInternal, "NexusWriter cannot write format " +
+                                              std::string(output_format_name(layout_.format)));
   }
   std::error_code ec;
   if (!layout_.overwrite && std::filesystem::exists(layout_.path, ec)) {
@@ -220,43 +293,72 @@ void NexusWriter::create_file() {
   h5::write_string_attr(root, "creator", "azflow " + std::string(program_version()));
   h5::write_string_attr(root, "file_name", layout_.path.filename().string());
   h5::write_string_attr(root, "file_time", now);
+  const Names names = names_for(layout_);
   files_->entry = h5::create_nx_group(root, "entry", "NXentry");
-  h5::write_string_attr(files_->entry.get(), "default", "integrate");
+  h5::write_string_attr(files_->entry.get(), "default", names.data);
   h5::write_string(files_->entry.get(), "start_time", now);
-  files_->process = h5::create_nx_group(files_->entry.get(), "process", "NXprocess");
+  if (is_azint(layout_)) write_azint_entry(files_->entry.get(), layout_);
+  files_->process = h5::create_nx_group(files_->entry.get(), names.process, "NXprocess");
   const hid_t process = files_->process.get();
   h5::write_string(process, "program", "azflow");
   h5::write_string(process, "version", program_version());
   h5::write_string(process, "date", now);
   h5::write_scalar(process, "sequence_index", std::int64_t{1});
+  if (is_azint(layout_)) {
+    h5::write_string(process, "reference",
+                     "G. Ashiotis et al., J. Appl. Cryst. 48 (2015) 510-519 (pyFAI's algorithm, "
+                     "which azflow follows)");
+    h5::write_string(process, "note",
+                     "I = sum(signal) / sum(norm) per bin, pyFAI 0.21 conventions (radial unit "
+                     "of radial_axis, chi in degrees); norm = solid angle x polarization x flat x "
+                     "normalization factor, mean over the written frames");
+  }
 }
 
 void NexusWriter::create_frame_group() {
-  files_->data = h5::create_nx_group(files_->entry.get(), "integrate", "NXdata");
+  const Names names = names_for(layout_);
+  const bool azint = is_azint(layout_);
+  files_->data = h5::create_nx_group(files_->entry.get(), names.data, "NXdata");
   const hid_t data = files_->data.get();
-  const std::string rad(radial_axis_name(layout_.unit));
-  const std::string symbol(integrate::unit_symbol(layout_.unit));
+  const char* interpretation = layout_.npt_azim() > 0 ? "image" : "spectrum";
   files_->intensity = create_row_dataset(data, "I", layout_);
-  h5::write_string_attr(files_->intensity.get(), "interpretation",
-                        layout_.npt_azim() > 0 ? "image" : "spectrum");
-  h5::write_string_attr(files_->intensity.get(), "long_name", "Intensity");
-  if (layout_.with_errors) files_->sigma = create_row_dataset(data, "I_errors", layout_);
-  write_axis(data, rad, layout_.radial_centers, symbol, radial_long_name(layout_.unit));
-  write_axis(data, rad + "_edges", layout_.radial_edges, symbol,
-             radial_long_name(layout_.unit) + " bin edges");
-  std::vector<std::string> axes{rad};
-  if (layout_.npt_azim() > 0) {
-    write_axis(data, "chi", layout_.azimuthal_centers, "deg", "chi (deg)");
-    write_axis(data, "chi_edges", layout_.azimuthal_edges, "deg", "chi (deg) bin edges");
-    axes.insert(axes.begin(), "chi");
+  h5::write_string_attr(files_->intensity.get(), "interpretation", interpretation);
+  h5::write_string_attr(files_->intensity.get(), "long_name", azint ? "intensity" : "Intensity");
+  if (azint) h5::write_string_attr(files_->intensity.get(), "units", "arbitrary units");
+  if (layout_.with_errors) {
+    files_->sigma = create_row_dataset(data, "I_errors", layout_);
+    if (azint) {
+      h5::write_string_attr(files_->sigma.get(), "long_name", "estimated intensity error");
+      h5::write_string_attr(files_->sigma.get(), "units", "arbitrary units");
+    }
   }
+  const auto [rad_label, rad_units] =
+      azint ? azint_radial_label(layout_.unit)
+            : std::pair{radial_long_name(layout_.unit),
+                        std::string(integrate::unit_symbol(layout_.unit))};
+  write_axis(data, names.rad, layout_.radial_centers, rad_units, rad_label);
+  write_axis(data, names.rad_edges, layout_.radial_edges, rad_units, rad_label + " bin edges");
+  std::vector<std::string> axes{names.rad};
+  if (layout_.npt_azim() > 0) {
+    const std::string chi_units = azint ? "degree" : "deg";
+    write_axis(data, names.chi, layout_.azimuthal_centers, chi_units,
+               azint ? "azimuthal bin center" : "chi (deg)");
+    write_axis(data, names.chi_edges, layout_.azimuthal_edges, chi_units,
+               azint ? "azimuthal bin edges" : "chi (deg) bin edges");
+    axes.insert(axes.begin(), names.chi);
+  }
+  if (azint) h5::write_string_attr(data, "interpretation", interpretation);
   std::vector<std::int64_t> frame_index(layout_.frames);
   for (std::size_t i = 0; i < frame_index.size(); ++i) {
     frame_index[i] = layout_.first_frame + static_cast<std::int64_t>(i);
   }
   const std::array<hsize_t, 1> dims{frame_index.size()};
-  h5::write_array(data, "frame_index", dims, std::span<const std::int64_t>(frame_index));
-  write_nxdata_attrs(data, axes, 1);
+  h5::Handle index =
+      h5::write_array(data, "frame_index", dims, std::span<const std::int64_t>(frame_index));
+  h5::write_string_attr(index.get(), "long_name", "input frame index");
+  // NXazint fixes dimension 0's axis to "."; azflow's own layout labels it with frame_index.
+  axes.insert(axes.begin(), azint ? "." : "frame_index");
+  write_nxdata_attrs(data, axes);
 }
 
 void NexusWriter::write_settings(const nlohmann::json& settings) {
@@ -269,7 +371,8 @@ void NexusWriter::write_settings(const nlohmann::json& settings) {
   h5::Handle note = h5::create_nx_group(process, "configuration", "NXnote");
   h5::write_string(note.get(), "type", "application/json");
   h5::write_string(note.get(), "data", settings.dump(2));
-  h5::Handle params = h5::create_nx_group(process, "parameters", "NXcollection");
+  const Names names = names_for(layout_);
+  h5::Handle params = h5::create_nx_group(process, names.params, names.params_class);
   if (!settings.is_object()) return;
   for (const auto& [key, value] : settings.items()) {
     write_parameter(params.get(), link_name(key), value);
@@ -312,7 +415,7 @@ void NexusWriter::write_frame(std::size_t row, std::span<const float> intensity,
 void NexusWriter::write_frame(std::size_t row, const integrate::BinSums& sums) {
   std::vector<float> intensity(sums.bins());
   std::vector<float> sigma(layout_.with_errors ? sums.bins() : 0);
-  integrate::finalize(sums, intensity, sigma);
+  integrate::finalize(sums, intensity, sigma, layout_.empty_value);
   write_frame(row, intensity, sigma);
   add_sums(sums);
 }
@@ -336,7 +439,7 @@ void NexusWriter::write_sum_group() {
   h5::Handle sum = h5::create_nx_group(entry, "sum", "NXdata");
   const std::vector<hsize_t> dims = row_dims(layout_);
   std::vector<float> intensity(layout_.bins()), sigma(layout_.bins());
-  integrate::finalize(total_, intensity, sigma);
+  integrate::finalize(total_, intensity, sigma, layout_.empty_value);
   h5::Handle ids = h5::write_array(sum.get(), "I", dims, std::span<const float>(intensity));
   h5::write_string_attr(ids.get(), "long_name", "Intensity of the dataset-wide sums");
   if (layout_.with_errors) {
@@ -359,7 +462,19 @@ void NexusWriter::write_sum_group() {
                                     H5P_DEFAULT, H5P_DEFAULT),
                      "cannot link axis " + name);
   }
-  write_nxdata_attrs(sum.get(), axes, 0);
+  write_nxdata_attrs(sum.get(), axes);
+}
+
+void NexusWriter::write_norm() {
+  const std::size_t written = static_cast<std::size_t>(
+      std::count(state_.begin(), state_.end(), static_cast<std::uint8_t>(kWritten)));
+  std::vector<double> norm(total_.normalization);
+  for (double& v : norm) v /= static_cast<double>(std::max<std::size_t>(written, 1));
+  h5::Handle ds =
+      h5::write_array(files_->data.get(), "norm", row_dims(layout_), std::span<const double>(norm));
+  h5::write_string_attr(ds.get(), "long_name",
+                        "effective number of pixels contributing to the corresponding bin");
+  h5::write_string_attr(ds.get(), "units", "arbitrary units");
 }
 
 void NexusWriter::write_failures(const std::vector<FailedFrame>& failed) {
@@ -395,9 +510,14 @@ WriterSummary NexusWriter::finish() {
   std::sort(failed_.begin(), failed_.end(),
             [](const FailedFrame& a, const FailedFrame& b) { return a.row < b.row; });
   if (!settings_written_) {
-    h5::create_nx_group(files_->process.get(), "parameters", "NXcollection");
+    const Names names = names_for(layout_);
+    h5::create_nx_group(files_->process.get(), names.params, names.params_class);
   }
-  write_sum_group();
+  if (is_azint(layout_)) {
+    write_norm();
+  } else {
+    write_sum_group();
+  }
   write_failures(failed_);
   h5::write_string(files_->entry.get(), "end_time", iso8601_now());
   files_ = std::make_unique<Files>();  // closes every object, then the file

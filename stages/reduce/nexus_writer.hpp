@@ -13,7 +13,9 @@
 //       frames_total, frames_written, frames_failed (int64)
 //       failed_frames NXcollection  row (int64: output row), frame (int64: input frame), reason
 //       (str)
-//     integrate NXdata     @signal="I"  @axes=[".", "<rad>"] (1D) or [".", "chi", "<rad>"] (2D)
+//     integrate NXdata     @signal="I"  @axes=["frame_index", "<rad>"] (1D) or
+//                          ["frame_index", "chi", "<rad>"] (2D); @frame_index_indices=0,
+//                          @chi_indices=1 (2D), @<rad>_indices=1 (1D) or 2 (2D)
 //       I         float32 (frames, npt_rad) or (frames, npt_azim, npt_rad); NaN = failed/missing
 //       I_errors  float32, same shape (only when an error model is on)
 //       <rad>     float64 (npt_rad) bin centres, @units;  <rad>_edges float64 (npt_rad + 1)
@@ -22,6 +24,30 @@
 //     sum       NXdata     @signal="I"  @axes=["<rad>"] or ["chi", "<rad>"]: I and I_errors of the
 //                          dataset-wide sums (float32), and sum_signal, sum_variance,
 //                          sum_normalization, sum_count (float64), axes hard-linked from integrate
+//
+// With NexusLayout::format == kNxAzint the file follows the NeXus NXazint1d / NXazint2d
+// application definitions (NeXus v2025.11, https://manual.nexusformat.org/classes/applications/):
+//
+//   /entry      NXentry    @default="data"; definition="NXazint1d" or "NXazint2d";
+//                          solid_angle_applied, polarization_applied, normalization_applied (1),
+//                          monitor_applied (normalization factor != 1), and beyond the
+//                          definition mask_applied, dark_applied, flat_applied: NX_BOOLEAN (int8)
+//     instrument NXinstrument name="unknown"; source NXsource (name, type "unknown", probe
+//                          "x-ray"); monochromator NXmonochromator wavelength (angstrom),
+//                          energy (keV), when the PONI has a wavelength
+//     reduction NXprocess  program, version, date, reference, note, sequence_index;
+//                          input NXparameters (one dataset per setting, as parameters above),
+//                          configuration NXnote, frames_total/written/failed, failed_frames
+//     data      NXdata     @signal="I" @interpretation="spectrum"|"image"
+//                          @axes=[".", "radial_axis"] or [".", "azimuthal_axis", "radial_axis"]
+//       I, I_errors        as in integrate above, @long_name, @units="arbitrary units"
+//       radial_axis(_edges) @long_name "q" | "2theta" ("r" for r_mm, which the definition lacks),
+//                          @units "1/nm" | "1/angstrom" | "degree" | "rad" | "mm"
+//       azimuthal_axis(_edges) degrees (2D)
+//       norm      float64 (npt_rad) or (npt_azim, npt_rad): sum_normalization of the written
+//                          frames divided by their number (the per-frame normalization)
+//       frame_index int64 (frames)
+//   (no /entry/sum group: the definition has one NXdata)
 //
 // <rad> is the radial unit's family: "q" (q_nm^-1, q_A^-1), "2th" (2th_deg, 2th_rad), "r" (r_mm).
 // The file is created as "<path>.partial" and renamed to <path> by finish(); an unfinished writer
@@ -42,6 +68,7 @@
 #include "stages/integrate/cpu_integrator.hpp"
 #include "stages/integrate/plan.hpp"
 #include "stages/integrate/units.hpp"
+#include "stages/reduce/result_writer.hpp"
 
 namespace azflow::reduce {
 
@@ -60,41 +87,6 @@ std::string iso8601_now();
 /// NeXus name of a radial unit's axis: "q", "2th" or "r".
 std::string_view radial_axis_name(integrate::RadialUnit unit) noexcept;
 
-/// Shape and axes of an output file.
-struct NexusLayout {
-  std::filesystem::path path;    ///< final output path
-  bool overwrite = false;        ///< replace an existing `path`
-  std::size_t frames = 0;        ///< rows of I
-  std::int64_t first_frame = 0;  ///< input frame index of row 0 (frame_index = first_frame + row)
-  integrate::RadialUnit unit = integrate::RadialUnit::kQ_nm;
-  std::vector<double> radial_centers;     ///< npt_rad, in the unit's own scale
-  std::vector<double> radial_edges;       ///< npt_rad + 1
-  std::vector<double> azimuthal_centers;  ///< npt_azim degrees; empty for 1D
-  std::vector<double> azimuthal_edges;    ///< npt_azim + 1; empty for 1D
-  bool with_errors = false;               ///< write I_errors
-
-  /// Layout matching a plan's bins, unit and error model.
-  static NexusLayout from_plan(const integrate::Plan& plan, std::filesystem::path path,
-                               std::size_t frames);
-  [[nodiscard]] std::size_t npt_rad() const noexcept { return radial_centers.size(); }
-  [[nodiscard]] std::size_t npt_azim() const noexcept { return azimuthal_centers.size(); }
-  /// Values per row: npt_rad (1D) or npt_azim * npt_rad (2D).
-  [[nodiscard]] std::size_t bins() const noexcept;
-};
-
-/// One frame that could not be integrated: its output row, input frame and why.
-struct FailedFrame {
-  std::size_t row = 0;
-  std::int64_t frame = 0;
-  std::string reason;
-};
-
-/// What finish() wrote.
-struct WriterSummary {
-  std::size_t frames_written = 0;
-  std::vector<FailedFrame> failed;  ///< in row order
-};
-
 /// Writes one integration result file (layout above). Every public member is thread-safe (one
 /// internal mutex), so workers may hand rows over in any order. With a libhdf5 built without
 /// thread safety, callers must also keep other threads' HDF5 calls (e.g. reads) apart from the
@@ -103,43 +95,42 @@ struct WriterSummary {
 ///
 /// Invariant: every row ends written or failed. A row written twice, or written after it failed,
 /// is a bug (azflow::Error kInternal); rows still pending at finish() are recorded as failed.
-class NexusWriter {
+class NexusWriter final : public ResultWriter {
  public:
   /// Creates "<layout.path>.partial" (replacing a stale one). Throws azflow::Error: kConfig naming
   /// the path if it exists and !layout.overwrite, or for an empty layout; kIo if the file cannot
   /// be created.
   explicit NexusWriter(NexusLayout layout);
-  ~NexusWriter();
-  NexusWriter(const NexusWriter&) = delete;
-  NexusWriter& operator=(const NexusWriter&) = delete;
+  ~NexusWriter() override;
 
-  [[nodiscard]] const NexusLayout& layout() const noexcept { return layout_; }
+  [[nodiscard]] const NexusLayout& layout() const noexcept override { return layout_; }
   /// "<layout().path>.partial": where the file is until finish().
-  [[nodiscard]] const std::filesystem::path& partial_path() const noexcept;
+  [[nodiscard]] const std::filesystem::path& partial_path() const noexcept override;
 
   /// Records the settings (a JSON object) in the NXprocess: as JSON text and one dataset per key.
   /// Call at most once, before finish(). Throws kInternal otherwise.
-  void write_settings(const nlohmann::json& settings);
+  void write_settings(const nlohmann::json& settings) override;
 
   /// Writes row `row`: `intensity` and `sigma` have layout().bins() values (sigma may be empty
   /// when the layout has no errors). Throws kInternal for a bad row or size or a row already
   /// written or failed; kIo if HDF5 fails.
-  void write_frame(std::size_t row, std::span<const float> intensity, std::span<const float> sigma);
+  void write_frame(std::size_t row, std::span<const float> intensity,
+                   std::span<const float> sigma) override;
 
   /// Finalizes a frame's sums (integrate::finalize) into row `row` and adds them to the
   /// dataset-wide sums.
-  void write_frame(std::size_t row, const integrate::BinSums& sums);
+  void write_frame(std::size_t row, const integrate::BinSums& sums) override;
 
   /// Adds one frame's sums to the dataset-wide sums (for callers using the span overload).
-  void add_sums(const integrate::BinSums& sums);
+  void add_sums(const integrate::BinSums& sums) override;
 
   /// Marks row `row` failed with `reason`; its row stays NaN. Throws kInternal if it was written.
-  void fail_frame(std::size_t row, std::string_view reason);
+  void fail_frame(std::size_t row, std::string_view reason) override;
 
   /// Writes the sums, counts and failed frames, closes the file and renames it to layout().path.
   /// Rows never written or failed are recorded as failed ("never written"). Throws kIo if the
   /// rename fails, kConfig if the output appeared meanwhile and overwrite is off.
-  WriterSummary finish();
+  WriterSummary finish() override;
 
  private:
   struct Files;
@@ -147,6 +138,7 @@ class NexusWriter {
   void create_frame_group();
   void check_row(std::size_t row, std::string_view what) const;
   void write_sum_group();
+  void write_norm();
   void write_failures(const std::vector<FailedFrame>& failed);
 
   NexusLayout layout_;

@@ -153,7 +153,8 @@ TEST_F(IntegrateCliTest, WritesNexusMetadataAndSums) {
   H5File f(out());
   EXPECT_EQ(f.string_attr("/", "default"), std::vector<std::string>{"entry"});
   EXPECT_EQ(f.string_attr("/entry", "default"), std::vector<std::string>{"integrate"});
-  EXPECT_EQ(f.string_attr("/entry/integrate", "axes"), (std::vector<std::string>{".", "q"}));
+  EXPECT_EQ(f.string_attr("/entry/integrate", "axes"),
+            (std::vector<std::string>{"frame_index", "q"}));
   EXPECT_EQ(f.string_attr("/entry/integrate/q", "units"), std::vector<std::string>{"nm^-1"});
   EXPECT_EQ(f.doubles("/entry/integrate/q_edges").size(), 201u);
   EXPECT_EQ(f.strings("/entry/process/program"), std::vector<std::string>{"azflow"});
@@ -209,7 +210,7 @@ TEST_F(IntegrateCliTest, CakeHasChiAxis) {
   H5File f(out());
   EXPECT_EQ(f.dims("/entry/integrate/I"), (std::vector<hsize_t>{3, 36, 100}));
   EXPECT_EQ(f.string_attr("/entry/integrate", "axes"),
-            (std::vector<std::string>{".", "chi", "2th"}));
+            (std::vector<std::string>{"frame_index", "chi", "2th"}));
   EXPECT_EQ(f.string_attr("/entry/integrate/2th", "units"), std::vector<std::string>{"deg"});
   EXPECT_EQ(f.string_attr("/entry/integrate/chi", "units"), std::vector<std::string>{"deg"});
   EXPECT_FALSE(f.exists("/entry/integrate/I_errors"));

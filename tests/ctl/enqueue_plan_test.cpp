@@ -61,6 +61,26 @@ TEST_F(EnqueuePlan, GlobsAndOneJobPerDataset) {
   EXPECT_EQ(jobs[1].spec.output_path, abs("out/c.h5"));
 }
 
+TEST_F(EnqueuePlan, FormatGoesIntoTheSpecAndNamesTheOutputs) {
+  auto jobs = plan_jobs(parse("a_master.h5 --poni geo.poni"), "");
+  EXPECT_EQ(jobs[0].spec.format, reduce::OutputFormat::kNexus);
+  jobs = plan_jobs(parse("a_master.h5 c.nxs --poni geo.poni --format xy --output-dir out"), "");
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].spec.format, reduce::OutputFormat::kXy);
+  EXPECT_EQ(jobs[0].spec.output_path, abs("out/a.xy"));
+  jobs =
+      plan_jobs(parse("a_master.h5 --poni geo.poni --format nxazint --npt-rad 9 --npt-azim 4"), "");
+  EXPECT_EQ(jobs[0].spec.format, reduce::OutputFormat::kNxAzint);
+  for (const char* bad : {"--format hdf5", "--format xy --npt-rad 9 --npt-azim 4"}) {
+    try {
+      plan_jobs(parse(std::string("a_master.h5 --poni geo.poni ") + bad), "");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--format"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(EnqueuePlan, SweepIsACartesianProductWithItsSettings) {
   const auto jobs = plan_jobs(parse("a_master.h5 --poni geo.poni --npt-rad 50 --npt-azim 8 "
                                     "--sweep npt_rad=100,200,300 --sweep unit=q_nm^-1,2th_deg "

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -110,6 +111,60 @@ TEST_F(DaemonTest, FixtureJobMatchesPyFaiAndIsPublishedLive) {
   }
   EXPECT_EQ(frames, (std::set<std::int64_t>{0, 1, 2}));
   EXPECT_GE(radial_sent, 1u);
+}
+
+// The job spec's "format": NXazint and pyFAI save1D text come out of the daemon as out of
+// `azflow integrate` (whose files tests/reduce/output_formats_test.py compares with pyFAI).
+TEST_F(DaemonTest, JobFormatsNxAzintAndXyFrames) {
+  DaemonProcess daemon(space_, 2);
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready()) << daemon.log();
+  const std::string master = (kCliFixtures / "pilatus_master.h5").string();
+  // ctl_enqueue appends its last argument to "--mode ": the format option rides along.
+  const std::int64_t azint =
+      ctl_enqueue(daemon.endpoint(), master, out("a.h5"), "split --format nxazint");
+  const std::int64_t xy =
+      ctl_enqueue(daemon.endpoint(), master, out("f.xy"), "bulk --format xy-frames");
+  ASSERT_GT(azint, 0);
+  ASSERT_GT(xy, 0);
+  EXPECT_EQ(ctl_wait(daemon.endpoint(), azint), 0) << daemon.log();
+  EXPECT_EQ(ctl_wait(daemon.endpoint(), xy), 0) << daemon.log();
+
+  H5File ref((kCliFixtures / "pilatus_ref.h5").string());
+  const auto count = ref.doubles("/entry/integrate/count");
+  H5File f(out("a.h5"));
+  EXPECT_EQ(f.strings("/entry/definition"), std::vector<std::string>{"NXazint1d"});
+  EXPECT_EQ(f.string_attr("/entry/reduction/input", "NX_class"),
+            std::vector<std::string>{"NXparameters"});
+  EXPECT_EQ(f.doubles("/entry/reduction/input/job_id"), std::vector<double>{double(azint)});
+  EXPECT_EQ(f.dims("/entry/data/I"), (std::vector<hsize_t>{3, kBins}));
+  expect_matches_pyfai(ref.doubles("/entry/integrate/I"), f.doubles("/entry/data/I"), count, "I");
+  EXPECT_EQ(f.dims("/entry/data/norm"), std::vector<hsize_t>{kBins});
+
+  const std::vector<double> ref_i = ref.doubles("/entry/integrate/I");
+  for (std::size_t frame = 0; frame < 3; ++frame) {
+    const fs::path file = space_.path("f_0000" + std::to_string(frame) + ".xy");
+    std::ifstream in(file);
+    ASSERT_TRUE(in) << file << daemon.log();
+    std::string line;
+    std::vector<double> intensity;
+    bool header = false;
+    while (std::getline(in, line)) {
+      if (line.rfind("# == pyFAI calibration ==", 0) == 0) header = true;
+      if (line.empty() || line[0] == '#') continue;
+      std::istringstream row(line);
+      double radial = 0, i = 0, sigma = 0;
+      row >> radial >> i >> sigma;
+      intensity.push_back(i);
+    }
+    EXPECT_TRUE(header) << file;
+    ASSERT_EQ(intensity.size(), kBins) << file;
+    const std::vector<double> ref_frame(ref_i.begin() + frame * kBins,
+                                        ref_i.begin() + (frame + 1) * kBins);
+    const std::vector<double> count_frame(count.begin() + frame * kBins,
+                                          count.begin() + (frame + 1) * kBins);
+    expect_matches_pyfai(ref_frame, intensity, count_frame, "xy I");
+  }
 }
 
 TEST_F(DaemonTest, TwoDatasetsAtOnceSplitAndBulk) {

@@ -32,6 +32,20 @@ TEST(JobSpec, DefaultsMatchAzflowIntegrate) {
   EXPECT_EQ(spec.settings_for(DType::kUint16).dummy, 65535.0);
   EXPECT_TRUE(spec.use_file_mask);
   EXPECT_EQ(spec.mode, JobSpec::Mode::kSplit);
+  EXPECT_EQ(spec.format, reduce::OutputFormat::kNexus);
+}
+
+TEST(JobSpec, EveryOutputFormatByName) {
+  for (const char* name : {"nexus", "nxazint", "xy", "xy-frames"}) {
+    json j = minimal();
+    j["format"] = name;
+    const JobSpec spec = job_spec_from_json(j);
+    EXPECT_EQ(reduce::output_format_name(spec.format), name);
+  }
+  json cake = minimal();
+  cake["format"] = "nxazint";
+  cake["settings"] = json::parse(R"({"npt_rad": 100, "npt_azim": 36})");  // as on the wire
+  EXPECT_EQ(job_spec_from_json(cake).format, reduce::OutputFormat::kNxAzint);
 }
 
 TEST(JobSpec, RoundTrip) {
@@ -59,6 +73,7 @@ TEST(JobSpec, RoundTrip) {
   spec.use_file_mask = false;
   spec.output_path = "/out/a.nxs";
   spec.mode = JobSpec::Mode::kBulk;
+  spec.format = reduce::OutputFormat::kNxAzint;
 
   const json j = to_json(spec);
   const JobSpec back = job_spec_from_json(json::parse(j.dump()));
@@ -68,6 +83,8 @@ TEST(JobSpec, RoundTrip) {
   EXPECT_EQ(back.settings.dummy, -1.0);
   EXPECT_FALSE(back.dummy_auto);
   EXPECT_EQ(back.mode, JobSpec::Mode::kBulk);
+  EXPECT_EQ(back.format, reduce::OutputFormat::kNxAzint);
+  EXPECT_EQ(j["format"], "nxazint");
   EXPECT_EQ(j["settings"]["unit"], "2th_deg");
   EXPECT_EQ(j["settings"]["split"], "bbox");
 }
@@ -142,6 +159,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"output_relative", {{"output_path", "out.nxs"}}, "output_path"},
         BadCase{"file_mask_type", {{"use_file_mask", 1}}, "use_file_mask"},
         BadCase{"mode", {{"mode", "fast"}}, "mode"},
+        BadCase{"format", {{"format", "hdf5"}}, "format"},
+        BadCase{"format_type", {{"format", 3}}, "format"},
+        BadCase{"xy_cake", json::parse(R"({"format": "xy", "settings": {"npt_azim": 36}})"),
+                "format"},
+        BadCase{"xy_frames_cake",
+                json::parse(R"({"format": "xy-frames", "settings": {"npt_azim": 36}})"), "format"},
         BadCase{"unknown", {{"frames", "0:10"}}, "frames"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 

@@ -124,8 +124,10 @@ TEST_F(NexusWriterTest, DefaultChainSignalAxesAndUnits) {
   EXPECT_EQ(f.string_attr("/entry", "default"), std::vector<std::string>{"integrate"});
   EXPECT_EQ(f.string_attr("/entry/integrate", "NX_class"), std::vector<std::string>{"NXdata"});
   EXPECT_EQ(f.string_attr("/entry/integrate", "signal"), std::vector<std::string>{"I"});
-  EXPECT_EQ(f.string_attr("/entry/integrate", "axes"), (std::vector<std::string>{".", "q"}));
+  EXPECT_EQ(f.string_attr("/entry/integrate", "axes"),
+            (std::vector<std::string>{"frame_index", "q"}));
   EXPECT_EQ(f.int_attr("/entry/integrate", "q_indices"), 1);
+  EXPECT_EQ(f.int_attr("/entry/integrate", "frame_index_indices"), 0);
   EXPECT_EQ(f.string_attr("/entry/integrate/q", "units"), std::vector<std::string>{"nm^-1"});
   EXPECT_EQ(f.doubles("/entry/integrate/q"), (std::vector<double>{0.5, 1.5, 2.5}));
   EXPECT_EQ(f.doubles("/entry/integrate/q_edges"), (std::vector<double>{0, 1, 2, 3}));
@@ -156,7 +158,7 @@ TEST_F(NexusWriterTest, TwoDimensionalLayoutNamesChiAndUnitFamily) {
   EXPECT_EQ(f.dims("/entry/integrate/I"), (std::vector<hsize_t>{2, 2, 4}));
   EXPECT_FALSE(f.exists("/entry/integrate/I_errors"));
   EXPECT_EQ(f.string_attr("/entry/integrate", "axes"),
-            (std::vector<std::string>{".", "chi", "2th"}));
+            (std::vector<std::string>{"frame_index", "chi", "2th"}));
   EXPECT_EQ(f.int_attr("/entry/integrate", "chi_indices"), 1);
   EXPECT_EQ(f.int_attr("/entry/integrate", "2th_indices"), 2);
   EXPECT_EQ(f.string_attr("/entry/integrate/2th", "units"), std::vector<std::string>{"deg"});
