@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
@@ -52,10 +53,15 @@ class ObjectReader {
   void read(std::string_view key, std::size_t& out) const {
     const json* v = find(key);
     if (v == nullptr) return;
-    if (!v->is_number_unsigned()) {
+    // A JSON parser gives 100 as unsigned, but json{{"npt", 100}} built in C++ holds a signed
+    // integer: accept either when it is >= 0.
+    const bool non_negative =
+        v->is_number_unsigned() || (v->is_number_integer() && v->get<std::int64_t>() >= 0);
+    if (!non_negative) {
       fail(key, std::string("expected an integer >= 0, got ") + describe_value(*v));
     }
-    out = v->get<std::size_t>();
+    out = v->is_number_unsigned() ? v->get<std::size_t>()
+                                  : static_cast<std::size_t>(v->get<std::int64_t>());
   }
 
   void read(std::string_view key, double& out) const {

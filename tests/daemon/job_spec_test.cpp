@@ -168,6 +168,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unknown", {{"frames", "0:10"}}, "frames"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
+// nlohmann::json built in C++ holds 100 as a signed integer, one parsed from text as unsigned:
+// both are the same request.
+TEST(JobSpec, SignedAndUnsignedIntegersAreTheSameCount) {
+  json built = minimal();
+  built["settings"] = {{"npt_rad", 100}, {"npt_azim", 36}};
+  ASSERT_TRUE(built["settings"]["npt_rad"].is_number_integer());
+  ASSERT_FALSE(built["settings"]["npt_rad"].is_number_unsigned());
+  const JobSpec spec = job_spec_from_json(built);
+  EXPECT_EQ(spec.settings_for(DType::kUint32).npt_rad, 100u);
+  EXPECT_EQ(spec.settings_for(DType::kUint32).npt_azim, 36u);
+  const JobSpec parsed = job_spec_from_json(json::parse(built.dump()));
+  EXPECT_EQ(parsed.settings_for(DType::kUint32).npt_rad, 100u);
+}
+
 TEST(JobSpec, DeltaDummyWithoutDummy) {
   json j = minimal();
   j["settings"] = {{"dummy", nullptr}, {"delta_dummy", 1}};  // merge_patch would drop the null
