@@ -65,6 +65,16 @@ void IntegrationSettings::validate() const {
       npt_rad * std::max<std::size_t>(npt_azim, 1) > kMaxBins)
     bad_setting("npt", "too many bins");
   validate_range("radial_range", radial_range);
+  if (azimuth_range_deg && azimuth_range_deg->first > azimuth_range_deg->second) {
+    std::ostringstream m;
+    m << "lower bound " << azimuth_range_deg->first << " is above upper bound "
+      << azimuth_range_deg->second
+      << ": a sector across +-180 deg is not supported; give the range with lo < hi in "
+         "[-180, 180] (e.g. "
+      << azimuth_range_deg->first << " 180 and -180 " << azimuth_range_deg->second
+      << " as two integrations, whose sums add up)";
+    bad_setting("azimuth_range", m.str());
+  }
   validate_range("azimuth_range", azimuth_range_deg);
   if (!(normalization_factor > 0) || !std::isfinite(normalization_factor))
     bad_setting("normalization_factor", "must be positive and finite");
