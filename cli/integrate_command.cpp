@@ -96,9 +96,10 @@ void warn_failures(const reduce::WriterSummary& summary, std::size_t total) {
 int run_integrate(const IntegrateOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   refuse_existing_output(o);
-  const integrate::Poni poni = integrate::read_poni(o.poni);
   source::Dataset dataset = open_input(o);
   const source::DatasetInfo& info = dataset.info();
+  const integrate::Poni poni =
+      integrate::fit_to_frames(integrate::read_poni(o.poni), info.rows, info.cols);
   integrate::check_frame_shape(poni, info.rows, info.cols, o.input + " (" + info.dataset + ")",
                                o.poni);
   const FrameRange range = parse_frame_range(o.frames, info.frames);
@@ -107,11 +108,11 @@ int run_integrate(const IntegrateOptions& o) {
   const std::size_t threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  auto plan = integrate::Plan::build(
-      integrate::Geometry(poni), settings,
-      reduce::load_corrections(info.rows, info.cols,
-                               o.no_file_mask || !info.pixel_mask ? nullptr : &*info.pixel_mask,
-                               {o.mask, o.dark, o.flat}));
+  integrate::Corrections corrections = reduce::load_corrections(
+      info.rows, info.cols, o.no_file_mask || !info.pixel_mask ? nullptr : &*info.pixel_mask,
+      {o.mask, o.dark, o.flat});
+  if (o.mask.empty()) integrate::add_detector_mask(poni.detector, corrections);
+  auto plan = integrate::Plan::build(integrate::Geometry(poni), settings, corrections);
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
   layout.overwrite = o.overwrite;
   layout.first_frame = static_cast<std::int64_t>(range.first);

@@ -44,7 +44,11 @@ void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("--npt-azim", o.npt_azim, "azimuthal bins: a 2D integration (cake)")
       ->needs(npt_rad);
   npt->excludes(npt_rad);
-  cmd.add_option("--unit", o.unit, "radial unit: q_nm^-1, q_A^-1, 2th_deg, 2th_rad, r_mm")
+  cmd.add_option(
+         "--unit", o.unit,
+         "radial unit (pyFAI 0.21): q_nm^-1, q_A^-1, 2th_deg, 2th_rad, r_mm, r_m, d*2_A^-2, "
+         "d*2_nm^-2, log(q.nm)_None, log(1+q.nm)_None, log(1+q.A)_None, log10(q.m)_None, "
+         "arcsinh(q.nm)_None, arcsinh(q.A)_None")
       ->capture_default_str();
   cmd.add_option("--split", o.split, "pixel splitting: no or bbox")->capture_default_str();
   cmd.add_option("--radial-range", o.radial_range, "radial range A B in the unit's scale")

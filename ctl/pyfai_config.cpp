@@ -464,7 +464,10 @@ daemon::JobSpec job_spec_from_pyfai_config(const fs::path& file) {
   }
   read_error_model(c, s);
 
+  // do_mask false: no mask at all, neither mask_file nor the input file's pixel_mask (pyFAI's
+  // Worker then applies none of its own either).
   const bool do_mask = c.flag("do_mask", true);
+  if (!do_mask) spec.use_file_mask = false;
   if (const std::optional<std::string> mask = c.text("mask_file"); mask && !mask->empty()) {
     if (do_mask) spec.mask_path = resolve(c, *mask);
   }

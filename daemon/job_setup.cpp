@@ -34,16 +34,21 @@ integrate::Poni job_poni(const JobSpec& spec) {
   return integrate::parse_poni(spec.poni_text, spec.poni_path.empty() ? "poni" : spec.poni_path);
 }
 
+integrate::Poni job_poni(const JobSpec& spec, const source::DatasetInfo& info) {
+  return integrate::fit_to_frames(job_poni(spec), info.rows, info.cols);
+}
+
 std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
                                                       const source::DatasetInfo& info) {
-  const integrate::Poni poni = job_poni(spec);
+  const integrate::Poni poni = job_poni(spec, info);
   integrate::check_frame_shape(poni, info.rows, info.cols,
                                info.path.string() + " (" + info.dataset + ")", spec.poni_path);
-  return integrate::Plan::build(
-      integrate::Geometry(poni), spec.settings_for(info.dtype),
-      reduce::load_corrections(info.rows, info.cols,
-                               spec.use_file_mask && info.pixel_mask ? &*info.pixel_mask : nullptr,
-                               {spec.mask_path, spec.dark_path, spec.flat_path}));
+  integrate::Corrections corrections = reduce::load_corrections(
+      info.rows, info.cols, spec.use_file_mask && info.pixel_mask ? &*info.pixel_mask : nullptr,
+      {spec.mask_path, spec.dark_path, spec.flat_path});
+  if (spec.mask_path.empty()) integrate::add_detector_mask(poni.detector, corrections);
+  return integrate::Plan::build(integrate::Geometry(poni), spec.settings_for(info.dtype),
+                                corrections);
 }
 
 nlohmann::json plan_axes_json(const integrate::Plan& plan) {

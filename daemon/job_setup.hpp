@@ -26,6 +26,8 @@ source::Dataset open_job_dataset(const JobSpec& spec);
 
 /// Parses the spec's PONI text (source named by poni_path). Throws azflow::Error (kConfig).
 integrate::Poni job_poni(const JobSpec& spec);
+/// job_poni with the detector's shape taken from `info` when the PONI gives none (fit_to_frames).
+integrate::Poni job_poni(const JobSpec& spec, const source::DatasetInfo& info);
 
 /// Builds the plan of a job on a dataset: PONI, shape check, settings_for(dtype), corrections.
 /// Throws azflow::Error as the steps above and Plan::build.

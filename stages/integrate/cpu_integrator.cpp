@@ -6,7 +6,7 @@
 // at random. Each pixel is first "preprocessed" as pyFAI's preproc does, in float32 (signal =
 // raw - dark; Poisson variance = max(raw, 1) in 1D and raw in 2D, with no dark term, as pyFAI
 // 0.21's integrate1d_ng / integrate2d_ng compute it; normalization from the plan;
-// invalid if masked, equal to the dummy or not finite) and then accumulated in float64 into every
+// invalid if masked, equal to the dummy or NaN) and then accumulated in float64 into every
 // bin it belongs to with weight w: signal += w s, variance += w^2 v, normalization += w n,
 // count += w. For the azimuthal error model the variance is the weighted incremental form used by
 // pyFAI 0.21 (CSR_common.pxi; Schubert & Gertz, SSDBM 2018). Within a bin pixels are visited in
@@ -17,7 +17,7 @@
 // Fast path (error model none or Poisson, the common case): count, normalization and the dark
 // terms of a bin do not depend on the frame, so the plan holds them (Plan::static_sums) and the
 // hot loop only accumulates w * raw and w^2 * variance per pixel. Pixels found invalid in the
-// frame (dummy, non-finite) are collected and their static contributions subtracted afterwards.
+// frame (dummy, NaN) are collected and their static contributions subtracted afterwards.
 // Two interleaved accumulator arrays (even / odd pixels) break the store-to-load dependency
 // chains that neighbouring pixels of the same bin would otherwise form. The result equals
 // pyFAI's up to the order of float64 additions.
@@ -78,14 +78,15 @@ namespace {
 using Acc = gpu::AzimLane;
 using gpu::add_azimuthal;
 
-// Decides whether a preprocessed pixel value is valid (pyFAI preproc: dummy compared in float32).
+// Decides whether a preprocessed pixel value is valid (pyFAI preproc: NaN is invalid, infinite
+// values are kept; dummy compared in float32).
 struct PixelFilter {
   bool check_dummy = false;
-  bool check_finite = false;
+  bool check_nan = false;
   float dummy = 0, delta = 0;
 
   [[nodiscard]] bool valid(float raw) const {
-    if (check_finite && !std::isfinite(raw)) return false;
+    if (check_nan && std::isnan(raw)) return false;
     if (!check_dummy) return true;
     return delta == 0.0f ? raw != dummy : std::fabs(raw - dummy) > delta;
   }
@@ -322,7 +323,7 @@ Job<T> make_job(const Plan& plan, const FrameView& frame) {
              plan.normalization().data(),
              plan.dark().empty() ? nullptr : plan.dark().data(),
              s.is_2d() ? -std::numeric_limits<float>::infinity() : 1.0f};
-  job.filter.check_finite = std::is_floating_point_v<T>;
+  job.filter.check_nan = std::is_floating_point_v<T>;
   if (s.dummy) {
     job.filter.check_dummy = true;
     job.filter.dummy = static_cast<float>(*s.dummy);

@@ -21,17 +21,32 @@ struct Vec3 {
 // Radial position in internal units (pyFAI units.py: eq_q, eq_2th, eq_r) of a sample-frame point.
 double radial_of(const Vec3& t, RadialUnit unit, double wavelength_m) {
   const double r = std::sqrt(t.t1 * t.t1 + t.t2 * t.t2);
+  if (unit == RadialUnit::kR_mm || unit == RadialUnit::kR_m) return r;
+  const double tth = std::atan2(r, t.t3);
+  if (unit == RadialUnit::k2Th_deg || unit == RadialUnit::k2Th_rad) return tth;
+  const double q = 4.0e-9 * kPi * std::sin(tth / 2.0) / wavelength_m;  // nm^-1
   switch (unit) {
-    case RadialUnit::kR_mm:
-      return r;
-    case RadialUnit::k2Th_deg:
-    case RadialUnit::k2Th_rad:
-      return std::atan2(r, t.t3);
-    case RadialUnit::kQ_nm:
-    case RadialUnit::kQ_A:
-      return 4.0e-9 * kPi * std::sin(std::atan2(r, t.t3) / 2.0) / wavelength_m;
+    case RadialUnit::kD2_A:
+    case RadialUnit::kD2_nm:
+      return (q / (2.0 * kPi)) * (q / (2.0 * kPi));
+    case RadialUnit::kLogQ_nm:
+      return std::log(q);
+    case RadialUnit::kLog1pQ_nm:
+      return std::log1p(q);
+    case RadialUnit::kLog1pQ_A:
+      return std::log1p(0.1 * q);
+    case RadialUnit::kLog10Q_m:
+      // pyFAI 0.21.3 evaluates this unit with its numexpr formula
+      // "log10(4e-9*pi/lambda*sin(...))", i.e. log10 of q in nm^-1 (not of q in m^-1 as its name
+      // and its numpy equation say); azflow reproduces what pyFAI returns.
+      return std::log10(q);
+    case RadialUnit::kAsinhQ_nm:
+      return std::asinh(q);
+    case RadialUnit::kAsinhQ_A:
+      return std::asinh(0.1 * q);
+    default:
+      return q;
   }
-  return 0;
 }
 
 // Runs fn(row) for every row in [0, rows), rows split in contiguous blocks over the machine's
@@ -104,6 +119,13 @@ Vec3 center_position(const Poni& p, const double (&r)[3][3], std::size_t i, std:
                 center_offset(j, p.detector.pixel2_m, p.poni2_m), p.dist_m);
 }
 
+// The same centre in float64 throughout, as pyFAI's position_array (used by units computed from
+// their generic equation) forms it: (i + 0.5) * pixel - poni.
+Vec3 center_position64(const Poni& p, const double (&r)[3][3], std::size_t i, std::size_t j) {
+  return rotate(r, (static_cast<double>(i) + 0.5) * p.detector.pixel1_m - p.poni1_m,
+                (static_cast<double>(j) + 0.5) * p.detector.pixel2_m - p.poni2_m, p.dist_m);
+}
+
 // Sample-frame position of corner (i, j) (integer pixel coordinates), in float64 as pyFAI's
 // corner_array computes it.
 Vec3 corner_position(const Poni& p, const double (&r)[3][3], std::size_t i, std::size_t j) {
@@ -125,9 +147,10 @@ double wavelength_for(const Poni& poni, RadialUnit unit) {
 std::vector<double> Geometry::radial_centers(RadialUnit unit) const {
   const double wl = wavelength_for(poni_, unit);
   std::vector<double> out(pixels());
+  const auto position = unit_uses_equation(unit) ? center_position64 : center_position;
   for_rows(rows(), [&](std::size_t i) {
     for (std::size_t j = 0; j < cols(); ++j)
-      out[i * cols() + j] = radial_of(center_position(poni_, r_, i, j), unit, wl);
+      out[i * cols() + j] = radial_of(position(poni_, r_, i, j), unit, wl);
   });
   return out;
 }

@@ -70,11 +70,12 @@ AZFLOW_HD void merge_azim(AzimLane& a, const AzimLane& b);
 AZFLOW_HD void merge_lanes(FastLane& a, const FastLane& b) { merge_fast(a, b); }
 AZFLOW_HD void merge_lanes(AzimLane& a, const AzimLane& b) { merge_azim(a, b); }
 
-AZFLOW_HD bool finite_value(float x) {
+/// pyFAI preproc drops NaN raw values and keeps infinite ones.
+AZFLOW_HD bool not_nan(float x) {
 #if defined(__CUDA_ARCH__)
-  return isfinite(x);
+  return !isnan(x);
 #else
-  return std::isfinite(x);
+  return !std::isnan(x);
 #endif
 }
 
@@ -82,7 +83,7 @@ AZFLOW_HD bool finite_value(float x) {
 template <class T>
 AZFLOW_HD bool valid_value(const KernelSettings& s, float raw) {
   if constexpr (!std::is_integral_v<T>) {
-    if (!finite_value(raw)) return false;
+    if (!not_nan(raw)) return false;
   }
   if (!s.check_dummy) return true;
   if (s.delta_dummy == 0.0f) return raw != s.dummy;

@@ -65,6 +65,16 @@ void IntegrationSettings::validate() const {
       npt_rad * std::max<std::size_t>(npt_azim, 1) > kMaxBins)
     bad_setting("npt", "too many bins");
   validate_range("radial_range", radial_range);
+  if (azimuth_range_deg && azimuth_range_deg->first > azimuth_range_deg->second) {
+    std::ostringstream m;
+    m << "lower bound " << azimuth_range_deg->first << " is above upper bound "
+      << azimuth_range_deg->second
+      << ": a sector across +-180 deg is not supported; give the range with lo < hi in "
+         "[-180, 180] (e.g. "
+      << azimuth_range_deg->first << " 180 and -180 " << azimuth_range_deg->second
+      << " as two integrations, whose sums add up)";
+    bad_setting("azimuth_range", m.str());
+  }
   validate_range("azimuth_range", azimuth_range_deg);
   if (!(normalization_factor > 0) || !std::isfinite(normalization_factor))
     bad_setting("normalization_factor", "must be positive and finite");
@@ -382,7 +392,7 @@ class PlanBuilder {
   }
 
   // Per-pixel normalization nf * flat * polarization * solid angle (float32, pyFAI preproc), dark,
-  // and pixels made invalid by a dark or flat equal to the dummy value.
+  // and the pixels pyFAI's preproc drops whatever the frame holds (mark_invalid_corrections).
   void corrections(Plan& plan) const {
     const std::size_t n = plan.pixels();
     plan.normalization_.assign(n, static_cast<float>(settings_.normalization_factor));
@@ -397,27 +407,35 @@ class PlanBuilder {
       for (std::size_t p = 0; p < n; ++p) plan.normalization_[p] *= sa[p];
     }
     plan.dark_ = corrections_.dark;
-    if (settings_.dummy) mark_dummy_corrections(plan);
+    mark_invalid_corrections(plan);
   }
 
-  void mark_dummy_corrections(Plan& plan) const {
-    const auto dummy = static_cast<float>(*settings_.dummy);
+  // pyFAI 0.21 preproc's frame-independent validity rules: a pixel is dropped if its flat is 0,
+  // NaN or equal to the dummy (within delta_dummy), its dark is NaN, or its normalization is 0 or
+  // NaN. The dark is never compared with the dummy; infinite values are kept (as pyFAI does).
+  void mark_invalid_corrections(Plan& plan) const {
+    const bool check_dummy = settings_.dummy.has_value();
+    const auto dummy = static_cast<float>(settings_.dummy.value_or(0.0));
     const auto delta = static_cast<float>(settings_.delta_dummy.value_or(0.0));
     auto is_dummy = [&](float v) {
-      return delta == 0 ? v == dummy : std::fabs(v - dummy) <= delta;
+      return check_dummy && (delta == 0 ? v == dummy : std::fabs(v - dummy) <= delta);
     };
     std::vector<std::uint8_t> invalid(plan.pixels(), 0);
     bool any = false;
     for (std::size_t p = 0; p < plan.pixels(); ++p) {
-      const bool bad = (!corrections_.dark.empty() && is_dummy(corrections_.dark[p])) ||
-                       (!corrections_.flat.empty() && is_dummy(corrections_.flat[p]));
+      bool bad = plan.normalization_[p] == 0.0f || std::isnan(plan.normalization_[p]);
+      if (!corrections_.flat.empty()) {
+        const float f = corrections_.flat[p];
+        bad = bad || f == 0.0f || std::isnan(f) || is_dummy(f);
+      }
+      if (!corrections_.dark.empty()) bad = bad || std::isnan(corrections_.dark[p]);
       invalid[p] = bad ? 1 : 0;
       any = any || bad;
     }
     if (any) plan.invalid_ = std::move(invalid);
   }
 
-  // Removes the entries of pixels whose dark or flat is the dummy value from the per-pixel lists.
+  // Removes the entries of pixels made invalid by their corrections from the per-pixel lists.
   static void drop_invalid(PixelLists& lists, const std::vector<std::uint8_t>& invalid) {
     if (invalid.empty()) return;
     PixelLists kept;
@@ -456,6 +474,21 @@ class PlanBuilder {
   const Corrections& corrections_;
   Axis rad_, azim_;
 };
+
+void add_detector_mask(const DetectorSpec& detector, Corrections& corrections) {
+  std::vector<std::uint8_t> own = detector_mask(detector);
+  if (own.empty()) return;
+  if (corrections.mask.empty()) {
+    corrections.mask = std::move(own);
+    return;
+  }
+  if (corrections.mask.size() != own.size()) {
+    throw Error(ErrorCategory::kConfig, "mask has " + std::to_string(corrections.mask.size()) +
+                                            " pixels, the detector " + detector.name + " " +
+                                            std::to_string(own.size()));
+  }
+  for (std::size_t p = 0; p < own.size(); ++p) corrections.mask[p] |= own[p];
+}
 
 std::shared_ptr<const Plan> Plan::build(const Geometry& geometry,
                                         const IntegrationSettings& settings,

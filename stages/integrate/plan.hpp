@@ -58,6 +58,12 @@ struct Corrections {
   std::vector<float> flat;         ///< divides the signal (multiplies the normalization)
 };
 
+/// Adds the detector's own mask (detector_mask) to `corrections.mask` (OR), as pyFAI 0.21 uses
+/// the detector's mask when no mask is passed to integrate1d / integrate2d. Callers apply it only
+/// when the user gave no mask file. Throws azflow::Error (kConfig) if a non-empty mask does not
+/// have the detector's size.
+void add_detector_mask(const DetectorSpec& detector, Corrections& corrections);
+
 /// Names of pyFAI-style settings, for output files and messages.
 std::string_view split_name(PixelSplit split) noexcept;
 std::string_view error_model_name(ErrorModel model) noexcept;
@@ -117,7 +123,8 @@ class Plan {
   [[nodiscard]] const std::vector<float>& normalization() const noexcept { return normalization_; }
   /// Dark current per pixel (empty if none).
   [[nodiscard]] const std::vector<float>& dark() const noexcept { return dark_; }
-  /// Pixels whose dark or flat equals the dummy value are invalid (pyFAI preproc); nonzero =
+  /// Pixels pyFAI 0.21's preproc drops whatever the frame holds: flat 0, NaN or equal to the dummy,
+  /// dark NaN, normalization 0 or NaN (the dark is never compared with the dummy); nonzero =
   /// invalid. Empty if no such pixel exists. They stay in the CSR matrix (as in pyFAI) but are
   /// left out of the per-pixel lists and of static_sums().
   [[nodiscard]] const std::vector<std::uint8_t>& invalid() const noexcept { return invalid_; }

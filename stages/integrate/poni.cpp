@@ -194,9 +194,18 @@ Poni read_poni(const std::filesystem::path& path) {
   return parse_poni(text.str(), path.string());
 }
 
+Poni fit_to_frames(Poni poni, std::size_t rows, std::size_t cols) {
+  if (poni.detector.rows == 0 && poni.detector.cols == 0) {
+    poni.detector.rows = rows;
+    poni.detector.cols = cols;
+  }
+  return poni;
+}
+
 void check_frame_shape(const Poni& poni, std::size_t rows, std::size_t cols,
                        std::string_view frames, std::string_view poni_source) {
   if (rows == poni.detector.rows && cols == poni.detector.cols) return;
+  if (poni.detector.rows == 0 && poni.detector.cols == 0) return;  // shape from the data
   std::ostringstream msg;
   msg << "frames of " << frames << " have shape (" << rows << ", " << cols
       << ") but the PONI detector " << poni.detector.name << " in " << poni_source << " is ("

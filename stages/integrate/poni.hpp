@@ -38,9 +38,14 @@ Poni parse_poni(std::string_view text, std::string_view source);
 /// Reads and parses a PONI file; throws azflow::Error (kIo) if it cannot be read.
 Poni read_poni(const std::filesystem::path& path);
 
+/// The PONI's detector with its shape taken from the frames when the PONI gives none (a generic
+/// `Detector` with only pixel sizes, as PONI version 1 and older pyFAI wrote it): pyFAI then uses
+/// the data's shape. A detector with a shape is returned unchanged.
+Poni fit_to_frames(Poni poni, std::size_t rows, std::size_t cols);
+
 /// Throws azflow::Error (kInput) unless frames of `rows` x `cols` fit the PONI's detector; the
 /// message names `frames` (e.g. "file.h5 (/entry/data/data)"), `poni_source`, both shapes and the
-/// detector.
+/// detector. A detector without a shape fits any frames (see fit_to_frames).
 void check_frame_shape(const Poni& poni, std::size_t rows, std::size_t cols,
                        std::string_view frames, std::string_view poni_source);
 

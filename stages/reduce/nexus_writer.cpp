@@ -226,9 +226,14 @@ std::string_view radial_axis_name(integrate::RadialUnit unit) noexcept {
     case integrate::RadialUnit::k2Th_rad:
       return "2th";
     case integrate::RadialUnit::kR_mm:
+    case integrate::RadialUnit::kR_m:
       return "r";
+    case integrate::RadialUnit::kD2_A:
+    case integrate::RadialUnit::kD2_nm:
+      return "d2";
+    default:  // the log / arcsinh units of pyFAI 0.21
+      return "radial";
   }
-  return "radial";
 }
 
 NexusLayout NexusLayout::from_plan(const integrate::Plan& plan, std::filesystem::path path,

@@ -47,6 +47,31 @@ std::optional<ElementType> classify(hid_t type) {
   return std::nullopt;
 }
 
+// An HDF5 element type in NumPy-style words for messages: "int64", "float64", "big-endian
+// uint16", "string" ... (never HDF5's class number).
+std::string describe_type(hid_t type) {
+  const H5T_class_t cls = H5Tget_class(type);
+  const std::size_t bits = 8 * H5Tget_size(type);
+  const bool big = H5Tget_size(type) > 1 && H5Tget_order(type) == H5T_ORDER_BE;
+  const std::string order = big ? "big-endian " : "";
+  switch (cls) {
+    case H5T_INTEGER:
+      return order + (H5Tget_sign(type) == H5T_SGN_2 ? "int" : "uint") + std::to_string(bits);
+    case H5T_FLOAT:
+      return order + "float" + std::to_string(bits);
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_ARRAY:
+      return "array";
+    default:
+      return "non-numeric type of " + std::to_string(bits / 8) + " bytes";
+  }
+}
+
 // The codec azflow uses for a dataset's filter pipeline (kOther: leave it to HDF5).
 CodecParams codec_of(hid_t dcpl, std::size_t elem_size) {
   const int n = H5Pget_nfilters(dcpl);
@@ -145,11 +170,8 @@ struct Dataset::Impl {
     const auto element = classify(type.get());
     if (!element) {
       throw Error(ErrorCategory::kInput,
-                  p.where() +
-                      ": unsupported element type (need little-endian uint8, uint16, "
-                      "uint32, int32 or float32; got class " +
-                      std::to_string(H5Tget_class(type.get())) + ", " +
-                      std::to_string(H5Tget_size(type.get())) + " bytes)");
+                  p.where() + ": unsupported element type " + describe_type(type.get()) +
+                      " (need little-endian uint8, uint16, uint32, int32 or float32)");
     }
     check_shape(p, dims[1], dims[2], element->dtype);
     mem_type = element->mem_type;

@@ -329,7 +329,8 @@ TEST_F(PyFaiConfigEdit, MethodNamesSplitAsInPyFai) {
 }
 
 TEST_F(PyFaiConfigEdit, UnsupportedUnitIsNamed) {
-  expect_names(error([](json& j) { j["unit"] = "d*2_A^-2"; }), "unit");
+  // d*2_A^-2, the unit this test used before, is supported since issue 17 (every pyFAI 0.21 unit).
+  expect_names(error([](json& j) { j["unit"] = "q_pm^-1"; }), "unit");
 }
 
 TEST_F(PyFaiConfigEdit, SeveralDarkFilesAreRefusedUnlessSwitchedOff) {
@@ -354,6 +355,7 @@ TEST_F(PyFaiConfigEdit, SwitchesTurnSettingsOff) {
     j["do_poisson"] = false;
   });
   EXPECT_TRUE(spec.mask_path.empty());
+  EXPECT_FALSE(spec.use_file_mask);  // do_mask false drops the master file's pixel_mask too
   EXPECT_TRUE(spec.flat_path.empty());
   EXPECT_FALSE(spec.dark_path.empty());
   EXPECT_FALSE(spec.settings.polarization_factor.has_value());

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -189,9 +191,11 @@ TEST(CpuIntegrator, IntegerDummyFollowsFloat32Rounding) {
   EXPECT_DOUBLE_EQ(signal, 10.0 * (kRows * kCols - 2) + 4294966784.0);
 }
 
-TEST(CpuIntegrator, DarkOrFlatAtTheDummyValueInvalidatesThePixel) {
-  // pyFAI's preproc flags a pixel whose dark or flat equals the dummy; both error-model paths
-  // must leave it out.
+TEST(CpuIntegrator, FlatAtTheDummyValueInvalidatesThePixelButDarkDoesNot) {
+  // pyFAI 0.21's preproc (checked with pyFAI itself, see tests/cli/fixtures/parity) drops a pixel
+  // whose flat equals the dummy, is 0 or NaN, or whose dark is NaN; it never compares the dark with
+  // the dummy. Both error-model paths must follow it. (Until issue 17 this test asserted that a
+  // dark equal to the dummy drops the pixel, which pyFAI does not do.)
   for (ErrorModel em : {ErrorModel::kPoisson, ErrorModel::kAzimuthal}) {
     IntegrationSettings s;
     s.npt_rad = 20;
@@ -200,13 +204,19 @@ TEST(CpuIntegrator, DarkOrFlatAtTheDummyValueInvalidatesThePixel) {
     Corrections c;
     c.dark.assign(kRows * kCols, 0.0f);
     c.flat.assign(kRows * kCols, 1.0f);
-    c.dark[10] = -1.0f;
-    c.flat[20] = -1.0f;
+    c.dark[10] = -1.0f;                                    // kept
+    c.flat[20] = -1.0f;                                    // dropped
+    c.flat[21] = 0.0f;                                     // dropped
+    c.flat[22] = std::numeric_limits<float>::quiet_NaN();  // dropped
+    c.dark[23] = std::numeric_limits<float>::quiet_NaN();  // dropped
     const auto plan = Plan::build(geometry(), s, c);
     const auto sums = integrate(plan, std::vector<float>(kRows * kCols, 5.0f), DType::kFloat32);
-    double total = 0;
+    double total = 0, signal = 0;
     for (double n : sums.count) total += n;
-    EXPECT_DOUBLE_EQ(total, static_cast<double>(kRows * kCols - 2)) << error_model_name(em);
+    for (double v : sums.signal) signal += v;
+    EXPECT_DOUBLE_EQ(total, static_cast<double>(kRows * kCols - 4)) << error_model_name(em);
+    EXPECT_DOUBLE_EQ(signal, 5.0 * static_cast<double>(kRows * kCols - 4) + 1.0)
+        << error_model_name(em);
   }
 }
 

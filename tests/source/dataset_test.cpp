@@ -152,7 +152,7 @@ TEST(DatasetErrors, MissingFileNoDataWrongDtype) {
   expect_error([] { (void)Dataset::open(fixtures() / "nodata.h5"); }, ErrorCategory::kInput,
                {"nodata.h5", "no frames"});
   expect_error([] { (void)Dataset::open(fixtures() / "float64.h5"); }, ErrorCategory::kInput,
-               {"float64.h5", "/entry/data/data", "unsupported element type"});
+               {"float64.h5", "/entry/data/data", "unsupported element type float64"});
   OpenOptions o;
   o.dataset_path = "/no/such/dataset";
   expect_error([&] { (void)Dataset::open(fixtures() / "plain.h5", o); }, ErrorCategory::kInput,
