@@ -66,6 +66,7 @@ int dispatch(CLI::App& app, const Args& a) {
   if (app.got_subcommand("config")) return ctl::run_config(client, a.json);
   if (app.got_subcommand("drain"))
     return ctl::run_drain(client, a.drain_wait, a.drain_shutdown, a.json);
+  if (app.got_subcommand("undrain")) return ctl::run_undrain(client, a.json);
   if (app.got_subcommand("shutdown")) return ctl::run_shutdown(client, a.json);
   if (app.got_subcommand("peers")) return ctl::run_peers(client, a.json);
   if (app.got_subcommand("watch"))
@@ -164,8 +165,11 @@ void add_daemon_commands(CLI::App& app, Args& a) {
   drain->add_flag("--shutdown", a.drain_shutdown, "then stop the daemon (with --wait)")
       ->needs(drain->get_option("--wait"));
   drain->footer(
-      "While draining, enqueue and retry are refused (exit 2); a restart of azflowd ends it.\n"
+      "While draining, enqueue and retry are refused (exit 2); `azflowctl undrain` or a restart of "
+      "azflowd ends it.\n"
       "Example:\n  azflowctl drain --wait --shutdown   # before maintenance");
+  app.add_subcommand("undrain", "accept jobs again after drain")
+      ->footer("Example:\n  azflowctl undrain   # after maintenance");
   app.add_subcommand("shutdown", "stop azflowd (unfinished jobs resume when it starts again)")
       ->footer("Example:\n  azflowctl shutdown");
   app.add_subcommand("peers", "federation: peer daemons with state, capacity, shards, heartbeat")

@@ -485,6 +485,17 @@ int run_config(ControlClient& client, bool as_json) {
   return kExitOk;
 }
 
+int run_undrain(ControlClient& client, bool as_json) {
+  const json r = client.call({{"verb", "undrain"}});
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+  } else {
+    std::cout << "azflowd at " << client.endpoint() << " accepts jobs again ("
+              << r.value("active_jobs", json::array()).size() << " active)\n";
+  }
+  return kExitOk;
+}
+
 int run_drain(ControlClient& client, bool wait, bool then_shutdown, bool as_json) {
   json r = client.call({{"verb", "drain"}});
   if (!as_json) {

@@ -5,7 +5,8 @@
 #     is found by `azflowctl --instance NAME status` run as a member of group azflow, without
 #     --endpoint or AZFLOW_ENDPOINT (the user azflow-ops-test and the group are created if
 #     missing: CI runs as root); without a daemon the error lists every endpoint tried;
-#  2. pyFAI spellings: --npt_rad is answered with "did you mean --npt-rad?", exit 2; sweep keys
+#  2. drain refuses enqueue and undrain accepts it again;
+#  3. pyFAI spellings: --npt_rad is answered with "did you mean --npt-rad?", exit 2; sweep keys
 #     are spelled as options (npt-rad) and the '_' spelling is accepted too.
 #   ctl_test.sh AZFLOWD AZFLOW_STAGE AZFLOWCTL       (exit 77: skipped, not root)
 set -uo pipefail
@@ -92,6 +93,18 @@ for key in npt-rad npt_rad; do
     --output-dir "$work/out" --sweep "$key=100,200" 2>&1)
   [[ "$out" != *"unknown key"* ]] || fail "--sweep $key refused: $out"
 done
+# drain refuses enqueue, undrain accepts it again
+c=("$ctl" --instance "$instance")
+"${c[@]}" drain >/dev/null || fail "drain failed"
+out=$("${c[@]}" enqueue "$work/x_master.h5" --poni "$work/x.poni" -o "$work/d.h5" 2>&1)
+rc=$?
+[[ $rc -eq 2 && "$out" == *draining* ]] || fail "enqueue while draining: exit $rc: $out"
+out=$("${c[@]}" undrain 2>&1)
+[[ $? -eq 0 && "$out" == *"accepts jobs again"* ]] || fail "undrain: $out"
+[[ "$("${c[@]}" --json stats)" == *'"draining": false'* ]] || fail "still draining after undrain"
+out=$("${c[@]}" enqueue "$work/x_master.h5" --poni "$work/x.poni" -o "$work/d.h5" 2>&1)
+[[ "$out" != *draining* ]] || fail "enqueue after undrain: $out"
+echo "ok: drain refuses enqueue, undrain: $("${c[@]}" undrain)"
 # a user outside the group cannot connect, and is told where it looked
 gpasswd -d "$user" azflow >/dev/null
 out=$(as_user "$ctl" --timeout 1 --instance "$instance" status 2>&1)
