@@ -23,6 +23,7 @@ daemon_pid=
 cleanup() {
   [[ -n "$daemon_pid" ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   rm -f "/run/azflow/$instance.control" "/run/azflow/$instance.live" "/run/azflow/$instance.stages"
+  rm -f "/dev/shm/azflow-lock.$instance"  # azflowd leaves its instance lock file in place
   rm -rf "$work"
 }
 trap cleanup EXIT
