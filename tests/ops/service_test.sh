@@ -10,7 +10,7 @@
 set -uo pipefail
 azflowd=$1 stage=$2 ctl=$3 src=$4
 work=$(mktemp -d /tmp/azflow-ops-service.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "/dev/shm/azflow-lock.ops$$"' EXIT  # azflowd leaves its instance lock file
 failures=0
 fail() {
   echo "FAIL: $*" >&2
