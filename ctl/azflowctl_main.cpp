@@ -7,6 +7,7 @@
 #include "ctl/commands.hpp"
 #include "ctl/exit_codes.hpp"
 #include "ctl/peers_command.hpp"
+#include "ctl/suggest.hpp"
 #include "daemon/config.hpp"
 #include "daemon/federation/curve_keys.hpp"
 
@@ -17,6 +18,8 @@ using namespace azflow;
 /// Everything the command line sets.
 struct Args {
   std::string endpoint;
+  std::string instance = "default";  ///< --instance: which daemon's socket discovery looks for
+  std::vector<std::string> tried;    ///< the endpoints discovery looked at (none: --endpoint)
   double timeout_s = 3.0;
   bool json = false;
   ctl::EnqueueArgs enqueue;
@@ -52,6 +55,7 @@ std::chrono::milliseconds ms(double seconds) {
 
 int dispatch(CLI::App& app, const Args& a) {
   ctl::ControlClient client(a.endpoint, ms(a.timeout_s), curve_keys(a));
+  client.set_tried(a.tried);
   if (app.got_subcommand("enqueue")) return ctl::run_enqueue(client, a.enqueue, a.json);
   if (app.got_subcommand("status")) return ctl::run_status(client, a.status_job, a.json);
   if (app.got_subcommand("list")) return ctl::run_list(client, a.list_state, a.list_all, a.json);
@@ -62,6 +66,7 @@ int dispatch(CLI::App& app, const Args& a) {
   if (app.got_subcommand("config")) return ctl::run_config(client, a.json);
   if (app.got_subcommand("drain"))
     return ctl::run_drain(client, a.drain_wait, a.drain_shutdown, a.json);
+  if (app.got_subcommand("undrain")) return ctl::run_undrain(client, a.json);
   if (app.got_subcommand("shutdown")) return ctl::run_shutdown(client, a.json);
   if (app.got_subcommand("peers")) return ctl::run_peers(client, a.json);
   if (app.got_subcommand("watch"))
@@ -160,8 +165,11 @@ void add_daemon_commands(CLI::App& app, Args& a) {
   drain->add_flag("--shutdown", a.drain_shutdown, "then stop the daemon (with --wait)")
       ->needs(drain->get_option("--wait"));
   drain->footer(
-      "While draining, enqueue and retry are refused (exit 2); a restart of azflowd ends it.\n"
+      "While draining, enqueue and retry are refused (exit 2); `azflowctl undrain` or a restart of "
+      "azflowd ends it.\n"
       "Example:\n  azflowctl drain --wait --shutdown   # before maintenance");
+  app.add_subcommand("undrain", "accept jobs again after drain")
+      ->footer("Example:\n  azflowctl undrain   # after maintenance");
   app.add_subcommand("shutdown", "stop azflowd (unfinished jobs resume when it starts again)")
       ->footer("Example:\n  azflowctl shutdown");
   app.add_subcommand("peers", "federation: peer daemons with state, capacity, shards, heartbeat")
@@ -177,11 +185,16 @@ int main(int argc, char** argv) {
              "  azflowctl list --all\n  azflowctl --json status 12\n"
              "Run azflowctl COMMAND --help for each command's options and examples.");
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("azflowctl ") + AZFLOW_VERSION);
   Args a;
-  a.endpoint = daemon::default_control_endpoint(daemon::Environment::current());
-  app.add_option("--endpoint", a.endpoint,
-                 "azflowd control endpoint (ipc://PATH or tcp://HOST:PORT)")
-      ->envname("AZFLOW_ENDPOINT")
+  auto* endpoint = app.add_option("--endpoint", a.endpoint,
+                                  "azflowd control endpoint (ipc://PATH or tcp://HOST:PORT); "
+                                  "default: the first socket found of this user's daemon, "
+                                  "/run/azflow/INSTANCE.control, "
+                                  "/run/azflow-INSTANCE/INSTANCE.control")
+                       ->envname("AZFLOW_ENDPOINT");
+  app.add_option("--instance", a.instance,
+                 "without --endpoint: the daemon instance whose socket to look for")
       ->capture_default_str();
   app.add_option("--timeout", a.timeout_s, "seconds to wait for each answer")
       ->check(CLI::PositiveNumber)
@@ -195,6 +208,10 @@ int main(int argc, char** argv) {
   add_job_commands(app, a);
   add_daemon_commands(app, a);
 
+  if (const auto hint = ctl::unknown_option_hint(app, argc, argv)) {
+    std::cerr << "azflowctl: " << *hint << "\n";
+    return ctl::kExitRefused;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -202,6 +219,10 @@ int main(int argc, char** argv) {
     return rc == 0 ? ctl::kExitOk : ctl::kExitRefused;
   }
   try {
+    if (endpoint->count() == 0) {
+      a.tried = ctl::candidate_endpoints(daemon::Environment::current(), a.instance);
+      a.endpoint = ctl::choose_endpoint(a.tried);
+    }
     return dispatch(app, a);
   } catch (const ctl::RequestRefused& e) {
     std::cerr << "azflowctl: " << e.what() << "\n";

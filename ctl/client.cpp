@@ -1,5 +1,8 @@
 #include "ctl/client.hpp"
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
@@ -50,8 +53,34 @@ ControlClient::ControlClient(std::string endpoint, std::chrono::milliseconds tim
 }
 
 void ControlClient::no_answer(const std::string& why) const {
-  throw Error(ErrorCategory::kIo, "no answer from azflowd at " + endpoint_ + ": " + why +
-                                      " (is azflowd running? set --endpoint or AZFLOW_ENDPOINT)");
+  std::string tried;
+  for (const std::string& t : tried_) tried += (tried.empty() ? "" : ", ") + t;
+  throw Error(ErrorCategory::kIo,
+              "no answer from azflowd at " + endpoint_ + ": " + why +
+                  (tried_.size() > 1 ? " (endpoints tried: " + tried + ")" : std::string()) +
+                  " (is azflowd running? set --endpoint or AZFLOW_ENDPOINT, or --instance)");
+}
+
+std::vector<std::string> candidate_endpoints(const daemon::Environment& env,
+                                             const std::string& instance,
+                                             const std::filesystem::path& system_run) {
+  std::vector<std::string> out;
+  for (const std::string& e :
+       {daemon::default_control_endpoint(env, instance),
+        "ipc://" + (system_run / "azflow" / (instance + ".control")).string(),
+        "ipc://" + (system_run / ("azflow-" + instance) / (instance + ".control")).string()}) {
+    if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(e);
+  }
+  return out;
+}
+
+std::string choose_endpoint(const std::vector<std::string>& candidates) {
+  for (const std::string& e : candidates) {
+    if (!e.starts_with("ipc://")) return e;
+    struct stat st {};
+    if (::stat(e.substr(6).c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return e;
+  }
+  return candidates.front();
 }
 
 nlohmann::json ControlClient::call(nlohmann::json request) {

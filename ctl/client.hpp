@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "base/error.hpp"
+#include "daemon/config.hpp"
 
 namespace azflow::ctl {
 
@@ -52,6 +54,9 @@ class ControlClient {
 
   [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
 
+  /// The endpoints discovery looked at (candidate_endpoints): the "no answer" error lists them.
+  void set_tried(std::vector<std::string> tried) { tried_ = std::move(tried); }
+
  private:
   [[noreturn]] void no_answer(const std::string& why) const;
 
@@ -60,6 +65,22 @@ class ControlClient {
   zmq::context_t context_;
   zmq::socket_t socket_;
   std::int64_t next_id_ = 1;
+  std::vector<std::string> tried_;
 };
+
+/// The control endpoints azflowctl looks at for `instance` when neither --endpoint nor
+/// AZFLOW_ENDPOINT is given, in this order: this user's default
+/// (daemon::default_control_endpoint: what azflowd started by this user binds), then the system
+/// services' sockets ipc://<system_run>/azflow/<instance>.control (azflowd.service) and
+/// ipc://<system_run>/azflow-<instance>/<instance>.control (azflowd@<instance>.service), which a
+/// member of the azflow group may use. Duplicates removed.
+std::vector<std::string> candidate_endpoints(const daemon::Environment& env,
+                                             const std::string& instance,
+                                             const std::filesystem::path& system_run = "/run");
+
+/// The first of `candidates` whose ipc:// socket file exists (a tcp:// one counts as existing);
+/// the first candidate if none does (its error then lists every candidate). `candidates` must
+/// not be empty.
+std::string choose_endpoint(const std::vector<std::string>& candidates);
 
 }  // namespace azflow::ctl

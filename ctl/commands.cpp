@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include "cli/progress.hpp"
@@ -101,15 +102,79 @@ void print_job(const json& job) {
   }
 }
 
-void print_object(const json& object, const std::string& indent) {
-  for (const auto& [key, value] : object.items()) {
-    if (value.is_object()) {
-      std::cout << indent << key << ":\n";
-      print_object(value, indent + "  ");
-    } else {
-      std::cout << indent << key << ": " << text_or_dash(value) << "\n";
+/// Bytes as "18.0 MiB" (binary units).
+std::string bytes_text(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return text;
+}
+
+/// `status` without a job: a header (version, instance, pid, uptime, endpoints, active jobs),
+/// then one table row per stage process and per ring, and the reducer's counters; no JSON.
+void print_daemon_status(const std::string& endpoint, const json& d) {
+  std::cout << "azflowd " << d.value("version", "?") << " at " << endpoint << "\n"
+            << "  instance " << d.value("instance", "?") << ", pid " << d.value("pid", 0) << ", up "
+            << format_duration(d.value("uptime_s", json()).is_number() ? d["uptime_s"].get<double>()
+                                                                       : -1.0)
+            << (d.value("draining", false) ? ", draining (no new jobs)" : "") << "\n"
+            << "  active jobs: " << ids_text(d.value("active_jobs", json::array())) << "\n"
+            << "  live:        " << text_or_dash(d.value("live_endpoint", json())) << "\n"
+            << "  outputs:     " << text_or_dash(d.value("output_dir", json())) << "\n";
+  // keys this version does not lay out (a newer daemon's): one "key: value" line each
+  static const std::set<std::string> shown = {
+      "version",       "instance",   "pid",    "uptime_s", "draining", "active_jobs",
+      "live_endpoint", "output_dir", "stages", "rings",    "reducer"};
+  for (const auto& [key, value] : d.items()) {
+    if (shown.count(key) == 0 && !value.is_structured()) {
+      std::cout << "  " << key << ": " << text_or_dash(value) << "\n";
     }
   }
+  const json stages = d.value("stages", json::array());
+  if (!stages.empty()) {
+    std::printf("\n%-11s %6s %8s %-8s %-5s %8s %9s %s\n", "STAGE", "WORKER", "PID", "DEVICE",
+                "STATE", "RESTARTS", "LAST EXIT", "HEARTBEAT");
+    for (const json& s : stages) {
+      const json exit = s.value("last_exit", json());
+      std::printf(
+          "%-11s %6lld %8lld %-8s %-5s %8lld %9s %s\n", s.value("role", "?").c_str(),
+          static_cast<long long>(s.value("worker", 0)), static_cast<long long>(s.value("pid", 0)),
+          s.value("device", "-").c_str(), s.value("alive", false) ? "up" : "down",
+          static_cast<long long>(s.value("restarts", 0)),
+          exit.is_null() ? "-" : text_or_dash(exit).c_str(),
+          (number_or_dash(s.value("seconds_since_heartbeat", json()), "%.1f") + " s ago").c_str());
+    }
+  }
+  const json rings = d.value("rings", json::object());
+  if (!rings.empty()) {
+    std::printf("\n%-28s %6s %10s %6s %7s %12s %12s %9s\n", "RING", "SLOTS", "SLOT SIZE", "READY",
+                "IN USE", "PUSHED", "POPPED", "RECLAIMED");
+    for (const auto& [name, r] : rings.items()) {
+      std::printf("%-28s %6lld %10s %6lld %7lld %12lld %12lld %9lld\n", name.c_str(),
+                  static_cast<long long>(r.value("capacity", 0)),
+                  bytes_text(r.value("slot_bytes", 0.0)).c_str(),
+                  static_cast<long long>(r.value("ready", 0)),
+                  static_cast<long long>(r.value("in_use", 0)),
+                  static_cast<long long>(r.value("pushed", 0)),
+                  static_cast<long long>(r.value("popped", 0)),
+                  static_cast<long long>(r.value("reclaimed", 0)));
+    }
+  }
+  const json reducer = d.value("reducer", json::object());
+  if (!reducer.empty()) {
+    std::cout << "\nreducer: " << reducer.value("frames_written", 0) << " frames written, "
+              << reducer.value("frames_failed", 0) << " failed, "
+              << reducer.value("shards_committed", 0) << " shards committed, "
+              << reducer.value("open_shards", 0) << " open; ignored "
+              << reducer.value("duplicates_ignored", 0) << " duplicates, "
+              << reducer.value("not_open_ignored", 0) << " rows of closed shards\n";
+  }
+  std::fflush(stdout);
 }
 
 int severity(const std::string& state) {
@@ -285,8 +350,7 @@ int run_status(ControlClient& client, std::optional<std::int64_t> job, bool as_j
   } else if (result.contains("job")) {
     print_job(result["job"]);
   } else {
-    std::cout << "azflowd at " << client.endpoint() << "\n";
-    print_object(result.value("daemon", result), "  ");
+    print_daemon_status(client.endpoint(), result.value("daemon", result));
   }
   return kExitOk;
 }
@@ -417,6 +481,17 @@ int run_config(ControlClient& client, bool as_json) {
     std::cout << r.value("config", json::object()).dump(2) << "\n";
   } else {
     std::cout << r.value("text", "");
+  }
+  return kExitOk;
+}
+
+int run_undrain(ControlClient& client, bool as_json) {
+  const json r = client.call({{"verb", "undrain"}});
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+  } else {
+    std::cout << "azflowd at " << client.endpoint() << " accepts jobs again ("
+              << r.value("active_jobs", json::array()).size() << " active)\n";
   }
   return kExitOk;
 }

@@ -87,6 +87,9 @@ int run_workers(ControlClient& client, bool as_json);
 int run_stats(ControlClient& client, bool as_json);
 /// `config`: the daemon's effective configuration (TOML text; JSON object with as_json).
 int run_config(ControlClient& client, bool as_json);
+/// `undrain`: the daemon accepts enqueue and retry again after `drain`; prints that, or the
+/// result as JSON.
+int run_undrain(ControlClient& client, bool as_json);
 /// `drain`: the daemon accepts no new jobs; with `wait`, waits until its accepted jobs are done,
 /// then with `then_shutdown` stops it.
 int run_drain(ControlClient& client, bool wait, bool then_shutdown, bool as_json);

@@ -1,6 +1,7 @@
 // `azflowctl enqueue`: datasets (glob patterns), the pyFAI config import, sweeps (one job per
 // combination of values, as Hydra's multirun), output names, dependencies and priority.
 #include <glob.h>
+#include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
@@ -55,9 +56,16 @@ constexpr SweepKey kSweepKeys[] = {
     {"flat", "flat_path", Kind::kImage},
 };
 
+/// A sweep key as the option is spelled (npt_rad -> npt-rad): the spelling shown in help and
+/// errors; both spellings are accepted.
+std::string option_spelling(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return key;
+}
+
 std::string sweep_keys_text() {
   std::string out;
-  for (const SweepKey& k : kSweepKeys) out += (out.empty() ? "" : ", ") + std::string(k.key);
+  for (const SweepKey& k : kSweepKeys) out += (out.empty() ? "" : ", ") + option_spelling(k.key);
   return out;
 }
 
@@ -112,7 +120,7 @@ std::vector<Sweep> parse_sweeps(const std::vector<std::string>& texts) {
     const std::string key = text.substr(0, eq);
     const SweepKey* found = nullptr;
     for (const SweepKey& k : kSweepKeys) {
-      if (key == k.key) found = &k;
+      if (option_spelling(key) == option_spelling(k.key)) found = &k;
     }
     if (found == nullptr) {
       bad_sweep(text, "unknown key '" + key + "' (sweep keys: " + sweep_keys_text() + ")");

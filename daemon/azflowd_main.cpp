@@ -4,14 +4,18 @@
 //           [--node NAME] [--peer-endpoint tcp://ADDR:PORT] [--peer NODE@tcp://HOST:PORT]...
 //           [--join NODE@tcp://HOST:PORT] [--trusted-keys DIR]
 //   azflowd keygen --state-dir DIR [--node NAME]   (creates the CurveZMQ key pair and exits)
-// Exit codes: 0 after SIGTERM/SIGINT or a shutdown request; 2 for a wrong configuration or
-// command line (nothing started); 1 if the daemon cannot start (store, sockets, shared memory).
+//   azflowd --version | --help
+// Exit codes: 0 after SIGTERM/SIGINT or a shutdown request (and for --help, --version); 2 for a
+// wrong configuration or command line, whatever CLI11 or the configuration reader found
+// (nothing started; the systemd units' RestartPreventExitStatus=2 stops restarts); 1 if the
+// daemon cannot start (store, sockets, shared memory).
 
 #include <signal.h>
 
 #include <atomic>
 #include <cstdio>
 #include <optional>
+#include <string>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -35,7 +39,14 @@ int main(int argc, char** argv) {
   keygen->add_option("--state-dir", keygen_state, "state directory")->required();
   keygen->add_option("--node", keygen_node, "node name (default: host name)")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", std::string("azflowd ") + AZFLOW_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own codes (105 for a missing file, 104 a bad number, 109 an unknown option, ...)
+    // become 2: a usage error that a restart cannot fix
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   if (keygen->parsed()) {
     try {
       azflow::daemon::check_node_name(keygen_node, "--node");
@@ -51,7 +62,8 @@ int main(int argc, char** argv) {
       return 0;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "azflowd keygen: %s\n", e.what());
-      return 1;
+      const auto* error = dynamic_cast<const azflow::Error*>(&e);
+      return error != nullptr && error->category() == azflow::ErrorCategory::kConfig ? 2 : 1;
     }
   }
 
@@ -65,11 +77,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+  if (config.config_file.empty()) {
+    spdlog::info(
+        "configuration: no file read (built-in defaults and the command line; --config "
+        "FILE to read one)");
+  } else {
+    spdlog::info("configuration: read {}", config.config_file.string());
+  }
   spdlog::debug("configuration:\n{}", azflow::daemon::describe(config));
   std::atomic<bool>& stop = azflow::daemon::install_stop_signals();
   try {
     azflow::daemon::Daemon daemon(config);
     return daemon.run(stop);
+  } catch (const azflow::Error& e) {
+    // a configuration the daemon finds wrong only once it looks (e.g. a listed GPU not visible)
+    spdlog::critical("{}", e.what());
+    return e.category() == azflow::ErrorCategory::kConfig ? 2 : 1;
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

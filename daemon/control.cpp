@@ -168,12 +168,13 @@ Request decode_json(const json& j) {
   if (verb == "cancel") return decode_cancel(j);
   if (verb == "retry") return decode_retry(j);
   if (verb == "shutdown" || verb == "workers" || verb == "stats" || verb == "config" ||
-      verb == "drain") {
+      verb == "drain" || verb == "undrain") {
     reject_unknown(j, {});
     if (verb == "workers") return WorkersRequest{};
     if (verb == "stats") return StatsRequest{};
     if (verb == "config") return ConfigRequest{};
     if (verb == "drain") return DrainRequest{};
+    if (verb == "undrain") return DrainRequest{false};
     return ShutdownRequest{};
   }
   if (verb == "peers") {
@@ -182,7 +183,7 @@ Request decode_json(const json& j) {
   }
   throw FieldError("verb", "unknown verb '" + verb +
                                "' (expected enqueue, status, list, cancel, retry, workers, stats, "
-                               "config, drain, peers or shutdown)");
+                               "config, drain, undrain, peers or shutdown)");
 }
 
 json request_id(const json& j) {

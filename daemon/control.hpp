@@ -58,7 +58,10 @@ struct StatsRequest {};
 /// `config`: the effective configuration.
 struct ConfigRequest {};
 /// `drain`: accept no new jobs; accepted ones (queued and running) still run to the end.
-struct DrainRequest {};
+/// `undrain` (draining = false): accept jobs again.
+struct DrainRequest {
+  bool draining = true;
+};
 
 /// `peers`: the federation's peers as this daemon sees them (docs/federation.md).
 struct PeersRequest {};
@@ -97,7 +100,7 @@ class ControlHandler {
   virtual nlohmann::json stats(const StatsRequest& request);
   /// Result: {"text": TOML text (describe()), "config": the same as a JSON object}.
   virtual nlohmann::json config(const ConfigRequest& request);
-  /// Result: {"draining": true, "active_jobs": [ids]}.
+  /// Result: {"draining": request.draining, "active_jobs": [ids]}.
   virtual nlohmann::json drain(const DrainRequest& request);
   /// Result: {"node", "peer_endpoint", "public_key", "refused_connections", "peers": [...]}
   /// (docs/protocol.md "peers"); this default answers for a daemon without federation.

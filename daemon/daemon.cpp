@@ -311,10 +311,15 @@ void Daemon::activate(const JobRecord& record) {
   jobs_.emplace(job.id, std::move(job));
 }
 
-std::vector<ShardPlan> Daemon::cut_shards(std::int64_t frames, std::size_t bins) const {
+std::vector<ShardPlan> Daemon::cut_shards(std::int64_t frames, std::size_t bins,
+                                          std::size_t node_slots) const {
   const std::size_t row_bytes = std::max<std::size_t>(1, bins * 2 * sizeof(float));
-  const auto per_shard = static_cast<std::int64_t>(
-      std::max<std::size_t>(1, std::min(config_.shard_frames, kMaxShardRowBytes / row_bytes)));
+  std::size_t limit = std::min(config_.shard_frames, kMaxShardRowBytes / row_bytes);
+  if (node_slots > 0 && frames > 0) {
+    const auto n = static_cast<std::size_t>(frames);
+    limit = std::min(limit, (n + node_slots - 1) / node_slots);
+  }
+  const auto per_shard = static_cast<std::int64_t>(std::max<std::size_t>(1, limit));
   std::vector<ShardPlan> shards;
   for (std::int64_t first = 0; first < frames; first += per_shard) {
     shards.push_back(
@@ -354,7 +359,7 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
     const std::int64_t id = add_failed_job(spec, e.what());
     return {{"job_id", id}, {"state", "failed"}, {"frames_total", 0}, {"error", e.what()}};
   }
-  const auto shards = cut_shards(frames, spec_bins(spec));
+  const auto shards = cut_shards(frames, spec_bins(spec), federation_slots(spec));
   const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);
   if (spec.output_path.empty()) {
     spec.output_path =
@@ -564,7 +569,9 @@ void Daemon::dispatch() {
     }
     if (!ensure_pipeline(job->frame_bytes, job->bins)) return;
     const bool bulk = job->spec.mode == JobSpec::Mode::kBulk;
-    while (!job->queued.empty() && in_flight < limit && (!bulk || job->running.empty())) {
+    const std::size_t share = local_share(*job);  // leaves peers theirs
+    while (!job->queued.empty() && in_flight < limit && (!bulk || job->running.empty()) &&
+           job->running.size() < share) {
       ShardRecord shard = job->queued.front();
       job->queued.pop_front();
       send_shard(*job, shard);

@@ -155,7 +155,11 @@ class Daemon : public ControlHandler {
   void resume_jobs();
   void activate(const JobRecord& record);
   std::int64_t add_failed_job(const JobSpec& spec, const std::string& reason);
-  std::vector<ShardPlan> cut_shards(std::int64_t frames, std::size_t bins) const;
+  /// `node_slots` > 0 (a split job shared with peers: federation_slots): shards are also cut
+  /// to about one per pipeline slot of every node taking part, ceil(frames / node_slots) frames
+  /// each, so that every node gets work; shard_frames stays the upper bound.
+  std::vector<ShardPlan> cut_shards(std::int64_t frames, std::size_t bins,
+                                    std::size_t node_slots = 0) const;
   void finish_job(ActiveJob& job);
   /// Ends a job: hands its output to the result sink (final or .partial) and forgets it; the
   /// store records its final state once that output file is on disk (OutputWrittenEvent).
@@ -234,6 +238,14 @@ class Daemon : public ControlHandler {
   void requeue_remote(ActiveJob& job, std::int64_t shard_id, const std::string& why);
   void end_remote_shards(ActiveJob& job);
   [[nodiscard]] bool eligible(const ActiveJob& job, const std::string& node) const;
+  /// Pipeline slots of the nodes a new split job with `spec` would be shared with now: this
+  /// node's plus each connected peer's that spec.nodes selects (the "slots" of its capacity);
+  /// 0 when no peer would take part (federation off, nodes local, none connected).
+  [[nodiscard]] std::size_t federation_slots(const JobSpec& spec) const;
+  /// Shards of `job` this node runs at once while eligible peers are connected: its share,
+  /// ceil(shards_total x own slots / slots of all eligible nodes), at least 1; otherwise no
+  /// limit beyond the pipeline's (SIZE_MAX).
+  [[nodiscard]] std::size_t local_share(const ActiveJob& job) const;
   [[nodiscard]] bool offers_for(const std::string& node) const;
   void announce_offers();
   // ... worker side: this node works for peers' jobs

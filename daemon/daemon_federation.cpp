@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -156,6 +157,39 @@ bool Daemon::eligible(const ActiveJob& job, const std::string& node) const {
       break;
   }
   return false;
+}
+
+std::size_t Daemon::federation_slots(const JobSpec& spec) const {
+  if (!network_ || spec.mode != JobSpec::Mode::kSplit) return 0;
+  const NodeSelection& sel = spec.nodes;
+  if (sel.kind == NodeSelection::Kind::kLocal) return 0;
+  std::size_t peers = 0, slots = pipeline_slots();
+  for (const auto& [node, peer] : network_->peers()) {
+    if (peer.state != PeerInfo::State::kConnected) continue;
+    if (sel.kind == NodeSelection::Kind::kNames &&
+        std::find(sel.names.begin(), sel.names.end(), node) == sel.names.end()) {
+      continue;
+    }
+    if (sel.kind == NodeSelection::Kind::kCount && peers + 1 >= sel.count) break;
+    ++peers;
+    slots += peer.capacity.is_object() ? peer.capacity.value("slots", std::size_t{2}) : 2;
+  }
+  return peers == 0 ? 0 : slots;
+}
+
+std::size_t Daemon::local_share(const ActiveJob& job) const {
+  if (!network_ || job.spec.nodes.kind == NodeSelection::Kind::kLocal) {
+    return std::numeric_limits<std::size_t>::max();
+  }
+  std::size_t peer_slots = 0;
+  for (const auto& [node, peer] : network_->peers()) {
+    if (!eligible(job, node)) continue;
+    peer_slots += peer.capacity.is_object() ? peer.capacity.value("slots", std::size_t{2}) : 2;
+  }
+  if (peer_slots == 0) return std::numeric_limits<std::size_t>::max();
+  const std::size_t own = pipeline_slots();
+  const std::size_t total = std::max<std::size_t>(job.shards_total, 1);
+  return std::max<std::size_t>(1, (total * own + own + peer_slots - 1) / (own + peer_slots));
 }
 
 bool Daemon::offers_for(const std::string& node) const {

@@ -310,12 +310,16 @@ nlohmann::json Daemon::config(const ConfigRequest&) {
   return {{"text", describe(config_)}, {"config", config_json(config_)}};
 }
 
-nlohmann::json Daemon::drain(const DrainRequest&) {
-  if (!draining_) spdlog::info("draining: no new jobs; {} accepted jobs still run", jobs_.size());
-  draining_ = true;
+nlohmann::json Daemon::drain(const DrainRequest& request) {
+  if (request.draining && !draining_) {
+    spdlog::info("draining: no new jobs; {} accepted jobs still run", jobs_.size());
+  } else if (!request.draining && draining_) {
+    spdlog::info("undrained: accepting jobs again");
+  }
+  draining_ = request.draining;
   nlohmann::json active = nlohmann::json::array();
   for (const auto& [id, job] : jobs_) active.push_back(id);
-  return {{"draining", true}, {"active_jobs", active}};
+  return {{"draining", draining_}, {"active_jobs", active}};
 }
 
 }  // namespace azflow::daemon

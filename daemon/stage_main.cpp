@@ -3,10 +3,12 @@
 //   azflow-stage --role source|decompress|integrate --instance NAME --worker K --endpoint EP
 //                [--device cpu|N]
 //   azflow-stage --probe-gpus     (prints the visible CUDA devices as one JSON object, exits 0)
+//   azflow-stage --version | --help
 // --device N runs the integrate role on CUDA device N (cudaSetDevice(N)); the default "cpu" runs
 // the CPU integrator. Logs to stderr (spdlog); exits 0 on SIGTERM/SIGINT or a "stop" message, 1 on
-// a setup error (ring or endpoint missing, CUDA device unusable), 2 on bad arguments, 3 on a CUDA
-// error while integrating (its frames are then reclaimed and redone by the daemon).
+// a setup error (ring or endpoint missing, CUDA device unusable), 2 on bad arguments (any that
+// CLI11 refuses: unknown option, missing or malformed value), 3 on a CUDA error while integrating
+// (its frames are then reclaimed and redone by the daemon).
 
 #include <signal.h>
 
@@ -82,7 +84,12 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat period");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
   app.add_option("--device", device, "integrate backend: cpu, or a CUDA device ordinal N");
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", std::string("azflow-stage ") + AZFLOW_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   const std::optional<int> gpu = parse_device(device);
   if (!gpu) {
     std::fprintf(stderr, "--device: '%s' is neither cpu nor a CUDA device ordinal\n",
