@@ -178,7 +178,7 @@ void read_rings(const TableReader& root, const std::filesystem::path& file, Ring
   if (table == nullptr) return;
   const TableReader r(*table, file, "rings.");
   r.reject_unknown({"compressed_slots", "frames_slots", "results_slots", "compressed_slot_mib",
-                    "frames_slot_mib", "results_slot_mib"});
+                    "frames_slot_mib", "results_slot_mib", "max_total_mib"});
   r.read("compressed_slots", rings.compressed_slots);
   r.read("frames_slots", rings.frames_slots);
   r.read("results_slots", rings.results_slots);
@@ -188,6 +188,7 @@ void read_rings(const TableReader& root, const std::filesystem::path& file, Ring
   r.read_slot_mib("compressed_slot_mib", rings.compressed_slot_mib);
   r.read_slot_mib("frames_slot_mib", rings.frames_slot_mib);
   r.read_slot_mib("results_slot_mib", rings.results_slot_mib);
+  r.read("max_total_mib", rings.max_total_mib);
 }
 
 void read_gpu(const TableReader& root, const std::filesystem::path& file, GpuConfig& gpu) {
@@ -427,7 +428,8 @@ std::string describe(const DaemonConfig& c) {
       << "results_slots = " << c.rings.results_slots << "\n"
       << "compressed_slot_mib = " << slot_text(c.rings.compressed_slot_mib) << "\n"
       << "frames_slot_mib = " << slot_text(c.rings.frames_slot_mib) << "\n"
-      << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n\n"
+      << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n"
+      << "max_total_mib = " << c.rings.max_total_mib << "\n\n"
       << "[gpu]\ngpus = " << gpus_text(c.gpu.devices) << "\n"
       << "workers_per_gpu = " << c.gpu.workers_per_gpu << "\n\n"
       << describe_federation(c.federation);

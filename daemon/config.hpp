@@ -25,6 +25,9 @@ struct RingsConfig {
   std::optional<std::size_t> compressed_slot_mib;  ///< MiB per compressed slot; nullopt = auto
   std::optional<std::size_t> frames_slot_mib;      ///< MiB per decoded-frame slot; nullopt = auto
   std::optional<std::size_t> results_slot_mib;     ///< MiB per result slot; nullopt = auto
+  /// Key `max_total_mib`: MiB the three rings of one job may reserve in /dev/shm together; a job
+  /// needing more is refused at enqueue (0 = no limit but what /dev/shm has free).
+  std::size_t max_total_mib = 0;
 };
 
 /// Placement of the integrate workers on GPUs ([gpu] table). Used only when azflow-stage was

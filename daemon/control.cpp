@@ -1,4 +1,5 @@
 #include "daemon/control.hpp"
+#include "daemon/json_text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -326,7 +327,7 @@ bool ControlServer::serve_one(zmq::socket_t& socket) {
   }
   if (frames.size() < 2) return true;  // no identity + payload: nothing to answer
   const json response = handle(frames.back().to_string_view());
-  const std::string reply = response.dump();
+  const std::string reply = dump_escaped(response);
   frames.back().rebuild(reply.data(), reply.size());
   // Identity and the REQ delimiter (if any) go back unchanged; ROUTER drops unroutable replies.
   (void)zmq::send_multipart(socket, frames, zmq::send_flags::dontwait);

@@ -15,6 +15,8 @@
 #include "base/error.hpp"
 #include "daemon/job_output.hpp"
 #include "daemon/job_setup.hpp"
+#include "daemon/json_text.hpp"
+#include "daemon/ring_budget.hpp"
 #include "stages/reduce/shard_file.hpp"
 
 namespace azflow::daemon {
@@ -29,6 +31,9 @@ constexpr std::size_t kMaxShardRowBytes = std::size_t{64} << 20;
 constexpr std::size_t kLiveHighWaterMark = 1000;
 constexpr milliseconds kPeriodic{500};
 constexpr int kStallTicks = 4;  // x kPeriodic with every ring empty before frames are re-requested
+// In a job's folder while the daemon starts it (rings, stages, first shards): found at the next
+// start, it means that start ended the daemon, and the job is failed instead of started again.
+constexpr const char* kStartingMarker = "starting";
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<milliseconds>(
@@ -238,18 +243,10 @@ void Daemon::stop_pipeline() {
 /// Creates the rings and stages, sized for `job`, or re-creates them bigger when idle. False if
 /// the job has to wait (rings too small while other shards are in flight).
 bool Daemon::ensure_pipeline(std::size_t frame_bytes, std::size_t bins) {
-  const auto& r = config_.rings;
-  const PipelineShape need{resolve_slot_bytes(r.compressed_slot_mib, frame_bytes + 4096),
-                           resolve_slot_bytes(r.frames_slot_mib, frame_bytes),
-                           resolve_slot_bytes(r.results_slot_mib, 4 * bins * sizeof(double))};
-  if (results_ && need.compressed_bytes <= shape_.compressed_bytes &&
-      need.frames_bytes <= shape_.frames_bytes && need.results_bytes <= shape_.results_bytes) {
-    return true;
-  }
-  for (const auto& [id, other] : jobs_) {
-    if (!other.running.empty()) return false;
-  }
-  if (!guest_shards_.empty()) return false;
+  const RingSlotBytes b = ring_slot_bytes(config_.rings, frame_bytes, bins);
+  const PipelineShape need{b.compressed, b.frames, b.results};
+  if (pipeline_fits(frame_bytes, bins)) return true;
+  if (pipeline_busy()) return false;
   if (results_) stop_pipeline();
   start_pipeline({std::max(need.compressed_bytes, shape_.compressed_bytes),
                   std::max(need.frames_bytes, shape_.frames_bytes),
@@ -257,13 +254,54 @@ bool Daemon::ensure_pipeline(std::size_t frame_bytes, std::size_t bins) {
   return true;
 }
 
+bool Daemon::pipeline_fits(std::size_t frame_bytes, std::size_t bins) const {
+  const RingSlotBytes need = ring_slot_bytes(config_.rings, frame_bytes, bins);
+  return results_ && need.compressed <= shape_.compressed_bytes &&
+         need.frames <= shape_.frames_bytes && need.results <= shape_.results_bytes;
+}
+
+bool Daemon::pipeline_busy() const {
+  for (const auto& [id, other] : jobs_) {
+    if (!other.running.empty()) return true;
+  }
+  return !guest_shards_.empty();
+}
+
+std::size_t Daemon::ring_bytes_held() const {
+  if (!results_) return 0;
+  return ring_total_bytes(config_.rings,
+                          {shape_.compressed_bytes, shape_.frames_bytes, shape_.results_bytes});
+}
+
 // ---------------------------------------------------------------- jobs
 
 void Daemon::resume_jobs() {
   for (JobState state : {JobState::kRunning, JobState::kQueued}) {
-    for (const JobRecord& record : store_->jobs_in_state(state)) activate(record);
+    for (const JobRecord& record : store_->jobs_in_state(state)) resume_job(record);
   }
   if (!jobs_.empty()) spdlog::info("resuming {} unfinished jobs", jobs_.size());
+}
+
+/// Loads one unfinished job at start; a job whose start ended the previous run (its "starting"
+/// marker is still there), or that cannot be loaded, is failed with the reason, never retried.
+void Daemon::resume_job(const JobRecord& record) {
+  const auto dir = config_.state_dir / "jobs" / std::to_string(record.id);
+  std::error_code ec;
+  std::string reason;
+  if (std::filesystem::exists(dir / kStartingMarker, ec)) {
+    reason = "azflowd ended while starting this job (an earlier run); it is not started again";
+    std::filesystem::remove(dir / kStartingMarker, ec);
+  } else {
+    try {
+      activate(record);
+      return;
+    } catch (const std::exception& e) {
+      reason = "cannot resume the job: " + escape_bytes(e.what());
+    }
+  }
+  jobs_.erase(record.id);
+  store_->set_job_state(record.id, JobState::kFailed, reason);
+  spdlog::error("job {} failed: {}", record.id, reason);
 }
 
 /// Loads a queued or running job from the store into memory: its dataset's shape, its shards
@@ -283,7 +321,7 @@ void Daemon::activate(const JobRecord& record) {
     origins = FrameOrigins(job.spec.datasets, dataset.files());
   } catch (const Error& e) {
     store_->set_job_state(record.id, JobState::kFailed, e.what());
-    spdlog::error("job {} failed: {}", record.id, e.what());
+    spdlog::error("job {} failed: {}", record.id, escape_bytes(e.what()));
     return;
   }
   job.bins = spec_bins(job.spec);
@@ -331,7 +369,7 @@ std::vector<ShardPlan> Daemon::cut_shards(std::int64_t frames, std::size_t bins,
 std::int64_t Daemon::add_failed_job(const JobSpec& spec, const std::string& reason) {
   const std::int64_t id = store_->add_job(spec, 0, {});
   store_->set_job_state(id, JobState::kFailed, reason);
-  spdlog::error("job {} failed: {}", id, reason);
+  spdlog::error("job {} failed: {}", id, escape_bytes(reason));
   return id;
 }
 
@@ -347,9 +385,11 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
     throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
   }
   std::int64_t frames = 0;
+  std::size_t frame_bytes = 0;
   try {
     source::Dataset dataset = open_job_dataset(spec);
     const source::DatasetInfo& info = dataset.info();
+    frame_bytes = info.frame_bytes();
     integrate::check_frame_shape(job_poni(spec), info.rows, info.cols,
                                  info.path.string() + " (" + info.dataset + ")", spec.poni_path);
     frames = static_cast<std::int64_t>(dataset.info().frames);
@@ -359,22 +399,39 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
     const std::int64_t id = add_failed_job(spec, e.what());
     return {{"job_id", id}, {"state", "failed"}, {"frames_total", 0}, {"error", e.what()}};
   }
+  check_ring_budget(config_.rings, spec, frame_bytes, free_bytes("/dev/shm") + ring_bytes_held());
   const auto shards = cut_shards(frames, spec_bins(spec), federation_slots(spec));
   const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);
-  if (spec.output_path.empty()) {
-    spec.output_path =
-        (config_.state_dir / "outputs" /
-         ("job-" + std::to_string(id) + (reduce::format_supports(spec.format, 1) ? ".h5" : ".xy")))
-            .string();
-    std::filesystem::create_directories(config_.state_dir / "outputs");
-    store_->set_output_path(id, spec.output_path);
+  if (const std::string error = activate_new(id, spec); !error.empty()) {
+    return {{"job_id", id}, {"state", "failed"}, {"frames_total", frames}, {"error", error}};
   }
-  auto record = store_->job(id);
-  activate(*record);
   spdlog::info("job {} queued: {} frames in {} shards from {} (priority {}, after {} jobs)", id,
                frames, shards.size(), spec.datasets.front(), request.priority,
                request.after.size());
   return {{"job_id", id}, {"state", "queued"}, {"frames_total", frames}};
+}
+
+/// Gives a new job in the store its default output path and loads it; a failure (the outputs
+/// folder, the job folder, I/O) fails the job with its reason, returned ("" = queued).
+std::string Daemon::activate_new(std::int64_t id, JobSpec& spec) {
+  try {
+    if (spec.output_path.empty()) {
+      const bool h5 = reduce::format_supports(spec.format, 1);
+      spec.output_path =
+          (config_.state_dir / "outputs" / ("job-" + std::to_string(id) + (h5 ? ".h5" : ".xy")))
+              .string();
+      std::filesystem::create_directories(config_.state_dir / "outputs");
+      store_->set_output_path(id, spec.output_path);
+    }
+    activate(*store_->job(id));
+    return "";
+  } catch (const std::exception& e) {
+    sink_->drop_job(id);
+    const std::string reason = "cannot queue the job: " + escape_bytes(e.what());
+    store_->set_job_state(id, JobState::kFailed, reason);
+    spdlog::error("job {} failed: {}", id, reason);
+    return reason;
+  }
 }
 
 void Daemon::log_event(const ActiveJob& job, const std::string& line) const {
@@ -567,17 +624,62 @@ void Daemon::dispatch() {
       if (busy >= config_.max_running_jobs) continue;
       ++busy;
     }
-    if (!ensure_pipeline(job->frame_bytes, job->bins)) return;
-    const bool bulk = job->spec.mode == JobSpec::Mode::kBulk;
-    const std::size_t share = local_share(*job);  // leaves peers theirs
-    while (!job->queued.empty() && in_flight < limit && (!bulk || job->running.empty()) &&
-           job->running.size() < share) {
-      ShardRecord shard = job->queued.front();
-      job->queued.pop_front();
-      send_shard(*job, shard);
+    if (!start_shards(*job, in_flight, limit)) return;  // waits for the rings, or jobs_ changed
+  }
+}
+
+/// Hands out shards of `job` (creating the rings and stages it needs first). Any failure on the
+/// way (rings that cannot be reserved, stages that cannot start, shard files, I/O) fails this job
+/// with its reason; the daemon keeps serving. False if the job waits or failed.
+bool Daemon::start_shards(ActiveJob& job, std::size_t& in_flight, std::size_t limit) {
+  const bool first = job.running.empty();
+  if (first && !pipeline_fits(job.frame_bytes, job.bins) && pipeline_busy()) return false;
+  const auto marker = job.dir / kStartingMarker;
+  bool pipeline_up = false;
+  try {
+    if (first) std::ofstream(marker) << unix_ms() << "\n";
+    if (!ensure_pipeline(job.frame_bytes, job.bins)) {
+      std::error_code ec;
+      if (first) std::filesystem::remove(marker, ec);
+      return false;
+    }
+    pipeline_up = true;
+    const bool bulk = job.spec.mode == JobSpec::Mode::kBulk;
+    const std::size_t share = local_share(job);  // leaves peers theirs
+    while (!job.queued.empty() && in_flight < limit && (!bulk || job.running.empty()) &&
+           job.running.size() < share) {
+      ShardRecord shard = job.queued.front();
+      job.queued.pop_front();
+      send_shard(job, shard);
       ++in_flight;
     }
+  } catch (const std::exception& e) {
+    fail_start(job, e.what(), !pipeline_up);
+    return false;
   }
+  std::error_code ec;
+  if (first) std::filesystem::remove(marker, ec);
+  return true;
+}
+
+/// Fails `job`, which could not start: `what` is why (escaped: it may name a file with any
+/// bytes). A pipeline left half made (`pipeline_broken`) is taken down, to be made again for the
+/// next job. A job with no shard in flight ends without an output file.
+void Daemon::fail_start(ActiveJob& job, const std::string& what, bool pipeline_broken) {
+  const std::string reason = "could not start the job: " + escape_bytes(what);
+  spdlog::error("job {}: {}", job.id, reason);
+  if (pipeline_broken) {
+    stop_pipeline();
+    shape_ = {};
+  }
+  std::error_code ec;
+  std::filesystem::remove(job.dir / kStartingMarker, ec);
+  if (!job.running.empty()) return end_job(job, JobState::kFailed, reason, false);
+  store_->set_job_state(job.id, JobState::kFailed, reason);
+  log_event(job, "job failed: " + reason);
+  sink_->drop_job(job.id);
+  std::erase_if(source_pending_, [&](const auto& kv) { return kv.second.job == job.id; });
+  jobs_.erase(job.id);  // `job` dangles from here
 }
 
 void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
@@ -666,7 +768,7 @@ void Daemon::watchdog() {
 // ---------------------------------------------------------------- stages
 
 void Daemon::send_stage(const std::string& identity, const DaemonMessage& message) {
-  const std::string text = to_json(message).dump();
+  const std::string text = dump_escaped(to_json(message));
   (void)stages_socket_.send(zmq::buffer(identity), zmq::send_flags::sndmore);
   (void)stages_socket_.send(zmq::buffer(text), zmq::send_flags::dontwait);
 }

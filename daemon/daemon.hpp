@@ -153,6 +153,8 @@ class Daemon : public ControlHandler {
  private:
   // jobs
   void resume_jobs();
+  void resume_job(const JobRecord& record);
+  std::string activate_new(std::int64_t id, JobSpec& spec);
   void activate(const JobRecord& record);
   std::int64_t add_failed_job(const JobSpec& spec, const std::string& reason);
   /// `node_slots` > 0 (a split job shared with peers: federation_slots): shards are also cut
@@ -182,6 +184,14 @@ class Daemon : public ControlHandler {
   /// plus integrate workers.
   [[nodiscard]] std::size_t pipeline_slots() const;
   bool ensure_pipeline(std::size_t frame_bytes, std::size_t bins);
+  /// Whether the rings exist and are big enough for frames of `frame_bytes` and `bins` bins.
+  [[nodiscard]] bool pipeline_fits(std::size_t frame_bytes, std::size_t bins) const;
+  /// Whether shards (own or guest) are in flight, so the rings cannot be re-created now.
+  [[nodiscard]] bool pipeline_busy() const;
+  /// Bytes of /dev/shm this daemon's rings hold now (ring_total_bytes of the current shape).
+  [[nodiscard]] std::size_t ring_bytes_held() const;
+  bool start_shards(ActiveJob& job, std::size_t& in_flight, std::size_t limit);
+  void fail_start(ActiveJob& job, const std::string& what, bool pipeline_broken);
   void start_pipeline(const PipelineShape& shape);
   void stop_pipeline();
   /// Decides once, at start, where the integrate workers run (GPU or CPU) and logs it.

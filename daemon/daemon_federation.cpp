@@ -22,6 +22,7 @@
 #include "base/error.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/job_setup.hpp"
+#include "daemon/json_text.hpp"
 #include "daemon/path_policy.hpp"
 
 namespace azflow::daemon {
@@ -466,7 +467,17 @@ void Daemon::guest_shard(const std::string& coordinator, const nlohmann::json& b
     (void)network_->send_to_coordinator(coordinator, reply);
     return;
   }
-  if (shutdown_ || !ensure_pipeline(g.frame_bytes, g.bins)) {
+  bool ready = false;
+  try {
+    ready = !shutdown_ && ensure_pipeline(g.frame_bytes, g.bins);
+  } catch (const std::exception& e) {  // rings this node cannot reserve: it cannot take the job
+    g.error = "node " + network_->node() + ": " + escape_bytes(e.what());
+    spdlog::error("federation: cannot start guest job {} of {}: {}", g.job, coordinator, g.error);
+    stop_pipeline();
+    shape_ = {};
+    return guest_shard(coordinator, body);  // answers cannot_read
+  }
+  if (!ready) {
     json reply = reply_key;
     reply["type"] = "give_back";
     (void)network_->send_to_coordinator(coordinator, reply);

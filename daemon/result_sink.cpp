@@ -1,4 +1,5 @@
 #include "daemon/result_sink.hpp"
+#include "daemon/json_text.hpp"
 
 #include <exception>
 #include <thread>
@@ -187,7 +188,7 @@ void ResultSink::publish(std::int64_t job, std::int64_t frame, bool ok, std::str
     live.axes_published = true;
   }
   const std::string topic = "job." + std::to_string(job);
-  const std::string text = header.dump();
+  const std::string text = dump_escaped(header);
   const auto I = ok ? reducer_.last_intensity() : std::span<const float>();
   const auto sigma = ok ? reducer_.last_sigma() : std::span<const float>();
   const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;

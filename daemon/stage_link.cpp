@@ -1,4 +1,5 @@
 #include "daemon/stage_link.hpp"
+#include "daemon/json_text.hpp"
 
 #include <unistd.h>
 
@@ -23,7 +24,7 @@ StageLink::StageLink(std::string endpoint, StageIdentity identity,
 }
 
 void StageLink::send(const StageMessage& message) {
-  const std::string text = to_json(message).dump();
+  const std::string text = dump_escaped(to_json(message));
   (void)socket_.send(zmq::buffer(text), zmq::send_flags::none);
 }
 

@@ -1,4 +1,5 @@
 #include "daemon/federation/peer_network.hpp"
+#include "daemon/json_text.hpp"
 
 #include <unistd.h>
 
@@ -230,7 +231,7 @@ void PeerNetwork::serve_zap() {
 
 bool PeerNetwork::send(zmq::socket_t& socket, const std::string* identity,
                        const nlohmann::json& body, std::span<const std::byte> payload) {
-  const std::string text = body.dump();
+  const std::string text = dump_escaped(body);
   try {
     const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
     if (identity != nullptr && !socket.send(zmq::buffer(*identity), more)) {

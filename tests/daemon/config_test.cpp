@@ -191,7 +191,8 @@ TEST(DaemonConfig, DescribeListsEveryKey) {
                           "results_slots",
                           "compressed_slot_mib",
                           "frames_slot_mib = \"auto\"",
-                          "results_slot_mib"}) {
+                          "results_slot_mib",
+                          "max_total_mib"}) {
     EXPECT_NE(text.find(key), std::string::npos) << key;
   }
 }
