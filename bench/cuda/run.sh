@@ -2,8 +2,10 @@
 # CUDA backend benchmark (issue 6), one command: builds (Release, CUDA on), runs the CUDA tests,
 # then on the GPU measures integration-only frames/s for EIGER 4M frames (1D no split, 1D bbox,
 # 2D bbox 360 x 1000) against the device-to-device copy bandwidth of the same run, the
-# host-to-device rate from pinned memory, and azflowd end to end with 1, 2, 4 and 8 integrate
-# workers per GPU on a 1000-frame series. Prints a short table last.
+# host-to-device rate from pinned memory, the CUDA decoders' kernel GB/s of decoded output
+# (bitshuffle-LZ4 uint32 and uint16, LZ4 uint16; issue 13, never yet run on a GPU), and azflowd
+# end to end with 1, 2, 4 and 8 integrate workers per GPU on a 1000-frame series. Prints a short
+# table last.
 #   bench/cuda/run.sh
 #   FRAMES=200 WORKERS_PER_GPU="1 4" bench/cuda/run.sh
 # Without a GPU it says so after the build and the (skipping) tests and exits 0.
@@ -24,11 +26,11 @@ echo "== build (Release, CUDA on) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAZFLOW_WITH_CUDA=ON >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target azflow_cuda_bench azflow_cuda_integrator_test \
   azflow_gpu_plan_test azflowd azflow-stage azflow azflowctl daemon_gpu_test \
-  daemon_gpu_placement_test
+  daemon_gpu_placement_test decompress_gpu_decode_test decompress_cuda_decode_test
 
 echo "== CUDA tests"
 ctest --test-dir "$BUILD" --output-on-failure \
-  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu'
+  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu|CudaDecode|GpuDecodeHost'
 
 probe=$("$BUILD/daemon/azflow-stage" --probe-gpus)
 if /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["devices"] else 1)' "$probe"; then
@@ -45,7 +47,7 @@ echo "GPUs: $probe"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-echo "== integration on the GPU (10 EIGER 4M frames of bench/integrate)"
+echo "== integration and decoding on the GPU (10 EIGER 4M frames of bench/integrate)"
 if [[ ! -f $INTEGRATE_DATA/eiger4m_master.h5 ]]; then
   mkdir -p "$INTEGRATE_DATA"
   /usr/bin/python3 "$ROOT/tests/cli/fixtures/make_fixtures.py" --demo --out-dir "$INTEGRATE_DATA" \
@@ -80,6 +82,11 @@ for r in k["results"]:
     print(f"{r['mode']:18s} {r['kernel_fps']:10.0f} {r['bytes_per_frame'] / 1e6:9.1f} "
           f"{r['kernel_GBps']:7.0f} {100 * r['fraction_of_d2d']:5.0f}% {r['with_copies_fps']:11.0f} "
           f"{r['max_rel_diff_vs_cpu']:9.1e}")
+print(f"\n{'decoder (batch)':22s} {'frames':>6s} {'ratio':>6s} {'kernel GB/s':>11s} "
+      f"{'first call GB/s':>15s} {'bit-exact':>9s}")
+for r in k.get("decode", []):
+    print(f"{r['codec']:22s} {r['frames']:6d} {r['ratio']:6.2f} {r['kernel_GBps']:11.1f} "
+          f"{r['first_call_GBps']:15.1f} {'yes' if r['bit_exact'] else 'NO':>9s}")
 print(f"\nazflowd, {d['frames']} frames, {d['decompress_workers']} decompress workers")
 print(f"{'workers/GPU':>11s} {'integrate':>9s} {'devices':>16s} {'cold f/s':>9s} {'warm f/s':>9s}")
 for r in d["runs"]:

@@ -427,21 +427,29 @@ AZFLOW_DECODE_HD bool lz4_next_sequence(const std::uint8_t* src, Lz4Cursor& c, L
   return c.fast ? lz4_fast_sequence(src, c, token, seq) : lz4_safe_sequence(src, c, token, seq);
 }
 
-/// (b) Lane `lane` of `lanes` copies its share of the sequence's literals.
+/// (b) Lane `lane` of `lanes` copies its share of the sequence's literals. 32-bit indices: a block
+/// is at most INT_MAX bytes (and 32-bit arithmetic is what a GPU does fast).
 AZFLOW_DECODE_HD void lz4_copy_literals(const Lz4Sequence& seq, const std::uint8_t* src,
                                         std::uint8_t* out, unsigned lane, unsigned lanes) {
-  for (std::int64_t i = lane; i < seq.lit_len; i += lanes)
-    out[seq.lit_dst + i] = src[seq.lit_src + i];
+  const std::uint8_t* from = src + seq.lit_src;
+  std::uint8_t* to = out + seq.lit_dst;
+  const auto n = static_cast<std::uint32_t>(seq.lit_len);
+  for (std::uint32_t i = lane; i < n; i += lanes) to[i] = from[i];
 }
 
 /// (b) Lane `lane` of `lanes` copies its share of the sequence's match: byte i is
 /// out[op - offset + i % offset], written before the sequence began (zero for offset 0).
 AZFLOW_DECODE_HD void lz4_copy_match(const Lz4Sequence& seq, std::uint8_t* out, unsigned lane,
                                      unsigned lanes) {
-  const std::int64_t d = seq.offset, from = seq.match_dst - d;
-  for (std::int64_t i = lane; i < seq.match_len; i += lanes) {
-    out[seq.match_dst + i] = d == 0 ? std::uint8_t{0} : out[from + (i < d ? i : i % d)];
+  std::uint8_t* to = out + seq.match_dst;
+  const auto d = static_cast<std::uint32_t>(seq.offset);
+  const auto n = static_cast<std::uint32_t>(seq.match_len);
+  if (d == 0) {
+    for (std::uint32_t i = lane; i < n; i += lanes) to[i] = 0;
+    return;
   }
+  const std::uint8_t* from = to - d;
+  for (std::uint32_t i = lane; i < n; i += lanes) to[i] = from[i < d ? i : i % d];
 }
 
 /// (b) The outcome once lz4_next_sequence reported the last sequence or failed.
