@@ -148,7 +148,7 @@ std::optional<gpu::GpuCodec> gpu_codec(const CodecParams& params) noexcept {
 DecodeResult find_gpu_blocks(gpu::GpuCodec codec, std::span<const std::byte> chunk,
                              std::size_t frame_bytes, std::size_t elem_size,
                              std::vector<BlockRef>& refs) {
-  refs.resize(gpu::max_blocks(chunk.size()));
+  refs.resize(gpu::block_capacity(codec, u8(chunk.data()), chunk.size(), frame_bytes, elem_size));
   gpu::BlockList list{refs.data(), refs.size(), 0};
   const DecodeResult r =
       gpu::find_blocks(codec, u8(chunk.data()), chunk.size(), frame_bytes, elem_size, list);

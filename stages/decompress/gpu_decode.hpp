@@ -21,7 +21,7 @@ namespace azflow::decompress {
 /// without LZ4, other). Element sizes other than 1, 2 and 4 are not taken either.
 [[nodiscard]] std::optional<gpu::GpuCodec> gpu_codec(const CodecParams& params) noexcept;
 
-/// (a) The block list of one chunk (gpu::find_blocks with a capacity of gpu::max_blocks). On
+/// (a) The block list of one chunk (gpu::find_blocks with gpu::block_capacity entries). On
 /// failure `refs` holds the blocks found so far and the result says why.
 gpu::DecodeResult find_gpu_blocks(gpu::GpuCodec codec, std::span<const std::byte> chunk,
                                   std::size_t frame_bytes, std::size_t elem_size,

@@ -253,6 +253,28 @@ AZFLOW_DECODE_HD DecodeResult find_lz4_raw_blocks(std::uint64_t in_size, std::ui
   return ok_result();
 }
 
+/// A BlockRef capacity enough for this chunk: the blocks its header implies plus a raw tail,
+/// never more than max_blocks(in_size); 2 when the header is unusable (find_blocks then fails
+/// on it before listing any block).
+AZFLOW_DECODE_HD std::uint64_t block_capacity(GpuCodec codec, const std::uint8_t* in,
+                                              std::uint64_t in_size, std::uint64_t frame_bytes,
+                                              std::uint64_t elem_size) {
+  const std::uint64_t most = max_blocks(in_size);
+  if (codec == GpuCodec::kLz4Raw) return 1;
+  if (in_size < kHeaderBytes || elem_size == 0) return 2;
+  const std::uint64_t field = read_be(in + 8, 4);
+  std::uint64_t blocks = 0;
+  if (codec == GpuCodec::kBitshuffleLz4) {
+    const std::uint64_t elems = field == 0 ? default_block_elems(elem_size) : field / elem_size;
+    if (elems == 0) return 2;
+    blocks = frame_bytes / elem_size / elems + 2;
+  } else {
+    const std::uint64_t block = field == 0 || field > frame_bytes ? frame_bytes : field;
+    blocks = block == 0 ? 2 : frame_bytes / block + 2;
+  }
+  return blocks < most ? blocks : most;
+}
+
 /// (a) The block list of any GPU codec.
 AZFLOW_DECODE_HD DecodeResult find_blocks(GpuCodec codec, const std::uint8_t* in,
                                           std::uint64_t in_size, std::uint64_t frame_bytes,
