@@ -225,6 +225,10 @@ std::vector<DecodeResult> CudaDecoder::decode(std::span<const CudaDecodeItem> it
   m.scratch_bytes = 0;
   m.decoded_bytes = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
+    if (reinterpret_cast<std::uintptr_t>(items[i].device_frame) % 8 != 0) {
+      throw Error(ErrorCategory::kInternal, m.where + ": frame buffer of batch item " +
+                                                std::to_string(i) + " is not 8-byte aligned");
+    }
     results[i] = m.add_jobs(items[i], static_cast<std::uint32_t>(i), jobs);
     if (items[i].codec == gpu::GpuCodec::kLz4Raw && results[i].status != DecodeStatus::kOk) {
       results[i].limit = items[i].frame_bytes;

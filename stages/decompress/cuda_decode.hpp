@@ -41,7 +41,7 @@ struct CudaDecodeItem {
   std::size_t elem_size = 1;                ///< bytes per element: 1, 2 or 4
   std::span<const std::byte> host_chunk;    ///< the chunk in host memory (its framing is read here)
   const std::byte* device_chunk = nullptr;  ///< the same bytes in device memory
-  std::byte* device_frame = nullptr;        ///< frame_bytes of device memory for the frame
+  std::byte* device_frame = nullptr;        ///< frame_bytes of device memory, 8-byte aligned
   std::size_t frame_bytes = 0;              ///< the frame's decoded size (rows x cols x elem)
 };
 
@@ -66,7 +66,8 @@ class CudaDecoder {
   /// in order: gpu::DecodeStatus::kOk, or the first failure (describe_decode_result /
   /// decode_error_message in gpu_decode.hpp give its message). Bad bytes never throw and never
   /// touch memory outside the item's chunk and frame. Throws azflow::Error (kResource) if a CUDA
-  /// call fails, naming the device and the call.
+  /// call fails, naming the device and the call, (kInternal) if a frame buffer is not 8-byte
+  /// aligned.
   std::vector<gpu::DecodeResult> decode(std::span<const CudaDecodeItem> items);
 
   /// Benchmark hook: seconds per kernel launch over the jobs of the last decode() (repeated

@@ -20,8 +20,10 @@
 //       zeros, as LZ4 1.9.4's decoder writes it.
 //   (c) Bitshuffle blocks are decoded into a scratch buffer (shared memory on the device), then
 //       un-transposed from there: lane m builds the 8 elements of column m (8 x elem_size
-//       contiguous bytes, one 8x8 bit transpose per byte plane, Hacker's Delight 7-3) and
-//   (d) stores them into the frame buffer: consecutive lanes write consecutive 8/16/32 bytes.
+//       contiguous bytes, one 8x8 bit transpose per byte plane, Hacker's Delight 7-3) in 64-bit
+//       words and
+//   (d) stores them into the frame buffer: consecutive lanes write consecutive 8/16/32 bytes
+//       (8-byte stores: the frame buffer must be 8-byte aligned on the device).
 //
 // Accept/reject: a block is accepted exactly when LZ4_decompress_safe of lz4 1.9.4 (Debian
 // bookworm's liblz4, which the CPU decoder calls) with the block's decoded size as capacity returns
@@ -39,6 +41,11 @@
 #define AZFLOW_DECODE_HD __host__ __device__ __forceinline__
 #else
 #define AZFLOW_DECODE_HD inline
+#endif
+#if defined(__CUDA_ARCH__)
+#define AZFLOW_DECODE_UNROLL _Pragma("unroll")
+#else
+#define AZFLOW_DECODE_UNROLL
 #endif
 
 namespace azflow::decompress::gpu {
@@ -529,13 +536,61 @@ AZFLOW_DECODE_HD void unshuffle_column(const std::uint8_t* in, std::uint8_t* out
   }
 }
 
+/// Stores `v` little-endian at `p`: one 8-byte store on the device (`p` must be 8-byte aligned
+/// there), bytes on the host (which compilers merge into one store).
+AZFLOW_DECODE_HD void store_le64(std::uint8_t* p, std::uint64_t v) {
+#if defined(__CUDA_ARCH__)
+  *reinterpret_cast<std::uint64_t*>(p) = v;
+#else
+  for (unsigned i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+#endif
+}
+
+/// (c)+(d) unshuffle_column for kEs-byte elements, the 8 x kEs output bytes assembled in kEs
+/// 64-bit words and stored as such (consecutive lanes, consecutive words: coalesced stores).
+/// out + 8 * m * kEs must be 8-byte aligned on the device.
+template <unsigned kEs>
+AZFLOW_DECODE_HD void unshuffle_column_words(const std::uint8_t* in, std::uint8_t* out,
+                                             std::uint64_t row, std::uint64_t m) {
+  std::uint64_t words[kEs] = {};
+  AZFLOW_DECODE_UNROLL
+  for (unsigned b = 0; b < kEs; ++b) {
+    const std::uint8_t* src = in + 8 * b * row + m;
+    std::uint64_t x = 0;
+    AZFLOW_DECODE_UNROLL
+    for (unsigned k = 0; k < 8; ++k) x |= std::uint64_t{src[k * row]} << (8 * k);
+    x = transpose8x8(x);
+    AZFLOW_DECODE_UNROLL
+    for (unsigned j = 0; j < 8; ++j) {
+      const unsigned t = j * kEs + b;  // output byte of element 8m + j, byte b
+      words[t / 8] |= ((x >> (8 * j)) & 0xFF) << (8 * (t % 8));
+    }
+  }
+  std::uint8_t* dst = out + 8 * m * kEs;
+  AZFLOW_DECODE_UNROLL
+  for (unsigned q = 0; q < kEs; ++q) store_le64(dst + 8 * q, words[q]);
+}
+
 /// (c)+(d) Lane `lane` of `lanes` un-transposes its columns of a block of `bytes` bytes (a
-/// multiple of 8 * es) from `in` (scratch) into `out` (the block's place in the frame).
+/// multiple of 8 * es) from `in` (scratch) into `out` (the block's place in the frame; 8-byte
+/// aligned on the device for es 1, 2, 4).
 AZFLOW_DECODE_HD void unshuffle_block_lanes(const std::uint8_t* in, std::uint8_t* out,
                                             std::uint64_t bytes, std::uint32_t es, unsigned lane,
                                             unsigned lanes) {
   const std::uint64_t row = bytes / (8 * static_cast<std::uint64_t>(es));
-  for (std::uint64_t m = lane; m < row; m += lanes) unshuffle_column(in, out, row, es, m);
+  switch (es) {
+    case 1:
+      for (std::uint64_t m = lane; m < row; m += lanes) unshuffle_column_words<1>(in, out, row, m);
+      return;
+    case 2:
+      for (std::uint64_t m = lane; m < row; m += lanes) unshuffle_column_words<2>(in, out, row, m);
+      return;
+    case 4:
+      for (std::uint64_t m = lane; m < row; m += lanes) unshuffle_column_words<4>(in, out, row, m);
+      return;
+    default:
+      for (std::uint64_t m = lane; m < row; m += lanes) unshuffle_column(in, out, row, es, m);
+  }
 }
 
 /// (d) Lane `lane` of `lanes` copies its share of a raw piece.
