@@ -8,7 +8,8 @@
 # table last.
 #   bench/cuda/run.sh
 #   FRAMES=200 WORKERS_PER_GPU="1 4" bench/cuda/run.sh
-# Without a GPU it says so after the build and the (skipping) tests and exits 0.
+# Without a GPU it says so after the build and the (skipping) tests and exits 0 (non-zero if a
+# test failed; with a GPU a failed test does not stop the benchmark, only its exit status).
 # BUILD (default build-cuda), BENCH_DIR (default /tmp/azflow-bench-daemon-$FRAMES, shared with
 # bench/daemon/run.sh), INTEGRATE_DATA (default /tmp/azflow-bench-integrate, shared with
 # bench/integrate/run.sh).
@@ -29,8 +30,12 @@ cmake --build "$BUILD" -j"$JOBS" --target azflow_cuda_bench azflow_cuda_integrat
   daemon_gpu_placement_test decompress_gpu_decode_test decompress_cuda_decode_test
 
 echo "== CUDA tests"
+# A failing test does not stop the benchmark (a device session is short); the script's exit
+# status says so at the end.
+tests_status=0
 ctest --test-dir "$BUILD" --output-on-failure \
-  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu|CudaDecode|GpuDecodeHost'
+  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu|CudaDecode|GpuDecodeHost' ||
+  tests_status=$?
 
 probe=$("$BUILD/daemon/azflow-stage" --probe-gpus)
 if /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["devices"] else 1)' "$probe"; then
@@ -40,9 +45,19 @@ else
   echo
   echo "no GPU on this machine ($reason): the CUDA code was built and its tests ran (device tests"
   echo "skipped); nothing to benchmark. Run bench/cuda/run.sh on a GPU node."
-  exit 0
+  exit "$tests_status"
 fi
 echo "GPUs: $probe"
+
+# compute-sanitizer's memcheck on the CUDA decoder tests, where the machine has it (bounded, so a
+# slow or unsupported sanitizer cannot eat the session).
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [[ -x $sanitizer ]]; then
+  echo "== compute-sanitizer memcheck: CUDA decoder tests"
+  timeout 180 "$sanitizer" --tool memcheck --error-exitcode 1 \
+    "$BUILD/tests/decompress/decompress_cuda_decode_test" ||
+    echo "compute-sanitizer: FAILED, timed out or unsupported here (see above)"
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -85,6 +100,9 @@ for r in k["results"]:
 print(f"\n{'decoder (batch)':22s} {'frames':>6s} {'ratio':>6s} {'kernel GB/s':>11s} "
       f"{'first call GB/s':>15s} {'bit-exact':>9s}")
 for r in k.get("decode", []):
+    if "error" in r:
+        print(f"{r['codec']:22s} FAILED: {r['error']}")
+        continue
     print(f"{r['codec']:22s} {r['frames']:6d} {r['ratio']:6.2f} {r['kernel_GBps']:11.1f} "
           f"{r['first_call_GBps']:15.1f} {'yes' if r['bit_exact'] else 'NO':>9s}")
 print(f"\nazflowd, {d['frames']} frames, {d['decompress_workers']} decompress workers")
@@ -94,3 +112,7 @@ for r in d["runs"]:
           f"{r['cold_fps']:9.1f} {r['warm_fps']:9.1f}")
 PY
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; date $(date -u +%F)"
+if [[ $tests_status -ne 0 ]]; then
+  echo "CUDA tests FAILED (ctest status $tests_status): see their output above" >&2
+  exit "$tests_status"
+fi
