@@ -319,6 +319,9 @@ void DeviceBytes::upload(std::span<const std::byte> from, std::size_t offset) {
   check(cudaSetDevice(device_), "cudaSetDevice", device_name(device_));
   check(cudaMemcpy(data_ + offset, from.data(), from.size(), cudaMemcpyHostToDevice), "cudaMemcpy",
         device_name(device_) + " upload");
+  // From pageable memory cudaMemcpy may return before the DMA lands, and the decoder's stream
+  // does not wait for the legacy default stream: finish here.
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", device_name(device_) + " upload");
 }
 
 void DeviceBytes::download(std::span<std::byte> to, std::size_t offset) const {
@@ -331,6 +334,7 @@ void DeviceBytes::download(std::span<std::byte> to, std::size_t offset) const {
 void DeviceBytes::fill(std::uint8_t value) {
   check(cudaSetDevice(device_), "cudaSetDevice", device_name(device_));
   check(cudaMemset(data_, value, bytes_), "cudaMemset", device_name(device_) + " fill");
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", device_name(device_) + " fill");
 }
 
 std::string cuda_decoder_unavailable() noexcept {

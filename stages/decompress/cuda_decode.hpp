@@ -62,8 +62,9 @@ class CudaDecoder {
   CudaDecoder(const CudaDecoder&) = delete;
   CudaDecoder& operator=(const CudaDecoder&) = delete;
 
-  /// Decodes every item (synchronously, on the decoder's stream) and returns one result per item,
-  /// in order: gpu::DecodeStatus::kOk, or the first failure (describe_decode_result /
+  /// Decodes every item (synchronously, on the decoder's own non-blocking stream: the device
+  /// chunks must be complete, their copies finished, before the call) and returns one result per
+  /// item, in order: gpu::DecodeStatus::kOk, or the first failure (describe_decode_result /
   /// decode_error_message in gpu_decode.hpp give its message). Bad bytes never throw and never
   /// touch memory outside the item's chunk and frame. Throws azflow::Error (kResource) if a CUDA
   /// call fails, naming the device and the call, (kInternal) if a frame buffer is not 8-byte
@@ -80,9 +81,10 @@ class CudaDecoder {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Device memory (cudaMalloc) with synchronous copies to and from the host, for callers that keep
-/// the CUDA runtime out of their own code (tests, benchmarks). Throws azflow::Error (kResource)
-/// if allocation or a copy fails or the range is outside the buffer, (kConfig) without CUDA.
+/// Device memory (cudaMalloc) with copies to and from the host that are complete on return
+/// (cudaDeviceSynchronize after each), for callers that keep the CUDA runtime out of their own
+/// code (tests, benchmarks). Throws azflow::Error (kResource) if allocation or a copy fails or
+/// the range is outside the buffer, (kConfig) without CUDA.
 class DeviceBytes {
  public:
   DeviceBytes(int device, std::size_t bytes);
