@@ -300,7 +300,8 @@ TEST(GpuDecodeHost, TruncationsAndLyingSizesMatchTheCpuVerdictAndMessage) {
 }
 
 // liblz4 blocks of every size 0..300 and some larger ones, compressible and not, as Dectris
-// "lz4<" frames; then each truncated by one byte and with one byte flipped.
+// "lz4<" frames; then each truncated by one byte, decoded into a frame one byte too large, and
+// with one byte flipped, removed or inserted (LZ4's limits near both ends of a block).
 TEST(GpuDecodeHost, SmallLz4BlocksFromLiblz4) {
   std::mt19937 rng(5);
   for (std::size_t size = 0; size < 1200; size += size < 300 ? 1 : 97) {
@@ -320,10 +321,18 @@ TEST(GpuDecodeHost, SmallLz4BlocksFromLiblz4) {
       cut.pop_back();
       expect_same(GpuCodec::kLz4Raw, cut, size, 1, what + " truncated");
       expect_same(GpuCodec::kLz4Raw, block, size + 1, 1, what + " frame too large");
-      for (int trial = 0; trial < 20; ++trial) {
+      for (int trial = 0; trial < 30; ++trial) {  // a byte flipped, removed or inserted
         auto bad = block;
-        bad[rng() % bad.size()] ^= static_cast<std::byte>(1 + rng() % 255);
-        expect_same(GpuCodec::kLz4Raw, bad, size, 1, what + " flipped");
+        const auto pos = static_cast<std::ptrdiff_t>(rng() % bad.size());
+        if (trial % 3 == 0) {
+          bad[static_cast<std::size_t>(pos)] ^= static_cast<std::byte>(1 + rng() % 255);
+        } else if (trial % 3 == 1) {
+          bad.erase(bad.begin() + pos);
+        } else {
+          bad.insert(bad.begin() + pos, static_cast<std::byte>(rng()));
+        }
+        expect_same(GpuCodec::kLz4Raw, bad, size, 1, what + " mutated",
+                    static_cast<unsigned>(1 + rng() % 40));
       }
     }
   }
