@@ -32,7 +32,11 @@
 // limits (12 bytes before the end of the output and 8 before the end of the input for a literal
 // run that is not the last, 5 literal bytes after the last match, the length-byte read limits);
 // unlike it, every read and write is also bounds-checked on its own, so nothing outside the input
-// or the output is touched even where the checks above would not catch it.
+// or the output is touched even where the checks above would not catch it. (The fast loop turns
+// out to accept exactly what the general path with its shortcut accepts, since it runs only while
+// 64 output bytes remain; its limits are kept to follow lz4's code, but only the shortcut's and
+// the general path's limits change the verdict: tests/decompress/gpu_decode_test.cpp's hand-made
+// streams fail when any of those is off by one.)
 
 #include <cstddef>
 #include <cstdint>

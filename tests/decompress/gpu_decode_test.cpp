@@ -338,6 +338,71 @@ TEST(GpuDecodeHost, SmallLz4BlocksFromLiblz4) {
   }
 }
 
+/// A random LZ4 length: mostly short, often at the 15 / 255 boundaries of the length encoding.
+std::size_t random_length(std::mt19937& rng) {
+  static constexpr std::size_t kEdges[] = {0,  1,  4,  11, 12, 13, 14,  15,  16,
+                                           17, 18, 19, 32, 60, 64, 269, 270, 271};
+  return rng() % 3 == 0 ? kEdges[rng() % std::size(kEdges)] : rng() % 24;
+}
+
+void put_length(std::vector<std::byte>& out, std::size_t extra) {
+  for (; extra >= 255; extra -= 255) out.push_back(std::byte{255});
+  out.push_back(static_cast<std::byte>(extra));
+}
+
+/// A random sequence of LZ4 tokens (lib-free, so not limited to what an encoder emits: literal
+/// runs and matches ending anywhere, offsets 0 or past the start) and the size it would decode
+/// to if every rule were ignored.
+std::vector<std::byte> random_lz4_stream(std::mt19937& rng, std::size_t& decoded) {
+  std::vector<std::byte> out;
+  decoded = 0;
+  const std::size_t sequences = rng() % 7;
+  const bool long_matches = rng() % 3 == 0;  // much output from little input: lz4's fast loop
+  for (std::size_t i = 0; i <= sequences; ++i) {
+    const bool last = i == sequences;
+    const std::size_t lit = long_matches ? rng() % 20 : random_length(rng);
+    const std::size_t match = last ? 0 : long_matches ? 40 + rng() % 90 : 4 + random_length(rng);
+    const std::size_t ml = last ? 0 : match - 4;
+    out.push_back(static_cast<std::byte>((std::min<std::size_t>(lit, 15) << 4) |
+                                         std::min<std::size_t>(ml, 15)));
+    if (lit >= 15) put_length(out, lit - 15);
+    for (std::size_t k = 0; k < lit; ++k) out.push_back(static_cast<std::byte>(rng() % 4));
+    decoded += lit;
+    if (last) break;
+    const std::size_t offset =
+        rng() % 8 == 0 ? rng() % (decoded + 3) : 1 + rng() % std::max<std::size_t>(decoded, 1);
+    out.push_back(static_cast<std::byte>(offset & 0xFF));
+    out.push_back(static_cast<std::byte>(offset >> 8));
+    if (ml >= 15) put_length(out, ml - 15);
+    decoded += match;
+  }
+  return out;
+}
+
+// Hand-made LZ4 streams that break the format's end rules in every way (literal runs that end
+// near the end of the output or input and are not the last, matches into the last 5 bytes,
+// offsets 0 and past the start, lengths at the 15 / 255 edges, outputs either side of lz4's
+// 64-byte fast-loop limit): liblz4 1.9.4's verdict and bytes are the reference.
+TEST(GpuDecodeHost, HandMadeLz4StreamsAtTheFormatsEdges) {
+  std::mt19937 rng(21);
+  std::size_t accepted = 0, rejected = 0;
+  for (int trial = 0; trial < 60000; ++trial) {
+    std::size_t decoded = 0;
+    const auto stream = random_lz4_stream(rng, decoded);
+    std::size_t frame = decoded;  // or one byte more or less
+    if (trial % 5 == 0) frame = rng() % 2 == 0 ? decoded + 1 : decoded - (decoded > 0 ? 1 : 0);
+    if (expect_same(GpuCodec::kLz4Raw, stream, frame, 1, "trial " + std::to_string(trial),
+                    static_cast<unsigned>(1 + rng() % 33))) {
+      ++accepted;
+    } else {
+      ++rejected;
+    }
+    if (HasFailure()) break;
+  }
+  EXPECT_GT(accepted, 5000u);
+  EXPECT_GT(rejected, 5000u);
+}
+
 TEST(GpuDecodeHost, MessagesNameFileDatasetAndFrame) {
   const gpu::DecodeResult r{DecodeStatus::kBlockOverruns, 3, 9000, 120};
   EXPECT_EQ(
