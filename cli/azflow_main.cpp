@@ -1,6 +1,6 @@
-// azflow: command line entry point. Subcommands: `integrate` (offline integration of a dataset
-// into a NeXus file). Errors are azflow::Error, caught here once and printed as
-// "azflow: <category>: <message>".
+// azflow: command line entry point. Subcommands: `integrate` (integration of a dataset, or with
+// --stream of one DECTRIS Stream V2 series, into a NeXus file). Errors are azflow::Error, caught
+// here once and printed as "azflow: <category>: <message>".
 
 #include <cstdio>
 #include <exception>
