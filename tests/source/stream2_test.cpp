@@ -35,6 +35,12 @@ std::vector<std::byte> read_file(const fs::path& p) {
   return out;
 }
 
+/// The real EIGER 4M stream v1 capture (../shared/real-data), absent on some machines.
+fs::path real_v1() {
+  const char* root = std::getenv("AZFLOW_SOURCE_DIR");
+  return fs::path(root != nullptr ? root : ".") / "../shared/real-data/dls-eiger-detector-stream1";
+}
+
 /// Messages generated once for the whole suite, in a temporary folder.
 class Stream2Messages : public ::testing::Test {
  protected:
@@ -44,7 +50,8 @@ class Stream2Messages : public ::testing::Test {
     const fs::path script =
         fs::path(root != nullptr ? root : ".") / "tests/source/fixtures/make_stream2_messages.py";
     const auto r = testing::run_command("/usr/bin/python3 " + testing::quote(script.string()) +
-                                        " --out-dir " + testing::quote(dir_.string()));
+                                        " --out-dir " + testing::quote(dir_.string()) +
+                                        " --real-v1 " + testing::quote(real_v1().string()));
     ASSERT_EQ(r.code, 0) << r.output;
     std::ifstream in(dir_ / "manifest.json");
     manifest_ = json::parse(in);
@@ -93,6 +100,19 @@ TEST_F(Stream2Messages, ImagesDecodeToTheEncodedFrames) {
     ++checked;
   }
   EXPECT_EQ(checked, 10);
+}
+
+TEST_F(Stream2Messages, ARealEigerFrameDecodesAsBitshuffleDoes) {
+  if (!fs::exists(real_v1() / "streamfile_12")) GTEST_SKIP() << "no " << real_v1();
+  const std::vector<std::byte> msg = bytes("real_v1_image");
+  const Image img = std::get<Image>(parse_message(msg).body);
+  const Array& a = img.channel("").array;
+  EXPECT_EQ(a.rows, 2167u);  // v1 shape [2070, 2167] is [x, y]
+  EXPECT_EQ(a.cols, 2070u);
+  EXPECT_EQ(a.bytes.size(), 1170446u);  // the detector's blob, as it arrived
+  std::vector<std::byte> out(a.decoded_bytes());
+  decode(a, out);
+  EXPECT_EQ(out, bytes("real_v1_image", ".bin"));
 }
 
 TEST_F(Stream2Messages, FirstChannelIsTheDefaultAndAMissingOneIsNamed) {
