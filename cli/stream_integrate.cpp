@@ -1,10 +1,17 @@
 #include "cli/stream_integrate.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <exception>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <vector>
 #include <zmq.hpp>
 
@@ -125,20 +132,20 @@ integrate::Poni poni_from_start(const s2::Start& s, std::size_t rows, std::size_
   return p;
 }
 
-/// Integrates one image message's channel into `row`, or fails the row with the reason.
+/// Decodes and integrates image messages into their rows, or fails a row with the reason. One
+/// per worker thread; the writer is shared under `writer_mutex`.
 class SeriesIntegrator {
  public:
-  SeriesIntegrator(std::shared_ptr<const integrate::Plan> plan, reduce::ResultWriter& writer,
-                   std::size_t rows, std::size_t cols, DType dtype, std::string channel)
+  SeriesIntegrator(std::shared_ptr<const integrate::Plan> plan, std::size_t rows, std::size_t cols,
+                   DType dtype, std::string channel)
       : integrator_(std::move(plan)),
-        writer_(writer),
         rows_(rows),
         cols_(cols),
         dtype_(dtype),
         channel_(std::move(channel)),
         frame_(rows * cols * dtype_size(dtype)) {}
 
-  void process(const s2::Image& img) {
+  void process(const s2::Image& img, reduce::ResultWriter& writer, std::mutex& writer_mutex) {
     const std::size_t row = img.image_id;
     try {
       const s2::Array& a = img.channel(channel_).array;
@@ -153,15 +160,16 @@ class SeriesIntegrator {
       integrator_.integrate(FrameView{frame_.data(), dtype_, rows_, cols_}, sums_);
     } catch (const Error& e) {
       if (e.category() != ErrorCategory::kInput) throw;
-      writer_.fail_frame(row, "image " + std::to_string(row) + ": " + e.what());
+      std::lock_guard lock(writer_mutex);
+      writer.fail_frame(row, "image " + std::to_string(row) + ": " + e.what());
       return;
     }
-    writer_.write_frame(row, sums_);  // also adds them to the dataset-wide sums
+    std::lock_guard lock(writer_mutex);
+    writer.write_frame(row, sums_);  // also adds them to the dataset-wide sums
   }
 
  private:
   integrate::CpuIntegrator integrator_;
-  reduce::ResultWriter& writer_;
   std::size_t rows_, cols_;
   DType dtype_;
   std::string channel_;
@@ -169,10 +177,107 @@ class SeriesIntegrator {
   integrate::BinSums sums_;
 };
 
-/// Receives the series' images until its end message or the idle timeout.
-void receive_series(Receiver& rx, const s2::Start& start, std::size_t images,
-                    SeriesIntegrator& integrator, std::vector<bool>& seen, StreamCounts& counts,
-                    ProgressBar& progress) {
+/// Accepted image messages on their way from the receiving thread to the workers. Bounded
+/// (push blocks while full, so a slow pool pushes back to the socket and the sender); close()
+/// lets the workers drain what is queued and end.
+class ImageQueue {
+ public:
+  explicit ImageQueue(std::size_t capacity) : capacity_(capacity) {}
+
+  /// Queues `msg`, waiting while the queue is full; false (msg dropped) once closed.
+  bool push(zmq::message_t msg) {
+    std::unique_lock lock(mutex_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(msg));
+    not_empty_.notify_one();
+    return true;
+  }
+  /// The next message; nullopt once closed and empty.
+  std::optional<zmq::message_t> pop() {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return std::nullopt;
+    zmq::message_t msg = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return msg;
+  }
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    not_full_.notify_all();
+    not_empty_.notify_all();
+  }
+
+ private:
+  std::size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<zmq::message_t> items_;
+  bool closed_ = false;
+};
+
+/// Worker threads that take image messages from an ImageQueue and integrate them. A worker
+/// error other than a bad image (kInput, a failed row) stops the pool; finish() rethrows it.
+class WorkerPool {
+ public:
+  WorkerPool(const std::shared_ptr<const integrate::Plan>& plan, reduce::ResultWriter& writer,
+             std::size_t rows, std::size_t cols, DType dtype, const std::string& channel,
+             std::size_t threads, ProgressBar& progress)
+      : queue_(2 * threads), writer_(writer), progress_(progress) {
+    for (std::size_t i = 0; i < threads; ++i) {
+      workers_.emplace_back([=, this] { work(plan, rows, cols, dtype, channel); });
+    }
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+  ~WorkerPool() { queue_.close(); }  // then the jthreads join
+
+  /// Hands an accepted image message to the workers (blocks while they are all busy).
+  void submit(zmq::message_t msg) { queue_.push(std::move(msg)); }
+
+  /// Waits for every queued image; rethrows the first worker error.
+  void finish() {
+    queue_.close();
+    for (std::jthread& t : workers_) t.join();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void work(const std::shared_ptr<const integrate::Plan>& plan, std::size_t rows, std::size_t cols,
+            DType dtype, const std::string& channel) {
+    try {
+      SeriesIntegrator integrator(plan, rows, cols, dtype, channel);
+      while (std::optional<zmq::message_t> msg = queue_.pop()) {
+        // parsed once already by the receiving thread, which only keeps valid images
+        const s2::Message m =
+            s2::parse_message({static_cast<const std::byte*>(msg->data()), msg->size()});
+        integrator.process(std::get<s2::Image>(m.body), writer_, writer_mutex_);
+        progress_.tick();
+      }
+    } catch (...) {
+      std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+      queue_.close();
+    }
+  }
+
+  ImageQueue queue_;
+  reduce::ResultWriter& writer_;
+  ProgressBar& progress_;
+  std::mutex writer_mutex_;  // every writer call: HDF5 is not thread-safe here
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  std::vector<std::jthread> workers_;  // last: joined before the members they use go
+};
+
+/// Receives the series' images until its end message or the idle timeout, and hands each new
+/// image of the series to the pool.
+void receive_series(Receiver& rx, const s2::Start& start, std::size_t images, WorkerPool& pool,
+                    std::vector<bool>& seen, StreamCounts& counts) {
   zmq::message_t msg;
   while (rx.next(msg)) {
     std::optional<s2::Message> m = rx.parse(msg, counts);
@@ -199,8 +304,8 @@ void receive_series(Receiver& rx, const s2::Start& start, std::size_t images,
     } else {
       seen[img.image_id] = true;
       ++counts.received;
-      integrator.process(img);
-      progress.tick();
+      m.reset();  // it views msg, which moves to the pool
+      pool.submit(std::move(msg));
     }
   }
 }
@@ -346,10 +451,15 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   writer->write_settings(stream_settings(o, s, settings, start, images));
 
   const double plan_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  SeriesIntegrator integrator(plan, *writer, rows, cols, dtype, s.channel);
+  const std::size_t threads =
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   std::vector<bool> seen(images, false);
   ProgressBar progress(images, o.quiet);
-  receive_series(rx, start, images, integrator, seen, counts, progress);
+  {
+    WorkerPool pool(plan, *writer, rows, cols, dtype, s.channel, threads, progress);
+    receive_series(rx, start, images, pool, seen, counts);
+    pool.finish();
+  }
   progress.finish();
   const std::string why = counts.ended
                               ? "never arrived before the end message"

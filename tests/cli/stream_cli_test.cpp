@@ -76,7 +76,7 @@ TEST_F(StreamCliTest, SimulatorSeriesGivesTheFileResult) {
   ASSERT_EQ(file.code, 0) << file.output;
   start_sim("--rate 100");
   const CommandResult stream = azflow("--stream " + quote(endpoint()) + " --poni " + quote(kPoni) +
-                                      kSettings + " -o " + quote(path("stream.h5")));
+                                      kSettings + " --threads 1 -o " + quote(path("stream.h5")));
   ASSERT_EQ(stream.code, 0) << stream.output;
   const H5File a(path("stream.h5")), b(path("file.h5"));
   for (const char* d :
@@ -86,6 +86,17 @@ TEST_F(StreamCliTest, SimulatorSeriesGivesTheFileResult) {
     expect_same(a, b, d, 0.0);
   }
   EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{0});
+  // three workers: the same rows; the float64 sums only in their order of addition
+  start_sim("");
+  const CommandResult three = azflow("--stream " + quote(endpoint()) + " --poni " + quote(kPoni) +
+                                     kSettings + " --threads 3 -o " + quote(path("three.h5")));
+  ASSERT_EQ(three.code, 0) << three.output;
+  const H5File c(path("three.h5"));
+  for (const char* d :
+       {"/entry/integrate/I", "/entry/integrate/I_errors", "/entry/integrate/frame_index"}) {
+    expect_same(c, b, d, 0.0);
+  }
+  expect_same(c, b, "/entry/sum/sum_signal", 1e-12);
 }
 
 TEST_F(StreamCliTest, WithoutPoniTheStartMessageGivesTheGeometry) {
