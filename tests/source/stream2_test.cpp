@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -18,7 +19,6 @@
 #include <vector>
 
 #include "base/error.hpp"
-#include "stages/source/cbor_view.hpp"
 #include "tests/common/command.hpp"
 
 namespace azflow::source::stream2 {
