@@ -436,7 +436,7 @@ std::string Daemon::activate_new(std::int64_t id, JobSpec& spec) {
 
 void Daemon::log_event(const ActiveJob& job, const std::string& line) const {
   std::ofstream out(job.dir / "events.log", std::ios::app);
-  out << unix_ms() << " " << line << "\n";
+  out << iso_utc(unix_ms()) << " " << line << "\n";
 }
 
 void Daemon::save_axes(ActiveJob& job, const nlohmann::json& axes) {
@@ -965,7 +965,7 @@ void Daemon::apply(const OutputWrittenEvent& event) {
   store_->set_job_state(event.job, event.state, event.reason);
   std::ofstream out(config_.state_dir / "jobs" / std::to_string(event.job) / "events.log",
                     std::ios::app);
-  out << unix_ms() << " job " << job_state_name(event.state) << "\n";
+  out << iso_utc(unix_ms()) << " job " << job_state_name(event.state) << "\n";
 }
 
 void Daemon::settle_sink() {
