@@ -323,8 +323,8 @@ HttpServer::HttpServer(HttpOptions options)
   const bool v6 = host.find(':') != std::string::npos;
   url_ = "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port_);
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
-  std::ofstream(url_file()) << url_ << "\n";
   spdlog::info("http: listening on {} (URL in {})", url_, url_file().string());
+  std::ofstream(url_file()) << url_ << "\n";  // after the log line: a reader of it finds both
 }
 
 HttpServer::~HttpServer() {
