@@ -13,6 +13,8 @@
 #include <atomic>
 #include <memory>
 
+#include <zmq_addon.hpp>
+
 #include "base/error.hpp"
 #include "daemon/config.hpp"
 #include "tests/daemon/daemon_test_support.hpp"
@@ -442,6 +444,12 @@ TEST(HttpApiLive, RunningJobFramesStalledClientsAndEvents) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_TRUE(live.is_object()) << "no live frame while the job ran";
+  // a ZeroMQ subscriber that joins now, after frame 0, still gets the axes (repeated every second)
+  zmq::context_t context(1);
+  zmq::socket_t late(context, zmq::socket_type::sub);
+  late.set(zmq::sockopt::linger, 0);
+  late.set(zmq::sockopt::subscribe, "job.");
+  late.connect(daemon.live_endpoint());
   EXPECT_EQ(live["I"].size(), kBins);
   EXPECT_EQ(live["radial"].size(), kBins);
   const Answer mean = http.get(base + "/sum");
@@ -453,6 +461,18 @@ TEST(HttpApiLive, RunningJobFramesStalledClientsAndEvents) {
 
   const json final = wait_final(http, id);
   EXPECT_EQ(final.value("state", ""), "succeeded");
+  std::size_t late_headers = 0, late_with_axes = 0, with_url = 0;
+  while (true) {
+    std::vector<zmq::message_t> parts;
+    if (!zmq::recv_multipart(late, std::back_inserter(parts), zmq::recv_flags::dontwait)) break;
+    const json header = json::parse(parts.at(1).to_string_view());
+    ++late_headers;
+    late_with_axes += header.contains("radial") && header["radial"].size() == kBins;
+    with_url += header.value("axes_url", "") == base + "/axes";
+  }
+  EXPECT_GT(late_headers, 0u);
+  EXPECT_EQ(with_url, late_headers);
+  EXPECT_GE(late_with_axes, 1u) << late_headers << " headers seen by the late subscriber";
   // the frame served live is the frame written to the output
   H5File f(space.path("o.h5").string());
   const std::int64_t k = live.value("frame", std::int64_t{-1});
