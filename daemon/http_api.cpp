@@ -82,6 +82,12 @@ std::optional<std::int64_t> job_id_of(const Request& req, Response& res) {
   return std::nullopt;
 }
 
+/// Whether the client connects from this host (127.0.0.0/8, ::1, or either mapped into IPv6).
+bool from_loopback(const Request& req) {
+  const std::string& a = req.remote_addr;
+  return a.starts_with("127.") || a == "::1" || a.starts_with("::ffff:127.");
+}
+
 bool authorized(const HttpApiContext& ctx, const Request& req, Response& res) {
   const std::string header = req.get_header_value("Authorization");
   const std::string expected = "Bearer " + ctx.token;
@@ -552,7 +558,8 @@ json read_output_sum(const std::filesystem::path& path) {
     }
     frames += any;
   }
-  for (std::size_t i = 0; i < per_row; ++i) sum[i] = count[i] > 0 ? sum[i] / static_cast<double>(count[i]) : NAN;
+  for (std::size_t i = 0; i < per_row; ++i)
+    sum[i] = count[i] > 0 ? sum[i] / static_cast<double>(count[i]) : NAN;
   return {{"I", sum}, {"sigma", nullptr}, {"frames", frames}};
 }
 
@@ -576,6 +583,12 @@ void add_api_routes(httplib::Server& server, HttpApiContext& ctx) {
               [c](const Request& q, Response& r) { post_cancel(*c, q, r); });
   server.Post(R"(/api/v1/jobs/([^/]+)/retry)",
               [c](const Request& q, Response& r) { post_retry(*c, q, r); });
+  // Reads need no token from this host; from any other host every request needs it.
+  server.set_pre_routing_handler([c](const Request& q, Response& r) {
+    if (from_loopback(q) || authorized(*c, q, r))
+      return httplib::Server::HandlerResponse::Unhandled;
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server.set_error_handler([](const Request& req, Response& res) {
     if (!res.body.empty()) return;
     const std::string message = res.status == 404   ? "no such endpoint: " + req.path

@@ -4,6 +4,7 @@
 // in use, a stalled client, the live cache of a running job and the event stream.
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -513,6 +514,43 @@ TEST(HttpApiPorts, APortInUseLeavesTheDaemonServing) {
       << daemon.log();
   EXPECT_FALSE(fs::exists(space.path("run") / (space.instance() + ".http")));
   ::close(fd);
+}
+
+/// An IPv4 address of this host that is not loopback ("" if none).
+std::string non_loopback_ipv4() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "";
+  std::string found;
+  for (ifaddrs* i = list; i != nullptr && found.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    if (!std::string(text).starts_with("127.")) found = text;
+  }
+  ::freeifaddrs(list);
+  return found;
+}
+
+TEST(HttpApiPorts, ReadsFromOtherHostsNeedTheToken) {
+  const std::string address = non_loopback_ipv4();
+  if (address.empty()) GTEST_SKIP() << "no non-loopback IPv4 address on this host";
+  TempSpace space;
+  DaemonProcess daemon(space, 1, "[http]\nlisten = \"0.0.0.0:0\"\n");
+  const std::string url = wait_url(space);
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  const int port = port_of(url);
+  EXPECT_EQ(Http(port).get("/api/v1/jobs").status, 200);  // loopback: no token
+  httplib::Client remote(address, port);
+  remote.set_connection_timeout(5);
+  const auto without = remote.Get("/api/v1/jobs");
+  ASSERT_TRUE(without) << "cannot reach " << address << ":" << port;
+  EXPECT_EQ(without->status, 401);
+  EXPECT_EQ(json::parse(without->body)["error"].value("field", ""), "Authorization");
+  const auto with = remote.Get("/api/v1/jobs", {{"Authorization", "Bearer " + read_token(space)}});
+  ASSERT_TRUE(with);
+  EXPECT_EQ(with->status, 200);
+  EXPECT_TRUE(json::parse(with->body).contains("jobs"));
 }
 
 TEST(HttpApiPorts, OffAndInvalidListenAddresses) {
