@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <stdexcept>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -28,8 +29,8 @@ namespace {
 /// Server threads: connections beyond them wait in cpp-httplib's queue.
 constexpr std::size_t kHttpThreads = 24;
 /// A client that sends nothing for this long is dropped (a stalled client holds one thread).
-constexpr time_t kReadTimeout_s = 5;
-constexpr time_t kKeepAliveTimeout_s = 2;
+constexpr time_t kReadTimeout_s = 3;
+constexpr time_t kKeepAliveTimeout_s = 1;
 constexpr std::size_t kMaxBodyBytes = std::size_t{1} << 20;  // as the control protocol
 constexpr std::chrono::milliseconds kLivePoll{100};
 
@@ -60,7 +61,7 @@ std::optional<nlohmann::json> MainLoopBridge::call(const nlohmann::json& request
   }
   try {
     return answer.get();
-  } catch (const std::future_error&) {  // closed while queued
+  } catch (const std::exception&) {  // closed while queued
     return std::nullopt;
   }
 }
@@ -89,7 +90,11 @@ void MainLoopBridge::close() {
     closed_ = true;
     left.swap(queue_);
   }
-  // dropping the promises makes their futures throw broken_promise: the callers answer 503
+  // the callers hold their Pending too: wake them now (they answer 503), not at their timeout
+  for (const auto& pending : left) {
+    pending->answer.set_exception(
+        std::make_exception_ptr(std::runtime_error("azflowd is stopping")));
+  }
 }
 
 // ---------------------------------------------------------------- LiveCache

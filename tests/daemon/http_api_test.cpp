@@ -491,6 +491,21 @@ TEST(HttpApiLive, RunningJobFramesStalledClientsAndEvents) {
   EXPECT_NE(events.find("\"axes\":\"" + base + "/axes\""), std::string::npos);
   EXPECT_NE(events.find("event: job\n"), std::string::npos);
   EXPECT_NE(events.find("\"state\":\"succeeded\""), std::string::npos);
+
+  // SIGTERM with an event stream open and a client stalled: azflowd still stops at once
+  std::thread open_stream([&] {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(30);
+    client.Get("/api/v1/events", [](const char*, std::size_t) { return true; });
+  });
+  RawSocket half(port);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto t_stop = Clock::now();
+  const int status = daemon.stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_LT(Clock::now() - t_stop, std::chrono::seconds(3));
+  open_stream.join();
+  EXPECT_FALSE(fs::exists(space.path("run") / (space.instance() + ".http")));
 }
 
 TEST(HttpApiPorts, APortInUseLeavesTheDaemonServing) {
