@@ -31,6 +31,8 @@ constexpr std::size_t kHttpThreads = 24;
 /// A client that sends nothing for this long is dropped (a stalled client holds one thread).
 constexpr time_t kReadTimeout_s = 3;
 constexpr time_t kKeepAliveTimeout_s = 1;
+/// Connections the kernel queues before the server accepts them.
+constexpr int kListenBacklog = 512;
 constexpr std::size_t kMaxBodyBytes = std::size_t{1} << 20;  // as the control protocol
 constexpr std::chrono::milliseconds kLivePoll{100};
 
@@ -309,9 +311,11 @@ HttpServer::HttpServer(HttpOptions options)
   s.set_payload_max_length(kMaxBodyBytes);
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second daemon bind the same port (the
   // kernel then shares connections between them): SO_REUSEADDR only, so a port in use fails.
-  s.set_socket_options([](socket_t sock) {
+  auto listening = std::make_shared<std::atomic<int>>(-1);
+  s.set_socket_options([listening](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listening->store(sock);
   });
   add_api_routes(s, impl_->context);
   if (port == 0) {
@@ -324,6 +328,13 @@ HttpServer::HttpServer(HttpOptions options)
     spdlog::warn("http: cannot listen on {} (port in use or address not local): HTTP API off",
                  options_.listen);
     return;
+  }
+  // Debian's build listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into the
+  // library): connections beyond it wait for SYN retries (1 s, 3 s, ...). Listening again on the
+  // bound socket raises the backlog (Linux listen(2) updates it).
+  if (listening->load() >= 0 && ::listen(listening->load(), kListenBacklog) != 0) {
+    spdlog::warn("http: cannot raise the listen backlog to {}: {}", kListenBacklog,
+                 std::strerror(errno));
   }
   const bool v6 = host.find(':') != std::string::npos;
   url_ = "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port_);

@@ -508,6 +508,39 @@ TEST(HttpApiLive, RunningJobFramesStalledClientsAndEvents) {
   EXPECT_FALSE(fs::exists(space.path("run") / (space.instance() + ".http")));
 }
 
+TEST(HttpApiLive, TwoHundredConcurrentGetsWhileAJobRuns) {
+  TempSpace space;
+  DaemonProcess daemon(space, 1, "[http]\nlisten = \"127.0.0.1:0\"\n",
+                       {{"AZFLOW_TEST_DELAY_MS_REDUCER", "30"}});
+  const std::string url = wait_url(space);
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  const std::string master = make_series(space, "s", kFrames);
+  const int port = port_of(url);
+  Http http(port);
+  const Answer enqueued =
+      http.post("/api/v1/jobs", enqueue_body(job_spec({master}, space.path("o.h5").string())),
+                read_token(space));
+  ASSERT_EQ(enqueued.status, 200) << enqueued.body.dump();
+  const std::string base = "/api/v1/jobs/" + std::to_string(enqueued.body.value("job_id", 0));
+  constexpr int kClients = 200;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      Http mine(port);
+      const Answer a = mine.get(i % 2 == 0 ? base : std::string("/api/v1/stats"));
+      ok += a.status == 200 && a.body.is_object() && !a.body.contains("error");
+    });
+  }
+  ControlClient control(daemon.endpoint());
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(control.call({{"verb", "status"}}).is_null());
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(1));
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kClients);
+  EXPECT_EQ(wait_final(http, enqueued.body.value("job_id", 0)).value("state", ""), "succeeded");
+}
+
 TEST(HttpApiPorts, APortInUseLeavesTheDaemonServing) {
   // hold a listening socket on a free port
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
