@@ -11,6 +11,7 @@
 #include "base/error.hpp"
 #include "daemon/json_text.hpp"
 #include "stages/reduce/hdf5_handle.hpp"
+#include "stages/reduce/shard_file.hpp"
 
 namespace azflow::daemon {
 
@@ -172,6 +173,33 @@ std::optional<std::filesystem::path> output_file(const json& job) {
   return std::nullopt;
 }
 
+/// Frame `frame` of a running job from its committed shard files (<state_dir>/jobs/<id>/
+/// shard-<n>.done; the highest shard holding it wins, as in the output). nullopt if none holds it
+/// (not committed yet, or the files were removed meanwhile).
+std::optional<LiveFrame> committed_frame(const HttpApiContext& ctx, std::int64_t id,
+                                         std::int64_t frame) {
+  const std::filesystem::path dir = ctx.state_dir / "jobs" / std::to_string(id);
+  std::optional<LiveFrame> found;
+  std::int64_t found_shard = -1;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".done") continue;
+    try {
+      reduce::ShardFileReader reader(entry.path());
+      const reduce::ShardFileHeader& h = reader.header();
+      if (frame < h.first_frame || frame >= h.first_frame + h.frame_count) continue;
+      if (h.shard_id < found_shard) continue;
+      reduce::ShardFrame record;
+      reader.read(static_cast<std::size_t>(frame - h.first_frame), record);
+      found = LiveFrame{record.frame, record.ok, record.reason, std::move(record.intensity),
+                        std::move(record.sigma)};
+      found_shard = h.shard_id;
+    } catch (const Error&) {  // removed or rewritten meanwhile: not served from this file
+    }
+  }
+  return found;
+}
+
 // ---------------------------------------------------------------- routes
 
 void get_jobs(HttpApiContext& ctx, const Request& req, Response& res) {
@@ -214,13 +242,14 @@ void get_axes(HttpApiContext& ctx, const Request& req, Response& res) {
   send_json(res, 200, out);
 }
 
-json live_frame_json(std::int64_t id, const LiveFrame& f, const json& axes) {
+json live_frame_json(std::int64_t id, const LiveFrame& f, const json& axes,
+                     const char* source = "live") {
   json out{{"job", id}, {"frame", f.frame}, {"status", f.ok ? "ok" : "failed"}};
   add_axes(out, axes);
   out["I"] = shaped(f.I, axes);
   out["sigma"] = f.sigma.empty() ? json(nullptr) : shaped(f.sigma, axes);
   if (!f.ok) out["reason"] = f.reason;
-  out["source"] = "live";
+  out["source"] = source;
   return out;
 }
 
@@ -266,12 +295,17 @@ void get_frame(HttpApiContext& ctx, const Request& req, Response& res) {
   if (const auto cached = ctx.live->frame(*id, k)) {
     return send_json(res, 200, live_frame_json(*id, *cached, *axes));
   }
+  if (k && !final) {
+    if (const auto committed = committed_frame(ctx, *id, *k)) {
+      return send_json(res, 200, live_frame_json(*id, *committed, *axes, "shard"));
+    }
+  }
   const std::string which = k ? "frame " + std::to_string(*k) : std::string("no frame");
   send_error(res, 404, "frame",
              which + " of " + name +
                  (final ? " is not available (no NeXus output file to read it from)"
-                        : " is not among the newest " + std::to_string(kLiveFramesPerJob) +
-                              " frames published (it is in the output once the job ends)"));
+                        : " is neither among the newest " + std::to_string(kLiveFramesPerJob) +
+                              " frames published nor in a committed shard yet"));
 }
 
 void get_sum(HttpApiContext& ctx, const Request& req, Response& res) {

@@ -298,9 +298,7 @@ HttpServer::HttpServer(HttpOptions options)
     : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
   const auto [host, port] = parse_listen(options_.listen, "http.listen");
   impl_->context.token = ensure_http_token(options_.state_dir);
-  impl_->live = std::make_unique<LiveCache>(options_.live_endpoint);
   impl_->context.bridge = &impl_->bridge;
-  impl_->context.live = impl_->live.get();
   impl_->context.state_dir = options_.state_dir;
   impl_->context.bridge_timeout = options_.bridge_timeout;
   httplib::Server& s = impl_->server;
@@ -336,6 +334,8 @@ HttpServer::HttpServer(HttpOptions options)
     spdlog::warn("http: cannot raise the listen backlog to {}: {}", kListenBacklog,
                  std::strerror(errno));
   }
+  impl_->live = std::make_unique<LiveCache>(options_.live_endpoint);  // before any request
+  impl_->context.live = impl_->live.get();
   const bool v6 = host.find(':') != std::string::npos;
   url_ = "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port_);
   impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });

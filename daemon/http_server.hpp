@@ -14,9 +14,10 @@
 //
 // Data that is not the main loop's is read on the HTTP threads themselves: frames of finished
 // jobs from their output file (libhdf5 built thread-safe, as Debian's is), axes from the job's
-// layout.json, and frames of running jobs from a LiveCache, a subscriber of the daemon's live PUB
-// endpoint on its own thread that keeps a bounded number of recently published frames per job
-// (kLiveFramesPerJob) and each job's running mean.
+// layout.json, frames of running jobs from a LiveCache (a subscriber of the daemon's live PUB
+// endpoint on its own thread that keeps a bounded number of recently published frames per job,
+// kLiveFramesPerJob, and each job's running mean) or, once out of it, from the job's committed
+// shard files.
 
 #include <atomic>
 #include <chrono>
@@ -157,7 +158,7 @@ std::string ensure_http_token(const std::filesystem::path& state_dir);
 /// The HTTP server: binds at construction, serves on its own threads until destroyed.
 class HttpServer {
  public:
-  /// Creates the token, starts the live subscriber and binds options.listen. A bind failure (port
+  /// Creates the token, binds options.listen and starts the live subscriber. A bind failure (port
   /// in use, address not local) is logged as a warning and leaves the server off (bound() false):
   /// never a reason for the daemon not to start. On success logs "http: listening on URL" and
   /// writes URL to <runtime_dir>/<instance>.http (removed when destroyed). Throws azflow::Error

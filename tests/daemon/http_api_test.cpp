@@ -508,6 +508,42 @@ TEST(HttpApiLive, RunningJobFramesStalledClientsAndEvents) {
   EXPECT_FALSE(fs::exists(space.path("run") / (space.instance() + ".http")));
 }
 
+TEST(HttpApiLive, RunningJobFramesOutOfTheCacheComeFromCommittedShards) {
+  TempSpace space;
+  DaemonProcess daemon(space, 1, "[http]\nlisten = \"127.0.0.1:0\"\n",
+                       {{"AZFLOW_TEST_DELAY_MS_REDUCER", "20"}});
+  const std::string url = wait_url(space);
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  constexpr int kMany = 100;  // two shards of 50; frame 0 leaves the cache after 64 more
+  const std::string master = make_series(space, "m", kMany);
+  Http http(port_of(url));
+  const Answer enqueued =
+      http.post("/api/v1/jobs", enqueue_body(job_spec({master}, space.path("o.h5").string())),
+                read_token(space));
+  ASSERT_EQ(enqueued.status, 200) << enqueued.body.dump();
+  const std::int64_t id = enqueued.body.value("job_id", std::int64_t{0});
+  const std::string base = "/api/v1/jobs/" + std::to_string(id);
+  json from_shard;
+  std::set<std::string> sources;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline && from_shard.is_null()) {
+    const Answer a = http.get(base + "/frames/0");
+    if (a.status == 200) {
+      sources.insert(a.body.value("source", ""));
+      if (a.body.value("source", "") == "shard") from_shard = a.body;
+      if (a.body.value("source", "") == "output") break;  // ended before we looked
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(from_shard.is_object()) << "sources seen: " << json(sources).dump();
+  EXPECT_EQ(from_shard.value("frame", -1), 0);
+  EXPECT_EQ(wait_final(http, id).value("state", ""), "succeeded");
+  H5File f(space.path("o.h5").string());
+  expect_same(flat(from_shard["I"]), file_row(f, "/entry/integrate/I", 0), "shard frame 0");
+  expect_same(flat(from_shard["sigma"]), file_row(f, "/entry/integrate/I_errors", 0),
+              "shard sigma 0");
+}
+
 TEST(HttpApiLive, TwoHundredConcurrentGetsWhileAJobRuns) {
   TempSpace space;
   DaemonProcess daemon(space, 1, "[http]\nlisten = \"127.0.0.1:0\"\n",
