@@ -246,6 +246,7 @@ NexusLayout NexusLayout::from_plan(const integrate::Plan& plan, std::filesystem:
   layout.radial_edges = plan.radial_edges();
   layout.azimuthal_centers = plan.azimuthal_centers();
   layout.azimuthal_edges = plan.azimuthal_edges();
+  layout.azimuthal_unit = plan.settings().azimuthal_unit;
   layout.with_errors = plan.settings().error_model != integrate::ErrorModel::kNone;
   layout.provenance.solid_angle_applied = plan.settings().correct_solid_angle;
   layout.provenance.polarization_factor = plan.settings().polarization_factor;
@@ -345,11 +346,13 @@ void NexusWriter::create_frame_group() {
   write_axis(data, names.rad_edges, layout_.radial_edges, rad_units, rad_label + " bin edges");
   std::vector<std::string> axes{names.rad};
   if (layout_.npt_azim() > 0) {
-    const std::string chi_units = azint ? "degree" : "deg";
+    const bool rad = layout_.azimuthal_unit == integrate::AzimuthalUnit::kChiRad;
+    const std::string chi_units = rad ? "rad" : (azint ? "degree" : "deg");
+    const std::string chi_label = std::string("chi (") + (rad ? "rad" : "deg") + ")";
     write_axis(data, names.chi, layout_.azimuthal_centers, chi_units,
-               azint ? "azimuthal bin center" : "chi (deg)");
+               azint ? "azimuthal bin center" : chi_label);
     write_axis(data, names.chi_edges, layout_.azimuthal_edges, chi_units,
-               azint ? "azimuthal bin edges" : "chi (deg) bin edges");
+               azint ? "azimuthal bin edges" : chi_label + " bin edges");
     axes.insert(axes.begin(), names.chi);
   }
   if (azint) h5::write_string_attr(data, "interpretation", interpretation);
@@ -558,6 +561,7 @@ nlohmann::json settings_parameters(const integrate::IntegrationSettings& s) {
   j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
   j["radial_range"] = range(s.radial_range);
   j["azimuth_range_deg"] = range(s.azimuth_range_deg);
+  j["azimuthal_unit"] = std::string(integrate::azimuthal_unit_name(s.azimuthal_unit));
   j["correct_solid_angle"] = s.correct_solid_angle;
   j["polarization_factor"] = optional(s.polarization_factor);
   j["dummy"] = optional(s.dummy);
