@@ -510,3 +510,47 @@ TEST(PyFaiConfigVersions, Version5SettingsAzflowCannotHonourAreNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+class PyFaiConfigRoundTrip : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("azflow_pyfai_rt_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+/// A config imported, run by `azflow integrate` as explicit options, and the WorkerConfig v5 that
+/// azflow wrote into its output (/entry/process/pyfai_config) imported again: the same job.
+TEST_P(PyFaiConfigRoundTrip, OutputConfigImportsAsTheJobThatMadeIt) {
+  const std::string name = GetParam();
+  const JobSpec spec = job_spec_from_pyfai_config(kFixtures / (name + ".json"));
+  const fs::path poni = dir_ / "imported.poni";
+  std::ofstream(poni) << spec.poni_text;
+  const fs::path output = dir_ / "out.h5";
+  const azflow::testing::CommandResult r = azflow::testing::run_command(
+      std::string(AZFLOW_BIN) + " integrate " +
+      quote((kCliFixtures / "pilatus_master.h5").string()) + explicit_options(spec, poni) +
+      " --frames 0:1 --threads 2 --quiet --overwrite -o " + quote(output.string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::vector<std::string> text =
+      H5File(output.string()).strings("/entry/process/pyfai_config/data");
+  ASSERT_EQ(text.size(), 1u);
+  const json written = json::parse(text[0]);
+  EXPECT_EQ(written.value("version", 0), 5);
+  EXPECT_EQ(written.value("application", ""), "worker");
+  const fs::path config = dir_ / "written.json";
+  std::ofstream(config) << text[0];
+  json again = azflow::daemon::to_json(job_spec_from_pyfai_config(config));
+  json first = azflow::daemon::to_json(spec);
+  for (json* j : {&again, &first}) j->erase("poni_path");
+  EXPECT_EQ(again, first);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, PyFaiConfigRoundTrip,
+                         ::testing::Values("gui_1d", "gui_2d", "legacy_v1"));
+
+}  // namespace
