@@ -8,8 +8,26 @@
 
 namespace azflow {
 
-/// Element type of a frame's pixels, as detectors and HDF5 files store them.
-enum class DType : std::uint8_t { kUint8, kUint16, kUint32, kInt32, kFloat32 };
+/// Element type of a frame's pixels, as detectors and HDF5 files store them (little-endian).
+/// The numeric values travel in ring slot headers and job messages: new types are appended.
+enum class DType : std::uint8_t {
+  kUint8,
+  kUint16,
+  kUint32,
+  kInt32,
+  kFloat32,
+  kInt16,
+  kInt64,
+  kFloat64,
+};
+
+/// The last DType value (slot headers holding a larger number are refused).
+inline constexpr DType kLastDType = DType::kFloat64;
+
+/// Every DType, in the order of their values.
+inline constexpr DType kAllDTypes[] = {DType::kUint8, DType::kUint16,  DType::kUint32,
+                                       DType::kInt32, DType::kFloat32, DType::kInt16,
+                                       DType::kInt64, DType::kFloat64};
 
 /// Size of one element in bytes.
 constexpr std::size_t dtype_size(DType t) noexcept {
@@ -17,16 +35,21 @@ constexpr std::size_t dtype_size(DType t) noexcept {
     case DType::kUint8:
       return 1;
     case DType::kUint16:
+    case DType::kInt16:
       return 2;
     case DType::kUint32:
     case DType::kInt32:
     case DType::kFloat32:
       return 4;
+    case DType::kInt64:
+    case DType::kFloat64:
+      return 8;
   }
   return 0;
 }
 
-/// NumPy-style name: "uint8", "uint16", "uint32", "int32", "float32".
+/// NumPy-style name: "uint8", "uint16", "uint32", "int32", "float32", "int16", "int64",
+/// "float64".
 constexpr std::string_view dtype_name(DType t) noexcept {
   switch (t) {
     case DType::kUint8:
@@ -39,13 +62,19 @@ constexpr std::string_view dtype_name(DType t) noexcept {
       return "int32";
     case DType::kFloat32:
       return "float32";
+    case DType::kInt16:
+      return "int16";
+    case DType::kInt64:
+      return "int64";
+    case DType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
 
 /// Parses a NumPy-style name; nullopt for anything else.
 constexpr std::optional<DType> dtype_from_name(std::string_view name) noexcept {
-  for (DType t : {DType::kUint8, DType::kUint16, DType::kUint32, DType::kInt32, DType::kFloat32}) {
+  for (DType t : kAllDTypes) {
     if (dtype_name(t) == name) return t;
   }
   return std::nullopt;
@@ -62,8 +91,11 @@ constexpr std::optional<double> default_dummy(DType t) noexcept {
       return 65535.0;
     case DType::kUint32:
       return 4294967295.0;
+    case DType::kInt16:
     case DType::kInt32:
+    case DType::kInt64:
     case DType::kFloat32:
+    case DType::kFloat64:
       return std::nullopt;
   }
   return std::nullopt;

@@ -45,10 +45,20 @@ source::Dataset open_input(const IntegrateOptions& o) {
   return source::Dataset::open(o.input, options);
 }
 
+// An image option as an absolute file name (keeping a "::/dataset" suffix), "" if not given.
+std::string absolute_image(const std::string& image) {
+  if (image.empty()) return image;
+  const std::size_t sep = image.find("::");
+  const std::string suffix = sep == std::string::npos ? "" : image.substr(sep);
+  return std::filesystem::absolute(image.substr(0, sep)).lexically_normal().string() + suffix;
+}
+
 nlohmann::json full_settings(const IntegrateOptions& o, const integrate::IntegrationSettings& s,
-                             const source::DatasetInfo& info, FrameRange range,
-                             std::size_t threads) {
+                             const integrate::Poni& poni, const source::DatasetInfo& info,
+                             FrameRange range, std::size_t threads) {
   nlohmann::json j = settings_json(o, s);
+  j["pyfai_config"] = reduce::pyfai_worker_config(s, poni, absolute_image(o.mask),
+                                                  absolute_image(o.dark), absolute_image(o.flat));
   j["poni"] = read_text(o.poni);
   j["input_dataset"] = info.dataset;
   j["input_frames"] = info.frames;
@@ -123,7 +133,7 @@ int run_integrate(const IntegrateOptions& o) {
   layout.provenance.flat_applied = !o.flat.empty();
   const std::unique_ptr<reduce::ResultWriter> writer =
       reduce::make_result_writer(std::move(layout));
-  writer->write_settings(full_settings(o, settings, info, range, threads));
+  writer->write_settings(full_settings(o, settings, poni, info, range, threads));
 
   ProgressBar progress(range.size(), o.quiet);
   const IntensityRange seen = integrate_frames(dataset, range, plan, *writer, threads, progress);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <numbers>
 
 #include "base/error.hpp"
 #include "stages/integrate/units.hpp"
@@ -53,7 +54,13 @@ void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("--split", o.split, "pixel splitting: no or bbox")->capture_default_str();
   cmd.add_option("--radial-range", o.radial_range, "radial range A B in the unit's scale")
       ->expected(2);
-  cmd.add_option("--azimuth-range", o.azimuth_range, "azimuthal range A B in degrees")->expected(2);
+  cmd.add_option("--azimuth-range", o.azimuth_range,
+                 "azimuthal range A B in --azimuth-unit; A > B is the sector across +-180 deg "
+                 "(chi >= A or chi <= B)")
+      ->expected(2);
+  cmd.add_option("--azimuth-unit", o.azimuth_unit,
+                 "azimuthal unit of the 2D chi axis and of --azimuth-range: chi_deg or chi_rad")
+      ->capture_default_str();
   cmd.add_option("--error-model", o.error_model, "sigma: none, poisson or azimuthal")
       ->capture_default_str();
 }
@@ -160,7 +167,14 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
     throw Error(ErrorCategory::kConfig, "--npt-azim: must be at least 1");
   }
   s.radial_range = to_range(o.radial_range);
+  s.azimuthal_unit = parse_or_throw(integrate::parse_azimuthal_unit(o.azimuth_unit),
+                                    "--azimuth-unit", o.azimuth_unit, "chi_deg or chi_rad");
   s.azimuth_range_deg = to_range(o.azimuth_range);
+  if (s.azimuth_range_deg && s.azimuthal_unit == integrate::AzimuthalUnit::kChiRad) {
+    constexpr double kDeg = 180.0 / std::numbers::pi;
+    s.azimuth_range_deg =
+        std::pair(s.azimuth_range_deg->first * kDeg, s.azimuth_range_deg->second * kDeg);
+  }
   s.correct_solid_angle = !o.no_solid_angle;
   s.polarization_factor = o.polarization_factor;
   s.dummy = o.no_dummy ? std::nullopt : (o.dummy ? o.dummy : default_dummy(dtype));

@@ -34,6 +34,7 @@ struct IntegrateOptions {
   std::optional<double> polarization_factor;
   std::string error_model = "none";
   std::vector<double> radial_range, azimuth_range;  ///< empty or {A, B}
+  std::string azimuth_unit = "chi_deg";  ///< chi_deg or chi_rad: 2D axis and azimuth_range
   std::optional<double> dummy, delta_dummy;
   bool no_dummy = false;
   double normalization_factor = 1.0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -89,6 +90,14 @@ class Config {
     if (v == nullptr || v->is_null()) return std::nullopt;
     if (!v->is_string()) fail(key, "expected a string, got " + v->dump());
     return v->get<std::string>();
+  }
+
+  /// Renames key `from` to `to` when `to` is absent (pyFAI's _patch_v4_to_v5).
+  void rename(std::string_view from, std::string_view to) {
+    const std::string f(from), t(to);
+    if (!object_.contains(f) || object_.contains(t)) return;
+    object_[t] = object_[f];
+    object_.erase(f);
   }
 
   /// Keys present in the file that no reader asked for.
@@ -301,7 +310,11 @@ GeometryOut read_geometry(Config& c) {
       if (key == "splineFile" && !value.is_null()) {
         c.fail("detector_config", "a distortion spline, which azflow does not apply");
       }
-      if (key != "pixel1" && key != "pixel2" && key != "max_shape" && key != "splineFile") {
+      if (key == "orientation" && value != json(3)) {  // PONI 2.1: 3 is pyFAI's default
+        c.fail("detector_config", "detector orientation " + value.dump() + " (azflow: 3 only)");
+      }
+      if (key != "pixel1" && key != "pixel2" && key != "max_shape" && key != "splineFile" &&
+          key != "orientation") {
         c.fail("detector_config", "unsupported detector setting '" + key + "'");
       }
     }
@@ -334,7 +347,7 @@ void read_error_model(Config& c, integrate::IntegrationSettings& s) {
   std::optional<integrate::ErrorModel> model;
   if (const std::optional<std::string> name = c.text("error_model")) {
     const std::string n = lower(*name);
-    if (n.empty() || n == "none") {
+    if (n.empty() || n == "none" || n == "no") {  // "no": ErrorModel.NO (version 5)
       model = integrate::ErrorModel::kNone;
     } else if (n == "poisson") {
       model = integrate::ErrorModel::kPoisson;
@@ -370,8 +383,63 @@ void read_dummy(Config& c, integrate::IntegrationSettings& s) {
 /// and, from Worker.get_config(), descriptions of images whose names are read from other keys.
 bool is_inert(const std::string& key) {
   static const std::set<std::string, std::less<>> inert = {"application", "version",
-                                                           "opencl_device"};
+                                                           "opencl_device", "shape"};
   return inert.contains(key);
+}
+
+/// The polarization factor: polarization_factor (versions 1 to 4) or version 5's
+/// polarization_description [factor, offset] (pyFAI PolarizationDescription; azflow has no
+/// axis offset, so a non-zero offset throws); null = none.
+std::optional<double> polarization_factor(Config& c) {
+  const json* d = c.get("polarization_description");
+  if (d == nullptr || d->is_null()) return c.number("polarization_factor");
+  if (c.has("polarization_factor")) {
+    c.fail("polarization_factor", "given together with polarization_description");
+  }
+  if (d->is_number()) return d->get<double>();
+  if (!d->is_array() || d->empty() || d->size() > 2 || !(*d)[0].is_number() ||
+      (d->size() == 2 && !(*d)[1].is_number())) {
+    c.fail("polarization_description", "expected [factor, offset], got " + d->dump());
+  }
+  if (d->size() == 2 && (*d)[1].get<double>() != 0.0) {
+    c.fail("polarization_description",
+           "an axis offset of " + (*d)[1].dump() + " rad, which azflow does not apply (0 only)");
+  }
+  return (*d)[0].get<double>();
+}
+
+/// Keys of WorkerConfig versions 4 and 5 (pyFAI/io/integration_config.py, pyFAI >= 2023.x): the
+/// integrator (AzimuthalIntegrator with integrate1d / integrate2d only), extra_options (none
+/// honoured: non-empty throws), and the v4 -> v5 renames of the image and dummy keys (mask_image
+/// -> mask_file, dark_current_image -> dark_current, flat_field_image -> flat_field, dummy ->
+/// val_dummy, azimuthal_range_min/max -> azimuth_range_min/max, do_azimuth_range ->
+/// do_azimuthal_range), applied when the new name is absent, as normalize() does.
+void read_v4_v5_keys(Config& c, double version) {
+  if (const std::optional<std::string> cls = c.text("integrator_class");
+      cls && *cls != "AzimuthalIntegrator") {
+    c.fail("integrator_class", "'" + *cls + "' (azflow integrates as AzimuthalIntegrator)");
+  }
+  static const std::set<std::string, std::less<>> methods = {"integrate1d", "integrate1d_ng",
+                                                             "integrate2d", "integrate2d_ng"};
+  for (const char* key : {"integrator_method", "integrator_name"}) {
+    if (const std::optional<std::string> m = c.text(key); m && !methods.contains(*m)) {
+      c.fail(key,
+             "'" + *m + "' is not an integration azflow does (integrate1d_ng, integrate2d_ng)");
+    }
+  }
+  if (const json* x = c.get("extra_options");
+      x != nullptr && !x->is_null() && !(x->is_object() && x->empty())) {
+    c.fail("extra_options", "options for pyFAI's integrator (" + x->dump() +
+                                ") that azflow does not honour (null or {} only)");
+  }
+  (void)version;
+  c.rename("mask_image", "mask_file");
+  c.rename("dark_current_image", "dark_current");
+  c.rename("flat_field_image", "flat_field");
+  c.rename("dummy", "val_dummy");
+  c.rename("azimuthal_range_min", "azimuth_range_min");
+  c.rename("azimuthal_range_max", "azimuth_range_max");
+  c.rename("do_azimuth_range", "do_azimuthal_range");
 }
 
 }  // namespace
@@ -395,14 +463,16 @@ daemon::JobSpec job_spec_from_pyfai_config(const fs::path& file) {
 
   // Version and application (pyFAI/io/integration_config.py normalize()).
   std::optional<double> version = c.number("version");
-  if (version && (*version < 1 || *version > 3)) {
+  if (version && (*version < 1 || *version > 5 || *version != std::floor(*version))) {
     c.fail("version",
-           "version " + c.get("version")->dump() + " is not one pyFAI 0.21 writes (1 to 3)");
+           "version " + c.get("version")->dump() + " is not a pyFAI WorkerConfig version (1 to 5)");
   }
+  // normalize(): pyfai-integrate (the GUI), worker (WorkerConfig, versions 4 and 5) or poni.
   if (const std::optional<std::string> app = c.text("application");
-      app && *app != "pyfai-integrate") {
-    c.fail("application", "'" + *app + "' is not a pyFAI-integrate configuration");
+      app && *app != "pyfai-integrate" && *app != "worker" && *app != "poni") {
+    c.fail("application", "'" + *app + "' is not a pyFAI-integrate or worker configuration");
   }
+  if (version && *version >= 4) read_v4_v5_keys(c, *version);
   const bool legacy_v1 = !version || *version == 1;
 
   daemon::JobSpec spec;
@@ -441,7 +511,7 @@ daemon::JobSpec job_spec_from_pyfai_config(const fs::path& file) {
 
   // Worker.set_config(): `if value and apply_value` -- a factor of 0 means no correction.
   const bool polarize = c.flag("do_polarization", true);
-  if (const std::optional<double> f = c.number("polarization_factor"); f && *f != 0 && polarize) {
+  if (const std::optional<double> f = polarization_factor(c); f && *f != 0 && polarize) {
     s.polarization_factor = f;
   }
   read_dummy(c, s);
@@ -476,6 +546,7 @@ daemon::JobSpec job_spec_from_pyfai_config(const fs::path& file) {
   // Worker.get_config() records the images it applied only as descriptions ("mean(a,b)"):
   // they cannot be read back, so a config that has them is refused rather than run without.
   for (const char* key : {"dark_current_image", "flat_field_image", "mask_image"}) {
+    if (version && *version >= 4) break;  // renamed to the file keys (read_v4_v5_keys)
     if (const json* v = c.get(key); v != nullptr && !v->is_null()) {
       c.fail(key, "the description of an image pyFAI applied (" + v->dump() +
                       "); name the file as " +

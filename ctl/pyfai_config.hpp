@@ -10,7 +10,14 @@
 namespace azflow::ctl {
 
 /// Reads a pyFAI integration/worker JSON file into a job spec without datasets or output, as
-/// pyFAI 0.21's Worker.set_config() reads it (versions 1 to 3, and Worker.get_config()'s keys):
+/// pyFAI 0.21's Worker.set_config() reads it (versions 1 to 3, and Worker.get_config()'s keys),
+/// and as current pyFAI's WorkerConfig reads versions 4 and 5 (application "worker"; the `poni`
+/// geometry object, polarization_description [factor, offset] with offset 0, val_dummy,
+/// integrator_class AzimuthalIntegrator, integrator_method / integrator_name integrate1d(_ng) /
+/// integrate2d(_ng), extra_options null or {}, shape ignored, error_model "no", and the v4 -> v5
+/// renames mask_image, dark_current_image, flat_field_image, dummy, azimuthal_range_min/max,
+/// do_azimuth_range taken as mask_file, dark_current, flat_field, val_dummy, azimuth_range_min/max,
+/// do_azimuthal_range):
 /// - geometry: the `poni` entry (a .poni file name or a geometry object) and/or the top-level
 ///   keys dist/poni1/poni2/rot1/rot2/rot3/wavelength/detector/detector_config (or pixel1/pixel2
 ///   and shape), the top-level keys winning (pyFAI's version-1 migration); the result is

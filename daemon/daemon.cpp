@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -17,6 +18,9 @@
 #include "daemon/job_setup.hpp"
 #include "daemon/json_text.hpp"
 #include "daemon/ring_budget.hpp"
+#include "stages/integrate/poni.hpp"
+#include "stages/integrate/units.hpp"
+#include "stages/reduce/image_file.hpp"
 #include "stages/reduce/shard_file.hpp"
 
 namespace azflow::daemon {
@@ -383,12 +387,55 @@ std::vector<ShardPlan> Daemon::cut_shards(std::int64_t frames, std::size_t bins,
   return shards;
 }
 
-std::int64_t Daemon::add_failed_job(const JobSpec& spec, const std::string& reason) {
-  const std::int64_t id = store_->add_job(spec, 0, {});
-  store_->set_job_state(id, JobState::kFailed, reason);
-  spdlog::error("job {} failed: {}", id, escape_bytes(reason));
-  return id;
+namespace {
+
+/// What `azflow integrate` checks before it starts, checked at enqueue so that a job that cannot
+/// run is refused (FieldError naming the request field) instead of queued: the input opens and
+/// has frames (spec.datasets, or spec.dataset_path for a wrong dataset), the PONI's detector
+/// fits the frames (spec.poni_path), a q or d* unit has a wavelength (spec.settings.unit), and
+/// the mask, dark and flat images read and have the frames' shape (spec.mask_path, dark_path,
+/// flat_path). This opens files on the daemon's main loop: metadata and the correction images
+/// only (short; a very large image or a slow file system delays the loop by as much).
+source::DatasetInfo check_job_inputs(const JobSpec& spec) {
+  std::optional<source::Dataset> dataset;
+  try {
+    dataset.emplace(open_job_dataset(spec));
+  } catch (const Error& e) {
+    const bool dataset_field = e.category() == ErrorCategory::kInput && !spec.dataset_path.empty();
+    throw FieldError(dataset_field ? "spec.dataset_path" : "spec.datasets", e.what());
+  }
+  const source::DatasetInfo info = dataset->info();
+  if (info.frames == 0) throw FieldError("spec.datasets", info.path.string() + " has no frames");
+  integrate::Poni poni;
+  try {
+    poni = job_poni(spec, info);
+    integrate::check_frame_shape(poni, info.rows, info.cols,
+                                 info.path.string() + " (" + info.dataset + ")", spec.poni_path);
+  } catch (const Error& e) {
+    throw FieldError("spec.poni_path", e.what());
+  }
+  if (integrate::unit_needs_wavelength(spec.settings.unit) && !poni.wavelength_m) {
+    throw FieldError("spec.settings.unit",
+                     "unit " + std::string(integrate::unit_name(spec.settings.unit)) +
+                         " needs a wavelength, and the PONI " + spec.poni_path + " gives none");
+  }
+  const std::pair<const char*, const std::string*> images[] = {{"spec.mask_path", &spec.mask_path},
+                                                               {"spec.dark_path", &spec.dark_path},
+                                                               {"spec.flat_path", &spec.flat_path}};
+  for (std::size_t k = 0; k < 3; ++k) {
+    if (images[k].second->empty()) continue;
+    reduce::CorrectionFiles files;
+    (k == 0 ? files.mask : k == 1 ? files.dark : files.flat) = *images[k].second;
+    try {
+      (void)reduce::load_corrections(info.rows, info.cols, nullptr, files);
+    } catch (const Error& e) {
+      throw FieldError(images[k].first, e.what());
+    }
+  }
+  return info;
 }
+
+}  // namespace
 
 nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (shutdown_) throw Error(ErrorCategory::kConfig, "the daemon is shutting down");
@@ -401,21 +448,9 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
     throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
   }
-  std::int64_t frames = 0;
-  std::size_t frame_bytes = 0;
-  try {
-    source::Dataset dataset = open_job_dataset(spec);
-    const source::DatasetInfo& info = dataset.info();
-    frame_bytes = info.frame_bytes();
-    integrate::check_frame_shape(job_poni(spec), info.rows, info.cols,
-                                 info.path.string() + " (" + info.dataset + ")", spec.poni_path);
-    frames = static_cast<std::int64_t>(dataset.info().frames);
-    if (frames == 0)
-      throw Error(ErrorCategory::kInput, dataset.info().path.string() + " has no frames");
-  } catch (const Error& e) {
-    const std::int64_t id = add_failed_job(spec, e.what());
-    return {{"job_id", id}, {"state", "failed"}, {"frames_total", 0}, {"error", e.what()}};
-  }
+  const source::DatasetInfo info = check_job_inputs(spec);
+  const auto frames = static_cast<std::int64_t>(info.frames);
+  const std::size_t frame_bytes = info.frame_bytes();
   check_ring_budget(config_.rings, spec, frame_bytes, free_bytes("/dev/shm") + ring_bytes_held());
   const auto shards = cut_shards(frames, spec_bins(spec), federation_slots(spec));
   const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);

@@ -157,7 +157,6 @@ class Daemon : public ControlHandler {
   void resume_job(const JobRecord& record);
   std::string activate_new(std::int64_t id, JobSpec& spec);
   void activate(const JobRecord& record);
-  std::int64_t add_failed_job(const JobSpec& spec, const std::string& reason);
   /// `node_slots` > 0 (a split job shared with peers: federation_slots): shards are also cut
   /// to about one per pipeline slot of every node taking part, ceil(frames / node_slots) frames
   /// each, so that every node gets work; shard_frames stays the upper bound.

@@ -57,6 +57,8 @@ nlohmann::json plan_axes_json(const integrate::Plan& plan) {
           {"radial_edges", plan.radial_edges()},
           {"azimuthal_centers", plan.azimuthal_centers()},
           {"azimuthal_edges", plan.azimuthal_edges()},
+          {"azimuthal_unit",
+           std::string(integrate::azimuthal_unit_name(plan.settings().azimuthal_unit))},
           {"with_errors", plan.settings().error_model != integrate::ErrorModel::kNone},
           {"bins", plan.bins()}};
 }
@@ -73,6 +75,11 @@ reduce::NexusLayout layout_from_axes_json(const nlohmann::json& axes, std::strin
   layout.radial_edges = doubles_field(axes, "radial_edges");
   layout.azimuthal_centers = doubles_field(axes, "azimuthal_centers");
   layout.azimuthal_edges = doubles_field(axes, "azimuthal_edges");
+  const auto azimuthal_unit =
+      integrate::parse_azimuthal_unit(axes.value("azimuthal_unit", std::string("chi_deg")));
+  if (!azimuthal_unit)
+    throw Error(ErrorCategory::kInput, "plan axes: field 'azimuthal_unit' unknown");
+  layout.azimuthal_unit = *azimuthal_unit;
   layout.with_errors = axes.value("with_errors", false);
   return layout;
 }

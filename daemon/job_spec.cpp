@@ -151,8 +151,8 @@ integrate::IntegrationSettings read_settings(const json& j, const std::string& p
                                              JobSpec& spec) {
   const ObjectReader r(j, prefix);
   r.reject_unknown({"unit", "npt_rad", "npt_azim", "split", "radial_range", "azimuth_range_deg",
-                    "correct_solid_angle", "polarization_factor", "dummy", "delta_dummy",
-                    "normalization_factor", "error_model"});
+                    "azimuthal_unit", "correct_solid_angle", "polarization_factor", "dummy",
+                    "delta_dummy", "normalization_factor", "error_model"});
   integrate::IntegrationSettings& s = spec.settings;
   std::string unit(integrate::unit_name(s.unit)), split(integrate::split_name(s.split)),
       model(integrate::error_model_name(s.error_model));
@@ -168,6 +168,11 @@ integrate::IntegrationSettings read_settings(const json& j, const std::string& p
   r.read("npt_azim", s.npt_azim);
   r.read("radial_range", s.radial_range);
   r.read("azimuth_range_deg", s.azimuth_range_deg);
+  std::string azimuthal_unit(integrate::azimuthal_unit_name(s.azimuthal_unit));
+  r.read("azimuthal_unit", azimuthal_unit);
+  s.azimuthal_unit =
+      parse_enum(r, "azimuthal_unit", azimuthal_unit,
+                 integrate::parse_azimuthal_unit(azimuthal_unit), "chi_deg or chi_rad");
   r.read("correct_solid_angle", s.correct_solid_angle);
   r.read("polarization_factor", s.polarization_factor);
   read_dummy(r, spec);
@@ -292,6 +297,7 @@ json settings_to_json(const JobSpec& spec) {
               {"split", std::string(integrate::split_name(s.split))},
               {"radial_range", range_json(s.radial_range)},
               {"azimuth_range_deg", range_json(s.azimuth_range_deg)},
+              {"azimuthal_unit", std::string(integrate::azimuthal_unit_name(s.azimuthal_unit))},
               {"correct_solid_angle", s.correct_solid_angle},
               {"polarization_factor", optional_json(s.polarization_factor)},
               {"dummy", spec.dummy_auto ? json("auto") : optional_json(s.dummy)},

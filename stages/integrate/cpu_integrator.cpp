@@ -133,8 +133,10 @@ struct SigVar {
   double sig = 0, var = 0;
 };
 
-// Exact integer sums of one bin, for integer frames without splitting: raw values are summed as
-// integers (exact; pyFAI converts to float32 first, which is the same below 2^24 counts).
+// Exact integer sums of one bin, for integer frames of at most 32 bits without splitting: raw
+// values are summed as integers (exact; pyFAI converts to float32 first, which is the same below
+// 2^24 counts). int64 frames take the float32 path instead, as pyFAI does: their values may
+// overflow an int64 sum, and above 2^24 float32 rounding is what pyFAI integrates.
 struct IntSigVar {
   std::int64_t sig = 0, var = 0;
 };
@@ -242,7 +244,7 @@ void fast_block(const Job<T>& job, bool poisson, std::size_t begin, std::size_t 
   const bool split = job.plan->settings().split == PixelSplit::kBBox;
   if (split) {
     poisson ? fast_split<T, true>(job, begin, end, st) : fast_split<T, false>(job, begin, end, st);
-  } else if constexpr (std::is_integral_v<T>) {
+  } else if constexpr (gpu::kExactRawSums<T>) {
     poisson ? fast_nosplit_int<T, true>(job, begin, end, st)
             : fast_nosplit_int<T, false>(job, begin, end, st);
   } else {
@@ -323,7 +325,7 @@ Job<T> make_job(const Plan& plan, const FrameView& frame) {
              plan.normalization().data(),
              plan.dark().empty() ? nullptr : plan.dark().data(),
              s.is_2d() ? -std::numeric_limits<float>::infinity() : 1.0f};
-  job.filter.check_nan = std::is_floating_point_v<T>;
+  job.filter.check_nan = std::is_floating_point_v<T>;  // float64 NaN stays NaN in float32
   if (s.dummy) {
     job.filter.check_dummy = true;
     job.filter.dummy = static_cast<float>(*s.dummy);
@@ -353,7 +355,7 @@ void integrate_fast(const Plan& plan, const FrameView& frame, std::vector<FastSt
   const std::size_t threads = states.size(), pixels = plan.pixels();
   run_threads(threads, [&](std::size_t t) {
     FastState& st = states[t];
-    const bool ints = std::is_integral_v<T> && plan.settings().split == PixelSplit::kNo;
+    const bool ints = gpu::kExactRawSums<T> && plan.settings().split == PixelSplit::kNo;
     st.even.assign(ints ? 0 : plan.bins(), SigVar{});
     st.odd.assign(ints ? 0 : plan.bins(), SigVar{});
     st.ints.assign(ints ? plan.bins() : 0, IntSigVar{});
@@ -417,6 +419,15 @@ void CpuIntegrator::integrate(const FrameView& frame, BinSums& out) {
       break;
     case DType::kFloat32:
       integrate_typed<float>(*plan_, frame, p, f, out);
+      break;
+    case DType::kInt16:
+      integrate_typed<std::int16_t>(*plan_, frame, p, f, out);
+      break;
+    case DType::kInt64:
+      integrate_typed<std::int64_t>(*plan_, frame, p, f, out);
+      break;
+    case DType::kFloat64:
+      integrate_typed<double>(*plan_, frame, p, f, out);
       break;
   }
 }

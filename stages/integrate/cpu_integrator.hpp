@@ -49,9 +49,10 @@ class CpuIntegrator {
   [[nodiscard]] const Plan& plan() const noexcept { return *plan_; }
 
   /// Integrates one frame into `out` (reset to plan().bins()). The frame must be rows x cols of
-  /// the plan, of dtype uint16, uint32, int32 or float32 (uint8 also accepted); else throws
-  /// azflow::Error (kInput) naming the expected and actual shape or dtype. Pixels that are masked,
-  /// invalid, or equal to the dummy value (compared in float32, as pyFAI does) are left out.
+  /// the plan, of any DType (uint8/16/32, int16/32/64, float32/64; each value is converted to
+  /// float32 first, as pyFAI's preproc does); else throws azflow::Error (kInput) naming the
+  /// expected and actual shape. Pixels that are masked, NaN, or equal to the dummy value
+  /// (compared in float32, as pyFAI does) are left out.
   void integrate(const FrameView& frame, BinSums& out);
 
  private:

@@ -313,6 +313,12 @@ void launch(DType dtype, const PlanView& v, const void* frames, int count, doubl
       return launch_typed<std::int32_t>(v, frames, count, out, stream, b);
     case DType::kFloat32:
       return launch_typed<float>(v, frames, count, out, stream, b);
+    case DType::kInt16:
+      return launch_typed<std::int16_t>(v, frames, count, out, stream, b);
+    case DType::kInt64:
+      return launch_typed<std::int64_t>(v, frames, count, out, stream, b);
+    case DType::kFloat64:
+      return launch_typed<double>(v, frames, count, out, stream, b);
   }
 }
 
@@ -323,7 +329,7 @@ struct BufferSet {
   std::string where;  // "cuda:N stream K"
   Stream stream;
   Event done;
-  DeviceBuffer frames;  // max_batch x pixels x 4 bytes
+  DeviceBuffer frames;  // max(max_batch x 4, 8) bytes x pixels (frame_buffer_bytes)
   DeviceBuffer sums;    // max_batch x 4 x bins float64
   PinnedBuffer host;    // same, on the host
   std::size_t count = 0;
@@ -388,7 +394,7 @@ CudaIntegrator::CudaIntegrator(std::shared_ptr<const Plan> plan, CudaOptions opt
   impl_->device_plan = shared_device_plan(plan_, options.device);
   impl_->view = impl_->device_plan->view;
   if (options.row_group != 0) impl_->view.s.row_group = options.row_group;
-  const std::size_t frame_bytes = options.max_batch * plan_->pixels() * sizeof(float);
+  const std::size_t frame_bytes = frame_buffer_bytes(options.max_batch, plan_->pixels());
   const std::size_t sum_bytes = options.max_batch * 4 * plan_->bins() * sizeof(double);
   impl_->sets.reserve(options.buffers);
   for (std::size_t k = 0; k < options.buffers; ++k) {
@@ -405,6 +411,10 @@ const CudaOptions& CudaIntegrator::options() const noexcept { return impl_->opti
 
 const void* CudaIntegrator::device_plan_id() const noexcept { return impl_->device_plan.get(); }
 
+std::size_t CudaIntegrator::max_frames(DType dtype) const noexcept {
+  return max_frames_of(impl_->options.max_batch, dtype);
+}
+
 bool CudaIntegrator::can_submit() const noexcept {
   return impl_->in_flight.size() < impl_->sets.size();
 }
@@ -416,10 +426,12 @@ std::uint64_t CudaIntegrator::submit(std::span<const FrameView> frames,
   if (!can_submit()) {
     throw Error(ErrorCategory::kInternal, "CudaIntegrator::submit: every buffer set is in use");
   }
-  if (frames.empty() || frames.size() > impl_->options.max_batch) {
+  if (frames.empty() || frames.size() > max_frames(frames.front().dtype)) {
     throw Error(ErrorCategory::kInternal,
-                "CudaIntegrator::submit: " + std::to_string(frames.size()) +
-                    " frames for a batch of at most " + std::to_string(impl_->options.max_batch));
+                "CudaIntegrator::submit: " + std::to_string(frames.size()) + " " +
+                    std::string(dtype_name(frames.front().dtype)) +
+                    " frames for a batch of at most " +
+                    std::to_string(max_frames(frames.front().dtype)));
   }
   if (!frame_ids.empty() && frame_ids.size() != frames.size()) {
     throw Error(ErrorCategory::kInternal, "CudaIntegrator::submit: frame_ids size mismatch");
@@ -473,7 +485,7 @@ CudaIntegrator::Batch CudaIntegrator::collect() {
 }
 
 double CudaIntegrator::time_kernel(std::size_t frames, DType dtype, std::size_t repeats) {
-  if (in_flight() != 0 || frames < 1 || frames > impl_->options.max_batch || repeats < 1) {
+  if (in_flight() != 0 || frames < 1 || frames > max_frames(dtype) || repeats < 1) {
     throw Error(ErrorCategory::kInternal, "CudaIntegrator::time_kernel: bad call");
   }
   use_device(impl_->options.device);
@@ -519,7 +531,7 @@ void CudaIntegrator::integrate_batch(std::span<const FrameView> frames, std::spa
   while (next_out < frames.size()) {
     while (next_in < frames.size() && can_submit()) {
       std::size_t n = 1;
-      while (n < impl_->options.max_batch && next_in + n < frames.size() &&
+      while (n < max_frames(frames[next_in].dtype) && next_in + n < frames.size() &&
              frames[next_in + n].dtype == frames[next_in].dtype) {
         ++n;
       }

@@ -8,13 +8,13 @@
 // Data flow: the plan is packed (gpu_plan.hpp) and uploaded once per device and process, shared
 // by every CudaIntegrator of that device (a process-wide cache of weak references). Each
 // integrator owns `buffers` buffer sets (default 2: double buffering), each with its own CUDA
-// stream, a device frame buffer for max_batch frames, a device and a pinned host result buffer
-// for max_batch x 4 x bins float64, and an event. submit() queues, on the next free set's stream,
-// the host-to-device copies of a batch of frames (DMA straight from the source memory when it is
-// registered, e.g. the frames ring through PinnedHostRegion), one kernel launch over all of them
-// and the copy of their sums back; collect() waits for the oldest batch. While one set's kernel
-// runs the other's copies proceed. Kernels: gpu_kernel_math.hpp (algorithm) and
-// cuda_integrator.cu.
+// stream, a device frame buffer for max_batch frames (max_batch / 2 of int64 or float64), a device
+// and a pinned host result buffer for max_batch x 4 x bins float64, and an event. submit() queues,
+// on the next free set's stream, the host-to-device copies of a batch of frames (DMA straight from
+// the source memory when it is registered, e.g. the frames ring through PinnedHostRegion), one
+// kernel launch over all of them and the copy of their sums back; collect() waits for the oldest
+// batch. While one set's kernel runs the other's copies proceed. Kernels: gpu_kernel_math.hpp
+// (algorithm) and cuda_integrator.cu.
 //
 // Numerics: every per-bin sum is accumulated in float64 (the CPU sums integer frames without
 // splitting in int64; float64 sums of integers are exact below 2^53, so both agree exactly
@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "base/dtype.hpp"
 #include "base/error.hpp"
 #include "stages/integrate/cpu_integrator.hpp"
 
@@ -72,6 +73,19 @@ struct CudaOptions {
   /// gpu::kRowGroupSizes (tests use it to run every kernel shape).
   int row_group = 0;
 };
+
+/// Bytes of one buffer set's device frame buffer for `max_batch` frames of `pixels` pixels:
+/// room for max_batch 4-byte frames, and for at least one frame of an 8-byte dtype.
+constexpr std::size_t frame_buffer_bytes(std::size_t max_batch, std::size_t pixels) noexcept {
+  return (max_batch * 4 > 8 ? max_batch * 4 : 8) * pixels;
+}
+
+/// Frames of `dtype` that fit one batch of a CudaIntegrator with `max_batch`: max_batch for 1-
+/// to 4-byte dtypes, max(1, max_batch / 2) for int64 and float64 (frame_buffer_bytes).
+constexpr std::size_t max_frames_of(std::size_t max_batch, DType dtype) noexcept {
+  if (dtype_size(dtype) <= 4) return max_batch;
+  return max_batch / 2 > 1 ? max_batch / 2 : 1;
+}
 
 /// Device memory and streams are released in the destructor (which waits for work in flight).
 /// Thread-compatible: one integrator per thread; integrators share the device plan.
@@ -121,15 +135,19 @@ class CudaIntegrator {
   /// out[i] gets frame i's sums. Sizes must match. Only when nothing is in flight.
   void integrate_batch(std::span<const FrameView> frames, std::span<BinSums> out);
 
+  /// Frames of `dtype` one submit() takes: max_batch for 1- to 4-byte dtypes; for int64 and
+  /// float64 as many as the frame buffer (sized for max_batch 4-byte frames, and at least one
+  /// 8-byte frame) holds: max(1, max_batch / 2).
+  [[nodiscard]] std::size_t max_frames(DType dtype) const noexcept;
   /// True while a buffer set is free for submit().
   [[nodiscard]] bool can_submit() const noexcept;
   /// Batches submitted and not yet collected.
   [[nodiscard]] std::size_t in_flight() const noexcept;
-  /// Queues one batch (1..max_batch frames of one dtype, each of the plan's shape: checked as
-  /// CpuIntegrator checks, azflow::Error kInput) and returns at once with its ticket. The frames'
-  /// memory must stay untouched until the batch is collected. `frame_ids` (empty, or one per
-  /// frame) name the frames in error messages. Throws azflow::Error (kInternal) if no buffer set
-  /// is free, CudaError if a CUDA call fails.
+  /// Queues one batch (1..max_frames(dtype) frames of one dtype, each of the plan's shape: checked
+  /// as CpuIntegrator checks, azflow::Error kInput) and returns at once with its ticket. The
+  /// frames' memory must stay untouched until the batch is collected. `frame_ids` (empty, or one
+  /// per frame) name the frames in error messages. Throws azflow::Error (kInternal) if no buffer
+  /// set is free, CudaError if a CUDA call fails.
   std::uint64_t submit(std::span<const FrameView> frames,
                        std::span<const std::uint64_t> frame_ids = {});
   /// Waits for the oldest batch in flight and returns its sums. Throws azflow::Error (kInternal)

@@ -38,6 +38,7 @@ void CudaIntegrator::integrate(const FrameView&, BinSums&) { no_cuda("CudaIntegr
 void CudaIntegrator::integrate_batch(std::span<const FrameView>, std::span<BinSums>) {
   no_cuda("CudaIntegrator");
 }
+std::size_t CudaIntegrator::max_frames(DType) const noexcept { return 0; }
 bool CudaIntegrator::can_submit() const noexcept { return false; }
 std::size_t CudaIntegrator::in_flight() const noexcept { return 0; }
 std::uint64_t CudaIntegrator::submit(std::span<const FrameView>, std::span<const std::uint64_t>) {

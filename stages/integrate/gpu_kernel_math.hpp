@@ -91,16 +91,24 @@ AZFLOW_HD bool valid_value(const KernelSettings& s, float raw) {
   return (d < 0.0f ? -d : d) > s.delta_dummy;
 }
 
-/// The signal value of raw pixel `x`, as the CPU sums it: exact without splitting, float32 with.
+/// True for the integer types whose raw values are summed exactly without splitting (8 to 32
+/// bits, as the CPU integrator's integer sums); int64 and floating types are first rounded to
+/// float32, as pyFAI's preproc does.
+template <class T>
+inline constexpr bool kExactRawSums = std::is_integral_v<T> && sizeof(T) <= 4;
+
+/// The signal value of raw pixel `x`, as the CPU sums it: exact for kExactRawSums types without
+/// splitting, float32 otherwise.
 template <class T>
 AZFLOW_HD double signal_value(const KernelSettings& s, T x) {
-  return s.split ? static_cast<double>(static_cast<float>(x)) : static_cast<double>(x);
+  if (s.split || !kExactRawSums<T>) return static_cast<double>(static_cast<float>(x));
+  return static_cast<double>(x);
 }
 
 /// Poisson variance of raw pixel `x`: max(value, floor) in the precision signal_value uses.
 template <class T>
 AZFLOW_HD double poisson_value(const KernelSettings& s, T x) {
-  if (s.split || !std::is_integral_v<T>) {
+  if (s.split || !kExactRawSums<T>) {
     const float r = static_cast<float>(x);
     return static_cast<double>(r < s.variance_floor ? s.variance_floor : r);
   }

@@ -153,7 +153,7 @@ class IntegrateStage {
     if (plan == nullptr) return "job cancelled";
     if (!plan->gpu) return plan->error;
     const ipc::SlotHeader& h = in.header();
-    if (h.dtype > static_cast<std::uint32_t>(DType::kFloat32)) {
+    if (h.dtype > static_cast<std::uint32_t>(kLastDType)) {
       return "frame slot has an unknown dtype " + std::to_string(h.dtype);
     }
     const FrameView view{in.payload().data(), static_cast<DType>(h.dtype), h.rows, h.cols};
@@ -202,7 +202,7 @@ class IntegrateStage {
       }
       if (batch.empty()) {
         batch_plan = plan;
-        limit = plan->gpu->options().max_batch;
+        limit = plan->gpu->max_frames(static_cast<DType>(h.dtype));
         last_gpu_ = plan->gpu.get();
         if (!plan->gpu->can_submit()) {  // its buffer sets are busy: make room first
           held_ = std::move(in);
@@ -397,6 +397,10 @@ class IntegrateStage {
     }
     try {
       if (!plan->integrator) throw Error(ErrorCategory::kInput, plan->error);
+      if (ih.dtype > static_cast<std::uint32_t>(kLastDType)) {
+        throw Error(ErrorCategory::kInternal,
+                    "frame slot has an unknown dtype " + std::to_string(ih.dtype));
+      }
       const FrameView view{in.payload().data(), static_cast<DType>(ih.dtype), ih.rows, ih.cols};
       if (view.bytes() > in.payload().size()) {
         throw Error(ErrorCategory::kInternal, "frame slot holds fewer bytes than its shape");

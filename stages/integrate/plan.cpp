@@ -65,17 +65,17 @@ void IntegrationSettings::validate() const {
       npt_rad * std::max<std::size_t>(npt_azim, 1) > kMaxBins)
     bad_setting("npt", "too many bins");
   validate_range("radial_range", radial_range);
-  if (azimuth_range_deg && azimuth_range_deg->first > azimuth_range_deg->second) {
-    std::ostringstream m;
-    m << "lower bound " << azimuth_range_deg->first << " is above upper bound "
-      << azimuth_range_deg->second
-      << ": a sector across +-180 deg is not supported; give the range with lo < hi in "
-         "[-180, 180] (e.g. "
-      << azimuth_range_deg->first << " 180 and -180 " << azimuth_range_deg->second
-      << " as two integrations, whose sums add up)";
-    bad_setting("azimuth_range", m.str());
+  if (azimuth_wraps()) {  // the sector across +-180 deg: both bounds inside [-180, 180]
+    const auto [lo, hi] = *azimuth_range_deg;
+    if (!(lo <= 180.0 && hi >= -180.0)) {
+      std::ostringstream m;
+      m << "lower bound " << lo << " above upper bound " << hi
+        << " is a sector across +-180 deg, whose bounds must lie in [-180, 180] deg";
+      bad_setting("azimuth_range", m.str());
+    }
+  } else {
+    validate_range("azimuth_range", azimuth_range_deg);
   }
-  validate_range("azimuth_range", azimuth_range_deg);
   if (!(normalization_factor > 0) || !std::isfinite(normalization_factor))
     bad_setting("normalization_factor", "must be positive and finite");
   if (polarization_factor &&
@@ -180,9 +180,9 @@ class PlanBuilder {
     plan->radial_centers_ = rad_.centers(scale);
     plan->radial_edges_ = rad_.edges(scale);
     if (settings_.is_2d()) {
-      constexpr double kDeg = 180.0 / std::numbers::pi;
-      plan->azim_centers_ = azim_.centers(kDeg);
-      plan->azim_edges_ = azim_.edges(kDeg);
+      const double azim_scale = azimuthal_unit_scale(settings_.azimuthal_unit);
+      plan->azim_centers_ = azim_.centers(azim_scale);
+      plan->azim_edges_ = azim_.edges(azim_scale);
     }
     plan->bins_ = settings_.npt_rad * std::max<std::size_t>(settings_.npt_azim, 1);
     PixelLists lists = settings_.is_2d() ? fill_2d(pos) : fill_1d(pos);
@@ -233,8 +233,19 @@ class PlanBuilder {
     if (need_chi()) {
       pos.pos1 = geometry_.chi_centers();
       if (split) pos.dpos1 = geometry_.chi_deltas();
+      if (settings_.azimuth_wraps()) wrap_chi(pos.pos1);
     }
     return pos;
+  }
+
+  // A sector lo > hi across +-180 deg: chi below the middle of the excluded gap (hi, lo) is
+  // taken at chi + 2 pi, so that the sector is the one interval [lo, hi + 2 pi].
+  void wrap_chi(std::vector<double>& chi) const {
+    constexpr double kRad = std::numbers::pi / 180.0;
+    const double middle =
+        0.5 * (settings_.azimuth_range_deg->first + settings_.azimuth_range_deg->second) * kRad;
+    for (double& c : chi)
+      if (c < middle) c += 2.0 * std::numbers::pi;
   }
 
   // pyFAI calc_boundaries: min/max over unmasked pixels of c -+ d, radial clipped at 0, the
@@ -272,6 +283,7 @@ class PlanBuilder {
       constexpr double kRad = std::numbers::pi / 180.0;
       a_min = settings_.azimuth_range_deg->first * kRad;
       a_max = settings_.azimuth_range_deg->second * kRad;
+      if (settings_.azimuth_wraps()) a_max += 2.0 * std::numbers::pi;
     }
     rad_.set(r_min, r_max, settings_.npt_rad);
     if (chi) azim_.set(a_min, a_max, std::max<std::size_t>(settings_.npt_azim, 1));

@@ -34,9 +34,14 @@ struct IntegrationSettings {
   /// Radial range in the unit's own scale (e.g. degrees for 2th_deg); default: pyFAI's (min, max)
   /// over unmasked pixels (with their bounding boxes when splitting), clipped at 0.
   std::optional<std::pair<double, double>> radial_range;
-  /// Azimuthal range in degrees; default: all pixels (1D); for 2D pyFAI's min..max of the pixels'
-  /// chi (chi -+ delta with splitting), clipped to [-180, 180].
+  /// Azimuthal range in degrees (whatever azimuthal_unit is); default: all pixels (1D); for 2D
+  /// pyFAI's min..max of the pixels' chi (chi -+ delta with splitting), clipped to [-180, 180].
+  /// lo > hi (both in [-180, 180]) is the sector across +-180 deg: chi >= lo or chi <= hi; its 2D
+  /// axis runs from lo to hi + 360 (pixels with chi below the middle of the excluded gap are
+  /// taken at chi + 360, as pyFAI places chi with its discontinuity at 0).
   std::optional<std::pair<double, double>> azimuth_range_deg;
+  /// Unit of the 2D azimuthal axis (chi_deg or chi_rad).
+  AzimuthalUnit azimuthal_unit = AzimuthalUnit::kChiDeg;
   PixelSplit split = PixelSplit::kNo;
   bool correct_solid_angle = true;
   std::optional<double> polarization_factor;  ///< none: no polarization correction
@@ -49,6 +54,10 @@ struct IntegrationSettings {
   /// non-finite values, a non-positive normalization factor or |polarization_factor| > 1.
   void validate() const;
   [[nodiscard]] bool is_2d() const noexcept { return npt_azim > 0; }
+  /// True for an azimuth range with lo > hi: the sector across +-180 deg.
+  [[nodiscard]] bool azimuth_wraps() const noexcept {
+    return azimuth_range_deg && azimuth_range_deg->first > azimuth_range_deg->second;
+  }
 };
 
 /// Per-pixel static corrections, each empty or rows x cols row-major.
@@ -98,7 +107,7 @@ class Plan {
   }
   /// Radial bin edges in the user unit (npt_rad + 1).
   [[nodiscard]] const std::vector<double>& radial_edges() const noexcept { return radial_edges_; }
-  /// Azimuthal bin centres in degrees (npt_azim; empty for 1D).
+  /// Azimuthal bin centres in settings().azimuthal_unit (npt_azim; empty for 1D).
   [[nodiscard]] const std::vector<double>& azimuthal_centers() const noexcept {
     return azim_centers_;
   }

@@ -73,4 +73,22 @@ bool unit_uses_equation(RadialUnit unit) noexcept {
   }
 }
 
+std::string_view azimuthal_unit_name(AzimuthalUnit unit) noexcept {
+  return unit == AzimuthalUnit::kChiRad ? "chi_rad" : "chi_deg";
+}
+
+std::optional<AzimuthalUnit> parse_azimuthal_unit(std::string_view name) noexcept {
+  if (name == "chi_deg" || name == "chi") return AzimuthalUnit::kChiDeg;
+  if (name == "chi_rad") return AzimuthalUnit::kChiRad;
+  return std::nullopt;
+}
+
+double azimuthal_unit_scale(AzimuthalUnit unit) noexcept {
+  return unit == AzimuthalUnit::kChiRad ? 1.0 : 180.0 / std::numbers::pi;
+}
+
+std::string_view azimuthal_unit_symbol(AzimuthalUnit unit) noexcept {
+  return unit == AzimuthalUnit::kChiRad ? "rad" : "deg";
+}
+
 }  // namespace azflow::integrate

@@ -49,4 +49,19 @@ bool unit_needs_wavelength(RadialUnit unit) noexcept;
 /// 2theta arrays, whose pixel centres are formed in float32.
 bool unit_uses_equation(RadialUnit unit) noexcept;
 
+/// Azimuthal unit of chi (pyFAI 0.21 units.AZIMUTHAL_UNITS): chi_deg (scale 180/pi) or chi_rad
+/// (scale 1). It sets the unit of the 2D azimuthal axis and of the azimuthal range given by the
+/// user; pyFAI 0.21's integrate2d always writes degrees, so chi_rad is the same integration with
+/// the axis in radians (as pyFAI's integrate_radial writes it for unit chi_rad).
+enum class AzimuthalUnit { kChiDeg, kChiRad };
+
+/// "chi_deg" or "chi_rad".
+std::string_view azimuthal_unit_name(AzimuthalUnit unit) noexcept;
+/// Parses "chi_deg" / "chi_rad" (also "chi", pyFAI's short name for chi_deg); nullopt otherwise.
+std::optional<AzimuthalUnit> parse_azimuthal_unit(std::string_view name) noexcept;
+/// Factor from radians to the unit: 180/pi (chi_deg) or 1 (chi_rad).
+double azimuthal_unit_scale(AzimuthalUnit unit) noexcept;
+/// Symbol for @units attributes: "deg" or "rad".
+std::string_view azimuthal_unit_symbol(AzimuthalUnit unit) noexcept;
+
 }  // namespace azflow::integrate

@@ -246,6 +246,7 @@ NexusLayout NexusLayout::from_plan(const integrate::Plan& plan, std::filesystem:
   layout.radial_edges = plan.radial_edges();
   layout.azimuthal_centers = plan.azimuthal_centers();
   layout.azimuthal_edges = plan.azimuthal_edges();
+  layout.azimuthal_unit = plan.settings().azimuthal_unit;
   layout.with_errors = plan.settings().error_model != integrate::ErrorModel::kNone;
   layout.provenance.solid_angle_applied = plan.settings().correct_solid_angle;
   layout.provenance.polarization_factor = plan.settings().polarization_factor;
@@ -345,11 +346,13 @@ void NexusWriter::create_frame_group() {
   write_axis(data, names.rad_edges, layout_.radial_edges, rad_units, rad_label + " bin edges");
   std::vector<std::string> axes{names.rad};
   if (layout_.npt_azim() > 0) {
-    const std::string chi_units = azint ? "degree" : "deg";
+    const bool rad = layout_.azimuthal_unit == integrate::AzimuthalUnit::kChiRad;
+    const std::string chi_units = rad ? "rad" : (azint ? "degree" : "deg");
+    const std::string chi_label = std::string("chi (") + (rad ? "rad" : "deg") + ")";
     write_axis(data, names.chi, layout_.azimuthal_centers, chi_units,
-               azint ? "azimuthal bin center" : "chi (deg)");
+               azint ? "azimuthal bin center" : chi_label);
     write_axis(data, names.chi_edges, layout_.azimuthal_edges, chi_units,
-               azint ? "azimuthal bin edges" : "chi (deg) bin edges");
+               azint ? "azimuthal bin edges" : chi_label + " bin edges");
     axes.insert(axes.begin(), names.chi);
   }
   if (azint) h5::write_string_attr(data, "interpretation", interpretation);
@@ -380,6 +383,12 @@ void NexusWriter::write_settings(const nlohmann::json& settings) {
   h5::Handle params = h5::create_nx_group(process, names.params, names.params_class);
   if (!settings.is_object()) return;
   for (const auto& [key, value] : settings.items()) {
+    if (key == "pyfai_config") {
+      h5::Handle config = h5::create_nx_group(process, "pyfai_config", "NXnote");
+      h5::write_string(config.get(), "type", "application/json");
+      h5::write_string(config.get(), "data", value.dump(2));
+      continue;
+    }
     write_parameter(params.get(), link_name(key), value);
   }
 }
@@ -544,6 +553,57 @@ WriterSummary NexusWriter::finish() {
   return summary;
 }
 
+nlohmann::json pyfai_worker_config(const integrate::IntegrationSettings& s,
+                                   const integrate::Poni& poni, const std::string& mask_file,
+                                   const std::string& dark_file, const std::string& flat_file) {
+  using nlohmann::json;
+  const auto optional = [](const std::optional<double>& v) { return v ? json(*v) : json(nullptr); };
+  const auto range = [](const std::optional<std::pair<double, double>>& r) {
+    return r ? json::array({r->first, r->second}) : json(nullptr);
+  };
+  const auto file = [](const std::string& f) { return f.empty() ? json(nullptr) : json(f); };
+  json detector_config = {{"pixel1", poni.detector.pixel1_m}, {"pixel2", poni.detector.pixel2_m}};
+  if (poni.detector.rows > 0)
+    detector_config["max_shape"] = {poni.detector.rows, poni.detector.cols};
+  json geometry = {{"poni_version", 2},
+                   {"detector", poni.detector.name},
+                   {"detector_config", detector_config},
+                   {"dist", poni.dist_m},
+                   {"poni1", poni.poni1_m},
+                   {"poni2", poni.poni2_m},
+                   {"rot1", poni.rot1_rad},
+                   {"rot2", poni.rot2_rad},
+                   {"rot3", poni.rot3_rad}};
+  if (poni.wavelength_m) geometry["wavelength"] = *poni.wavelength_m;
+  const std::string model = s.error_model == integrate::ErrorModel::kNone
+                                ? "no"
+                                : std::string(integrate::error_model_name(s.error_model));
+  return json{
+      {"application", "worker"},
+      {"version", 5},
+      {"poni", geometry},
+      {"nbpt_rad", s.npt_rad},
+      {"nbpt_azim", s.is_2d() ? json(s.npt_azim) : json(nullptr)},
+      {"unit", std::string(integrate::unit_name(s.unit))},
+      {"chi_discontinuity_at_0", false},
+      {"polarization_description",
+       s.polarization_factor ? json::array({*s.polarization_factor, 0.0}) : json(nullptr)},
+      {"normalization_factor", s.normalization_factor},
+      {"val_dummy", optional(s.dummy)},
+      {"delta_dummy", optional(s.delta_dummy)},
+      {"correct_solid_angle", s.correct_solid_angle},
+      {"mask_file", file(mask_file)},
+      {"dark_current", file(dark_file)},
+      {"flat_field", file(flat_file)},
+      {"error_model", model},
+      {"method", json::array({std::string(integrate::split_name(s.split)), "csr", "cython"})},
+      {"azimuth_range", range(s.azimuth_range_deg)},
+      {"radial_range", range(s.radial_range)},
+      {"integrator_class", "AzimuthalIntegrator"},
+      {"integrator_method", s.is_2d() ? "integrate2d_ng" : "integrate1d_ng"},
+      {"extra_options", nullptr}};
+}
+
 nlohmann::json settings_parameters(const integrate::IntegrationSettings& s) {
   const auto optional = [](const std::optional<double>& v) {
     return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -558,6 +618,7 @@ nlohmann::json settings_parameters(const integrate::IntegrationSettings& s) {
   j["method"] = nlohmann::json::array({std::string(integrate::split_name(s.split)), "csr", "cpu"});
   j["radial_range"] = range(s.radial_range);
   j["azimuth_range_deg"] = range(s.azimuth_range_deg);
+  j["azimuthal_unit"] = std::string(integrate::azimuthal_unit_name(s.azimuthal_unit));
   j["correct_solid_angle"] = s.correct_solid_angle;
   j["polarization_factor"] = optional(s.polarization_factor);
   j["dummy"] = optional(s.dummy);

@@ -81,6 +81,19 @@ std::string_view program_version() noexcept;
 /// Callers add what they know of the input and output.
 nlohmann::json settings_parameters(const integrate::IntegrationSettings& s);
 
+/// The integration as a pyFAI WorkerConfig version 5 (pyFAI/io/integration_config.py): application
+/// "worker", the `poni` geometry object (PONI version 2 keys), nbpt_rad, nbpt_azim (null for 1D),
+/// unit, polarization_description [factor, 0] or null, val_dummy, delta_dummy,
+/// correct_solid_angle, mask_file / dark_current / flat_field (the image files, null if none),
+/// error_model ("no", "poisson", "azimuthal"), method [split, "csr", "cython"], radial_range,
+/// azimuth_range (degrees), normalization_factor, integrator_class AzimuthalIntegrator,
+/// integrator_method integrate1d_ng / integrate2d_ng, extra_options null. `azflowctl enqueue
+/// --config` reads it back. azflow-only settings (the input file's pixel_mask, azimuthal_unit)
+/// have no pyFAI key and are not in it.
+nlohmann::json pyfai_worker_config(const integrate::IntegrationSettings& s,
+                                   const integrate::Poni& poni, const std::string& mask_file,
+                                   const std::string& dark_file, const std::string& flat_file);
+
 /// The current UTC time as ISO 8601, e.g. "2026-11-21T10:53:13Z".
 std::string iso8601_now();
 
@@ -108,7 +121,10 @@ class NexusWriter final : public ResultWriter {
   [[nodiscard]] const std::filesystem::path& partial_path() const noexcept override;
 
   /// Records the settings (a JSON object) in the NXprocess: as JSON text and one dataset per key.
-  /// Call at most once, before finish(). Throws kInternal otherwise.
+  /// A key "pyfai_config" (pyfai_worker_config()) is written instead as the NXnote
+  /// /entry/process/pyfai_config (type application/json, data: the JSON text, readable by
+  /// `azflowctl enqueue --config`). Call at most once, before finish(). Throws kInternal
+  /// otherwise.
   void write_settings(const nlohmann::json& settings) override;
 
   /// Writes row `row`: `intensity` and `sigma` have layout().bins() values (sigma may be empty

@@ -66,9 +66,10 @@ struct NexusLayout {
   integrate::RadialUnit unit = integrate::RadialUnit::kQ_nm;
   std::vector<double> radial_centers;     ///< npt_rad, in the unit's own scale
   std::vector<double> radial_edges;       ///< npt_rad + 1
-  std::vector<double> azimuthal_centers;  ///< npt_azim degrees; empty for 1D
+  std::vector<double> azimuthal_centers;  ///< npt_azim, in azimuthal_unit; empty for 1D
   std::vector<double> azimuthal_edges;    ///< npt_azim + 1; empty for 1D
-  bool with_errors = false;               ///< write I_errors
+  integrate::AzimuthalUnit azimuthal_unit = integrate::AzimuthalUnit::kChiDeg;
+  bool with_errors = false;  ///< write I_errors
   OutputFormat format = OutputFormat::kNexus;
   OutputProvenance provenance;
   /// I and sigma of a bin without pixels (count 0) in rows finalized from sums (write_frame with

@@ -38,12 +38,17 @@ std::optional<ElementType> classify(hid_t type) {
   if (cls == H5T_FLOAT && H5Tequal(type, H5T_IEEE_F32LE) > 0) {
     return ElementType{DType::kFloat32, H5T_NATIVE_FLOAT};
   }
+  if (cls == H5T_FLOAT && H5Tequal(type, H5T_IEEE_F64LE) > 0) {
+    return ElementType{DType::kFloat64, H5T_NATIVE_DOUBLE};
+  }
   if (cls != H5T_INTEGER || !little) return std::nullopt;
   const bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
   if (!is_signed && size == 1) return ElementType{DType::kUint8, H5T_NATIVE_UINT8};
   if (!is_signed && size == 2) return ElementType{DType::kUint16, H5T_NATIVE_UINT16};
   if (!is_signed && size == 4) return ElementType{DType::kUint32, H5T_NATIVE_UINT32};
+  if (is_signed && size == 2) return ElementType{DType::kInt16, H5T_NATIVE_INT16};
   if (is_signed && size == 4) return ElementType{DType::kInt32, H5T_NATIVE_INT32};
+  if (is_signed && size == 8) return ElementType{DType::kInt64, H5T_NATIVE_INT64};
   return std::nullopt;
 }
 
@@ -169,9 +174,10 @@ struct Dataset::Impl {
     h5::Id type(H5Dget_type(did));
     const auto element = classify(type.get());
     if (!element) {
-      throw Error(ErrorCategory::kInput,
-                  p.where() + ": unsupported element type " + describe_type(type.get()) +
-                      " (need little-endian uint8, uint16, uint32, int32 or float32)");
+      throw Error(ErrorCategory::kInput, p.where() + ": unsupported element type " +
+                                             describe_type(type.get()) +
+                                             " (need little-endian uint8, uint16, uint32, int16, "
+                                             "int32, int64, float32 or float64)");
     }
     check_shape(p, dims[1], dims[2], element->dtype);
     mem_type = element->mem_type;

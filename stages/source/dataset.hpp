@@ -8,7 +8,7 @@
 //   - a plain HDF5 file: one dataset, OpenOptions::dataset_path or /entry/data/data;
 // and by Dataset::open_files: the same dataset path in each of a list of files.
 // Datasets are (frames, rows, cols) or a single (rows, cols) frame, little-endian uint8, uint16,
-// uint32, int32 or float32.
+// uint32, int16, int32, int64, float32 or float64.
 //
 // Reading: a dataset chunked one frame per chunk whose one filter is bitshuffle+LZ4 (32008),
 // bitshuffle alone (32008, compression 0), LZ4 (32004), or none is read by direct chunk read

@@ -1,9 +1,10 @@
 // `azflow integrate` against pyFAI 0.21.3 on the parity cases of issue 17
 // (tests/cli/fixtures/parity/parity_ref.json, made by make_parity_fixtures.py there): named
 // detectors' own masks on real DECTRIS files, pyFAI's validity rules for flat and dark, PONI v1
-// generic detectors. Each case runs the real binary and compares frame 0 with pyFAI: radial (and
-// azimuthal) bin centres within 1e-3 of a bin, I within 1e-3 relative on every bin pyFAI counts
-// (count > 0.5), and a bin pyFAI leaves empty must be empty (0) in azflow too.
+// generic detectors, int16/int64/float64 frames, sectors across +-180 deg and chi_rad. Each case
+// runs the real binary and compares frame 0 with pyFAI: radial (and azimuthal) bin centres within
+// 1e-3 of a bin, I within 1e-3 relative on every bin pyFAI counts (count > 0.5), and a bin pyFAI
+// leaves empty must be empty (0) in azflow too.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -150,18 +151,21 @@ TEST(ParityCliTest, MatchesPyFaiOnEveryCase) {
 
 namespace {
 
-// pyFAI 0.21 moves its chi discontinuity for a sector across +-180 deg; azflow does not reproduce
-// that (yet) and refuses such a range with exit 2 and a message saying how to write it.
-TEST(ParityCliTest, AzimuthSectorAcross180IsRefusedWithAHint) {
+// A sector across +-180 deg (lo > hi) is integrated (parity cases sector_wrap_*); its bounds must
+// lie in [-180, 180] deg, and an unknown azimuthal unit is refused, each with exit 2.
+TEST(ParityCliTest, AzimuthSectorBoundsOutsidePlusMinus180AndUnknownUnitsAreRefused) {
   const std::string out =
       (fs::temp_directory_path() / ("azflow_parity_wrap_" + std::to_string(getpid()) + ".h5"))
           .string();
-  const auto r = azflow::testing::run_command(
+  const std::string base =
       std::string(AZFLOW_BIN) + " integrate " + quote((kFixtures / "pilatus_master.h5").string()) +
-      " --poni " + quote((kFixtures / "pilatus.poni").string()) +
-      " --azimuth-range 150 -150 --quiet -o " + quote(out));
+      " --poni " + quote((kFixtures / "pilatus.poni").string()) + " --quiet -o " + quote(out);
+  auto r = azflow::testing::run_command(base + " --azimuth-range 200 -150");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("150 180 and -180 -150"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("must lie in [-180, 180]"), std::string::npos) << r.output;
+  r = azflow::testing::run_command(base + " --azimuth-unit chi_grad");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("chi_deg or chi_rad"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out));
 }
 

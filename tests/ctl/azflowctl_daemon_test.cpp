@@ -245,15 +245,13 @@ TEST_F(CtlDaemonTest, AfterFailsTheDependentsWhenADependencyIsCancelledOrFails) 
             0u)
       << ec;
 
-  // a dependency that fails (its input does not exist)
-  const auto bad = enqueue("missing_master.h5 --poni " + quote(kPoni));
-  const auto d =
-      enqueue("data/b_master.h5 --poni " + quote(kPoni) + " --after " + std::to_string(bad[0]));
-  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(d[0])).code, 4);
-  const std::string ed = status(d[0])["error"];
-  EXPECT_NE(ed.find("dependency job " + std::to_string(bad[0]) + " failed: "), std::string::npos)
-      << ed;
-  EXPECT_NE(ed.find("missing_master.h5"), std::string::npos) << ed;
+  // an input that does not exist is refused at enqueue (issue 17 item 7): exit 2, the request
+  // field and the file named, no job created
+  const Ctl bad = ctl("--json enqueue missing_master.h5 --poni " + quote(kPoni));
+  EXPECT_EQ(bad.code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("spec.datasets"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("missing_master.h5"), std::string::npos) << bad.err;
+  EXPECT_TRUE(bad.parsed().value("jobs", json::array()).empty()) << bad.out;
 }
 
 TEST_F(CtlDaemonTest, HigherPriorityQueuedLastStartsFirst) {

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -439,5 +440,117 @@ TEST(PyFaiConfigErrors, UnreadableOrMalformedFile) {
   }
   fs::remove(bad);
 }
+
+}  // namespace
+
+namespace {
+
+/// A job spec as JSON without poni_path (which names the config file itself).
+json spec_json(const fs::path& config) {
+  json j = azflow::daemon::to_json(job_spec_from_pyfai_config(config));
+  j.erase("poni_path");
+  return j;
+}
+
+// WorkerConfig versions 4 and 5 (made from pyFAI 0.21's version-3 files by make_v4_v5_configs.py,
+// following current pyFAI's migrations) import exactly as the version-3 file they came from.
+TEST(PyFaiConfigVersions, Versions4And5ImportAsVersion3) {
+  for (const char* name : {"gui_1d", "gui_2d"}) {
+    SCOPED_TRACE(name);
+    const json v3 = spec_json(kFixtures / (std::string(name) + ".json"));
+    EXPECT_EQ(spec_json(kFixtures / (std::string(name) + "_v4.json")), v3);
+    EXPECT_EQ(spec_json(kFixtures / (std::string(name) + "_v5.json")), v3);
+  }
+}
+
+/// gui_2d_v5.json edited by `edit`, written next to the fixtures' temporary copy; returns the
+/// import error, or "" if it imported.
+std::string v5_error(const std::function<void(json&)>& edit) {
+  json j = read_json(kFixtures / "gui_2d_v5.json");
+  j["mask_file"] = (kFixtures / j["mask_file"].get<std::string>()).lexically_normal().string();
+  edit(j);
+  const fs::path path =
+      fs::temp_directory_path() / ("azflow_v5_" + std::to_string(getpid()) + ".json");
+  std::ofstream(path) << j.dump(2);
+  std::string message;
+  try {
+    (void)job_spec_from_pyfai_config(path);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kConfig) << e.what();
+    message = e.what();
+  }
+  fs::remove(path);
+  return message;
+}
+
+TEST(PyFaiConfigVersions, Version5SettingsAzflowCannotHonourAreNamed) {
+  expect_names(v5_error([](json& j) { j["extra_options"] = {{"sparse", true}}; }), "extra_options");
+  expect_names(v5_error([](json& j) {
+                 j["polarization_description"] = {0.9, 0.5};
+               }),
+               "polarization_description");
+  expect_names(v5_error([](json& j) { j["integrator_method"] = "sigma_clip_ng"; }),
+               "integrator_method");
+  expect_names(v5_error([](json& j) { j["integrator_class"] = "FiberIntegrator"; }),
+               "integrator_class");
+  expect_names(v5_error([](json& j) { j["version"] = 6; }), "version");
+  EXPECT_EQ(v5_error([](json& j) { j["extra_options"] = json::object(); }), "");
+  // polarization_description [factor, 0] is the factor
+  json j = read_json(kFixtures / "gui_2d_v5.json");
+  j["mask_file"] = nullptr;
+  j["polarization_description"] = {0.95, 0.0};
+  const fs::path path =
+      fs::temp_directory_path() / ("azflow_v5p_" + std::to_string(getpid()) + ".json");
+  std::ofstream(path) << j.dump(2);
+  const JobSpec spec = job_spec_from_pyfai_config(path);
+  fs::remove(path);
+  ASSERT_TRUE(spec.settings.polarization_factor.has_value());
+  EXPECT_DOUBLE_EQ(*spec.settings.polarization_factor, 0.95);
+  EXPECT_TRUE(spec.mask_path.empty());
+}
+
+}  // namespace
+
+namespace {
+
+class PyFaiConfigRoundTrip : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("azflow_pyfai_rt_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+/// A config imported, run by `azflow integrate` as explicit options, and the WorkerConfig v5 that
+/// azflow wrote into its output (/entry/process/pyfai_config) imported again: the same job.
+TEST_P(PyFaiConfigRoundTrip, OutputConfigImportsAsTheJobThatMadeIt) {
+  const std::string name = GetParam();
+  const JobSpec spec = job_spec_from_pyfai_config(kFixtures / (name + ".json"));
+  const fs::path poni = dir_ / "imported.poni";
+  std::ofstream(poni) << spec.poni_text;
+  const fs::path output = dir_ / "out.h5";
+  const azflow::testing::CommandResult r = azflow::testing::run_command(
+      std::string(AZFLOW_BIN) + " integrate " +
+      quote((kCliFixtures / "pilatus_master.h5").string()) + explicit_options(spec, poni) +
+      " --frames 0:1 --threads 2 --quiet --overwrite -o " + quote(output.string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::vector<std::string> text =
+      H5File(output.string()).strings("/entry/process/pyfai_config/data");
+  ASSERT_EQ(text.size(), 1u);
+  const json written = json::parse(text[0]);
+  EXPECT_EQ(written.value("version", 0), 5);
+  EXPECT_EQ(written.value("application", ""), "worker");
+  const fs::path config = dir_ / "written.json";
+  std::ofstream(config) << text[0];
+  json again = azflow::daemon::to_json(job_spec_from_pyfai_config(config));
+  json first = azflow::daemon::to_json(spec);
+  for (json* j : {&again, &first}) j->erase("poni_path");
+  EXPECT_EQ(again, first);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, PyFaiConfigRoundTrip,
+                         ::testing::Values("gui_1d", "gui_2d", "legacy_v1"));
 
 }  // namespace

@@ -187,27 +187,26 @@ TEST(DaemonLimits, NamesThatAreNotUtf8AreEscapedInEveryAnswer) {
   EXPECT_NE(job_a["frame_errors"][0].value("reason", "").find("odd_data\\xff_000001.h5"),
             std::string::npos)
       << job_a.dump();
-  // the data file is gone: the enqueue fails, naming it escaped
+  // the data file is gone: the enqueue is refused (issue 17 item 7), naming it escaped
   fs::remove(fs::path(space.path("data")) / std::string("odd_data\xff_000001.h5"));
-  const json r =
-      client.result({{"verb", "enqueue"}, {"spec", job_spec({odd}, space.path("b.h5"))}});
-  EXPECT_EQ(r.value("state", ""), "failed") << r.dump();
-  EXPECT_NE(r.value("error", "").find("\\xff"), std::string::npos) << r.dump();
-  const std::int64_t b = r.value("job_id", std::int64_t{0});
-  const json job_b = job_status(client, b);
-  EXPECT_EQ(job_b.value("state", ""), "failed") << job_b.dump();
-  EXPECT_NE(job_b.value("error", "").find("\\xff"), std::string::npos) << job_b.dump();
+  const json r = client.call({{"verb", "enqueue"}, {"spec", job_spec({odd}, space.path("b.h5"))}});
+  ASSERT_TRUE(r.is_object()) << daemon.log();
+  EXPECT_FALSE(r.value("ok", true)) << r.dump();
+  EXPECT_EQ(r["error"].value("field", ""), "spec.datasets") << r.dump();
+  EXPECT_NE(r["error"].value("message", "").find("\\xff"), std::string::npos) << r.dump();
   const json all = client.result({{"verb", "list"}, {"all", true}});
-  EXPECT_EQ(all["jobs"].size(), 2u) << all.dump();
+  EXPECT_EQ(all["jobs"].size(), 1u) << all.dump();
   expect_serving(client, space, good, "ok.h5");
   // azflowctl prints them too
   const CommandResult listed = run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " +
                                            quote(daemon.endpoint()) + " list --all");
   EXPECT_EQ(listed.code, 0) << listed.output;
-  const CommandResult shown =
-      run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " + quote(daemon.endpoint()) +
-                  " status " + std::to_string(b));
-  EXPECT_NE(shown.output.find("\\xff"), std::string::npos) << shown.output;
+  const CommandResult refused = run_command(
+      std::string(AZFLOWCTL_BIN) + " --endpoint " + quote(daemon.endpoint()) + " enqueue " +
+      quote(odd) + " --poni " + quote((kCliFixtures / "pilatus.poni").string()) + " -o " +
+      quote(space.path("c.h5").string()));
+  EXPECT_EQ(refused.code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("\\xff"), std::string::npos) << refused.output;
 }
 
 }  // namespace

@@ -210,20 +210,52 @@ TEST_F(DaemonTest, CorruptChunkFailsOnlyThatFrame) {
   expect_same_as_reference(out(), out("ref.h5"));  // NaN row in both, all others identical
 }
 
-TEST_F(DaemonTest, MissingFileFailsTheJobAndTheDaemonKeepsServing) {
+// What `azflow integrate` checks before it starts is checked at enqueue: a job that cannot run is
+// refused with an error naming the request field, no job is created, and the daemon keeps serving.
+TEST_F(DaemonTest, JobsThatCannotRunAreRefusedAtEnqueueNamingTheField) {
   DaemonProcess daemon(space_, 1);
   ControlClient client(daemon.endpoint());
-  const std::string missing = space_.path("nowhere/missing_master.h5").string();
-  const json r = client.result({{"verb", "enqueue"}, {"spec", job_spec({missing}, out("m.h5"))}});
-  const std::int64_t bad = r.value("job_id", std::int64_t{0});
-  ASSERT_GT(bad, 0) << r.dump();
-  const json job = wait_job(client, bad);
-  EXPECT_EQ(job.value("state", ""), "failed");
-  EXPECT_NE(job.value("error", "").find("missing_master.h5"), std::string::npos) << job.dump();
-  EXPECT_FALSE(fs::exists(out("m.h5")));
   const std::string master = (kCliFixtures / "pilatus_master.h5").string();
+  const auto read_text = [](const fs::path& path) {
+    std::ifstream in(path);
+    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  };
+  std::string no_wavelength = read_text(kCliFixtures / "pilatus.poni");
+  no_wavelength = no_wavelength.substr(0, no_wavelength.find("Wavelength"));
+  struct Case {
+    std::string name;
+    json spec;
+    std::string field, says;
+  };
+  std::vector<Case> cases;
+  const std::string missing = space_.path("nowhere/missing_master.h5").string();
+  cases.push_back(
+      {"missing input", job_spec({missing}, out("a.h5")), "spec.datasets", "missing_master.h5"});
+  json spec = job_spec({master}, out("b.h5"));
+  spec["dataset_path"] = "/entry/no/such/data";
+  cases.push_back({"wrong dataset", spec, "spec.dataset_path", "/entry/no/such/data"});
+  spec = job_spec({master}, out("c.h5"));
+  spec["mask_path"] = (kCliFixtures / "mask_wrong_shape.npy").string();
+  cases.push_back({"mask shape", spec, "spec.mask_path", "mask_wrong_shape.npy"});
+  spec = job_spec({master}, out("d.h5"));
+  spec["poni_text"] = read_text(kCliFixtures / "parity" / "eiger1m.poni");
+  cases.push_back({"PONI of another detector", spec, "spec.poni_path", "pilatus_master.h5"});
+  spec = job_spec({master}, out("e.h5"));
+  spec["poni_text"] = no_wavelength;
+  cases.push_back({"q without wavelength", spec, "spec.settings.unit", "wavelength"});
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const json r = client.call({{"verb", "enqueue"}, {"spec", c.spec}});
+    ASSERT_TRUE(r.is_object()) << daemon.log();
+    EXPECT_FALSE(r.value("ok", true)) << r.dump();
+    EXPECT_EQ(r["error"].value("field", ""), c.field) << r.dump();
+    EXPECT_NE(r["error"].value("message", "").find(c.says), std::string::npos) << r.dump();
+  }
   const std::int64_t good = enqueue(client, job_spec({master}, out()));
+  EXPECT_EQ(good, 1);  // no job was created for the refused requests
   EXPECT_EQ(wait_job(client, good).value("state", ""), "succeeded") << daemon.log();
+  for (const char* name : {"a.h5", "b.h5", "c.h5", "d.h5", "e.h5"})
+    EXPECT_FALSE(fs::exists(out(name)));
 }
 
 TEST_F(DaemonTest, MalformedRequestsWhileAJobRuns) {

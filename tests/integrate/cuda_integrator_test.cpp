@@ -1,8 +1,8 @@
 // The CUDA integrator against the CPU integrator, frame by frame on the same plans, for every mode
 // of gpu_test_cases.hpp (1D/2D x no/bbox x none/Poisson/azimuthal x plain/full corrections x
-// uint8/uint16/uint32/int32/float32), in batches, with every kernel shape, from pinned ring slots.
-// Built in every configuration: without a GPU (or without CUDA) the device tests skip with the
-// reason, and the stub's behaviour is checked instead.
+// uint8/uint16/uint32/int32/float32/int16/int64/float64), in batches, with every kernel shape, from
+// pinned ring slots. Built in every configuration: without a GPU (or without CUDA) the device tests
+// skip with the reason, and the stub's behaviour is checked instead.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -58,6 +58,25 @@ TEST_F(CudaIntegratorTest, MatchesTheCpuIntegratorInEveryModeAndDtype) {
     compare_batches<std::uint32_t>(c, DType::kUint32, options);
     compare_batches<std::int32_t>(c, DType::kInt32, options);
     compare_batches<float>(c, DType::kFloat32, options);
+    compare_batches<std::int16_t>(c, DType::kInt16, options);
+    compare_batches<std::int64_t>(c, DType::kInt64, options);  // batches of 1 (3 / 2)
+    compare_batches<double>(c, DType::kFloat64, options);
+    compare_batches<double>(c, DType::kFloat64, CudaOptions{0, 8, 2, 0});  // batches of 4
+  }
+}
+
+TEST(CudaBatchSize, EightByteDtypesTakeHalfABatchAndAtLeastOneFrame) {
+  EXPECT_EQ(max_frames_of(8, DType::kUint16), 8u);
+  EXPECT_EQ(max_frames_of(8, DType::kInt16), 8u);
+  EXPECT_EQ(max_frames_of(8, DType::kFloat32), 8u);
+  EXPECT_EQ(max_frames_of(8, DType::kInt64), 4u);
+  EXPECT_EQ(max_frames_of(3, DType::kFloat64), 1u);
+  EXPECT_EQ(max_frames_of(1, DType::kFloat64), 1u);
+  for (const std::size_t batch : {1u, 2u, 3u, 8u, 64u}) {
+    for (const DType t : kAllDTypes) {
+      EXPECT_LE(max_frames_of(batch, t) * dtype_size(t) * 100, frame_buffer_bytes(batch, 100))
+          << dtype_name(t) << " batch " << batch;
+    }
   }
 }
 

@@ -153,6 +153,12 @@ hid_t native_type(DType t) {
       return H5T_NATIVE_INT32;
     case DType::kFloat32:
       return H5T_NATIVE_FLOAT;
+    case DType::kInt16:
+      return H5T_NATIVE_INT16;
+    case DType::kInt64:
+      return H5T_NATIVE_INT64;
+    case DType::kFloat64:
+      return H5T_NATIVE_DOUBLE;
   }
   return H5T_NATIVE_FLOAT;
 }

@@ -99,6 +99,9 @@ std::vector<std::vector<T>> make_frames(std::size_t count, unsigned seed) {
   if constexpr (std::is_same_v<T, std::uint32_t>) hi = 3.0e9;
   if constexpr (std::is_same_v<T, std::int32_t>) lo = -1000, hi = 2.0e9;
   if constexpr (std::is_same_v<T, float>) lo = -10, hi = 1.0e4;
+  if constexpr (std::is_same_v<T, std::int16_t>) lo = -1000, hi = 32000;
+  if constexpr (std::is_same_v<T, std::int64_t>) lo = -1000, hi = 6.0e13;  // above 2^32
+  if constexpr (std::is_same_v<T, double>) lo = -10, hi = 1.0e6;
   std::vector<std::vector<T>> frames(count, std::vector<T>(kRows * kCols));
   for (auto& f : frames) {
     for (auto& v : f) {
@@ -109,10 +112,10 @@ std::vector<std::vector<T>> make_frames(std::size_t count, unsigned seed) {
       v = static_cast<T>(x);
       if (u(rng) < 0.02) v = static_cast<T>(200);
     }
-    if constexpr (std::is_same_v<T, float>) {
-      f[17] = std::numeric_limits<float>::quiet_NaN();
-      f[1234] = std::numeric_limits<float>::infinity();
-      f[2345] = -std::numeric_limits<float>::infinity();
+    if constexpr (std::is_floating_point_v<T>) {
+      f[17] = std::numeric_limits<T>::quiet_NaN();
+      f[1234] = std::numeric_limits<T>::infinity();
+      f[2345] = -std::numeric_limits<T>::infinity();
     }
   }
   return frames;
