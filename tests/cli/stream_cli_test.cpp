@@ -99,6 +99,49 @@ TEST_F(StreamCliTest, SimulatorSeriesGivesTheFileResult) {
   expect_same(c, b, "/entry/sum/sum_signal", 1e-12);
 }
 
+TEST_F(StreamCliTest, SimulatorV1SeriesGivesTheFileResult) {
+  const CommandResult file = azflow(quote(kMaster) + " --poni " + quote(kPoni) + kSettings +
+                                    " --threads 1 -o " + quote(path("file.h5")));
+  ASSERT_EQ(file.code, 0) << file.output;
+  start_sim("--format v1");
+  const CommandResult stream =
+      azflow("--stream " + quote(endpoint()) + " --stream-format v1 --poni " + quote(kPoni) +
+             kSettings + " --threads 1 -o " + quote(path("stream.h5")));
+  ASSERT_EQ(stream.code, 0) << stream.output;
+  const H5File a(path("stream.h5")), b(path("file.h5"));
+  for (const char* d :
+       {"/entry/integrate/I", "/entry/integrate/I_errors", "/entry/integrate/frame_index",
+        "/entry/integrate/q", "/entry/sum/I", "/entry/sum/sum_signal", "/entry/sum/sum_variance",
+        "/entry/sum/sum_normalization", "/entry/sum/sum_count"}) {
+    expect_same(a, b, d, 0.0);
+  }
+  EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{0});
+  // v1 messages read as Stream V2 are invalid, never fatal: no start message ever comes
+  start_sim("--format v1");
+  const CommandResult wrong = azflow("--stream " + quote(endpoint()) + kSettings +
+                                     " --stream-timeout 2 -o " + quote(path("wrong.h5")));
+  EXPECT_EQ(wrong.code, 1) << wrong.output;
+  EXPECT_NE(wrong.output.find("no start message"), std::string::npos) << wrong.output;
+}
+
+TEST_F(StreamCliTest, WithoutPoniTheV1HeaderGivesTheGeometry) {
+  std::ofstream(path("meta.poni"))
+      << "poni_version: 2\nDetector: Detector\nDetector_config: {\"pixel1\": 0.000172, "
+         "\"pixel2\": 0.000172, \"max_shape\": [195, 487]}\nDistance: 0.1\nPoni1: "
+      << 87.75 * 0.000172 << "\nPoni2: " << 267.85 * 0.000172
+      << "\nRot1: 0\nRot2: 0\nRot3: 0\nWavelength: 1e-10\n";
+  const CommandResult file = azflow(quote(kMaster) + " --poni " + quote(path("meta.poni")) +
+                                    kSettings + " -o " + quote(path("file.h5")));
+  ASSERT_EQ(file.code, 0) << file.output;
+  start_sim("--format v1");
+  const CommandResult stream = azflow("--stream " + quote(endpoint()) + " --stream-format v1" +
+                                      kSettings + " -o " + quote(path("stream.h5")));
+  ASSERT_EQ(stream.code, 0) << stream.output;
+  const H5File a(path("stream.h5")), b(path("file.h5"));
+  expect_same(a, b, "/entry/integrate/q", 1e-5);
+  expect_same(a, b, "/entry/integrate/I", 1e-3);
+}
+
 TEST_F(StreamCliTest, WithoutPoniTheStartMessageGivesTheGeometry) {
   // the master's metadata as a PONI: distance 0.1 m, beam centre (267.85, 87.75) px of 172 um,
   // 1 angstrom, no rotations
