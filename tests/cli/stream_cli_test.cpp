@@ -2,6 +2,8 @@
 // by the real azflow binary, must give the same NeXus output as integrating the file itself; and
 // a hand-made series with a lost image, a duplicate, an out-of-range id and a broken message
 // must end with that image as a failed row, everything else integrated, and the rest reported.
+// The same for stream v1 (azflow-detector-sim --format v1), and the real EIGER 4M stream v1
+// capture replayed by pyzmq, integrated as pyFAI 0.21.3 integrates the same decoded frames.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -223,6 +226,71 @@ TEST_F(StreamCliTest, LostDuplicateAndBrokenMessagesAreReportedNotFatal) {
   }
   for (std::size_t k = 0; k < npt; ++k) EXPECT_TRUE(std::isnan(i[npt + k])) << k;
   EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{1});
+}
+
+TEST_F(StreamCliTest, RealV1CaptureIntegratesAsPyfaiDoes) {
+  const fs::path capture = fs::path(AZFLOW_REAL_DATA) / "dls-eiger-detector-stream1";
+  if (!fs::exists(capture / "streamfile_12")) GTEST_SKIP() << "no " << capture;
+  // The capture's own geometry has detector_distance 0 and beam centre (0, 0): a PONI gives it,
+  // with the capture's pixel size, shape and wavelength; the stream's pixel mask still applies.
+  std::ofstream(path("eiger4m.poni"))
+      << "poni_version: 2\nDetector: Detector\nDetector_config: {\"pixel1\": "
+         "7.5000003562308848e-05, \"pixel2\": 7.5000003562308848e-05, \"max_shape\": [2167, "
+         "2070]}\nDistance: 0.12\nPoni1: 0.0825\nPoni2: 0.075\nRot1: 0\nRot2: 0\nRot3: 0\n"
+         "Wavelength: 1.5406012535095215e-10\n";
+  auto run = std::async(std::launch::async, [&] {
+    return azflow("--stream " + quote(endpoint()) + " --stream-format v1 --poni " +
+                  quote(path("eiger4m.poni")) + kSettings + " --threads 2 --stream-timeout 60" +
+                  " -o " + quote(path("stream.h5")));
+  });
+  const CommandResult sent = azflow::testing::run_command(
+      "/usr/bin/python3 " +
+      quote(std::string(AZFLOW_SOURCE_FIXTURES) + "/replay_stream1_capture.py") + " --capture " +
+      quote(capture.string()) + " --endpoint " + quote(endpoint()) + " --expected-dir " +
+      quote(dir_.string()));
+  ASSERT_EQ(sent.code, 0) << sent.output;
+  const CommandResult stream = run.get();
+  // the header declares nimages 10; the capture holds images 0-2: rows 3-9 never arrived
+  EXPECT_EQ(stream.code, 3) << stream.output;
+  EXPECT_NE(stream.output.find("image 3 never arrived before the end message"), std::string::npos)
+      << stream.output;
+  const CommandResult ref = azflow::testing::run_command(
+      "/usr/bin/python3 " + quote(std::string(AZFLOW_CLI_FIXTURES) + "/pyfai_stream1_capture.py") +
+      " --frames-dir " + quote(dir_.string()) + " --poni " + quote(path("eiger4m.poni")) +
+      " --npt 300 --unit q_nm^-1 --out " + quote(path("pyfai.json")));
+  ASSERT_EQ(ref.code, 0) << ref.output;
+  const nlohmann::json py = nlohmann::json::parse(std::ifstream(path("pyfai.json")));
+  const H5File a(path("stream.h5"));
+  EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{7});
+  const std::vector<double> q = a.doubles("/entry/integrate/q"),
+                            i = a.doubles("/entry/integrate/I");
+  const std::vector<double> pq = py["radial"].get<std::vector<double>>();
+  ASSERT_EQ(q.size(), pq.size());
+  for (std::size_t b = 0; b < q.size(); ++b) {
+    EXPECT_NEAR(q[b], pq[b], 1e-3 * (pq[1] - pq[0])) << "bin " << b;
+  }
+  ASSERT_EQ(py["frames"].size(), 3u);
+  ASSERT_EQ(i.size(), 10 * q.size());
+  for (std::size_t k = 0; k < 3; ++k) {
+    const std::vector<double> ref_i = py["frames"][k]["I"].get<std::vector<double>>();
+    const std::vector<double> count = py["frames"][k]["count"].get<std::vector<double>>();
+    std::size_t compared = 0, bad = 0;
+    for (std::size_t b = 0; b < q.size(); ++b) {
+      const double got = i[k * q.size() + b];
+      if (count[b] <= 0.5) {
+        if (count[b] == 0 && got != 0 && !std::isnan(got)) ++bad;
+        continue;
+      }
+      ++compared;
+      if (!(std::abs(got - ref_i[b]) <= 1e-3 * std::max(std::abs(ref_i[b]), 1e-30))) {
+        if (bad < 5)
+          ADD_FAILURE() << "frame " << k << " bin " << b << ": " << got << " vs " << ref_i[b];
+        ++bad;
+      }
+    }
+    EXPECT_GT(compared, q.size() / 2) << "frame " << k;
+    EXPECT_EQ(bad, 0u) << "frame " << k;
+  }
 }
 
 TEST_F(StreamCliTest, NoStartMessageIsAnErrorAndFileOptionsAreRefused) {
