@@ -456,7 +456,7 @@ void add_stream_options(CLI::App& cmd, StreamOptions& s) {
   input->required(false);
   cmd.get_option("--poni")->required(false);
   cmd.add_option("--stream", s.endpoint,
-                 "integrate one DECTRIS Stream V2 series from this ZeroMQ endpoint (the "
+                 "integrate one DECTRIS Stream V2 (or v1) series from this ZeroMQ endpoint (the "
                  "detector's PUSH socket, e.g. tcp://dcu:31001) instead of a file; without "
                  "--poni the geometry comes from the start message")
       ->excludes(input);
