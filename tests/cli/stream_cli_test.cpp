@@ -228,6 +228,84 @@ TEST_F(StreamCliTest, LostDuplicateAndBrokenMessagesAreReportedNotFatal) {
   EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{1});
 }
 
+/// Sends a stream v1 series by hand: header (3 images, no pixel mask), image 0, image 1 without
+/// its dconfig part, image 2, end. Pixels raw ("<"), read with azflow's source.
+void send_v1_series_missing_a_part(const std::string& endpoint) {
+  azflow::source::Dataset d = azflow::source::Dataset::open(kMaster);
+  const azflow::source::DatasetInfo& info = d.info();
+  zmq::context_t ctx(1);
+  zmq::socket_t push(ctx, zmq::socket_type::push);
+  push.set(zmq::sockopt::sndtimeo, 20000);
+  push.set(zmq::sockopt::linger, 5000);
+  push.bind(endpoint);
+  auto send = [&](const std::vector<std::string>& parts) {
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      ASSERT_TRUE(push.send(zmq::buffer(parts[i]),
+                            i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none)
+                      .has_value());
+    }
+  };
+  using nlohmann::json;
+  send({json{{"htype", "dheader-1.0"}, {"series", 9}, {"header_detail", "basic"}}.dump(),
+        json{{"x_pixels_in_detector", info.cols},
+             {"y_pixels_in_detector", info.rows},
+             {"nimages", 3},
+             {"ntrigger", 1}}
+            .dump()});
+  auto image = [&](std::size_t frame, bool with_config) {
+    std::vector<std::byte> pixels(info.frame_bytes());
+    d.read_frame(frame, pixels);
+    std::vector<std::string> parts = {
+        json{{"htype", "dimage-1.0"}, {"series", 9}, {"frame", frame}, {"hash", ""}}.dump(),
+        json{{"htype", "dimage_d-1.0"},
+             {"shape", {info.cols, info.rows}},
+             {"type", "uint32"},
+             {"encoding", "<"},
+             {"size", pixels.size()}}
+            .dump(),
+        std::string(reinterpret_cast<const char*>(pixels.data()), pixels.size())};
+    if (with_config) parts.push_back(json{{"htype", "dconfig-1.0"}}.dump());
+    return parts;
+  };
+  send(image(0, true));
+  send(image(1, false));  // a part missing: invalid, counted, never fatal
+  send(image(2, true));
+  send({json{{"htype", "dseries_end-1.0"}, {"series", 9}}.dump()});
+}
+
+TEST_F(StreamCliTest, V1MessageMissingAPartIsCountedAndTheOthersIntegrated) {
+  const CommandResult file =
+      azflow(quote(kMaster) + " --poni " + quote(kPoni) + kSettings + " --no-file-mask -o " +
+             quote(path("file.h5")));  // the v1 header sends no mask
+  ASSERT_EQ(file.code, 0) << file.output;
+  auto run = std::async(std::launch::async, [&] {
+    return azflow("--stream " + quote(endpoint()) + " --stream-format v1 --poni " + quote(kPoni) +
+                  kSettings + " --stream-timeout 20 -o " + quote(path("stream.h5")));
+  });
+  send_v1_series_missing_a_part(endpoint());
+  const CommandResult stream = run.get();
+  EXPECT_EQ(stream.code, 3) << stream.output;
+  EXPECT_NE(stream.output.find("1 invalid"), std::string::npos) << stream.output;
+  EXPECT_NE(stream.output.find("stream1: image 1 part 4 is missing"), std::string::npos)
+      << stream.output;
+  EXPECT_NE(stream.output.find("image 1 never arrived before the end message"), std::string::npos)
+      << stream.output;
+  const H5File a(path("stream.h5")), b(path("file.h5"));
+  const std::vector<double> i = a.doubles("/entry/integrate/I"),
+                            ref = b.doubles("/entry/integrate/I");
+  ASSERT_EQ(i.size(), ref.size());
+  const std::size_t npt = ref.size() / 3;
+  for (std::size_t row : {0u, 2u}) {
+    for (std::size_t k = 0; k < npt; ++k) {
+      const double x = i[row * npt + k], y = ref[row * npt + k];
+      if (!(std::isnan(x) && std::isnan(y))) {
+        EXPECT_EQ(x, y) << "row " << row << " bin " << k;
+      }
+    }
+  }
+  for (std::size_t k = 0; k < npt; ++k) EXPECT_TRUE(std::isnan(i[npt + k])) << k;
+}
+
 TEST_F(StreamCliTest, RealV1CaptureIntegratesAsPyfaiDoes) {
   const fs::path capture = fs::path(AZFLOW_REAL_DATA) / "dls-eiger-detector-stream1";
   if (!fs::exists(capture / "streamfile_12")) GTEST_SKIP() << "no " << capture;
