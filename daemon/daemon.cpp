@@ -94,6 +94,21 @@ Daemon::Daemon(DaemonConfig config)
   control_ = std::make_unique<ControlServer>(context_, endpoints, *this,
                                              network_ ? network_->secret_key() : std::string());
   resume_jobs();
+  start_http();
+}
+
+/// The HTTP API (docs/http.md): a port in use leaves it off with a warning; nothing about it
+/// stops the daemon from starting.
+void Daemon::start_http() {
+  if (config_.http_listen.empty()) return;
+  try {
+    http_ = std::make_unique<HttpServer>(HttpOptions{config_.http_listen, config_.state_dir,
+                                                     config_.runtime_dir, config_.instance,
+                                                     config_.live_endpoint});
+  } catch (const std::exception& e) {
+    spdlog::warn("http: HTTP API off: {}", e.what());
+    http_.reset();
+  }
 }
 
 void Daemon::place_integrate_workers_once() {
@@ -139,6 +154,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
       const bool idle = shards_in_flight() == 0 && finishing_.empty();
       if (stop_deadline && (idle || Clock::now() >= *stop_deadline)) break;
       control_->poll(milliseconds(0));
+      if (http_) http_->serve_pending([this](std::string_view t) { return control_->handle(t); });
       poll_peers();
       poll_stages();
       reap_stages();
@@ -171,6 +187,7 @@ Clock::time_point Daemon::begin_stop() {
 }
 
 void Daemon::end_stop() {
+  http_.reset();  // HTTP threads waiting for this loop answer 503
   settle_sink();  // rows handed over are written, committed shards recorded, outputs finished
   // Shards still in flight after the timeout go back to the queue: a restart redoes them whole
   // (their frames were not committed), so no frame is written twice.
