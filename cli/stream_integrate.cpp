@@ -24,6 +24,7 @@
 #include "stages/reduce/image_file.hpp"
 #include "stages/reduce/nexus_writer.hpp"
 #include "stages/reduce/result_writer.hpp"
+#include "stages/source/stream1.hpp"
 #include "stages/source/stream2.hpp"
 
 namespace azflow::cli {
@@ -31,6 +32,26 @@ namespace azflow::cli {
 namespace {
 
 namespace s2 = source::stream2;
+
+/// One ZeroMQ message: its parts (Stream V2 has one, stream v1 several).
+using Parts = std::vector<zmq::message_t>;
+
+/// Parses `parts` as `format` ("stream2" or "v1"). Throws azflow::Error (kInput) when invalid.
+s2::Message parse_parts(const std::string& format, const Parts& parts) {
+  if (format == "v1") {
+    std::vector<std::span<const std::byte>> views;
+    views.reserve(parts.size());
+    for (const zmq::message_t& p : parts) {
+      views.emplace_back(static_cast<const std::byte*>(p.data()), p.size());
+    }
+    return source::stream1::parse_message(views);
+  }
+  if (parts.size() != 1) {
+    throw Error(ErrorCategory::kInput, "stream2: a message of " + std::to_string(parts.size()) +
+                                           " parts (Stream V2 sends one; is it stream v1?)");
+  }
+  return s2::parse_message({static_cast<const std::byte*>(parts[0].data()), parts[0].size()});
+}
 
 /// "N s" with the shortest exact text of `seconds`.
 std::string seconds_text(double seconds) {
@@ -60,7 +81,7 @@ struct StreamCounts {
 /// A ZeroMQ PULL socket connected to the detector, with an idle timeout.
 class Receiver {
  public:
-  explicit Receiver(const StreamOptions& s) : endpoint_(s.endpoint) {
+  explicit Receiver(const StreamOptions& s) : endpoint_(s.endpoint), format_(s.format) {
     socket_.set(zmq::sockopt::rcvtimeo, static_cast<int>(s.timeout_s * 1000));
     // Bounded memory: at most this many messages wait here; beyond it the detector's PUSH
     // socket holds them (back-pressure, nothing dropped).
@@ -73,12 +94,27 @@ class Receiver {
                   "--stream: cannot connect to " + s.endpoint + ": " + e.what());
     }
   }
-  /// The next message; false after the idle timeout.
-  bool next(zmq::message_t& msg) { return socket_.recv(msg).has_value(); }
-  /// Parses `msg`; nullopt (counted, first reason kept) when it is not valid Stream V2.
-  std::optional<s2::Message> parse(const zmq::message_t& msg, StreamCounts& counts) {
+  /// The next message (all its parts; a put-back one first); false after the idle timeout.
+  bool next(Parts& parts) {
+    if (pending_) {
+      parts = std::move(*pending_);
+      pending_.reset();
+      return true;
+    }
+    parts.clear();
+    do {
+      zmq::message_t part;
+      if (!socket_.recv(part)) return false;
+      parts.push_back(std::move(part));
+    } while (parts.back().more());
+    return true;
+  }
+  /// Makes `parts` the next message next() returns.
+  void put_back(Parts parts) { pending_ = std::move(parts); }
+  /// Parses `parts`; nullopt (counted, first reason kept) when it is not a valid message.
+  std::optional<s2::Message> parse(const Parts& parts, StreamCounts& counts) {
     try {
-      s2::Message m = s2::parse_message({static_cast<const std::byte*>(msg.data()), msg.size()});
+      s2::Message m = parse_parts(format_, parts);
       counts.unknown_fields += m.unknown_fields;
       if (m.body.index() == 3) ++counts.unknown;
       return m;
@@ -91,12 +127,14 @@ class Receiver {
 
  private:
   std::string endpoint_;
+  std::string format_;
+  std::optional<Parts> pending_;
   zmq::context_t context_{1};
   zmq::socket_t socket_{context_, zmq::socket_type::pull};
 };
 
 s2::Start wait_for_start(Receiver& rx, StreamCounts& counts, double timeout_s) {
-  zmq::message_t msg;
+  Parts msg;
   while (rx.next(msg)) {
     std::optional<s2::Message> m = rx.parse(msg, counts);
     if (!m) continue;
@@ -185,7 +223,7 @@ class ImageQueue {
   explicit ImageQueue(std::size_t capacity) : capacity_(capacity) {}
 
   /// Queues `msg`, waiting while the queue is full; false (msg dropped) once closed.
-  bool push(zmq::message_t msg) {
+  bool push(Parts msg) {
     std::unique_lock lock(mutex_);
     not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
     if (closed_) return false;
@@ -194,11 +232,11 @@ class ImageQueue {
     return true;
   }
   /// The next message; nullopt once closed and empty.
-  std::optional<zmq::message_t> pop() {
+  std::optional<Parts> pop() {
     std::unique_lock lock(mutex_);
     not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
     if (items_.empty()) return std::nullopt;
-    zmq::message_t msg = std::move(items_.front());
+    Parts msg = std::move(items_.front());
     items_.pop_front();
     not_full_.notify_one();
     return msg;
@@ -216,7 +254,7 @@ class ImageQueue {
   std::size_t capacity_;
   std::mutex mutex_;
   std::condition_variable not_full_, not_empty_;
-  std::deque<zmq::message_t> items_;
+  std::deque<Parts> items_;
   bool closed_ = false;
 };
 
@@ -226,8 +264,8 @@ class WorkerPool {
  public:
   WorkerPool(const std::shared_ptr<const integrate::Plan>& plan, reduce::ResultWriter& writer,
              std::size_t rows, std::size_t cols, DType dtype, const std::string& channel,
-             std::size_t threads, ProgressBar& progress)
-      : queue_(2 * threads), writer_(writer), progress_(progress) {
+             std::size_t threads, const std::string& format, ProgressBar& progress)
+      : queue_(2 * threads), writer_(writer), progress_(progress), format_(format) {
     for (std::size_t i = 0; i < threads; ++i) {
       workers_.emplace_back([=, this] { work(plan, rows, cols, dtype, channel); });
     }
@@ -237,7 +275,7 @@ class WorkerPool {
   ~WorkerPool() { queue_.close(); }  // then the jthreads join
 
   /// Hands an accepted image message to the workers (blocks while they are all busy).
-  void submit(zmq::message_t msg) { queue_.push(std::move(msg)); }
+  void submit(Parts msg) { queue_.push(std::move(msg)); }
 
   /// Waits for every queued image; rethrows the first worker error.
   void finish() {
@@ -251,10 +289,9 @@ class WorkerPool {
             DType dtype, const std::string& channel) {
     try {
       SeriesIntegrator integrator(plan, rows, cols, dtype, channel);
-      while (std::optional<zmq::message_t> msg = queue_.pop()) {
+      while (std::optional<Parts> msg = queue_.pop()) {
         // parsed once already by the receiving thread, which only keeps valid images
-        const s2::Message m =
-            s2::parse_message({static_cast<const std::byte*>(msg->data()), msg->size()});
+        const s2::Message m = parse_parts(format_, *msg);
         integrator.process(std::get<s2::Image>(m.body), writer_, writer_mutex_);
         progress_.tick();
       }
@@ -268,6 +305,7 @@ class WorkerPool {
   ImageQueue queue_;
   reduce::ResultWriter& writer_;
   ProgressBar& progress_;
+  std::string format_;
   std::mutex writer_mutex_;  // every writer call: HDF5 is not thread-safe here
   std::mutex error_mutex_;
   std::exception_ptr error_;
@@ -278,7 +316,7 @@ class WorkerPool {
 /// image of the series to the pool.
 void receive_series(Receiver& rx, const s2::Start& start, std::size_t images, WorkerPool& pool,
                     std::vector<bool>& seen, StreamCounts& counts) {
-  zmq::message_t msg;
+  Parts msg;
   while (rx.next(msg)) {
     std::optional<s2::Message> m = rx.parse(msg, counts);
     if (!m) continue;
@@ -322,7 +360,7 @@ nlohmann::json stream_settings(const IntegrateOptions& o, const StreamOptions& s
                                const s2::Start& start, std::size_t images) {
   nlohmann::json j = settings_json(o, settings);
   j["input_stream"] = s.endpoint;
-  j["stream_format"] = "stream2";
+  j["stream_format"] = s.format;
   j["stream_channel"] = s.channel;
   j["series_id"] = start.series_id;
   j["series_unique_id"] = start.series_unique_id;
@@ -338,9 +376,10 @@ void report(const IntegrateOptions& o, const StreamOptions& s, const s2::Start& 
             std::size_t images, const StreamCounts& c, const reduce::WriterSummary& summary,
             double plan_s, double seconds) {
   if (!o.quiet) {
-    std::printf("input:   %s (Stream V2 series %llu '%s', %zu images, %zu x %zu %s)\n",
-                s.endpoint.c_str(), static_cast<unsigned long long>(start.series_id),
-                start.series_unique_id.c_str(), images, *start.image_size_y, *start.image_size_x,
+    std::printf("input:   %s (%s series %llu '%s', %zu images, %zu x %zu %s)\n", s.endpoint.c_str(),
+                s.format == "v1" ? "stream v1" : "Stream V2",
+                static_cast<unsigned long long>(start.series_id), start.series_unique_id.c_str(),
+                images, *start.image_size_y, *start.image_size_x,
                 std::string(dtype_name(*start.image_dtype)).c_str());
     std::printf("output:  %s\n", o.output.c_str());
     std::printf("frames:  %zu written, %zu failed (%zu received, %zu missing)\n",
@@ -382,6 +421,23 @@ void check_stream_options(const IntegrateOptions& o, const StreamOptions& s) {
   }
 }
 
+/// Stream v1 headers before SIMPLON 1.8 carry no image type: the next message, when it is a
+/// valid image, tells it (and is put back to be integrated). nullopt otherwise.
+std::optional<DType> first_image_dtype(Receiver& rx, const StreamOptions& s) {
+  if (s.format != "v1") return std::nullopt;
+  Parts msg;
+  if (!rx.next(msg)) return std::nullopt;
+  std::optional<DType> dtype;
+  try {
+    const s2::Message m = parse_parts(s.format, msg);
+    if (m.is_image()) dtype = std::get<s2::Image>(m.body).channel(s.channel).array.dtype;
+  } catch (const Error&) {
+    // counted when receive_series parses it again
+  }
+  rx.put_back(std::move(msg));
+  return dtype;
+}
+
 /// The series' image shape, dtype and count, which the start message must declare.
 void require_start_fields(const s2::Start& start) {
   if (!start.image_size_x || !start.image_size_y || !start.image_dtype || !start.number_of_images ||
@@ -400,10 +456,15 @@ void add_stream_options(CLI::App& cmd, StreamOptions& s) {
   input->required(false);
   cmd.get_option("--poni")->required(false);
   cmd.add_option("--stream", s.endpoint,
-                 "integrate one DECTRIS Stream V2 series from this ZeroMQ endpoint (the "
+                 "integrate one DECTRIS Stream V2 (or v1) series from this ZeroMQ endpoint (the "
                  "detector's PUSH socket, e.g. tcp://dcu:31001) instead of a file; without "
                  "--poni the geometry comes from the start message")
       ->excludes(input);
+  cmd.add_option("--stream-format", s.format,
+                 "--stream: the detector's protocol, stream2 (DECTRIS Stream V2, CBOR) or v1 "
+                 "(legacy stream v1, multipart JSON + blobs)")
+      ->check(CLI::IsMember({"stream2", "v1"}))
+      ->capture_default_str();
   cmd.add_option("--channel", s.channel,
                  "--stream: channel of the image data map (default: the first one)");
   cmd.add_option("--stream-timeout", s.timeout_s,
@@ -422,7 +483,8 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   check_stream_options(o, s);
   Receiver rx(s);
   StreamCounts counts;
-  const s2::Start start = wait_for_start(rx, counts, s.timeout_s);
+  s2::Start start = wait_for_start(rx, counts, s.timeout_s);
+  if (!start.image_dtype) start.image_dtype = first_image_dtype(rx, s);
   const auto t0 = Clock::now();
   require_start_fields(start);
   const std::size_t rows = *start.image_size_y, cols = *start.image_size_x;
@@ -456,7 +518,7 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   std::vector<bool> seen(images, false);
   ProgressBar progress(images, o.quiet);
   {
-    WorkerPool pool(plan, *writer, rows, cols, dtype, s.channel, threads, progress);
+    WorkerPool pool(plan, *writer, rows, cols, dtype, s.channel, threads, s.format, progress);
     receive_series(rx, start, images, pool, seen, counts);
     pool.finish();
   }

@@ -6,6 +6,7 @@
 #include <bit>
 #include <chrono>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <thread>
 #include <zmq.hpp>
 
@@ -121,6 +122,117 @@ bool wait_until(Clock::time_point when, const std::stop_token& stop) {
   return !stop.stop_requested();
 }
 
+/// Sends `parts` as one multipart message; false if stopped.
+bool send_parts(zmq::socket_t& socket, std::vector<zmq::message_t>& parts,
+                const std::stop_token& stop) {
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const auto flags = i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    bool sent = false;
+    while (!sent && !stop.stop_requested()) sent = socket.send(parts[i], flags).has_value();
+    if (!sent) return false;
+  }
+  return true;
+}
+
+zmq::message_t json_part(const nlohmann::json& j) {
+  const std::string text = j.dump();
+  return zmq::message_t(text.data(), text.size());
+}
+
+/// Stream v1 sender: the global header, image and end multipart messages (stream1.hpp).
+class V1Sender {
+ public:
+  V1Sender(zmq::socket_t& socket, const source::DatasetInfo& info) : socket_(socket), info_(info) {}
+
+  std::uint64_t header(std::uint64_t series_id, std::size_t images, const std::stop_token& stop) {
+    const bool all = info_.pixel_mask.has_value();
+    std::vector<zmq::message_t> parts;
+    parts.push_back(json_part({{"htype", "dheader-1.0"},
+                               {"series", series_id},
+                               {"header_detail", all ? "all" : "basic"}}));
+    parts.push_back(json_part(config(images)));
+    if (all) {
+      const nlohmann::json shape = {info_.cols, info_.rows};
+      const std::vector<float> flat(info_.rows * info_.cols, 1.0f);
+      const std::vector<float> table(2 * 1000, 0.0f);
+      parts.push_back(
+          json_part({{"htype", "dflatfield-1.0"}, {"shape", shape}, {"type", "float32"}}));
+      parts.emplace_back(flat.data(), flat.size() * sizeof(float));
+      parts.push_back(
+          json_part({{"htype", "dpixelmask-1.0"}, {"shape", shape}, {"type", "uint32"}}));
+      parts.emplace_back(info_.pixel_mask->data(), info_.pixel_mask->size() * 4);
+      parts.push_back(json_part(
+          {{"htype", "dcountrate_table-1.0"}, {"shape", {1000, 2}}, {"type", "float32"}}));
+      parts.emplace_back(table.data(), table.size() * sizeof(float));
+    }
+    return send_counted(parts, stop);
+  }
+
+  std::uint64_t image(std::uint64_t series_id, std::uint64_t frame, const Payload& p,
+                      const std::stop_token& stop) {
+    const std::string encoding = p.codec.codec == Codec::kBitshuffleLz4
+                                     ? "bs" + std::to_string(8 * p.codec.elem_size) + "-lz4<"
+                                     : "<";
+    std::vector<zmq::message_t> parts;
+    parts.push_back(json_part(
+        {{"htype", "dimage-1.0"}, {"series", series_id}, {"frame", frame}, {"hash", ""}}));
+    parts.push_back(json_part({{"htype", "dimage_d-1.0"},
+                               {"shape", {info_.cols, info_.rows}},
+                               {"type", std::string(dtype_name(info_.dtype))},
+                               {"encoding", encoding},
+                               {"size", p.bytes.size()}}));
+    parts.emplace_back(p.bytes.data(), p.bytes.size());
+    parts.push_back(json_part(
+        {{"htype", "dconfig-1.0"}, {"start_time", 0}, {"stop_time", 0}, {"real_time", 0}}));
+    return send_counted(parts, stop);
+  }
+
+  std::uint64_t end(std::uint64_t series_id, const std::stop_token& stop) {
+    std::vector<zmq::message_t> parts;
+    parts.push_back(json_part({{"htype", "dseries_end-1.0"}, {"series", series_id}}));
+    return send_counted(parts, stop);
+  }
+
+ private:
+  /// The configuration part: what a SIMPLON 1.8 DCU sends that the master file knows.
+  nlohmann::json config(std::size_t images) const {
+    const source::DetectorMetadata& m = info_.detector;
+    nlohmann::json c = {{"x_pixels_in_detector", info_.cols},
+                        {"y_pixels_in_detector", info_.rows},
+                        {"bit_depth_image", 8 * dtype_size(info_.dtype)},
+                        {"nimages", images},
+                        {"ntrigger", 1}};
+    if (m.beam_center_x_px) c["beam_center_x"] = *m.beam_center_x_px;
+    if (m.beam_center_y_px) c["beam_center_y"] = *m.beam_center_y_px;
+    if (m.detector_distance_m) c["detector_distance"] = *m.detector_distance_m;
+    if (m.incident_wavelength_m) c["wavelength"] = *m.incident_wavelength_m / 1e-10;
+    if (m.x_pixel_size_m) c["x_pixel_size"] = *m.x_pixel_size_m;
+    if (m.y_pixel_size_m) c["y_pixel_size"] = *m.y_pixel_size_m;
+    if (m.description) c["description"] = *m.description;
+    return c;
+  }
+  /// Sends `parts`; their bytes when sent (counted before: a sent message_t is emptied), else 0.
+  std::uint64_t send_counted(std::vector<zmq::message_t>& parts, const std::stop_token& stop) {
+    std::uint64_t n = 0;
+    for (const zmq::message_t& p : parts) n += p.size();
+    return send_parts(socket_, parts, stop) ? n : 0;
+  }
+
+  zmq::socket_t& socket_;
+  const source::DatasetInfo& info_;
+};
+
+/// Frame `index` as stream v1 carries it: the stored chunk when bitshuffle-LZ4 or raw, else the
+/// decoded pixels (v1's "lz4<" is a bare LZ4 block, not the 32004 framing).
+Payload v1_payload(source::Dataset& d, std::size_t index, std::vector<std::byte>& scratch) {
+  Payload p = frame_payload(d, index, scratch);
+  if (p.codec.codec != Codec::kLz4) return p;
+  std::vector<std::byte> chunk(p.bytes.begin(), p.bytes.end());
+  scratch.resize(d.info().frame_bytes());
+  decompress::decode(p.codec, chunk, scratch);
+  return {scratch, CodecParams{Codec::kNone, dtype_size(d.info().dtype), 0}, false};
+}
+
 }  // namespace
 
 std::vector<std::byte> encode_start(const source::DatasetInfo& info, std::size_t number_of_images,
@@ -207,6 +319,47 @@ std::vector<std::byte> encode_image_head(const source::DatasetInfo& info, const 
   return w.take();
 }
 
+namespace {
+
+/// Images before image `sent_total` wait for their slot at `rate_fps`; false if stopped.
+bool pace(const SimOptions& o, Clock::time_point t0, std::size_t sent_total,
+          const std::stop_token& stop) {
+  if (o.rate_fps <= 0) return !stop.stop_requested();
+  return wait_until(t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                             static_cast<double>(sent_total) / o.rate_fps)),
+                    stop);
+}
+
+/// serve() in stream v1.
+void serve_v1(const SimOptions& o, source::Dataset& d, std::size_t frames, zmq::socket_t& socket,
+              const std::stop_token& stop, SimStats& stats) {
+  V1Sender v1(socket, d.info());
+  std::vector<std::byte> scratch;
+  const Clock::time_point t0 = Clock::now();
+  std::size_t sent_total = 0;
+  for (std::size_t s = 0; s < o.series; ++s) {
+    const std::uint64_t series_id = o.first_series_id + s;
+    const std::uint64_t head = v1.header(series_id, frames, stop);
+    if (head == 0) return;
+    stats.bytes += head;
+    for (std::size_t i = 0; i < frames; ++i, ++sent_total) {
+      if (!pace(o, t0, sent_total, stop)) return;
+      const Payload p = v1_payload(d, i, scratch);
+      const std::uint64_t sent = v1.image(series_id, i, p, stop);
+      if (sent == 0) return;
+      ++stats.images;
+      stats.compressed_passthrough += p.passthrough ? 1 : 0;
+      stats.bytes += sent;
+    }
+    const std::uint64_t end = v1.end(series_id, stop);
+    if (end == 0) return;
+    stats.bytes += end;
+    ++stats.series;
+  }
+}
+
+}  // namespace
+
 SimStats serve(const SimOptions& options, std::stop_token stop,
                const std::function<void(const std::string&)>& on_bound) {
   if (options.rate_fps < 0) throw Error(ErrorCategory::kConfig, "--rate must be >= 0");
@@ -229,6 +382,11 @@ SimStats serve(const SimOptions& options, std::stop_token stop,
   SimStats stats;
   std::vector<std::byte> scratch;
   const Clock::time_point t0 = Clock::now();
+  if (options.format == StreamFormat::kV1) {
+    serve_v1(options, d, frames, socket, stop, stats);
+    stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return stats;
+  }
   std::size_t sent_total = 0;
   for (std::size_t s = 0; s < options.series; ++s) {
     const std::uint64_t series_id = options.first_series_id + s;

@@ -11,6 +11,14 @@
 // (filter 32004) chunk as ["lz4", 0, bytes], an unfiltered chunk as a raw typed array; any other
 // layout is decoded by azflow's source and sent raw. Message layout as DECTRIS documents it
 // (github.com/dectris/documentation, stream_v2/README.md, cbor/dectris-compression-tag.md).
+//
+// With StreamFormat::kV1 it sends legacy DECTRIS stream v1 multipart messages instead (the parts
+// stages/source/stream1.hpp reads): a global header (dheader-1.0 with header_detail "all" when the
+// master has a pixel mask, else "basic"; the configuration JSON; with "all" a flatfield of ones,
+// the pixel mask and a zero count-rate table, each after its header), per frame dimage-1.0,
+// dimage_d-1.0 (shape [x, y], type, encoding, size), the blob and dconfig-1.0, then
+// dseries_end-1.0. Bitshuffle-LZ4 chunks go out unchanged as "bsNN-lz4<", unfiltered ones as
+// "<"; any other layout (LZ4 filter 32004 included) is decoded and sent raw ("<").
 
 #include <cstddef>
 #include <cstdint>
@@ -26,17 +34,24 @@
 
 namespace azflow::sim {
 
+/// Which DECTRIS stream protocol to send.
+enum class StreamFormat {
+  kStream2,  ///< Stream V2: one CBOR message per ZeroMQ message
+  kV1,       ///< legacy stream v1: multipart JSON headers and blobs
+};
+
 /// What to serve and how fast.
 struct SimOptions {
-  std::filesystem::path master;            ///< EIGER master (or plain HDF5) file
-  std::string endpoint = "tcp://*:31001";  ///< ZeroMQ endpoint the PUSH socket binds
-  double rate_fps = 0;                     ///< images per second; 0 = as fast as the socket takes
-  std::size_t series = 1;                  ///< consecutive series to send
-  std::optional<std::size_t> frames;       ///< send only the first N frames of each series
-  std::string channel = "threshold_1";     ///< name of the one channel in `data`
-  std::uint64_t first_series_id = 1;       ///< series_id of the first series (then +1 each)
-  int send_timeout_ms = 200;               ///< how often a blocked send looks at the stop token
-  int linger_ms = 10000;                   ///< how long queued messages may still go at the end
+  StreamFormat format = StreamFormat::kStream2;  ///< protocol to send
+  std::filesystem::path master;                  ///< EIGER master (or plain HDF5) file
+  std::string endpoint = "tcp://*:31001";        ///< ZeroMQ endpoint the PUSH socket binds
+  double rate_fps = 0;                  ///< images per second; 0 = as fast as the socket takes
+  std::size_t series = 1;               ///< consecutive series to send
+  std::optional<std::size_t> frames;    ///< send only the first N frames of each series
+  std::string channel = "threshold_1";  ///< name of the one channel in `data`
+  std::uint64_t first_series_id = 1;    ///< series_id of the first series (then +1 each)
+  int send_timeout_ms = 200;            ///< how often a blocked send looks at the stop token
+  int linger_ms = 10000;                ///< how long queued messages may still go at the end
 };
 
 /// What was sent.

@@ -1,6 +1,7 @@
-// azflow-detector-sim: serves an EIGER-layout HDF5 series as DECTRIS Stream V2 on a bound ZeroMQ
-// PUSH socket (see sim/detector_sim.hpp). Prints "azflow-detector-sim: bound ENDPOINT" on stdout
-// once the socket is bound, and a summary on stderr at the end. SIGINT/SIGTERM stop it.
+// azflow-detector-sim: serves an EIGER-layout HDF5 series as DECTRIS Stream V2 (or, with
+// --format v1, legacy stream v1) on a bound ZeroMQ PUSH socket (see sim/detector_sim.hpp).
+// Prints "azflow-detector-sim: bound ENDPOINT" on stdout once the socket is bound, and a summary
+// on stderr at the end. SIGINT/SIGTERM stop it.
 // Exit codes: 0 every series sent, 1 error or stopped early, 2 usage.
 
 #include <csignal>
@@ -37,8 +38,8 @@ void watch_signals(std::stop_token own, std::stop_source source) {
 
 int main(int argc, char** argv) {
   CLI::App app(
-      "azflow-detector-sim: serve an EIGER-layout HDF5 series as DECTRIS Stream V2 (CBOR) on a "
-      "bound ZeroMQ PUSH socket, each frame's stored chunk sent unchanged");
+      "azflow-detector-sim: serve an EIGER-layout HDF5 series as DECTRIS Stream V2 (CBOR) or "
+      "legacy stream v1 on a bound ZeroMQ PUSH socket, each frame's stored chunk sent unchanged");
   app.set_version_flag("--version", std::string("azflow-detector-sim ") + AZFLOW_VERSION);
   azflow::sim::SimOptions o;
   std::size_t frames = 0;
@@ -53,10 +54,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--frames", frames, "send only the first N frames of each series (0 = all)");
   app.add_option("--channel", o.channel, "channel name in the data map")->capture_default_str();
+  std::string format = "stream2";
+  app.add_option("--format", format, "stream2 (DECTRIS Stream V2, CBOR) or v1 (legacy stream v1)")
+      ->check(CLI::IsMember({"stream2", "v1"}))
+      ->capture_default_str();
   app.add_option("--first-series-id", o.first_series_id, "series_id of the first series")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (frames > 0) o.frames = frames;
+  if (format == "v1") o.format = azflow::sim::StreamFormat::kV1;
 
   sigset_t set;
   sigemptyset(&set);

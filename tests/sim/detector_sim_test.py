@@ -6,12 +6,16 @@ written here with h5py (LZ4 uint16; uncompressed uint16), and checks every messa
 DECTRIS' Stream V2 documentation and the HDF5 files: self-describe tag first; start fields from
 the master's metadata and its pixel_mask; one image per frame, image_id in order, each carrying
 the frame's stored chunk byte for byte (h5py read_direct_chunk) in tag 56500, or the frame's
-pixels as a raw typed array; end with the series ids; --series and --rate honoured.
+pixels as a raw typed array; end with the series ids; --series and --rate honoured. With
+--format v1 the same series as DECTRIS stream v1 multipart messages (json + blobs): header parts
+and config from the master, each image's blob the stored bitshuffle-LZ4 chunk (bsNN-lz4<) or the
+frame's raw pixels (<; LZ4 chunks are decoded, as v1's lz4< is a bare block).
 Usage: detector_sim_test.py --sim BUILD/sim/azflow-detector-sim --fixtures tests/source/fixtures
 """
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
@@ -173,6 +177,73 @@ def run_case(sim, master, algorithm, series=1, rate=0):
               (name, len(images), spread, rate))
 
 
+def receive_multipart(endpoint, count, timeout_s=20):
+    sock = zmq.Context.instance().socket(zmq.PULL)
+    sock.connect(endpoint)
+    msgs = []
+    deadline = time.monotonic() + timeout_s
+    while len(msgs) < count and time.monotonic() < deadline:
+        if sock.poll(200):
+            msgs.append(sock.recv_multipart())
+    sock.close(linger=0)
+    return msgs
+
+
+def run_case_v1(sim, master, bitshuffle):
+    """The simulator with --format v1 as a stream v1 client (pyzmq + json) sees it."""
+    frames, meta = frames_of(master)
+    n = len(frames)
+    name = os.path.basename(master) + " v1"
+    proc = subprocess.Popen([sim, master, "--endpoint", "tcp://127.0.0.1:*", "--format", "v1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    endpoint = proc.stdout.readline().strip().split()[-1]
+    msgs = receive_multipart(endpoint, n + 2)
+    rc = proc.wait(timeout=20)
+    check(rc == 0, "%s: exit code %d: %s" % (name, rc, proc.stderr.read()))
+    check(len(msgs) == n + 2, "%s: %d messages" % (name, len(msgs)))
+    if len(msgs) != n + 2:
+        return
+    first = frames[0][1]
+    head = [json.loads(p) if i in (0, 1, 2, 4, 6) else p for i, p in enumerate(msgs[0])]
+    check(len(head) == 8 and head[0] == {"htype": "dheader-1.0", "series": 1,
+                                         "header_detail": "all"}, name + ": header part 1")
+    c = head[1]
+    check(c["x_pixels_in_detector"] == first.shape[1] and
+          c["y_pixels_in_detector"] == first.shape[0], name + ": x/y_pixels_in_detector")
+    check(c["nimages"] * c["ntrigger"] == n, name + ": nimages")
+    check(c["bit_depth_image"] == 8 * first.dtype.itemsize, name + ": bit_depth_image")
+    for key in ("beam_center_x", "beam_center_y", "detector_distance", "x_pixel_size",
+                "y_pixel_size"):
+        check(abs(c[key] - meta[key]) <= 1e-6 * abs(meta[key]), name + ": " + key)
+    check(abs(c["wavelength"] - meta["wavelength"]) < 1e-6, name + ": wavelength")
+    check(head[4]["htype"] == "dpixelmask-1.0" and head[4]["shape"] == [first.shape[1],
+                                                                       first.shape[0]],
+          name + ": pixel mask header")
+    check(np.array_equal(np.frombuffer(head[5], "<u4").reshape(meta["mask"].shape),
+                         meta["mask"]), name + ": pixel mask values")
+    for i, parts in enumerate(msgs[1:-1]):
+        chunk, frame = frames[i]
+        check(len(parts) == 4, name + ": image %d has %d parts" % (i, len(parts)))
+        h, d, c4 = json.loads(parts[0]), json.loads(parts[1]), json.loads(parts[3])
+        check(h["htype"] == "dimage-1.0" and h["series"] == 1 and h["frame"] == i,
+              name + ": dimage %d" % i)
+        check(d["htype"] == "dimage_d-1.0" and d["shape"] == [frame.shape[1], frame.shape[0]] and
+              d["type"] == frame.dtype.name and d["size"] == len(parts[2]),
+              name + ": dimage_d %d" % i)
+        if bitshuffle:
+            check(d["encoding"] == "bs%d-lz4<" % (8 * frame.dtype.itemsize),
+                  name + ": encoding " + d["encoding"])
+            check(parts[2] == chunk, name + ": image %d is not the stored chunk" % i)
+        else:
+            check(d["encoding"] == "<", name + ": encoding " + d["encoding"])
+            check(parts[2] == frame.astype(frame.dtype.newbyteorder("<")).tobytes(),
+                  name + ": raw pixels of image %d" % i)
+        check(c4["htype"] == "dconfig-1.0", name + ": dconfig %d" % i)
+    check(msgs[-1] == [json.dumps({"htype": "dseries_end-1.0", "series": 1},
+                                  separators=(",", ":"), sort_keys=True).encode()],
+          name + ": series end")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sim", required=True)
@@ -182,6 +253,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         run_case(args.sim, write_series(tmp, "lz4u16", "uint16", 32004, (0,)), "lz4")
         run_case(args.sim, write_series(tmp, "rawu16", "uint16", None, None), None)
+        run_case_v1(args.sim, os.path.join(args.fixtures, "eiger_master.h5"), True)
+        run_case_v1(args.sim, os.path.join(tmp, "lz4u16_master.h5"), False)
     if FAILURES:
         print("%d failure(s)" % len(FAILURES), file=sys.stderr)
         sys.exit(1)
