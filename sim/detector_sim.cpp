@@ -34,10 +34,16 @@ std::uint64_t typed_array_tag(DType dtype) {
       return 69;
     case DType::kUint32:
       return 70;
+    case DType::kInt16:
+      return 77;
     case DType::kInt32:
       return 78;
+    case DType::kInt64:
+      return 79;
     case DType::kFloat32:
       return 85;
+    case DType::kFloat64:
+      return 86;
   }
   return 64;
 }
