@@ -380,10 +380,7 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (spec.nodes.kind != NodeSelection::Kind::kLocal && !network_) {
     throw FieldError("spec.nodes", "this daemon has no federation (no peer endpoint)");
   }
-  std::error_code ec;
-  if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
-    throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
-  }
+  const std::optional<OutputBinding> binding = claim_output(spec);
   std::int64_t frames = 0;
   std::size_t frame_bytes = 0;
   try {
@@ -402,7 +399,7 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   check_ring_budget(config_.rings, spec, frame_bytes, free_bytes("/dev/shm") + ring_bytes_held());
   const auto shards = cut_shards(frames, spec_bins(spec), federation_slots(spec));
   const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);
-  if (const std::string error = activate_new(id, spec); !error.empty()) {
+  if (const std::string error = activate_new(id, spec, binding); !error.empty()) {
     return {{"job_id", id}, {"state", "failed"}, {"frames_total", frames}, {"error", error}};
   }
   spdlog::info("job {} queued: {} frames in {} shards from {} (priority {}, after {} jobs)", id,
@@ -413,7 +410,8 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
 
 /// Gives a new job in the store its default output path and loads it; a failure (the outputs
 /// folder, the job folder, I/O) fails the job with its reason, returned ("" = queued).
-std::string Daemon::activate_new(std::int64_t id, JobSpec& spec) {
+std::string Daemon::activate_new(std::int64_t id, JobSpec& spec,
+                                 std::optional<OutputBinding> binding) {
   try {
     if (spec.output_path.empty()) {
       const bool h5 = reduce::format_supports(spec.format, 1);
@@ -422,8 +420,10 @@ std::string Daemon::activate_new(std::int64_t id, JobSpec& spec) {
               .string();
       std::filesystem::create_directories(config_.state_dir / "outputs");
       store_->set_output_path(id, spec.output_path);
+      binding = bind_output_folder(spec.output_path);
     }
     activate(*store_->job(id));
+    if (binding) save_output_binding(config_.state_dir / "jobs" / std::to_string(id), *binding);
     return "";
   } catch (const std::exception& e) {
     sink_->drop_job(id);
