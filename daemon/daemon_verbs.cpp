@@ -12,6 +12,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/path_policy.hpp"
 #include "stages/reduce/shard_file.hpp"
+#include "stages/source/input_policy.hpp"
 
 namespace azflow::daemon {
 
@@ -59,6 +60,26 @@ std::filesystem::path output_key(const std::string& output) {
   const std::filesystem::path p(output);
   const auto folder = std::filesystem::weakly_canonical(p.parent_path(), ec);
   return (ec ? p.parent_path().lexically_normal() : folder) / p.filename();
+}
+
+/// Refuses a dataset, mask, dark or flat that is a FIFO, a device or a folder, with stat(2) only
+/// (opening a FIFO would block the main loop until a writer came). Throws FieldError.
+void check_input_kinds(const JobSpec& spec) {
+  const auto check = [](const std::string& path, const std::string& field) {
+    try {
+      (void)source::check_input_file(path, "");
+    } catch (const Error& e) {
+      throw FieldError(field, e.what());
+    }
+  };
+  for (std::size_t i = 0; i < spec.datasets.size(); ++i) {
+    check(spec.datasets[i], "spec.datasets[" + std::to_string(i) + "]");
+  }
+  for (const auto& [field, image] :
+       {std::pair{"spec.mask_path", &spec.mask_path}, std::pair{"spec.dark_path", &spec.dark_path},
+        std::pair{"spec.flat_path", &spec.flat_path}}) {
+    if (!image->empty()) check(image->substr(0, image->find("::")), field);
+  }
 }
 
 }  // namespace
@@ -110,6 +131,7 @@ void Daemon::check_admission(const EnqueueRequest& request) const {
   }
   check_allowed_paths(request.spec, config_.allowed_input_roots, config_.allowed_output_roots,
                       config_.state_dir / "outputs");
+  check_input_kinds(request.spec);
   if (!request.spec.output_path.empty()) {
     const auto folder = std::filesystem::path(request.spec.output_path).parent_path();
     std::error_code ec;

@@ -165,5 +165,101 @@ TEST(DaemonPaths, AnExistingOutputIsReplacedOnlyWithOverwrite) {
   expect_serving(f.client, f.space, f.master, "ok.h5");
 }
 
+/// Runs a Python snippet with h5py (Debian's python3-h5py, as make_series.py).
+void python(const std::string& code) {
+  const fs::path script = fs::temp_directory_path() / ("azd_py_" + std::to_string(::getpid()));
+  std::ofstream(script) << "import h5py, numpy, sys\n" << code;
+  const CommandResult r = run_command("/usr/bin/python3 " + quote(script.string()));
+  fs::remove(script);
+  ASSERT_EQ(r.code, 0) << r.output;
+}
+
+/// A daemon whose allowed_input_roots is `space/data` only.
+struct RootedFixture {
+  TempSpace space;
+  std::string master = make_series(space, "s", 20);
+  bool made = fs::create_directories(space.path("secret"));
+  DaemonProcess daemon{space, 1,
+                       "allowed_input_roots = [\"" + space.path("data").string() + "\"]\n"};
+  ControlClient client{daemon.endpoint()};
+};
+
+TEST(DaemonPaths, AnExternalLinkOutOfTheAllowedInputFoldersIsNotRead) {
+  RootedFixture f;
+  ASSERT_TRUE(f.client.wait_ready());
+  // a copy of the data file in a folder outside the roots; a master inside linking to it
+  const fs::path secret = f.space.path("secret/secret_data.h5");
+  fs::copy_file(f.space.path("data/s_data_000001.h5"), secret);
+  ::chmod(secret.c_str(), 0600);
+  const fs::path evil = f.space.path("data/evil_master.h5");
+  fs::copy_file(f.master, evil);
+  python("with h5py.File('" + evil.string() +
+         "', 'a') as m:\n"
+         "    del m['/entry/data/data_000001']\n"
+         "    m['/entry/data/data_000001'] = h5py.ExternalLink('" +
+         secret.string() + "', '/entry/data/data')\n");
+  const json r = f.client.call(
+      {{"verb", "enqueue"}, {"spec", job_spec({evil.string()}, f.space.path("a.h5").string())}});
+  ASSERT_TRUE(r.is_object()) << "no answer";
+  const std::string error =
+      r.value("ok", false) ? r["result"].value("error", "") : r["error"].value("message", "");
+  if (r.value("ok", false)) {
+    EXPECT_EQ(r["result"].value("state", ""), "failed") << r.dump();
+  }
+  EXPECT_NE(error.find("external link /entry/data/data_000001 of " + evil.string()),
+            std::string::npos)
+      << r.dump();
+  EXPECT_NE(error.find(secret.string() + ", outside the allowed input folders"), std::string::npos)
+      << r.dump();
+  EXPECT_FALSE(fs::exists(f.space.path("a.h5")));
+  // a virtual dataset inside the roots whose source file is outside: the same
+  const fs::path vds = f.space.path("data/vds.h5");
+  python("with h5py.File('" + secret.string() +
+         "', 'r') as s:\n"
+         "    shape, dtype = s['/entry/data/data'].shape, s['/entry/data/data'].dtype\n"
+         "layout = h5py.VirtualLayout(shape=shape, dtype=dtype)\n"
+         "layout[:] = h5py.VirtualSource('" +
+         secret.string() +
+         "', '/entry/data/data', shape=shape)\n"
+         "with h5py.File('" +
+         vds.string() +
+         "', 'w') as v:\n"
+         "    v.create_virtual_dataset('/entry/data/data', layout)\n");
+  const json rv = f.client.call(
+      {{"verb", "enqueue"}, {"spec", job_spec({vds.string()}, f.space.path("v.h5").string())}});
+  ASSERT_TRUE(rv.is_object()) << "no answer";
+  EXPECT_NE(rv.dump().find("virtual source of dataset /entry/data/data of " + vds.string()),
+            std::string::npos)
+      << rv.dump();
+  EXPECT_NE(rv.dump().find("outside the allowed input folders"), std::string::npos) << rv.dump();
+  expect_serving(f.client, f.space, f.master, "ok.h5");
+}
+
+TEST(DaemonPaths, AFifoInputIsRefusedAtEnqueueWithoutBlocking) {
+  RootedFixture f;
+  ASSERT_TRUE(f.client.wait_ready());
+  const fs::path fifo = f.space.path("data/fifo_master.h5");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  json spec = job_spec({fifo.string()}, f.space.path("a.h5").string());
+  const auto started = Clock::now();
+  const json r = f.client.call({{"verb", "enqueue"}, {"spec", spec}});
+  ASSERT_TRUE(r.is_object()) << "no answer: the daemon blocked on the FIFO";
+  EXPECT_LT(Clock::now() - started, std::chrono::seconds(5));
+  EXPECT_FALSE(r.value("ok", true)) << r.dump();
+  EXPECT_EQ(r["error"].value("field", ""), "spec.datasets[0]") << r.dump();
+  EXPECT_NE(r["error"].value("message", "").find("is a FIFO, not a regular file"),
+            std::string::npos)
+      << r.dump();
+  // a FIFO as the mask: refused the same way, naming the field
+  spec = job_spec({f.master}, f.space.path("b.h5").string());
+  spec["mask_path"] = fifo.string();
+  const json rm = f.client.call({{"verb", "enqueue"}, {"spec", spec}});
+  ASSERT_TRUE(rm.is_object()) << "no answer";
+  EXPECT_FALSE(rm.value("ok", true)) << rm.dump();
+  EXPECT_EQ(rm["error"].value("field", ""), "spec.mask_path") << rm.dump();
+  EXPECT_TRUE(f.client.result({{"verb", "list"}, {"all", true}})["jobs"].empty());
+  expect_serving(f.client, f.space, f.master, "ok.h5");
+}
+
 }  // namespace
 }  // namespace azflow::testing
