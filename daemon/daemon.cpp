@@ -17,6 +17,7 @@
 #include "daemon/job_setup.hpp"
 #include "daemon/json_text.hpp"
 #include "daemon/ring_budget.hpp"
+#include "daemon/runtime_dir.hpp"
 #include "stages/reduce/shard_file.hpp"
 
 namespace azflow::daemon {
@@ -71,6 +72,7 @@ std::chrono::milliseconds env_ms(const char* name) {
 
 Daemon::Daemon(DaemonConfig config)
     : config_(std::move(config)), stages_socket_(context_, zmq::socket_type::router) {
+  check_tcp_control(config_);
   lock_ = std::make_unique<InstanceLock>(
       std::vector{InstanceLock::shm_lock_path(config_.instance),
                   InstanceLock::state_lock_path(config_.state_dir)},
@@ -81,6 +83,7 @@ Daemon::Daemon(DaemonConfig config)
   store_ = std::make_unique<JobStore>(JobStore::path_in(config_.state_dir));
   const std::size_t requeued = store_->requeue_running_shards_on_startup();
   if (requeued > 0) spdlog::warn("requeued {} shards left running by a previous run", requeued);
+  secure_runtime_dir(config_.runtime_dir);  // 0700 (or its group's): before any socket
   for (const auto* ep : {&config_.stages_endpoint, &config_.live_endpoint}) prepare_endpoint(*ep);
   stages_socket_.set(zmq::sockopt::linger, 0);
   stages_socket_.bind(config_.stages_endpoint);
@@ -93,6 +96,9 @@ Daemon::Daemon(DaemonConfig config)
   start_federation();  // before the control: its ZAP handler checks CurveZMQ clients of TCP control
   control_ = std::make_unique<ControlServer>(context_, endpoints, *this,
                                              network_ ? network_->secret_key() : std::string());
+  for (const auto* ep :
+       {&config_.control_endpoint, &config_.live_endpoint, &config_.stages_endpoint})
+    restrict_socket(*ep);
   resume_jobs();
 }
 

@@ -5,6 +5,7 @@
 // HDF5 files; each test checks the daemon keeps answering and another job then succeeds.
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -259,6 +260,64 @@ TEST(DaemonPaths, AFifoInputIsRefusedAtEnqueueWithoutBlocking) {
   EXPECT_EQ(rm["error"].value("field", ""), "spec.mask_path") << rm.dump();
   EXPECT_TRUE(f.client.result({{"verb", "list"}, {"all", true}})["jobs"].empty());
   expect_serving(f.client, f.space, f.master, "ok.h5");
+}
+
+mode_t mode_of(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+  return st.st_mode & 07777;
+}
+
+TEST(DaemonPaths, TheRuntimeFolderAndSocketsAreNotOpenToOthers) {
+  TempSpace space;
+  const std::string master = make_series(space, "s", 20);
+  {
+    DaemonProcess daemon(space, 1);  // `run` does not exist: the daemon makes it
+    ControlClient client(daemon.endpoint());
+    ASSERT_TRUE(client.wait_ready());
+    EXPECT_EQ(mode_of(space.path("run")), 0700u);
+    EXPECT_EQ(mode_of(space.path("run") / (space.instance() + ".control")), 0660u);
+    EXPECT_EQ(mode_of(space.path("run") / (space.instance() + ".live")), 0660u);
+  }
+  // an existing folder open to everyone (systemd's old RuntimeDirectoryMode=0755, or 0775 for a
+  // group): the daemon takes the others' permissions away and keeps its group's
+  ASSERT_EQ(::chmod(space.path("run").c_str(), 0775), 0);
+  DaemonProcess daemon(space, 1);
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready());
+  EXPECT_EQ(mode_of(space.path("run")), 0770u);
+  expect_serving(client, space, master, "ok.h5");
+}
+
+/// A TCP port nothing listens on now.
+int free_port() {
+  zmq::context_t context;
+  zmq::socket_t s(context, zmq::socket_type::rep);
+  s.bind("tcp://127.0.0.1:*");
+  const std::string ep = s.get(zmq::sockopt::last_endpoint);
+  return std::stoi(ep.substr(ep.rfind(':') + 1));
+}
+
+TEST(DaemonPaths, TcpControlWithoutCurveKeysNeedsInsecureTcpControl) {
+  TempSpace space;
+  const std::string tcp = "tcp://127.0.0.1:" + std::to_string(free_port());
+  {
+    DaemonProcess refused(space, 1, "[control]\ntcp_endpoint = \"" + tcp + "\"\n");
+    const int status = refused.wait_exit(std::chrono::seconds(10));
+    ASSERT_TRUE(WIFEXITED(status)) << refused.log();
+    EXPECT_EQ(WEXITSTATUS(status), 2) << refused.log();
+    const std::string log = refused.log();
+    EXPECT_NE(log.find("control.tcp_endpoint = \"" + tcp + "\" needs CurveZMQ keys"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find("control.insecure_tcp_control = true"), std::string::npos) << log;
+  }
+  const std::string master = make_series(space, "s", 20);
+  DaemonProcess daemon(space, 1,
+                       "[control]\ntcp_endpoint = \"" + tcp + "\"\ninsecure_tcp_control = true\n");
+  ControlClient over_tcp(tcp);
+  ASSERT_TRUE(over_tcp.wait_ready()) << daemon.log();
+  expect_serving(over_tcp, space, master, "ok.h5");
 }
 
 }  // namespace
