@@ -488,7 +488,14 @@ void Daemon::finish_job(ActiveJob& job) {
 
 void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
                      bool finish_output) {
-  if (ensure_axes(job)) {
+  // a job cancelled before any shard was handed out or done has nothing to write: no plan is
+  // built for it and no empty .partial made (bulk cancels of queued jobs stay quick)
+  const bool nothing_done = state == JobState::kCancelled && job.shards_done == 0 &&
+                            job.running.empty() && job.remote.empty();
+  if (nothing_done) {
+    store_->set_job_state(job.id, state, reason);
+    log_event(job, "job cancelled before any frame: no output file");
+  } else if (ensure_axes(job)) {
     sink_->assemble({job.id, job.spec, job.frames_total, job.dir, store_->shards(job.id), *job.axes,
                      job.output, finish_output, state, reason});
     finishing_.insert(job.id);
