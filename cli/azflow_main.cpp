@@ -1,6 +1,6 @@
-// azflow: command line entry point. Subcommands: `integrate` (offline integration of a dataset
-// into a NeXus file). Errors are azflow::Error, caught here once and printed as
-// "azflow: <category>: <message>".
+// azflow: command line entry point. Subcommands: `integrate` (integration of a dataset, or with
+// --stream of one DECTRIS Stream V2 series, into a NeXus file). Errors are azflow::Error, caught
+// here once and printed as "azflow: <category>: <message>".
 
 #include <cstdio>
 #include <exception>
@@ -12,6 +12,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/integrate_command.hpp"
 #include "cli/integrate_options.hpp"
+#include "cli/stream_integrate.hpp"
 #include "stages/reduce/nexus_writer.hpp"
 
 namespace {
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
       "integrate every frame of a dataset into a NeXus file (like pyFAI-integrate --no-gui)");
   integrate->footer(std::string(azflow::cli::kOutputHelp) + "\n\n" + azflow::cli::kExitCodeHelp);
   azflow::cli::add_integrate_options(*integrate, integrate_options);
+  azflow::cli::StreamOptions stream_options;
+  azflow::cli::add_stream_options(*integrate, stream_options);
 
   try {
     app.parse(argc, argv);
@@ -46,6 +49,10 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kExitUsage;
   }
   try {
+    if (!stream_options.endpoint.empty()) {
+      return azflow::cli::run_stream_integrate(integrate_options, stream_options);
+    }
+    azflow::cli::check_file_input(integrate_options);
     return azflow::cli::run_integrate(integrate_options);
   } catch (const azflow::Error& e) {
     std::fprintf(stderr, "azflow: %s\n", e.what());

@@ -1,6 +1,7 @@
 // azflowd: the azflow daemon. Runs in the foreground, logs with levels to stderr.
 //   azflowd [--config FILE] [--instance NAME] [--state-dir DIR] [--runtime-dir DIR]
 //           [--control ENDPOINT] [--workers N] [--integrate-workers N] [--log-level LEVEL]
+//           [--http HOST:PORT]
 //           [--node NAME] [--peer-endpoint tcp://ADDR:PORT] [--peer NODE@tcp://HOST:PORT]...
 //           [--join NODE@tcp://HOST:PORT] [--trusted-keys DIR]
 //   azflowd keygen --state-dir DIR [--node NAME]   (creates the CurveZMQ key pair and exits)

@@ -56,6 +56,12 @@ void check_endpoint(const std::string& endpoint, const Origin& origin, bool allo
   if (!ok) origin.fail("'" + endpoint + "' is not an ipc://PATH or tcp://HOST:PORT endpoint");
 }
 
+/// "" (off) or HOST:PORT / [V6]:PORT with a port in 0..65535 (daemon/http_server.hpp).
+void check_http_listen(const std::string& listen, const Origin& origin) {
+  if (listen.empty()) return;
+  (void)parse_listen(listen, origin.text);
+}
+
 void check_log_level(const std::string& level, const Origin& origin) {
   if (std::find(kLogLevels.begin(), kLogLevels.end(), level) == kLogLevels.end()) {
     origin.fail("'" + level + "' is not one of trace, debug, info, warn, error, critical, off");
@@ -243,6 +249,12 @@ void read_endpoints(const TableReader& root, const std::filesystem::path& file, 
     r.read("endpoint", c.live_endpoint);
     check_endpoint(c.live_endpoint, r.origin("endpoint"), true);
   }
+  if (const toml::table* table = root.sub("http")) {
+    const TableReader r(*table, file, "http.");
+    r.reject_unknown({"listen"});
+    r.read("listen", c.http_listen);
+    check_http_listen(c.http_listen, r.origin("listen"));
+  }
 }
 
 void read_top_level(const TableReader& r, RawConfig& raw) {
@@ -250,7 +262,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
                     "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
                     "stage_restart_limit", "stop_timeout_s", "allowed_input_roots",
-                    "allowed_output_roots", "control", "live", "rings", "gpu", "federation"});
+                    "allowed_output_roots", "control", "live", "rings", "gpu", "federation",
+                    "http"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
   r.read("state_dir", c.state_dir);
@@ -326,6 +339,10 @@ void apply_overrides(const ConfigOverrides& o, RawConfig& raw) {
   if (o.log_level) {
     check_log_level(*o.log_level, {"--log-level"});
     c.log_level = *o.log_level;
+  }
+  if (o.http_listen) {
+    check_http_listen(*o.http_listen, {"--http"});
+    c.http_listen = *o.http_listen;
   }
 }
 
@@ -432,6 +449,7 @@ std::string describe(const DaemonConfig& c) {
       << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n"
       << "insecure_tcp_control = " << (c.insecure_tcp_control ? "true" : "false") << "\n\n"
       << "[live]\nendpoint = " << quoted(c.live_endpoint) << "\n\n"
+      << "[http]\nlisten = " << quoted(c.http_listen) << "\n\n"
       << "[rings]\ncompressed_slots = " << c.rings.compressed_slots << "\n"
       << "frames_slots = " << c.rings.frames_slots << "\n"
       << "results_slots = " << c.rings.results_slots << "\n"
@@ -467,7 +485,32 @@ void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& con
   app.add_option("--integrate-workers", o.integrate_workers,
                  "integrate worker processes (0 = same as --workers)");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off");
+  app.add_option("--http", o.http_listen,
+                 "HTTP API address HOST:PORT (default 127.0.0.1:8770; \"\" = off; port 0 = any)");
   add_federation_options(app, o.federation);
+}
+
+std::pair<std::string, int> parse_listen(const std::string& listen, const std::string& what) {
+  const auto fail = [&](const std::string& why) -> std::pair<std::string, int> {
+    throw Error(ErrorCategory::kConfig,
+                what + ": '" + listen + "' " + why + " (expected HOST:PORT, e.g. 127.0.0.1:8770)");
+  };
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return fail("has no port");
+  std::string host = listen.substr(0, colon);
+  const std::string port_text = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return fail("is an IPv6 address without [brackets]");
+  }
+  if (host.empty()) return fail("has no host");
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return fail("has no port number");
+  const int port = std::stoi(port_text);
+  if (port > 65535) return fail("has a port above 65535");
+  return {host, port};
 }
 
 std::size_t resolve_slot_bytes(const std::optional<std::size_t>& slot_mib,

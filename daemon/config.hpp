@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -73,6 +74,9 @@ struct DaemonConfig {
   /// folder <state_dir>/outputs is always allowed); {"/"} = anywhere.
   std::vector<std::filesystem::path> allowed_output_roots{"/"};
   FederationConfig federation;  ///< [federation]: node, peer endpoint, peers, keys, heartbeats
+  /// Key `[http] listen` / --http: HOST:PORT of the HTTP API (docs/http.md); "" = off; port 0 =
+  /// any free port (logged and written to <runtime_dir>/<instance>.http).
+  std::string http_listen = "127.0.0.1:8770";
 };
 
 /// Command-line overrides; each set value wins over the file and the defaults.
@@ -85,6 +89,7 @@ struct ConfigOverrides {
   std::optional<std::size_t> integrate_workers;
   std::optional<std::string> log_level;
   FederationOverrides federation;  ///< --node, --peer-endpoint, --peer, --join, --trusted-keys
+  std::optional<std::string> http_listen;  ///< --http HOST:PORT ("" = off)
 };
 
 /// The process environment the defaults derive from (injectable for tests).
@@ -126,10 +131,14 @@ std::string describe(const DaemonConfig& config);
 nlohmann::json config_json(const DaemonConfig& config);
 
 /// Declares --config, --instance, --state-dir, --runtime-dir, --control, --workers,
-/// --integrate-workers, --log-level and the federation options on `app`, storing into `config_path`
-/// and `overrides`.
+/// --integrate-workers, --log-level, --http and the federation options on `app`, storing into
+/// `config_path` and `overrides`.
 void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& config_path,
                         ConfigOverrides& overrides);
+
+/// Splits "HOST:PORT" / "[V6]:PORT" into host and port. Throws azflow::Error (kConfig) naming
+/// `what` (the key or option) for anything else (empty host, port not in 0..65535).
+std::pair<std::string, int> parse_listen(const std::string& listen, const std::string& what);
 
 /// Slot size in bytes for a ring: the configured MiB, or for auto `needed_bytes` (what one slot
 /// of the first job needs: its compressed or decoded frame or result row) rounded up to a whole

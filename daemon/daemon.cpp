@@ -100,6 +100,21 @@ Daemon::Daemon(DaemonConfig config)
        {&config_.control_endpoint, &config_.live_endpoint, &config_.stages_endpoint})
     restrict_socket(*ep);
   resume_jobs();
+  start_http();
+}
+
+/// The HTTP API (docs/http.md): a port in use leaves it off with a warning; nothing about it
+/// stops the daemon from starting.
+void Daemon::start_http() {
+  if (config_.http_listen.empty()) return;
+  try {
+    http_ = std::make_unique<HttpServer>(HttpOptions{config_.http_listen, config_.state_dir,
+                                                     config_.runtime_dir, config_.instance,
+                                                     config_.live_endpoint});
+  } catch (const std::exception& e) {
+    spdlog::warn("http: HTTP API off: {}", e.what());
+    http_.reset();
+  }
 }
 
 void Daemon::place_integrate_workers_once() {
@@ -145,6 +160,7 @@ int Daemon::run(const std::atomic<bool>& stop) {
       const bool idle = shards_in_flight() == 0 && finishing_.empty();
       if (stop_deadline && (idle || Clock::now() >= *stop_deadline)) break;
       control_->poll(milliseconds(0));
+      if (http_) http_->serve_pending([this](std::string_view t) { return control_->handle(t); });
       poll_peers();
       poll_stages();
       reap_stages();
@@ -177,6 +193,7 @@ Clock::time_point Daemon::begin_stop() {
 }
 
 void Daemon::end_stop() {
+  http_.reset();  // HTTP threads waiting for this loop answer 503
   settle_sink();  // rows handed over are written, committed shards recorded, outputs finished
   // Shards still in flight after the timeout go back to the queue: a restart redoes them whole
   // (their frames were not committed), so no frame is written twice.
@@ -442,7 +459,7 @@ std::string Daemon::activate_new(std::int64_t id, JobSpec& spec,
 
 void Daemon::log_event(const ActiveJob& job, const std::string& line) const {
   std::ofstream out(job.dir / "events.log", std::ios::app);
-  out << unix_ms() << " " << line << "\n";
+  out << iso_utc(unix_ms()) << " " << line << "\n";
 }
 
 void Daemon::save_axes(ActiveJob& job, const nlohmann::json& axes) {
@@ -978,7 +995,7 @@ void Daemon::apply(const OutputWrittenEvent& event) {
   store_->set_job_state(event.job, event.state, event.reason);
   std::ofstream out(config_.state_dir / "jobs" / std::to_string(event.job) / "events.log",
                     std::ios::app);
-  out << unix_ms() << " job " << job_state_name(event.state) << "\n";
+  out << iso_utc(unix_ms()) << " job " << job_state_name(event.state) << "\n";
 }
 
 void Daemon::settle_sink() {

@@ -44,6 +44,7 @@
 #include "daemon/control.hpp"
 #include "daemon/federation/peer_network.hpp"
 #include "daemon/gpu_placement.hpp"
+#include "daemon/http_server.hpp"
 #include "daemon/instance_lock.hpp"
 #include "daemon/job_output.hpp"
 #include "daemon/job_store.hpp"
@@ -235,6 +236,7 @@ class Daemon : public ControlHandler {
   void settle_sink();
 
   nlohmann::json daemon_status() const;
+  void start_http();
 
   // service stop and notifications (run())
   std::chrono::steady_clock::time_point begin_stop();
@@ -310,6 +312,8 @@ class Daemon : public ControlHandler {
   std::map<std::string, bool> offered_;  // worker -> the last "offers" it was told
   std::int64_t next_guest_ = kFirstGuestJob;
   std::uint64_t rows_unsent_ = 0;
+  // last: destroyed first (its threads hand requests to this object's main loop)
+  std::unique_ptr<HttpServer> http_;  // HTTP API (docs/http.md); null when off
 };
 
 }  // namespace azflow::daemon

@@ -13,6 +13,11 @@
 
 namespace azflow::daemon {
 
+namespace {
+/// How often at most a live header repeats the job's axes (docs/protocol.md "Live results").
+constexpr std::chrono::seconds kAxesEvery{1};
+}  // namespace
+
 ResultSink::ResultSink(zmq::context_t& context, const std::string& live_endpoint, int live_hwm,
                        std::chrono::milliseconds delay_per_frame)
     : live_(context, zmq::socket_type::pub), delay_(delay_per_frame) {
@@ -181,11 +186,16 @@ void ResultSink::publish(std::int64_t job, std::int64_t frame, bool ok, std::str
   nlohmann::json header = {
       {"job", job}, {"frame", frame}, {"status", ok ? "ok" : "failed"}, {"unit", live.unit}};
   if (!ok) header["reason"] = reason;
-  if (live.axes && (frame == 0 || !live.axes_published)) {
+  // The axes ride on frame 0, the first frame published and then at most once per second, so a
+  // subscriber that joins late has them within a second; every header names where to fetch them.
+  header["axes_url"] = "/api/v1/jobs/" + std::to_string(job) + "/axes";
+  const auto now = std::chrono::steady_clock::now();
+  if (live.axes && (frame == 0 || !live.axes_published || now - live.axes_sent >= kAxesEvery)) {
     header["radial"] = live.axes->at("radial_centers");
     if (!live.axes->at("azimuthal_centers").empty())
       header["azimuthal"] = live.axes->at("azimuthal_centers");
     live.axes_published = true;
+    live.axes_sent = now;
   }
   const std::string topic = "job." + std::to_string(job);
   const std::string text = dump_escaped(header);

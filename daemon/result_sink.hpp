@@ -146,6 +146,7 @@ class ResultSink {
     std::optional<nlohmann::json> axes;
     bool axes_published = false;
     FrameOrigins origins;
+    std::chrono::steady_clock::time_point axes_sent{};  ///< last header that carried the axes
   };
   void reduce(reduce::FrameResult result);
   void commit(std::unique_ptr<reduce::ShardFileWriter> shard);

@@ -7,12 +7,17 @@
 //     and writes (gpu::kernel_bytes_per_frame) and their rate as a fraction of the copy
 //     bandwidth; and frames/s through CudaIntegrator::submit/collect from pinned host frames
 //     (copies to and from the device included, double-buffered);
-//   - a check of the first frame's sums against the CPU integrator (largest relative difference).
+//   - a check of the first frame's sums against the CPU integrator (largest relative difference);
+//   - decode kernel GB/s of decoded output (CudaDecoder::time_kernel, no copies) for the frames
+//     encoded here as bitshuffle-LZ4 uint32 and uint16 (filter 32008, default 8192-byte blocks)
+//     and LZ4 uint16 (filter 32004, 8192-byte blocks, as the EIGER2 writes them), one launch over
+//     a batch of --batch frames, each decoded frame checked bit-exact against the original.
 // Prints a table; --json writes the figures for bench/cuda/run.sh. Not a test: see bench/README.md.
 //   azflow_cuda_bench [--poni P] [--data MASTER.h5] [--frames 16] [--batch 8] [--repeats 20]
 //                     [--device 0] [--json out.json]
 
 #include <cuda_runtime.h>
+#include <lz4.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +33,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/integrate/bench_inputs.hpp"
+#include "stages/decompress/cuda_decode.hpp"
+#include "stages/decompress/gpu_decode_math.hpp"
 #include "stages/integrate/cuda_integrator.hpp"
 #include "stages/integrate/gpu_plan.hpp"
 #include "stages/integrate/poni.hpp"
@@ -164,6 +171,144 @@ double pipelined_fps(CudaIntegrator& gpu, const std::vector<FrameView>& views,
   return static_cast<double>(total) / std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// ------------------------------------------------------------------------------ decode
+
+void put_be(std::vector<std::byte>& out, std::uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; --i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+}
+
+/// Appends one LZ4 block of `n` bytes at `p`, or the bytes themselves when `raw_if_larger` and
+/// LZ4 does not make them smaller (the 32004 filter's rule), with its big-endian size first.
+void put_lz4_block(std::vector<std::byte>& out, const std::byte* p, std::size_t n,
+                   bool raw_if_larger) {
+  std::vector<char> packed(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(n))));
+  const int got = LZ4_compress_default(reinterpret_cast<const char*>(p), packed.data(),
+                                       static_cast<int>(n), static_cast<int>(packed.size()));
+  if (got <= 0) throw std::runtime_error("LZ4_compress_default failed");
+  if (raw_if_larger && static_cast<std::size_t>(got) >= n) {
+    put_be(out, n, 4);
+    out.insert(out.end(), p, p + n);
+    return;
+  }
+  put_be(out, static_cast<std::uint64_t>(got), 4);
+  const auto* b = reinterpret_cast<const std::byte*>(packed.data());
+  out.insert(out.end(), b, b + got);
+}
+
+/// bitshuffle's transpose of one block of `bytes` bytes of `es`-byte elements (row 8b+k, byte m,
+/// bit j = bit k of byte b of element 8m+j): the 8x8 bit transpose is its own inverse.
+std::vector<std::byte> bitshuffle_block(const std::byte* in, std::size_t bytes, std::size_t es) {
+  const std::size_t row = bytes / (8 * es);
+  std::vector<std::byte> out(bytes);
+  for (std::size_t m = 0; m < row; ++m) {
+    for (std::size_t b = 0; b < es; ++b) {
+      std::uint64_t x = 0;
+      for (std::size_t j = 0; j < 8; ++j) {
+        x |= std::to_integer<std::uint64_t>(in[(8 * m + j) * es + b]) << (8 * j);
+      }
+      x = decompress::gpu::transpose8x8(x);
+      for (std::size_t k = 0; k < 8; ++k) out[(8 * b + k) * row + m] = std::byte(x >> (8 * k));
+    }
+  }
+  return out;
+}
+
+/// One frame as an HDF5 filter 32008 (bitshuffle + LZ4) chunk with the default block.
+std::vector<std::byte> encode_bitshuffle_lz4(const std::vector<std::byte>& frame, std::size_t es) {
+  const std::size_t block_elems = decompress::gpu::default_block_elems(es);
+  const std::size_t n = frame.size() / es, block = block_elems * es;
+  std::vector<std::byte> out;
+  put_be(out, frame.size(), 8);
+  put_be(out, block, 4);
+  std::size_t done = 0;
+  for (; done + block <= frame.size(); done += block) {
+    put_lz4_block(out, bitshuffle_block(frame.data() + done, block, es).data(), block, false);
+  }
+  const std::size_t last = (n % block_elems) / 8 * 8 * es;
+  if (last > 0) {
+    put_lz4_block(out, bitshuffle_block(frame.data() + done, last, es).data(), last, false);
+    done += last;
+  }
+  out.insert(out.end(), frame.begin() + static_cast<std::ptrdiff_t>(done), frame.end());
+  return out;
+}
+
+/// One frame as an HDF5 filter 32004 (LZ4) chunk with `block`-byte blocks.
+std::vector<std::byte> encode_lz4_h5(const std::vector<std::byte>& frame, std::size_t block) {
+  std::vector<std::byte> out;
+  put_be(out, frame.size(), 8);
+  put_be(out, block, 4);
+  for (std::size_t done = 0; done < frame.size(); done += block) {
+    put_lz4_block(out, frame.data() + done, std::min(block, frame.size() - done), true);
+  }
+  return out;
+}
+
+/// The frames as `es`-byte little-endian pixels (values clamped to the type's range).
+std::vector<std::vector<std::byte>> as_bytes(const std::vector<std::vector<std::uint32_t>>& frames,
+                                             std::size_t es) {
+  std::vector<std::vector<std::byte>> out;
+  for (const auto& f : frames) {
+    auto& b = out.emplace_back(f.size() * es);
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      const std::uint32_t v = es == 4 ? f[i] : std::min<std::uint32_t>(f[i], 0xFFFF);
+      for (std::size_t k = 0; k < es; ++k) b[i * es + k] = std::byte(v >> (8 * k));
+    }
+  }
+  return out;
+}
+
+/// Decode kernel GB/s of decoded output for one codec over a batch of frames; checks every
+/// decoded frame against the original.
+nlohmann::json bench_decode(const std::string& name, decompress::gpu::GpuCodec codec,
+                            std::size_t es, const std::vector<std::vector<std::byte>>& frames,
+                            int device, std::size_t repeats) {
+  std::vector<std::vector<std::byte>> chunks;
+  std::size_t in_bytes = 0, out_bytes = 0;
+  for (const auto& f : frames) {
+    chunks.push_back(codec == decompress::gpu::GpuCodec::kLz4H5 ? encode_lz4_h5(f, 8192)
+                                                                : encode_bitshuffle_lz4(f, es));
+    in_bytes += (chunks.back().size() + 255) / 256 * 256;
+    out_bytes += (f.size() + 255) / 256 * 256;
+  }
+  decompress::DeviceBytes in(device, in_bytes), out(device, out_bytes);
+  out.fill(0xA5);
+  std::vector<decompress::CudaDecodeItem> items;
+  std::size_t ip = 0, op = 0, compressed = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    in.upload(chunks[i], ip);
+    items.push_back({codec, es, chunks[i], in.data() + ip, out.data() + op, frames[i].size()});
+    ip += (chunks[i].size() + 255) / 256 * 256;
+    op += (frames[i].size() + 255) / 256 * 256;
+    compressed += chunks[i].size();
+  }
+  decompress::CudaDecoder decoder(device);
+  const auto t0 = Clock::now();
+  const auto results = decoder.decode(items);
+  const double with_setup = std::chrono::duration<double>(Clock::now() - t0).count();
+  bool exact = true;
+  op = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    std::vector<std::byte> got(frames[i].size());
+    out.download(got, op);
+    op += (frames[i].size() + 255) / 256 * 256;
+    exact = exact && results[i].status == decompress::gpu::DecodeStatus::kOk && got == frames[i];
+  }
+  std::size_t decoded = 0;
+  const double s = decoder.time_kernel(repeats, &decoded);
+  const double gbps = static_cast<double>(decoded) / s / 1e9;
+  const double ratio = static_cast<double>(decoded) / static_cast<double>(compressed);
+  std::printf("%-22s %8zu %10.2f %9.1f %12.1f %s\n", name.c_str(), frames.size(), ratio, gbps,
+              static_cast<double>(decoded) / with_setup / 1e9, exact ? "yes" : "NO");
+  return {{"codec", name},
+          {"frames", frames.size()},
+          {"decoded_bytes", decoded},
+          {"ratio", ratio},
+          {"kernel_GBps", gbps},
+          {"first_call_GBps", static_cast<double>(decoded) / with_setup / 1e9},
+          {"bit_exact", exact}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -238,6 +383,28 @@ int main(int argc, char** argv) try {
                               {"max_rel_diff_vs_cpu", diff}});
   }
   cuda(cudaFreeHost(pinned), "cudaFreeHost");
+
+  // Decoders: a batch of opt.batch frames (the first ones, repeated if fewer were read).
+  std::vector<std::vector<std::uint32_t>> batch;
+  for (std::size_t i = 0; i < opt.batch; ++i) batch.push_back(frames[i % frames.size()]);
+  std::printf("\n%-22s %8s %10s %9s %12s %s\n", "decoder", "frames", "ratio", "GB/s", "first call",
+              "bit-exact");
+  using decompress::gpu::GpuCodec;
+  const auto u32 = as_bytes(batch, 4), u16 = as_bytes(batch, 2);
+  // A decoder failure is reported in the table and the JSON, not fatal: the rest of
+  // bench/cuda/run.sh (the daemon runs) still runs in the same device session.
+  const auto decode_case = [&](const std::string& name, GpuCodec codec, std::size_t es,
+                               const std::vector<std::vector<std::byte>>& input) {
+    try {
+      return bench_decode(name, codec, es, input, opt.device, opt.repeats);
+    } catch (const std::exception& e) {
+      std::printf("%-22s FAILED: %s\n", name.c_str(), e.what());
+      return nlohmann::json{{"codec", name}, {"error", e.what()}};
+    }
+  };
+  out["decode"] = {decode_case("bitshuffle-lz4 uint32", GpuCodec::kBitshuffleLz4, 4, u32),
+                   decode_case("bitshuffle-lz4 uint16", GpuCodec::kBitshuffleLz4, 2, u16),
+                   decode_case("lz4 uint16", GpuCodec::kLz4H5, 2, u16)};
   if (!opt.json.empty()) std::ofstream(opt.json) << out.dump(2) << "\n";
   return 0;
 } catch (const std::exception& e) {

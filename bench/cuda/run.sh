@@ -2,11 +2,14 @@
 # CUDA backend benchmark (issue 6), one command: builds (Release, CUDA on), runs the CUDA tests,
 # then on the GPU measures integration-only frames/s for EIGER 4M frames (1D no split, 1D bbox,
 # 2D bbox 360 x 1000) against the device-to-device copy bandwidth of the same run, the
-# host-to-device rate from pinned memory, and azflowd end to end with 1, 2, 4 and 8 integrate
-# workers per GPU on a 1000-frame series. Prints a short table last.
+# host-to-device rate from pinned memory, the CUDA decoders' kernel GB/s of decoded output
+# (bitshuffle-LZ4 uint32 and uint16, LZ4 uint16; issue 13, never yet run on a GPU), and azflowd
+# end to end with 1, 2, 4 and 8 integrate workers per GPU on a 1000-frame series. Prints a short
+# table last.
 #   bench/cuda/run.sh
 #   FRAMES=200 WORKERS_PER_GPU="1 4" bench/cuda/run.sh
-# Without a GPU it says so after the build and the (skipping) tests and exits 0.
+# Without a GPU it says so after the build and the (skipping) tests and exits 0 (non-zero if a
+# test failed; with a GPU a failed test does not stop the benchmark, only its exit status).
 # BUILD (default build-cuda), BENCH_DIR (default /tmp/azflow-bench-daemon-$FRAMES, shared with
 # bench/daemon/run.sh), INTEGRATE_DATA (default /tmp/azflow-bench-integrate, shared with
 # bench/integrate/run.sh).
@@ -24,11 +27,15 @@ echo "== build (Release, CUDA on) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAZFLOW_WITH_CUDA=ON >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target azflow_cuda_bench azflow_cuda_integrator_test \
   azflow_gpu_plan_test azflowd azflow-stage azflow azflowctl daemon_gpu_test \
-  daemon_gpu_placement_test
+  daemon_gpu_placement_test decompress_gpu_decode_test decompress_cuda_decode_test
 
 echo "== CUDA tests"
+# A failing test does not stop the benchmark (a device session is short); the script's exit
+# status says so at the end.
+tests_status=0
 ctest --test-dir "$BUILD" --output-on-failure \
-  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu'
+  -R 'CudaIntegratorTest|CudaProbe|CudaOptionsCheck|GpuEmulation|GpuPlan|GpuPlacement|GpuConfigKeys|DaemonGpu|CudaDecode|GpuDecodeHost' ||
+  tests_status=$?
 
 probe=$("$BUILD/daemon/azflow-stage" --probe-gpus)
 if /usr/bin/python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["devices"] else 1)' "$probe"; then
@@ -38,14 +45,24 @@ else
   echo
   echo "no GPU on this machine ($reason): the CUDA code was built and its tests ran (device tests"
   echo "skipped); nothing to benchmark. Run bench/cuda/run.sh on a GPU node."
-  exit 0
+  exit "$tests_status"
 fi
 echo "GPUs: $probe"
+
+# compute-sanitizer's memcheck on the CUDA decoder tests, where the machine has it (bounded, so a
+# slow or unsupported sanitizer cannot eat the session).
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+if [[ -x $sanitizer ]]; then
+  echo "== compute-sanitizer memcheck: CUDA decoder tests"
+  timeout 180 "$sanitizer" --tool memcheck --error-exitcode 1 \
+    "$BUILD/tests/decompress/decompress_cuda_decode_test" ||
+    echo "compute-sanitizer: FAILED, timed out or unsupported here (see above)"
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-echo "== integration on the GPU (10 EIGER 4M frames of bench/integrate)"
+echo "== integration and decoding on the GPU (10 EIGER 4M frames of bench/integrate)"
 if [[ ! -f $INTEGRATE_DATA/eiger4m_master.h5 ]]; then
   mkdir -p "$INTEGRATE_DATA"
   /usr/bin/python3 "$ROOT/tests/cli/fixtures/make_fixtures.py" --demo --out-dir "$INTEGRATE_DATA" \
@@ -80,6 +97,14 @@ for r in k["results"]:
     print(f"{r['mode']:18s} {r['kernel_fps']:10.0f} {r['bytes_per_frame'] / 1e6:9.1f} "
           f"{r['kernel_GBps']:7.0f} {100 * r['fraction_of_d2d']:5.0f}% {r['with_copies_fps']:11.0f} "
           f"{r['max_rel_diff_vs_cpu']:9.1e}")
+print(f"\n{'decoder (batch)':22s} {'frames':>6s} {'ratio':>6s} {'kernel GB/s':>11s} "
+      f"{'first call GB/s':>15s} {'bit-exact':>9s}")
+for r in k.get("decode", []):
+    if "error" in r:
+        print(f"{r['codec']:22s} FAILED: {r['error']}")
+        continue
+    print(f"{r['codec']:22s} {r['frames']:6d} {r['ratio']:6.2f} {r['kernel_GBps']:11.1f} "
+          f"{r['first_call_GBps']:15.1f} {'yes' if r['bit_exact'] else 'NO':>9s}")
 print(f"\nazflowd, {d['frames']} frames, {d['decompress_workers']} decompress workers")
 print(f"{'workers/GPU':>11s} {'integrate':>9s} {'devices':>16s} {'cold f/s':>9s} {'warm f/s':>9s}")
 for r in d["runs"]:
@@ -87,3 +112,7 @@ for r in d["runs"]:
           f"{r['cold_fps']:9.1f} {r['warm_fps']:9.1f}")
 PY
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; date $(date -u +%F)"
+if [[ $tests_status -ne 0 ]]; then
+  echo "CUDA tests FAILED (ctest status $tests_status): see their output above" >&2
+  exit "$tests_status"
+fi

@@ -29,3 +29,15 @@ with h5py.File(PLAIN, "r") as f:
     raw = f["bslz4_u16"][0].tobytes()[:4000]
     packed = lz4.block.compress(raw, store_size=False)
     put("fuzz_lz4_raw", "frame_u16", len(raw).to_bytes(2, "little") + packed)
+
+# fuzz_gpu_decode: byte 0 = codec (bits 0-1) | element size (bits 2-3) | lanes (bits 4-5).
+GPU_ELEM = {1: 0, 2: 1, 4: 2}
+with h5py.File(PLAIN, "r") as f:
+    for name, elem in [("bslz4_u8", 1), ("bslz4_u16_block24", 2), ("bslz4_u32_block64", 4)]:
+        for lanes in (0, 2):
+            put("fuzz_gpu_decode", f"{name}_lanes{lanes}", bytes([0 | GPU_ELEM[elem] << 2 | lanes << 4]) + chunk(f, name))
+    put("fuzz_gpu_decode", "lz4_u16", bytes([1 | 1 << 2 | 2 << 4]) + chunk(f, "lz4_u16"))
+    put("fuzz_gpu_decode", "lz4_u32_raw_blocks", bytes([1 | 2 << 2 | 1 << 4]) + chunk(f, "lz4_u32_raw_blocks", 1)[:3000])
+    raw = f["bslz4_u16"][0].tobytes()[:4000]
+    packed = lz4.block.compress(raw, store_size=False)
+    put("fuzz_gpu_decode", "lz4_raw_u16", bytes([2 | 1 << 2 | 2 << 4]) + len(raw).to_bytes(2, "little") + packed)

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -410,12 +411,17 @@ TEST_F(DaemonTest, DaemonKilledMidJobResumesWithoutRedoingShards) {
   // every shard was committed exactly once (events.log of the job)
   std::ifstream events(space_.path("state") / "jobs" / std::to_string(id) / "events.log");
   std::map<std::string, int> done_lines;
-  for (std::string line; std::getline(events, line);) {
+  // each line starts with an ISO 8601 UTC time with milliseconds (2026-12-04T01:02:03.456Z)
+  const std::regex iso_time(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z .+)");
+  std::size_t lines = 0;
+  for (std::string line; std::getline(events, line); ++lines) {
+    EXPECT_TRUE(std::regex_match(line, iso_time)) << line;
     const auto at = line.find("shard ");
     if (at != std::string::npos && line.find(" done") != std::string::npos) {
       ++done_lines[line.substr(at, line.find(" done") - at)];
     }
   }
+  EXPECT_GT(lines, 8u);
   EXPECT_EQ(done_lines.size(), 8u);
   for (const auto& [shard, n] : done_lines) EXPECT_EQ(n, 1) << shard;
   // the dataset sum is the sum of the per-frame sums (checked against the reference's)

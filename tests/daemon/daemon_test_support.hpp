@@ -95,7 +95,11 @@ class DaemonProcess {
                 const std::map<std::string, std::string>& env = {})
       : space_(space), log_(space.path("azflowd-" + std::to_string(++starts()) + ".log")) {
     const fs::path config = space.path("azflowd.toml");
-    std::ofstream(config) << "shard_frames = 50\n" << toml;
+    std::ofstream out(config);
+    out << "shard_frames = 50\n" << toml;
+    // test daemons leave port 8770 alone unless the test configures [http]
+    if (toml.find("[http]") == std::string::npos) out << "\n[http]\nlisten = \"\"\n";
+    out.close();
     std::vector<std::string> args = {AZFLOWD_BIN,
                                      "--config",
                                      config.string(),

@@ -60,6 +60,7 @@ class Node {
           << "\"\nheartbeat_ms = 200\nlost_after_ms = 1000\n"
           << federation_toml << "\n";
     }
+    out << "[http]\nlisten = \"\"\n";  // test daemons leave port 8770 alone
     out.close();
     std::vector<std::string> args = {AZFLOWD_BIN,
                                      "--config",

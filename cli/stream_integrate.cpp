@@ -1,0 +1,476 @@
+#include "cli/stream_integrate.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "base/error.hpp"
+#include "cli/exit_codes.hpp"
+#include "cli/progress.hpp"
+#include "stages/integrate/cpu_integrator.hpp"
+#include "stages/integrate/geometry.hpp"
+#include "stages/integrate/poni.hpp"
+#include "stages/reduce/image_file.hpp"
+#include "stages/reduce/nexus_writer.hpp"
+#include "stages/reduce/result_writer.hpp"
+#include "stages/source/stream2.hpp"
+
+namespace azflow::cli {
+
+namespace {
+
+namespace s2 = source::stream2;
+
+/// "N s" with the shortest exact text of `seconds`.
+std::string seconds_text(double seconds) {
+  std::ostringstream text;
+  text << seconds << " s";
+  return text.str();
+}
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kMaxListed = 10;
+constexpr int kReceiveQueueMessages = 64;  ///< ZeroMQ receive high-water mark
+
+/// What the series' messages were, beyond the images integrated.
+struct StreamCounts {
+  std::size_t received = 0;        ///< image messages of the series with a valid id
+  std::size_t before_start = 0;    ///< images and ends that came before the start message
+  std::size_t duplicate = 0;       ///< image ids that came again (the first one is kept)
+  std::size_t out_of_range = 0;    ///< image ids >= number_of_images
+  std::size_t foreign = 0;         ///< messages of another series
+  std::size_t invalid = 0;         ///< messages that are not valid Stream V2
+  std::size_t unknown = 0;         ///< messages of unknown type
+  std::size_t unknown_fields = 0;  ///< keys azflow does not use, over all messages
+  std::string first_invalid;       ///< reason of the first invalid message
+  bool ended = false;              ///< the end message arrived
+};
+
+/// A ZeroMQ PULL socket connected to the detector, with an idle timeout.
+class Receiver {
+ public:
+  explicit Receiver(const StreamOptions& s) : endpoint_(s.endpoint) {
+    socket_.set(zmq::sockopt::rcvtimeo, static_cast<int>(s.timeout_s * 1000));
+    // Bounded memory: at most this many messages wait here; beyond it the detector's PUSH
+    // socket holds them (back-pressure, nothing dropped).
+    socket_.set(zmq::sockopt::rcvhwm, kReceiveQueueMessages);
+    socket_.set(zmq::sockopt::linger, 0);
+    try {
+      socket_.connect(s.endpoint);
+    } catch (const zmq::error_t& e) {
+      throw Error(ErrorCategory::kConfig,
+                  "--stream: cannot connect to " + s.endpoint + ": " + e.what());
+    }
+  }
+  /// The next message; false after the idle timeout.
+  bool next(zmq::message_t& msg) { return socket_.recv(msg).has_value(); }
+  /// Parses `msg`; nullopt (counted, first reason kept) when it is not valid Stream V2.
+  std::optional<s2::Message> parse(const zmq::message_t& msg, StreamCounts& counts) {
+    try {
+      s2::Message m = s2::parse_message({static_cast<const std::byte*>(msg.data()), msg.size()});
+      counts.unknown_fields += m.unknown_fields;
+      if (m.body.index() == 3) ++counts.unknown;
+      return m;
+    } catch (const Error& e) {
+      if (counts.invalid++ == 0) counts.first_invalid = e.what();
+      return std::nullopt;
+    }
+  }
+  [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  std::string endpoint_;
+  zmq::context_t context_{1};
+  zmq::socket_t socket_{context_, zmq::socket_type::pull};
+};
+
+s2::Start wait_for_start(Receiver& rx, StreamCounts& counts, double timeout_s) {
+  zmq::message_t msg;
+  while (rx.next(msg)) {
+    std::optional<s2::Message> m = rx.parse(msg, counts);
+    if (!m) continue;
+    if (m->is_start()) return std::get<s2::Start>(std::move(m->body));
+    if (m->is_image() || m->is_end()) ++counts.before_start;
+  }
+  throw Error(ErrorCategory::kIo,
+              "--stream " + rx.endpoint() + ": no start message within " + seconds_text(timeout_s));
+}
+
+/// Geometry of the start message as a PONI: no rotations, poni = beam centre x pixel size (the
+/// detector's first pixel edge is the origin, as pyFAI's poni1/poni2).
+integrate::Poni poni_from_start(const s2::Start& s, std::size_t rows, std::size_t cols) {
+  if (!s.detector_distance_m || !s.beam_center_x_px || !s.beam_center_y_px || !s.pixel_size_x_m ||
+      !s.pixel_size_y_m) {
+    throw Error(ErrorCategory::kInput,
+                "the start message lacks detector_distance, beam_center_x/y or pixel_size_x/y: "
+                "give the geometry with --poni");
+  }
+  integrate::Poni p;
+  p.detector.name = "Detector";
+  p.detector.pixel1_m = *s.pixel_size_y_m;
+  p.detector.pixel2_m = *s.pixel_size_x_m;
+  p.detector.rows = rows;
+  p.detector.cols = cols;
+  p.dist_m = *s.detector_distance_m;
+  p.poni1_m = *s.beam_center_y_px * *s.pixel_size_y_m;
+  p.poni2_m = *s.beam_center_x_px * *s.pixel_size_x_m;
+  p.wavelength_m = s.incident_wavelength_m;
+  if (p.dist_m <= 0 || p.detector.pixel1_m <= 0 || p.detector.pixel2_m <= 0) {
+    throw Error(ErrorCategory::kInput, "the start message's distance and pixel sizes must be > 0");
+  }
+  return p;
+}
+
+/// Decodes and integrates image messages into their rows, or fails a row with the reason. One
+/// per worker thread; the writer is shared under `writer_mutex`.
+class SeriesIntegrator {
+ public:
+  SeriesIntegrator(std::shared_ptr<const integrate::Plan> plan, std::size_t rows, std::size_t cols,
+                   DType dtype, std::string channel)
+      : integrator_(std::move(plan)),
+        rows_(rows),
+        cols_(cols),
+        dtype_(dtype),
+        channel_(std::move(channel)),
+        frame_(rows * cols * dtype_size(dtype)) {}
+
+  void process(const s2::Image& img, reduce::ResultWriter& writer, std::mutex& writer_mutex) {
+    const std::size_t row = img.image_id;
+    try {
+      const s2::Array& a = img.channel(channel_).array;
+      if (a.rows != rows_ || a.cols != cols_ || a.dtype != dtype_) {
+        throw Error(ErrorCategory::kInput,
+                    "array [" + std::to_string(a.rows) + ", " + std::to_string(a.cols) + "] of " +
+                        std::string(dtype_name(a.dtype)) + ", the start message declared [" +
+                        std::to_string(rows_) + ", " + std::to_string(cols_) + "] of " +
+                        std::string(dtype_name(dtype_)));
+      }
+      s2::decode(a, frame_);
+      integrator_.integrate(FrameView{frame_.data(), dtype_, rows_, cols_}, sums_);
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kInput) throw;
+      std::lock_guard lock(writer_mutex);
+      writer.fail_frame(row, "image " + std::to_string(row) + ": " + e.what());
+      return;
+    }
+    std::lock_guard lock(writer_mutex);
+    writer.write_frame(row, sums_);  // also adds them to the dataset-wide sums
+  }
+
+ private:
+  integrate::CpuIntegrator integrator_;
+  std::size_t rows_, cols_;
+  DType dtype_;
+  std::string channel_;
+  std::vector<std::byte> frame_;
+  integrate::BinSums sums_;
+};
+
+/// Accepted image messages on their way from the receiving thread to the workers. Bounded
+/// (push blocks while full, so a slow pool pushes back to the socket and the sender); close()
+/// lets the workers drain what is queued and end.
+class ImageQueue {
+ public:
+  explicit ImageQueue(std::size_t capacity) : capacity_(capacity) {}
+
+  /// Queues `msg`, waiting while the queue is full; false (msg dropped) once closed.
+  bool push(zmq::message_t msg) {
+    std::unique_lock lock(mutex_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(msg));
+    not_empty_.notify_one();
+    return true;
+  }
+  /// The next message; nullopt once closed and empty.
+  std::optional<zmq::message_t> pop() {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return std::nullopt;
+    zmq::message_t msg = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return msg;
+  }
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    not_full_.notify_all();
+    not_empty_.notify_all();
+  }
+
+ private:
+  std::size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<zmq::message_t> items_;
+  bool closed_ = false;
+};
+
+/// Worker threads that take image messages from an ImageQueue and integrate them. A worker
+/// error other than a bad image (kInput, a failed row) stops the pool; finish() rethrows it.
+class WorkerPool {
+ public:
+  WorkerPool(const std::shared_ptr<const integrate::Plan>& plan, reduce::ResultWriter& writer,
+             std::size_t rows, std::size_t cols, DType dtype, const std::string& channel,
+             std::size_t threads, ProgressBar& progress)
+      : queue_(2 * threads), writer_(writer), progress_(progress) {
+    for (std::size_t i = 0; i < threads; ++i) {
+      workers_.emplace_back([=, this] { work(plan, rows, cols, dtype, channel); });
+    }
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+  ~WorkerPool() { queue_.close(); }  // then the jthreads join
+
+  /// Hands an accepted image message to the workers (blocks while they are all busy).
+  void submit(zmq::message_t msg) { queue_.push(std::move(msg)); }
+
+  /// Waits for every queued image; rethrows the first worker error.
+  void finish() {
+    queue_.close();
+    for (std::jthread& t : workers_) t.join();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void work(const std::shared_ptr<const integrate::Plan>& plan, std::size_t rows, std::size_t cols,
+            DType dtype, const std::string& channel) {
+    try {
+      SeriesIntegrator integrator(plan, rows, cols, dtype, channel);
+      while (std::optional<zmq::message_t> msg = queue_.pop()) {
+        // parsed once already by the receiving thread, which only keeps valid images
+        const s2::Message m =
+            s2::parse_message({static_cast<const std::byte*>(msg->data()), msg->size()});
+        integrator.process(std::get<s2::Image>(m.body), writer_, writer_mutex_);
+        progress_.tick();
+      }
+    } catch (...) {
+      std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+      queue_.close();
+    }
+  }
+
+  ImageQueue queue_;
+  reduce::ResultWriter& writer_;
+  ProgressBar& progress_;
+  std::mutex writer_mutex_;  // every writer call: HDF5 is not thread-safe here
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+  std::vector<std::jthread> workers_;  // last: joined before the members they use go
+};
+
+/// Receives the series' images until its end message or the idle timeout, and hands each new
+/// image of the series to the pool.
+void receive_series(Receiver& rx, const s2::Start& start, std::size_t images, WorkerPool& pool,
+                    std::vector<bool>& seen, StreamCounts& counts) {
+  zmq::message_t msg;
+  while (rx.next(msg)) {
+    std::optional<s2::Message> m = rx.parse(msg, counts);
+    if (!m) continue;
+    if (m->is_end()) {
+      if (std::get<s2::End>(m->body).series_id != start.series_id) {
+        ++counts.foreign;
+        continue;
+      }
+      counts.ended = true;
+      return;
+    }
+    if (!m->is_image()) {
+      if (m->is_start()) ++counts.foreign;  // another series' start before this one's end
+      continue;
+    }
+    const s2::Image& img = std::get<s2::Image>(m->body);
+    if (img.series_id != start.series_id) {
+      ++counts.foreign;
+    } else if (img.image_id >= images) {
+      ++counts.out_of_range;
+    } else if (seen[img.image_id]) {
+      ++counts.duplicate;
+    } else {
+      seen[img.image_id] = true;
+      ++counts.received;
+      m.reset();  // it views msg, which moves to the pool
+      pool.submit(std::move(msg));
+    }
+  }
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+nlohmann::json stream_settings(const IntegrateOptions& o, const StreamOptions& s,
+                               const integrate::IntegrationSettings& settings,
+                               const s2::Start& start, std::size_t images) {
+  nlohmann::json j = settings_json(o, settings);
+  j["input_stream"] = s.endpoint;
+  j["stream_format"] = "stream2";
+  j["stream_channel"] = s.channel;
+  j["series_id"] = start.series_id;
+  j["series_unique_id"] = start.series_unique_id;
+  j["poni"] = o.poni.empty() ? "(from the start message)" : read_text(o.poni);
+  j["input_frames"] = images;
+  j["input_shape"] = nlohmann::json::array({*start.image_size_y, *start.image_size_x});
+  j["input_dtype"] = std::string(dtype_name(*start.image_dtype));
+  j["detector_pixel_mask_present"] = start.pixel_mask(s.channel) != nullptr;
+  return j;
+}
+
+void report(const IntegrateOptions& o, const StreamOptions& s, const s2::Start& start,
+            std::size_t images, const StreamCounts& c, const reduce::WriterSummary& summary,
+            double plan_s, double seconds) {
+  if (!o.quiet) {
+    std::printf("input:   %s (Stream V2 series %llu '%s', %zu images, %zu x %zu %s)\n",
+                s.endpoint.c_str(), static_cast<unsigned long long>(start.series_id),
+                start.series_unique_id.c_str(), images, *start.image_size_y, *start.image_size_x,
+                std::string(dtype_name(*start.image_dtype)).c_str());
+    std::printf("output:  %s\n", o.output.c_str());
+    std::printf("frames:  %zu written, %zu failed (%zu received, %zu missing)\n",
+                summary.frames_written, summary.failed.size(), c.received, images - c.received);
+    const double images_s = seconds - plan_s;
+    std::printf("time:    %.2f s from the start message: plan %.2f s, then %.1f images/s\n",
+                seconds, plan_s, images_s > 0 ? static_cast<double>(c.received) / images_s : 0.0);
+  }
+  if (c.before_start + c.duplicate + c.out_of_range + c.foreign + c.invalid + c.unknown > 0) {
+    std::fprintf(stderr,
+                 "azflow: warning: stream messages ignored: %zu before start, %zu duplicate, %zu "
+                 "out of range, %zu of another series, %zu invalid, %zu of unknown type\n",
+                 c.before_start, c.duplicate, c.out_of_range, c.foreign, c.invalid, c.unknown);
+    if (c.invalid > 0) std::fprintf(stderr, "  first invalid: %s\n", c.first_invalid.c_str());
+  }
+  if (summary.failed.empty()) return;
+  std::fprintf(stderr, "azflow: warning: %zu of %zu images failed or missing (rows left NaN):\n",
+               summary.failed.size(), images);
+  for (std::size_t i = 0; i < summary.failed.size() && i < kMaxListed; ++i) {
+    std::fprintf(stderr, "  row %zu: %s\n", summary.failed[i].row,
+                 summary.failed[i].reason.c_str());
+  }
+  if (summary.failed.size() > kMaxListed) {
+    std::fprintf(stderr, "  ... and %zu more (see /entry/process/failed_frames)\n",
+                 summary.failed.size() - kMaxListed);
+  }
+}
+
+void check_stream_options(const IntegrateOptions& o, const StreamOptions& s) {
+  if (!o.frames.empty()) throw Error(ErrorCategory::kConfig, "--frames does not apply to --stream");
+  if (!o.dataset.empty()) {
+    throw Error(ErrorCategory::kConfig, "--dataset does not apply to --stream");
+  }
+  if (!(s.timeout_s > 0)) throw Error(ErrorCategory::kConfig, "--stream-timeout must be > 0");
+  std::error_code ec;
+  if (!o.overwrite && std::filesystem::exists(o.output, ec)) {
+    throw Error(ErrorCategory::kConfig,
+                "output " + o.output + " already exists (use --overwrite to replace it)");
+  }
+}
+
+/// The series' image shape, dtype and count, which the start message must declare.
+void require_start_fields(const s2::Start& start) {
+  if (!start.image_size_x || !start.image_size_y || !start.image_dtype || !start.number_of_images ||
+      *start.number_of_images == 0) {
+    throw Error(ErrorCategory::kInput,
+                "the start message of series " + std::to_string(start.series_id) +
+                    " lacks image_size_x, image_size_y, image_dtype or a nonzero "
+                    "number_of_images");
+  }
+}
+
+}  // namespace
+
+void add_stream_options(CLI::App& cmd, StreamOptions& s) {
+  CLI::Option* input = cmd.get_option("input");
+  input->required(false);
+  cmd.get_option("--poni")->required(false);
+  cmd.add_option("--stream", s.endpoint,
+                 "integrate one DECTRIS Stream V2 series from this ZeroMQ endpoint (the "
+                 "detector's PUSH socket, e.g. tcp://dcu:31001) instead of a file; without "
+                 "--poni the geometry comes from the start message")
+      ->excludes(input);
+  cmd.add_option("--channel", s.channel,
+                 "--stream: channel of the image data map (default: the first one)");
+  cmd.add_option("--stream-timeout", s.timeout_s,
+                 "--stream: seconds without a message before giving up")
+      ->capture_default_str();
+}
+
+void check_file_input(const IntegrateOptions& o) {
+  if (o.input.empty()) {
+    throw Error(ErrorCategory::kConfig, "integrate: an input file (or --stream) is required");
+  }
+  if (o.poni.empty()) throw Error(ErrorCategory::kConfig, "--poni is required");
+}
+
+int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
+  check_stream_options(o, s);
+  Receiver rx(s);
+  StreamCounts counts;
+  const s2::Start start = wait_for_start(rx, counts, s.timeout_s);
+  const auto t0 = Clock::now();
+  require_start_fields(start);
+  const std::size_t rows = *start.image_size_y, cols = *start.image_size_x;
+  const DType dtype = *start.image_dtype;
+  const std::size_t images = static_cast<std::size_t>(*start.number_of_images);
+  const integrate::Poni poni =
+      o.poni.empty() ? poni_from_start(start, rows, cols)
+                     : integrate::fit_to_frames(integrate::read_poni(o.poni), rows, cols);
+  integrate::check_frame_shape(poni, rows, cols, "--stream " + s.endpoint, o.poni);
+  const integrate::IntegrationSettings settings = make_settings(o, dtype);
+  const reduce::OutputFormat format = parse_format_option(o.format, settings.npt_azim);
+  const std::vector<std::uint32_t>* pixel_mask = start.pixel_mask(s.channel);
+  integrate::Corrections corrections = reduce::load_corrections(
+      rows, cols, o.no_file_mask ? nullptr : pixel_mask, {o.mask, o.dark, o.flat});
+  if (o.mask.empty()) integrate::add_detector_mask(poni.detector, corrections);
+  auto plan = integrate::Plan::build(integrate::Geometry(poni), settings, corrections);
+  reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, images);
+  layout.overwrite = o.overwrite;
+  layout.format = format;
+  layout.empty_value = o.empty;
+  layout.provenance.poni = poni;
+  layout.provenance.mask_applied = !o.mask.empty() || (!o.no_file_mask && pixel_mask);
+  layout.provenance.flat_applied = !o.flat.empty();
+  const std::unique_ptr<reduce::ResultWriter> writer =
+      reduce::make_result_writer(std::move(layout));
+  writer->write_settings(stream_settings(o, s, settings, start, images));
+
+  const double plan_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::size_t threads =
+      o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<bool> seen(images, false);
+  ProgressBar progress(images, o.quiet);
+  {
+    WorkerPool pool(plan, *writer, rows, cols, dtype, s.channel, threads, progress);
+    receive_series(rx, start, images, pool, seen, counts);
+    pool.finish();
+  }
+  progress.finish();
+  const std::string why = counts.ended
+                              ? "never arrived before the end message"
+                              : "never arrived (no message for " + seconds_text(s.timeout_s) + ")";
+  for (std::size_t id = 0; id < images; ++id) {
+    if (!seen[id]) writer->fail_frame(id, "image " + std::to_string(id) + " " + why);
+  }
+  const reduce::WriterSummary summary = writer->finish();
+  report(o, s, start, images, counts, summary, plan_s,
+         std::chrono::duration<double>(Clock::now() - t0).count());
+  return summary.failed.empty() ? kExitOk : kExitFramesFailed;
+}
+
+}  // namespace azflow::cli
