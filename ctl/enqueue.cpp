@@ -25,10 +25,11 @@ using nlohmann::json;
 /// Options of `azflow integrate` that make no sense for a daemon job (or are replaced here).
 /// --empty: the job spec has no field for it yet (the daemon's shard files store rows finalized
 /// with 0 in empty bins).
-constexpr const char* kLocalOnlyOptions[] = {"input",       "--output", "--frames", "--threads",
-                                             "--overwrite", "--quiet",  "--empty"};
-/// Integration options that --config may be combined with (they are not in a pyFAI file).
-constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask", "--format"};
+constexpr const char* kLocalOnlyOptions[] = {"input",     "--output", "--frames",
+                                             "--threads", "--quiet",  "--empty"};
+/// Options that --config may be combined with (they are not in a pyFAI file).
+constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask", "--format",
+                                                 "--overwrite"};
 
 /// The sweep keys: integration option names, and where each goes in the JSON job spec.
 enum class Kind { kInteger, kString, kNumber, kNumberOrNone, kDummy, kRange, kBool, kImage };
@@ -360,6 +361,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
   spec.format = cli::parse_format_option(o.format, spec.settings.npt_azim);
   spec.datasets = datasets;
   spec.output_path.clear();
+  spec.overwrite = o.overwrite;
   spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
   if (!args.nodes.empty()) spec.nodes = daemon::parse_node_selection(args.nodes);
   return spec;
@@ -424,9 +426,11 @@ int run_enqueue(ControlClient& client, const EnqueueArgs& args, bool as_json) {
   const std::vector<PlannedJob> jobs = plan_jobs(args, default_dir);
   for (const PlannedJob& job : jobs) {
     std::error_code ec;
-    if (!job.spec.output_path.empty() && fs::exists(job.spec.output_path, ec)) {
+    if (!job.spec.overwrite && !job.spec.output_path.empty() &&
+        fs::exists(fs::symlink_status(job.spec.output_path, ec))) {
       throw Error(ErrorCategory::kConfig,
-                  "output " + job.spec.output_path + " already exists (nothing was enqueued)");
+                  "output " + job.spec.output_path +
+                      " already exists (nothing was enqueued; --overwrite replaces it)");
     }
   }
   return run_enqueue_jobs(client, args, as_json, jobs);

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/federation/curve_keys.hpp"
 #include "daemon/stop_signal.hpp"
+#include "stages/source/input_policy.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"azflowd: the azflow daemon (azimuthal integration service)"};
@@ -86,6 +88,10 @@ int main(int argc, char** argv) {
     spdlog::info("configuration: read {}", config.config_file.string());
   }
   spdlog::debug("configuration:\n{}", azflow::daemon::describe(config));
+  // every file HDF5 opens for a job, here and in the stages (which inherit the environment)
+  azflow::source::set_allowed_input_roots(config.allowed_input_roots);
+  ::setenv(azflow::source::kInputRootsEnv,
+           azflow::source::input_roots_env_value(config.allowed_input_roots).c_str(), 1);
   std::atomic<bool>& stop = azflow::daemon::install_stop_signals();
   try {
     azflow::daemon::Daemon daemon(config);

@@ -102,6 +102,13 @@ class TableReader {
     out = node->as_string()->get();
   }
 
+  void read(std::string_view key, bool& out) const {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return;
+    if (!node->is_boolean()) origin(key).fail("expected true or false, got " + type_name(*node));
+    out = node->as_boolean()->get();
+  }
+
   void read(std::string_view key, std::filesystem::path& out) const {
     std::string text = out.string();
     read(key, text);
@@ -229,9 +236,10 @@ void read_gpu(const TableReader& root, const std::filesystem::path& file, GpuCon
 void read_endpoints(const TableReader& root, const std::filesystem::path& file, DaemonConfig& c) {
   if (const toml::table* table = root.sub("control")) {
     const TableReader r(*table, file, "control.");
-    r.reject_unknown({"endpoint", "tcp_endpoint"});
+    r.reject_unknown({"endpoint", "tcp_endpoint", "insecure_tcp_control"});
     r.read("endpoint", c.control_endpoint);
     r.read("tcp_endpoint", c.control_tcp_endpoint);
+    r.read("insecure_tcp_control", c.insecure_tcp_control);
     check_endpoint(c.control_endpoint, r.origin("endpoint"), true);
     check_endpoint(c.control_tcp_endpoint, r.origin("tcp_endpoint"), true);
   }
@@ -438,7 +446,8 @@ std::string describe(const DaemonConfig& c) {
       << "allowed_output_roots = " << dirs_text(c.allowed_output_roots) << "\n"
       << "# stages endpoint (derived): " << c.stages_endpoint << "\n\n"
       << "[control]\nendpoint = " << quoted(c.control_endpoint) << "\n"
-      << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n\n"
+      << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n"
+      << "insecure_tcp_control = " << (c.insecure_tcp_control ? "true" : "false") << "\n\n"
       << "[live]\nendpoint = " << quoted(c.live_endpoint) << "\n\n"
       << "[http]\nlisten = " << quoted(c.http_listen) << "\n\n"
       << "[rings]\ncompressed_slots = " << c.rings.compressed_slots << "\n"

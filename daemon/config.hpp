@@ -48,6 +48,9 @@ struct DaemonConfig {
   std::string instance = "default";   ///< names the rings (/azflow.<instance>.<ring>) and sockets
   std::string control_endpoint;      ///< ROUTER for clients; default ipc://<runtime>/<inst>.control
   std::string control_tcp_endpoint;  ///< optional second ROUTER, e.g. tcp://*:5555 ("" = none)
+  /// [control] insecure_tcp_control: serve tcp_endpoint without CurveZMQ (no [federation] keys):
+  /// anyone who reaches the port controls the daemon. false = refuse to start that way.
+  bool insecure_tcp_control = false;
   std::string live_endpoint;        ///< PUB of finished frames; default ipc://<runtime>/<inst>.live
   std::string stages_endpoint;      ///< internal ROUTER for stages: ipc://<runtime>/<inst>.stages
   std::filesystem::path state_dir;  ///< SQLite job store, shard files, default outputs

@@ -103,6 +103,10 @@ EnqueueRequest decode_enqueue(const json& j) {
   }
   if (const auto a = j.find("after"); a != j.end() && !a->is_null()) {
     if (!a->is_array()) throw FieldError("after", "expected a list of job ids");
+    if (a->size() > kMaxIdsPerRequest) {
+      throw FieldError("after", std::to_string(a->size()) + " ids exceed the limit of " +
+                                    std::to_string(kMaxIdsPerRequest) + " per request");
+    }
     for (std::size_t i = 0; i < a->size(); ++i) {
       r.after.push_back(job_id_value((*a)[i], "after[" + std::to_string(i) + "]"));
     }
@@ -149,6 +153,11 @@ CancelRequest decode_cancel(const json& j) {
   const auto it = j.find("job_ids");
   if (it == j.end()) throw FieldError("job_ids", "required (a list of job ids)");
   if (!it->is_array() || it->empty()) throw FieldError("job_ids", "expected a non-empty list");
+  if (it->size() > kMaxIdsPerRequest) {
+    throw FieldError("job_ids", std::to_string(it->size()) + " ids exceed the limit of " +
+                                    std::to_string(kMaxIdsPerRequest) +
+                                    " per request; send them in several requests");
+  }
   CancelRequest r;
   for (std::size_t i = 0; i < it->size(); ++i) {
     r.ids.push_back(job_id_value((*it)[i], "job_ids[" + std::to_string(i) + "]"));

@@ -24,6 +24,9 @@ namespace azflow::daemon {
 inline constexpr int kProtocolVersion = 1;
 /// Largest request accepted; bigger ones are answered with an error (field "").
 inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 20;
+/// Most job ids one request may name (cancel's job_ids, enqueue's after): a longer list is
+/// refused naming the field, so that no single request holds the main loop for long.
+inline constexpr std::size_t kMaxIdsPerRequest = 10000;
 
 /// `enqueue`: add a job.
 struct EnqueueRequest {

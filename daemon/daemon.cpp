@@ -18,6 +18,7 @@
 #include "daemon/job_setup.hpp"
 #include "daemon/json_text.hpp"
 #include "daemon/ring_budget.hpp"
+#include "daemon/runtime_dir.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/integrate/units.hpp"
 #include "stages/reduce/image_file.hpp"
@@ -75,6 +76,7 @@ std::chrono::milliseconds env_ms(const char* name) {
 
 Daemon::Daemon(DaemonConfig config)
     : config_(std::move(config)), stages_socket_(context_, zmq::socket_type::router) {
+  check_tcp_control(config_);
   lock_ = std::make_unique<InstanceLock>(
       std::vector{InstanceLock::shm_lock_path(config_.instance),
                   InstanceLock::state_lock_path(config_.state_dir)},
@@ -85,6 +87,7 @@ Daemon::Daemon(DaemonConfig config)
   store_ = std::make_unique<JobStore>(JobStore::path_in(config_.state_dir));
   const std::size_t requeued = store_->requeue_running_shards_on_startup();
   if (requeued > 0) spdlog::warn("requeued {} shards left running by a previous run", requeued);
+  secure_runtime_dir(config_.runtime_dir);  // 0700 (or its group's): before any socket
   for (const auto* ep : {&config_.stages_endpoint, &config_.live_endpoint}) prepare_endpoint(*ep);
   stages_socket_.set(zmq::sockopt::linger, 0);
   stages_socket_.bind(config_.stages_endpoint);
@@ -97,6 +100,9 @@ Daemon::Daemon(DaemonConfig config)
   start_federation();  // before the control: its ZAP handler checks CurveZMQ clients of TCP control
   control_ = std::make_unique<ControlServer>(context_, endpoints, *this,
                                              network_ ? network_->secret_key() : std::string());
+  for (const auto* ep :
+       {&config_.control_endpoint, &config_.live_endpoint, &config_.stages_endpoint})
+    restrict_socket(*ep);
   resume_jobs();
   start_http();
 }
@@ -444,17 +450,14 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   if (spec.nodes.kind != NodeSelection::Kind::kLocal && !network_) {
     throw FieldError("spec.nodes", "this daemon has no federation (no peer endpoint)");
   }
-  std::error_code ec;
-  if (!spec.output_path.empty() && std::filesystem::exists(spec.output_path, ec)) {
-    throw FieldError("spec.output_path", "output " + spec.output_path + " already exists");
-  }
+  const std::optional<OutputBinding> binding = claim_output(spec);
   const source::DatasetInfo info = check_job_inputs(spec);
   const auto frames = static_cast<std::int64_t>(info.frames);
   const std::size_t frame_bytes = info.frame_bytes();
   check_ring_budget(config_.rings, spec, frame_bytes, free_bytes("/dev/shm") + ring_bytes_held());
   const auto shards = cut_shards(frames, spec_bins(spec), federation_slots(spec));
   const std::int64_t id = store_->add_job(spec, frames, shards, request.priority, request.after);
-  if (const std::string error = activate_new(id, spec); !error.empty()) {
+  if (const std::string error = activate_new(id, spec, binding); !error.empty()) {
     return {{"job_id", id}, {"state", "failed"}, {"frames_total", frames}, {"error", error}};
   }
   spdlog::info("job {} queued: {} frames in {} shards from {} (priority {}, after {} jobs)", id,
@@ -465,7 +468,8 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
 
 /// Gives a new job in the store its default output path and loads it; a failure (the outputs
 /// folder, the job folder, I/O) fails the job with its reason, returned ("" = queued).
-std::string Daemon::activate_new(std::int64_t id, JobSpec& spec) {
+std::string Daemon::activate_new(std::int64_t id, JobSpec& spec,
+                                 std::optional<OutputBinding> binding) {
   try {
     if (spec.output_path.empty()) {
       const bool h5 = reduce::format_supports(spec.format, 1);
@@ -474,8 +478,10 @@ std::string Daemon::activate_new(std::int64_t id, JobSpec& spec) {
               .string();
       std::filesystem::create_directories(config_.state_dir / "outputs");
       store_->set_output_path(id, spec.output_path);
+      binding = bind_output_folder(spec.output_path);
     }
     activate(*store_->job(id));
+    if (binding) save_output_binding(config_.state_dir / "jobs" / std::to_string(id), *binding);
     return "";
   } catch (const std::exception& e) {
     sink_->drop_job(id);
@@ -534,7 +540,14 @@ void Daemon::finish_job(ActiveJob& job) {
 
 void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
                      bool finish_output) {
-  if (ensure_axes(job)) {
+  // a job cancelled before any shard was handed out or done has nothing to write: no plan is
+  // built for it and no empty .partial made (bulk cancels of queued jobs stay quick)
+  const bool nothing_done = state == JobState::kCancelled && job.shards_done == 0 &&
+                            job.running.empty() && job.remote.empty();
+  if (nothing_done) {
+    store_->set_job_state(job.id, state, reason);
+    log_event(job, "job cancelled before any frame: no output file");
+  } else if (ensure_axes(job)) {
     sink_->assemble({job.id, job.spec, job.frames_total, job.dir, store_->shards(job.id), *job.axes,
                      job.output, finish_output, state, reason});
     finishing_.insert(job.id);

@@ -46,6 +46,7 @@
 #include "daemon/gpu_placement.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/instance_lock.hpp"
+#include "daemon/job_output.hpp"
 #include "daemon/job_store.hpp"
 #include "daemon/result_sink.hpp"
 #include "daemon/service_notify.hpp"
@@ -155,7 +156,7 @@ class Daemon : public ControlHandler {
   // jobs
   void resume_jobs();
   void resume_job(const JobRecord& record);
-  std::string activate_new(std::int64_t id, JobSpec& spec);
+  std::string activate_new(std::int64_t id, JobSpec& spec, std::optional<OutputBinding> binding);
   void activate(const JobRecord& record);
   /// `node_slots` > 0 (a split job shared with peers: federation_slots): shards are also cut
   /// to about one per pipeline slot of every node taking part, ceil(frames / node_slots) frames
@@ -172,6 +173,12 @@ class Daemon : public ControlHandler {
 
   // dependencies, admission (daemon_verbs.cpp)
   void check_admission(const EnqueueRequest& request) const;
+  /// Checks a new job's output_path ("" = the default, bound later): its folder bound
+  /// (bind_output_folder) and inside the allowed output roots once canonical, nothing there
+  /// unless spec.overwrite (then no folder), and no live job (queued, running or writing its
+  /// output) claiming the same file. Throws FieldError ("spec.output_path") naming the path and
+  /// the other job's id.
+  std::optional<OutputBinding> claim_output(const JobSpec& spec) const;
   void settle_dependencies();
   void observe_stage(const std::string& role, std::size_t worker, int pid,
                      const StageCounters* counters);

@@ -1,5 +1,6 @@
 // The daemon's operator verbs (retry, workers, stats, config, drain), admission checks on
 // enqueue (draining, allowed roots, `after` ids) and job dependencies (SLURM afterok).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/path_policy.hpp"
 #include "stages/reduce/shard_file.hpp"
+#include "stages/source/input_policy.hpp"
 
 namespace azflow::daemon {
 
@@ -51,7 +53,75 @@ std::vector<std::pair<std::int64_t, std::int64_t>> runs(const std::vector<std::i
   return out;
 }
 
+/// The file an output path names once its folder is canonical (the file itself not resolved:
+/// the job replaces that name, never writes through it).
+std::filesystem::path output_key(const std::string& output) {
+  std::error_code ec;
+  const std::filesystem::path p(output);
+  const auto folder = std::filesystem::weakly_canonical(p.parent_path(), ec);
+  return (ec ? p.parent_path().lexically_normal() : folder) / p.filename();
+}
+
+/// Refuses a dataset, mask, dark or flat that is a FIFO, a device or a folder, with stat(2) only
+/// (opening a FIFO would block the main loop until a writer came). Throws FieldError.
+void check_input_kinds(const JobSpec& spec) {
+  const auto check = [](const std::string& path, const std::string& field) {
+    try {
+      (void)source::check_input_file(path, "");
+    } catch (const Error& e) {
+      throw FieldError(field, e.what());
+    }
+  };
+  for (std::size_t i = 0; i < spec.datasets.size(); ++i) {
+    check(spec.datasets[i], "spec.datasets[" + std::to_string(i) + "]");
+  }
+  for (const auto& [field, image] :
+       {std::pair{"spec.mask_path", &spec.mask_path}, std::pair{"spec.dark_path", &spec.dark_path},
+        std::pair{"spec.flat_path", &spec.flat_path}}) {
+    if (!image->empty()) check(image->substr(0, image->find("::")), field);
+  }
+}
+
 }  // namespace
+
+std::optional<OutputBinding> Daemon::claim_output(const JobSpec& spec) const {
+  if (spec.output_path.empty()) return std::nullopt;
+  OutputBinding binding = bind_output_folder(spec.output_path);
+  const std::filesystem::path name = std::filesystem::path(spec.output_path).filename();
+  const std::filesystem::path key = binding.folder / name;
+  const std::filesystem::path default_dir = config_.state_dir / "outputs";
+  if (!path_within(key, {default_dir}) && !path_within(key, config_.allowed_output_roots)) {
+    throw FieldError("spec.output_path", "'" + key.string() +
+                                             "' is outside the allowed_output_roots of this "
+                                             "daemon (its folder made canonical)");
+  }
+  struct stat st {};
+  if (::lstat(key.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      throw FieldError("spec.output_path", "output " + spec.output_path + " is a folder");
+    }
+    if (!spec.overwrite) {
+      throw FieldError("spec.output_path",
+                       "output " + spec.output_path +
+                           " already exists (use --overwrite, JSON \"overwrite\": true, to "
+                           "replace it)");
+    }
+  }
+  const auto refuse = [&](std::int64_t id, const char* what) {
+    throw FieldError("spec.output_path",
+                     "output " + spec.output_path + " is already the output of job " +
+                         std::to_string(id) + " (" + what +
+                         "); give another output path or wait for job " + std::to_string(id));
+  };
+  for (const auto& [id, job] : jobs_) {
+    if (output_key(job.output) == key) refuse(id, job.started ? "running" : "queued");
+  }
+  for (const std::int64_t id : finishing_) {
+    const auto record = store_->job(id);
+    if (record && output_key(record->output_path) == key) refuse(id, "writing its output");
+  }
+  return binding;
+}
 
 void Daemon::check_admission(const EnqueueRequest& request) const {
   if (draining_) {
@@ -61,6 +131,7 @@ void Daemon::check_admission(const EnqueueRequest& request) const {
   }
   check_allowed_paths(request.spec, config_.allowed_input_roots, config_.allowed_output_roots,
                       config_.state_dir / "outputs");
+  check_input_kinds(request.spec);
   if (!request.spec.output_path.empty()) {
     const auto folder = std::filesystem::path(request.spec.output_path).parent_path();
     std::error_code ec;

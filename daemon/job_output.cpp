@@ -1,9 +1,15 @@
 #include "daemon/job_output.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
 #include <system_error>
 
 #include "base/error.hpp"
 #include "daemon/job_setup.hpp"
+#include "daemon/job_spec.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/reduce/shard_file.hpp"
 
@@ -42,7 +48,86 @@ void copy_shard(reduce::ResultWriter& writer, const std::filesystem::path& path,
   writer.add_sums(reader.sums());
 }
 
+constexpr const char* kBindingFile = "output_folder";
+/// Identity (st_dev st_ino) of the output file this job last wrote, for `retry` to replace it.
+constexpr const char* kWrittenFile = "output_written";
+
+std::optional<reduce::FileId> file_at(const reduce::OutputDir& dir, const std::string& name) {
+  struct stat st {};
+  if (::fstatat(dir.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return std::nullopt;
+  return reduce::FileId{st.st_dev, st.st_ino};
+}
+
+/// Whether the file at the output's name is the one this job wrote before (a `retry` replaces
+/// it); xy-frames (a file per frame): whether this job wrote its output before at all.
+bool own_earlier_output(const std::filesystem::path& job_dir, const reduce::OutputDir& dir,
+                        const std::string& name, reduce::OutputFormat format) {
+  std::ifstream in(job_dir / kWrittenFile);
+  reduce::FileId written;
+  if (!(in >> written.dev >> written.ino)) return false;
+  if (format == reduce::OutputFormat::kXyFrames) return true;
+  const auto now = file_at(dir, name);
+  return now && *now == written;
+}
+
+void save_written(const std::filesystem::path& job_dir, const reduce::OutputDir& dir,
+                  const std::string& name) {
+  const reduce::FileId id = file_at(dir, name).value_or(dir.id());
+  std::ofstream(job_dir / kWrittenFile, std::ios::trunc) << id.dev << " " << id.ino << "\n";
+}
+
+/// The folder to make `output` in: the bound one, else output's folder made canonical.
+std::shared_ptr<const reduce::OutputDir> output_dir(const std::filesystem::path& job_dir,
+                                                    const std::string& output) {
+  if (const auto binding = load_output_binding(job_dir)) {
+    return reduce::OutputDir::open_checked(binding->folder, &binding->id);
+  }
+  std::error_code ec;
+  const auto folder =
+      std::filesystem::weakly_canonical(std::filesystem::path(output).parent_path(), ec);
+  if (ec) throw Error(ErrorCategory::kIo, "output folder of " + output + ": " + ec.message());
+  return reduce::OutputDir::open_checked(folder, nullptr);
+}
+
 }  // namespace
+
+OutputBinding bind_output_folder(const std::string& output) {
+  const std::filesystem::path folder = std::filesystem::path(output).parent_path();
+  char* real = ::realpath(folder.c_str(), nullptr);
+  if (real == nullptr) {
+    throw FieldError("spec.output_path",
+                     "folder " + folder.string() + ": " +
+                         std::error_code(errno, std::generic_category()).message());
+  }
+  OutputBinding binding{real, {}};
+  std::free(real);
+  try {
+    binding.id = reduce::OutputDir::open_checked(binding.folder, nullptr)->id();
+  } catch (const Error& e) {
+    throw FieldError("spec.output_path", e.what());
+  }
+  return binding;
+}
+
+void save_output_binding(const std::filesystem::path& job_dir, const OutputBinding& binding) {
+  std::ofstream out(job_dir / kBindingFile, std::ios::trunc);
+  out << binding.id.dev << " " << binding.id.ino << "\n" << binding.folder.string() << "\n";
+  if (!out.flush()) {
+    throw Error(ErrorCategory::kIo, "cannot write " + (job_dir / kBindingFile).string());
+  }
+}
+
+std::optional<OutputBinding> load_output_binding(const std::filesystem::path& job_dir) {
+  std::ifstream in(job_dir / kBindingFile);
+  OutputBinding b;
+  std::string folder;
+  if (!(in >> b.id.dev >> b.id.ino) || !in.ignore(1) || !std::getline(in, folder) ||
+      folder.empty()) {
+    return std::nullopt;
+  }
+  b.folder = folder;
+  return b;
+}
 
 reduce::OutputProvenance output_provenance(const JobSpec& spec) {
   reduce::OutputProvenance p;
@@ -87,7 +172,11 @@ AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::i
                                 const std::string& output, bool finish) {
   reduce::NexusLayout layout =
       layout_from_axes_json(axes, output, static_cast<std::size_t>(frames_total));
-  layout.overwrite = true;  // the job owns its output path (checked free at enqueue)
+  layout.dir = output_dir(dir, output);
+  const std::string name = std::filesystem::path(output).filename().string();
+  // else a file made there after enqueue is kept (and the job fails)
+  layout.overwrite = spec.overwrite || own_earlier_output(dir, *layout.dir, name, spec.format);
+  const std::shared_ptr<const reduce::OutputDir> folder = layout.dir;
   layout.format = spec.format;
   layout.provenance = output_provenance(spec);
   AssembledOutput result;
@@ -110,6 +199,7 @@ AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::i
     }
     writer.finish();
   }
+  save_written(dir, *folder, name);
   result.path = output;
   return result;
 }

@@ -1,5 +1,7 @@
 #include "daemon/job_setup.hpp"
 
+#include "stages/source/input_policy.hpp"
+
 #include <filesystem>
 #include <tuple>
 
@@ -43,6 +45,11 @@ std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
   const integrate::Poni poni = job_poni(spec, info);
   integrate::check_frame_shape(poni, info.rows, info.cols,
                                info.path.string() + " (" + info.dataset + ")", spec.poni_path);
+  for (const auto& [field, image] :
+       {std::pair{"spec.mask_path", &spec.mask_path}, std::pair{"spec.dark_path", &spec.dark_path},
+        std::pair{"spec.flat_path", &spec.flat_path}}) {
+    if (!image->empty()) source::check_input_tree(image->substr(0, image->find("::")), field);
+  }
   integrate::Corrections corrections = reduce::load_corrections(
       info.rows, info.cols, spec.use_file_mask && info.pixel_mask ? &*info.pixel_mask : nullptr,
       {spec.mask_path, spec.dark_path, spec.flat_path});

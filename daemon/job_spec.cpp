@@ -332,6 +332,7 @@ nlohmann::json to_json(const JobSpec& spec) {
               {"flat_path", spec.flat_path},
               {"use_file_mask", spec.use_file_mask},
               {"output_path", spec.output_path},
+              {"overwrite", spec.overwrite},
               {"format", std::string(reduce::output_format_name(spec.format))},
               {"mode", std::string(mode_name(spec.mode))},
               {"nodes", to_json(spec.nodes)}};
@@ -376,7 +377,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   const ObjectReader r(j, std::string(prefix));
   r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
                     "dark_path", "flat_path", "use_file_mask", "output_path", "format", "mode",
-                    "nodes"});
+                    "nodes", "overwrite"});
   JobSpec spec;
   read_datasets(r, spec);
   r.read("dataset_path", spec.dataset_path);
@@ -393,6 +394,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
     require_absolute(*target, r.field(key));
   }
   r.read("use_file_mask", spec.use_file_mask);
+  r.read("overwrite", spec.overwrite);
   read_format(r, spec);
   read_mode(r, spec);
   read_nodes(r, spec);

@@ -64,6 +64,7 @@ struct JobSpec {
   std::string mask_path, dark_path, flat_path;  ///< image specs ("FILE.h5[::/ds]", .npy, EDF)
   bool use_file_mask = true;  ///< combine the detector's pixel_mask from the input file
   std::string output_path;    ///< absolute output path ("" = daemon's default location)
+  bool overwrite = false;     ///< JSON "overwrite": replace a file already at output_path
   /// Output format, JSON "format": "nexus" (default), "nxazint", "xy" or "xy-frames"
   /// (stages/reduce/result_writer.hpp); the xy formats need a 1D job (settings.npt_azim 0).
   reduce::OutputFormat format = reduce::OutputFormat::kNexus;

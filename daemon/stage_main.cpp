@@ -28,6 +28,7 @@
 #include "stages/decompress/decompress_stage.hpp"
 #include "stages/integrate/cuda_integrator.hpp"
 #include "stages/integrate/integrate_stage.hpp"
+#include "stages/source/input_policy.hpp"
 #include "stages/source/source_stage.hpp"
 
 namespace {
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e [%l] " + role + "/" + std::to_string(worker) + " %v");
   spdlog::set_level(spdlog::level::from_str(log_level));
+  azflow::source::set_allowed_input_roots_from_env();  // azflowd's allowed_input_roots
   std::atomic<bool>& stop = azflow::daemon::install_stop_signals();
   try {
     const bool on_gpu = role == "integrate" && *gpu >= 0;

@@ -271,8 +271,8 @@ NexusWriter::NexusWriter(NexusLayout layout)
     throw Error(ErrorCategory::kInternal, "NexusWriter cannot write format " +
                                               std::string(output_format_name(layout_.format)));
   }
-  std::error_code ec;
-  if (!layout_.overwrite && std::filesystem::exists(layout_.path, ec)) {
+  dir_ = layout_.dir ? layout_.dir : OutputDir::open(layout_.path.parent_path());
+  if (!layout_.overwrite && dir_->exists(layout_.path.filename().string())) {
     throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
                                             " already exists (use --overwrite to replace it)");
   }
@@ -291,8 +291,18 @@ const std::filesystem::path& NexusWriter::partial_path() const noexcept { return
 
 void NexusWriter::create_file() {
   const std::string partial = partial_path().string();
-  files_->file = h5::check(H5Fcreate(partial.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                           "cannot create output file " + partial);
+  fd_ = dir_->create(partial_.filename().string());
+  // HDF5 opens by name: the magic link reaches the inode just made, not whatever the name holds
+  const std::string by_fd = proc_fd_path(fd_.get());
+  files_->file = h5::check(H5Fcreate(by_fd.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                           "cannot create output file " + partial + " (as " + by_fd + ")");
+  void* handle = nullptr;
+  h5::check_status(H5Fget_vfd_handle(files_->file.get(), H5P_DEFAULT, &handle),
+                   "cannot check output file " + partial);
+  if (handle == nullptr ||
+      !(file_id(*static_cast<int*>(handle), partial) == file_id(fd_.get(), partial))) {
+    throw Error(ErrorCategory::kIo, "HDF5 did not open the file made as " + partial);
+  }
   const hid_t root = files_->file.get();
   const std::string now = iso8601_now();
   h5::write_string_attr(root, "default", "entry");
@@ -536,17 +546,9 @@ WriterSummary NexusWriter::finish() {
   h5::write_string(files_->entry.get(), "end_time", iso8601_now());
   files_ = std::make_unique<Files>();  // closes every object, then the file
   finished_ = true;
-  std::error_code ec;
-  if (!layout_.overwrite && std::filesystem::exists(layout_.path, ec)) {
-    throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
-                                            " appeared while writing; result left in " +
-                                            partial_path().string());
-  }
-  std::filesystem::rename(partial_path(), layout_.path, ec);
-  if (ec) {
-    throw Error(ErrorCategory::kIo, "cannot rename " + partial_path().string() + " to " +
-                                        layout_.path.string() + ": " + ec.message());
-  }
+  dir_->commit(fd_, partial_.filename().string(), layout_.path.filename().string(),
+               layout_.overwrite, true);
+  fd_ = UniqueFd();
   WriterSummary summary;
   summary.failed = failed_;
   summary.frames_written = layout_.frames - failed_.size();

@@ -51,7 +51,9 @@
 //
 // <rad> is the radial unit's family: "q" (q_nm^-1, q_A^-1), "2th" (2th_deg, 2th_rad), "r" (r_mm).
 // The file is created as "<path>.partial" and renamed to <path> by finish(); an unfinished writer
-// leaves the ".partial" file behind.
+// leaves the ".partial" file behind. Both names are made in NexusLayout::dir without following
+// links (stages/reduce/output_dir.hpp): the ".partial" with O_EXCL | O_NOFOLLOW, then handed to
+// HDF5 as /proc/self/fd/N (HDF5 opens files by name only), the rename checked and fsynced.
 
 #include <cstddef>
 #include <cstdint>
@@ -110,9 +112,9 @@ std::string_view radial_axis_name(integrate::RadialUnit unit) noexcept;
 /// is a bug (azflow::Error kInternal); rows still pending at finish() are recorded as failed.
 class NexusWriter final : public ResultWriter {
  public:
-  /// Creates "<layout.path>.partial" (replacing a stale one). Throws azflow::Error: kConfig naming
-  /// the path if it exists and !layout.overwrite, or for an empty layout; kIo if the file cannot
-  /// be created.
+  /// Creates "<layout.path>.partial" (replacing a stale one azflow left: OutputDir::create).
+  /// Throws azflow::Error: kConfig naming the path if it exists and !layout.overwrite, or for an
+  /// empty layout; kIo if the file cannot be created or something else is in its way.
   explicit NexusWriter(NexusLayout layout);
   ~NexusWriter() override;
 
@@ -144,8 +146,9 @@ class NexusWriter final : public ResultWriter {
   void fail_frame(std::size_t row, std::string_view reason) override;
 
   /// Writes the sums, counts and failed frames, closes the file and renames it to layout().path.
-  /// Rows never written or failed are recorded as failed ("never written"). Throws kIo if the
-  /// rename fails, kConfig if the output appeared meanwhile and overwrite is off.
+  /// Rows never written or failed are recorded as failed ("never written"). The file and its
+  /// folder are fsynced (OutputDir::commit). Throws kIo if the rename fails, kConfig if the
+  /// output appeared meanwhile and overwrite is off.
   WriterSummary finish() override;
 
  private:
@@ -159,6 +162,8 @@ class NexusWriter final : public ResultWriter {
 
   NexusLayout layout_;
   std::filesystem::path partial_;
+  std::shared_ptr<const OutputDir> dir_;  // where partial_ and layout_.path are made
+  UniqueFd fd_;                           // partial_, as created (O_EXCL | O_NOFOLLOW)
   std::mutex mutex_;
   std::unique_ptr<Files> files_;
   std::vector<std::uint8_t> state_;  // per row: 0 pending, 1 written, 2 failed

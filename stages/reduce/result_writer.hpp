@@ -27,6 +27,7 @@
 #include "stages/integrate/plan.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/integrate/units.hpp"
+#include "stages/reduce/output_dir.hpp"
 
 namespace azflow::reduce {
 
@@ -59,7 +60,11 @@ struct OutputProvenance {
 
 /// Shape, axes and format of an output file.
 struct NexusLayout {
-  std::filesystem::path path;    ///< final output path
+  std::filesystem::path path;  ///< final output path
+  /// The folder `path` is made in, opened and checked by the caller (the daemon: at enqueue,
+  /// without following links); null = the writer opens path's parent itself (following links,
+  /// as `azflow integrate` does for its user). Only path's file name is used then.
+  std::shared_ptr<const OutputDir> dir;
   bool overwrite = false;        ///< replace an existing `path`
   std::size_t frames = 0;        ///< rows of I
   std::int64_t first_frame = 0;  ///< input frame index of row 0 (frame_index = first_frame + row)

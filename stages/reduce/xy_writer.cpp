@@ -1,11 +1,14 @@
 #include "stages/reduce/xy_writer.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <system_error>
+
+#include <unistd.h>
 
 #include "base/error.hpp"
 
@@ -162,14 +165,14 @@ XyWriter::XyWriter(NexusLayout layout) : layout_(std::move(layout)) {
   if (!layout_.provenance.poni) {
     throw Error(ErrorCategory::kConfig, out + ": the xy format needs the geometry (PONI)");
   }
+  dir_ = layout_.dir ? layout_.dir : OutputDir::open(layout_.path.parent_path());
   if (!layout_.overwrite) {
-    std::error_code ec;
     for (std::size_t row = 0; row < layout_.frames; ++row) {
       const auto file =
           layout_.format == OutputFormat::kXy
               ? layout_.path
               : xy_frame_path(layout_.path, layout_.first_frame + static_cast<std::int64_t>(row));
-      if (std::filesystem::exists(file, ec)) {
+      if (dir_->exists(file.filename().string())) {
         throw Error(ErrorCategory::kConfig,
                     "output " + file.string() + " already exists (use --overwrite to replace it)");
       }
@@ -188,7 +191,7 @@ XyWriter::~XyWriter() {
     std::vector<float> intensity(layout_.bins());
     std::vector<float> sigma(layout_.with_errors ? layout_.bins() : 0);
     integrate::finalize(total_, intensity, sigma, layout_.empty_value);
-    write_file(partial_, intensity, sigma);
+    write_file(partial_, intensity, sigma, true, false);
   } catch (const std::exception&) {
     // a destructor must not throw; the caller already reports why the run did not finish
   }
@@ -220,32 +223,32 @@ void XyWriter::check_row(std::size_t row, std::string_view what) const {
 }
 
 void XyWriter::write_file(const std::filesystem::path& file, std::span<const float> intensity,
-                          std::span<const float> sigma) const {
-  std::filesystem::path partial = file;
-  partial += ".partial";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(ErrorCategory::kIo, "cannot create output file " + partial.string());
-    out << xy_header(layout_.provenance, file);
-    const std::string unit(integrate::unit_name(layout_.unit));
-    if (sigma.empty()) {
-      out << format("#%14s %14s\n", unit.c_str(), "I ");
-    } else {
-      out << format("#%14s  %14s  %14s\n", unit.c_str(), "I ", "sigma ");
-    }
-    for (std::size_t i = 0; i < intensity.size(); ++i) {
-      out << number_field(layout_.radial_centers[i]) << "  " << number_field(intensity[i]);
-      if (!sigma.empty()) out << " " << number_field(sigma[i]);
-      out << "\n";
-    }
-    if (!out.flush()) throw Error(ErrorCategory::kIo, "cannot write " + partial.string());
+                          std::span<const float> sigma, bool replace, bool sync) const {
+  std::string text = xy_header(layout_.provenance, file);
+  const std::string unit(integrate::unit_name(layout_.unit));
+  if (sigma.empty()) {
+    text += format("#%14s %14s\n", unit.c_str(), "I ");
+  } else {
+    text += format("#%14s  %14s  %14s\n", unit.c_str(), "I ", "sigma ");
   }
-  std::error_code ec;
-  std::filesystem::rename(partial, file, ec);
-  if (ec) {
-    throw Error(ErrorCategory::kIo,
-                "cannot rename " + partial.string() + " to " + file.string() + ": " + ec.message());
+  for (std::size_t i = 0; i < intensity.size(); ++i) {
+    text += number_field(layout_.radial_centers[i]) + "  " + number_field(intensity[i]);
+    if (!sigma.empty()) text += " " + number_field(sigma[i]);
+    text += "\n";
   }
+  const std::string name = file.filename().string();
+  const std::string partial = name + ".partial";
+  const UniqueFd fd = dir_->create(partial);
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw Error(ErrorCategory::kIo, "cannot write " + (dir_->path() / partial).string() + ": " +
+                                          std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  dir_->commit(fd, partial, name, replace, sync);
 }
 
 void XyWriter::write_frame(std::size_t row, std::span<const float> intensity,
@@ -262,7 +265,8 @@ void XyWriter::write_frame(std::size_t row, std::span<const float> intensity,
   }
   if (layout_.format == OutputFormat::kXyFrames) {
     write_file(xy_frame_path(layout_.path, layout_.first_frame + static_cast<std::int64_t>(row)),
-               intensity, layout_.with_errors ? sigma : std::span<const float>());
+               intensity, layout_.with_errors ? sigma : std::span<const float>(), layout_.overwrite,
+               false);
   }
   state_[row] = kWritten;
 }
@@ -301,15 +305,12 @@ WriterSummary XyWriter::finish() {
   std::sort(failed_.begin(), failed_.end(),
             [](const FailedFrame& a, const FailedFrame& b) { return a.row < b.row; });
   if (layout_.format == OutputFormat::kXy) {
-    std::error_code ec;
-    if (!layout_.overwrite && std::filesystem::exists(layout_.path, ec)) {
-      throw Error(ErrorCategory::kConfig,
-                  "output " + layout_.path.string() + " appeared while writing");
-    }
     std::vector<float> intensity(layout_.bins());
     std::vector<float> sigma(layout_.with_errors ? layout_.bins() : 0);
     integrate::finalize(total_, intensity, sigma, layout_.empty_value);
-    write_file(layout_.path, intensity, sigma);
+    write_file(layout_.path, intensity, sigma, layout_.overwrite, true);
+  } else {
+    dir_->sync_all();
   }
   WriterSummary summary;
   summary.failed = failed_;

@@ -78,17 +78,21 @@ class XyWriter final : public ResultWriter {
   void write_frame(std::size_t row, const integrate::BinSums& sums) override;
   void add_sums(const integrate::BinSums& sums) override;
   void fail_frame(std::size_t row, std::string_view reason) override;
-  /// kXy: writes the mean of the summed frames to layout().path. Rows never written or failed
-  /// are recorded as failed ("never written"). Throws kIo if a file cannot be written.
+  /// kXy: writes the mean of the summed frames to layout().path, fsynced with its folder;
+  /// kXyFrames: syncs the folder's file system (the frame files are written as they come).
+  /// Rows never written or failed are recorded as failed ("never written"). Throws kIo if a
+  /// file cannot be written, kConfig if the output appeared meanwhile and overwrite is off.
   WriterSummary finish() override;
 
  private:
   void check_row(std::size_t row, std::string_view what) const;
+  /// Writes `file` (in dir_) as "<file>.partial", then commits it (OutputDir::commit).
   void write_file(const std::filesystem::path& file, std::span<const float> intensity,
-                  std::span<const float> sigma) const;
+                  std::span<const float> sigma, bool replace, bool sync) const;
 
   NexusLayout layout_;
   std::filesystem::path partial_;
+  std::shared_ptr<const OutputDir> dir_;  // where every file is made (no links followed)
   std::mutex mutex_;
   std::vector<std::uint8_t> state_;  // per row: 0 pending, 1 written, 2 failed
   std::vector<FailedFrame> failed_;

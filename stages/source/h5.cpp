@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "stages/source/input_policy.hpp"
+
 namespace azflow::source::h5 {
 
 Id open_file(const std::filesystem::path& file, bool no_locking) {
+  if (!check_input_file(file, "")) return Id();  // missing: the caller reports or waits
   Id fapl(H5Pcreate(H5P_FILE_ACCESS));
 #if H5_VERSION_GE(1, 10, 7)
   if (no_locking) H5Pset_file_locking(fapl.get(), false, true);
@@ -15,7 +18,12 @@ Id open_file(const std::filesystem::path& file, bool no_locking) {
   hid_t id = -1;
   H5E_BEGIN_TRY { id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, fapl.get()); }
   H5E_END_TRY;
-  return Id(id);
+  Id opened(id);
+  if (opened.valid()) {
+    if (const auto raw = raw_file(opened.get())) check_open_input(raw->fd, file);
+    check_hdf5_references(opened.get(), file);
+  }
+  return opened;
 }
 
 bool path_exists(hid_t loc, const std::string& path) {

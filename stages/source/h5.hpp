@@ -18,10 +18,30 @@ namespace azflow::source::h5 {
 /// Owns one HDF5 identifier (base/hdf5_id.hpp).
 using Id = azflow::hdf5::Id;
 
-/// Opens `file` read-only with HDF5's error printing silenced; an invalid Id if HDF5 cannot
-/// open it. `no_locking` disables HDF5 file locking (HDF5 >= 1.10.7), so a writer still
-/// holding the file does not block us (follow mode).
+/// Opens `file` read-only with HDF5's error printing silenced; an invalid Id if it does not exist
+/// or HDF5 cannot open it. Under an input policy (input_policy.hpp) the file is checked before
+/// (check_input_file: a FIFO or device is never opened) and after the open (check_open_input,
+/// check_hdf5_references); a refusal throws azflow::Error (kInput) naming the file. `no_locking`
+/// disables HDF5 file locking (HDF5 >= 1.10.7), so a writer still holding the file does not block
+/// us (follow mode).
 [[nodiscard]] Id open_file(const std::filesystem::path& file, bool no_locking);
+
+}  // namespace azflow::source::h5
+
+namespace azflow::source {
+
+/// Checks every file the open HDF5 file `file_id` (opened as `path`) can make HDF5 open: each
+/// external link's target, each virtual dataset's source files and each external raw-data file,
+/// resolved as HDF5 would (every candidate HDF5 may try: the name as stored, in the HDF5 prefix
+/// environment variables, beside `path`, in the working folder) must pass check_input_file, and
+/// HDF5 files among them are checked the same way in turn (each once). A virtual-dataset source
+/// name with a printf-style pattern ('%') is refused. Throws azflow::Error (kInput) naming the
+/// link or dataset, the file holding it and the target. With no roots set, does nothing.
+void check_hdf5_references(hid_t file_id, const std::filesystem::path& path);
+
+}  // namespace azflow::source
+
+namespace azflow::source::h5 {
 
 /// Opens dataset `path` in `loc`, silently; an invalid Id if there is none.
 [[nodiscard]] Id open_dataset(hid_t loc, const std::string& path);

@@ -209,5 +209,43 @@ TEST(DaemonLimits, NamesThatAreNotUtf8AreEscapedInEveryAnswer) {
   EXPECT_NE(refused.output.find("\\xff"), std::string::npos) << refused.output;
 }
 
+TEST(DaemonLimits, ABulkCancelOfQueuedJobsBuildsNoPlanAndWritesNoFile) {
+  TempSpace space;
+  const std::string master = make_series(space, "s", 20);
+  DaemonProcess daemon(space, 1, "max_running_jobs = 1\n",
+                       {{"AZFLOW_TEST_DELAY_MS_REDUCER", "40"}});
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t running = enqueue(client, job_spec({master}, space.path("r.h5").string()));
+  ASSERT_GT(running, 0);
+  json ids = json::array();
+  for (int i = 0; i < 40; ++i) {
+    const std::int64_t id =
+        enqueue(client, job_spec({master}, space.path("q" + std::to_string(i) + ".h5").string()));
+    ASSERT_GT(id, 0);
+    ids.push_back(id);
+  }
+  const auto started = Clock::now();
+  const json r = client.result({{"verb", "cancel"}, {"job_ids", ids}});
+  EXPECT_LT(Clock::now() - started, std::chrono::seconds(10));
+  EXPECT_EQ(r["cancelled"].size(), 40u) << r.dump();
+  for (int i = 0; i < 40; ++i) {
+    const fs::path out = space.path("q" + std::to_string(i) + ".h5");
+    EXPECT_FALSE(fs::exists(out.string() + ".partial")) << out;
+    EXPECT_FALSE(fs::exists(out)) << out;
+  }
+  EXPECT_EQ(job_status(client, ids[0].get<std::int64_t>()).value("state", ""), "cancelled");
+  EXPECT_EQ(wait_job(client, running).value("state", ""), "succeeded");
+  // one request naming more ids than the limit is refused, naming the field
+  json many = json::array();
+  for (int i = 0; i < 10001; ++i) many.push_back(i + 1);
+  const json big = client.call({{"verb", "cancel"}, {"job_ids", many}});
+  ASSERT_TRUE(big.is_object()) << "no answer";
+  EXPECT_FALSE(big.value("ok", true));
+  EXPECT_EQ(big["error"].value("field", ""), "job_ids") << big.dump().substr(0, 300);
+  EXPECT_NE(big["error"].value("message", "").find("exceed the limit of 10000"), std::string::npos);
+  expect_serving(client, space, master, "ok.h5");
+}
+
 }  // namespace
 }  // namespace azflow::testing

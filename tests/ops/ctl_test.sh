@@ -62,7 +62,10 @@ done
 echo "ok: no daemon: $out"
 
 mkdir -p /run/azflow
-chmod 0755 /run/azflow
+# as systemd makes it for the units (RuntimeDirectoryMode=0750, Group=azflow): azflowd takes the
+# permissions of others off its runtime folder, so the group is what lets members in
+chgrp azflow /run/azflow
+chmod 0750 /run/azflow
 "$azflowd" --instance "$instance" --runtime-dir /run/azflow --state-dir "$work/state" \
   --workers 1 2>"$work/azflowd.log" &
 daemon_pid=$!

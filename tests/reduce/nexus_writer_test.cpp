@@ -189,6 +189,36 @@ TEST_F(NexusWriterTest, RefusesToOverwriteUnlessAsked) {
   EXPECT_EQ(f.doubles("/entry/integrate/I"), (std::vector<double>{0, 1}));
 }
 
+TEST_F(NexusWriterTest, OnlyAStalePartialOfItsOwnIsReplaced) {
+  const fs::path partial = dir_ / "out.h5.partial";
+  const fs::path victim = dir_ / "victim.txt";
+  const auto refused = [&](const std::string& what) {
+    try {
+      NexusWriter writer(layout_1d(1, 2));
+      ADD_FAILURE() << "expected an error for " << what;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.category(), ErrorCategory::kIo) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+    std::ifstream in(victim);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "precious") << what;
+  };
+  std::ofstream(victim) << "precious";
+  fs::create_symlink(victim, partial);  // a symbolic link: never written through
+  refused("exists and is a symbolic link");
+  fs::remove(partial);
+  fs::create_hard_link(victim, partial);  // another name of someone's file: left alone
+  refused("a file with 2 hard links");
+  fs::remove(partial);
+  std::ofstream(partial) << "an earlier run";  // azflow's own leftover: replaced
+  NexusWriter writer(layout_1d(1, 2));
+  writer.write_frame(0, row_values(0, 2), std::vector<float>(2, 0.0f));
+  writer.finish();
+  EXPECT_FALSE(fs::exists(partial));
+  H5File f((dir_ / "out.h5").string());
+  EXPECT_EQ(f.doubles("/entry/integrate/I"), (std::vector<double>{0, 1}));
+}
+
 TEST_F(NexusWriterTest, PartialNameUntilFinished) {
   const fs::path out = dir_ / "out.h5";
   {
