@@ -11,6 +11,7 @@ python3-selenium), enqueues a 2D and a 1D job over the HTTP API and checks, thro
   - the job view draws the latest frame (line-coloured pixels in the plot area of the canvas);
   - moving the frame slider with the keyboard plots another frame, whose values are that frame's
     (GET /api/v1/jobs/ID/frames/K, read here with urllib) and differ from the first one's;
+  - the log toggle makes the y axis logarithmic;
   - the 2D job's view draws a heatmap (many distinct colours in its image area).
 Screenshots of each view: OUT_DIR/web-jobs.png, web-job-1d.png, web-job-1d-frame5.png,
 web-job-2d.png. Exits 77 (a ctest skip) when chromium, chromedriver or selenium is missing.
@@ -259,6 +260,13 @@ def main():
         assert i5 == api5, "plotted values are not frame 5's"
         assert i5 != i0, "frames 0 and 5 plot the same values"
         browser.save_screenshot(os.path.join(args.out_dir, "web-job-1d-frame5.png"))
+
+        # log intensity: the y axis becomes logarithmic, the same frame stays plotted
+        browser.find_element(By.ID, "log-scale").click()
+        wait_for("a logarithmic y axis", lambda: browser.execute_script(
+            "return Chart.getChart(document.getElementById('profile')).scales.y.type"
+            " === 'logarithmic' && window.azflowPage.plotted.frame === 5"))
+        browser.find_element(By.ID, "log-scale").click()
 
         # a 2D job: back to the table, click it, its heatmap is drawn
         browser.find_element(By.ID, "home").click()
