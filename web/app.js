@@ -1,5 +1,5 @@
 // azflowd's web page (docs/http.md "The page"): a jobs table polled from GET /api/v1/jobs every
-// second, and a job view (#job/ID) with one frame's I(radial) and its sigma band (Chart.js),
+// second with the workers and peers, and a job view (#job/ID) with one frame's I(radial) and its sigma band (Chart.js),
 // a frame slider over the frames integrated so far (GET /api/v1/jobs/ID/frames/K), the running
 // mean (GET /api/v1/jobs/ID/sum), a log/linear toggle and, for 2D jobs, the cake as a heatmap on
 // a plain canvas. Only azflowd's own URLs are fetched.
@@ -17,6 +17,8 @@ const page = {
   plotted: null,     // {frame, unit, radial, I, sigma} as drawn (2D: I is the azimuthal mean)
   heatmap: null,     // {frame, rows, cols, min, max} of the drawn cake
   polls: 0,          // completed job-list polls
+  workers: [],       // last GET /api/v1/workers "workers"
+  peers: [],         // last GET /api/v1/peers "peers"
 };
 window.azflowPage = page;
 
@@ -45,41 +47,72 @@ function framesAvailable(job) {
 
 // ------------------------------------------------------------------------------- jobs table
 
+/// The jobs table, updated in place: a job keeps its row (and its cells) from poll to poll.
 function renderJobs() {
   const body = $("jobs").querySelector("tbody");
-  body.replaceChildren();
+  const rows = new Map([...body.children].map((tr) => [tr.dataset.job, tr]));
   for (const job of page.jobs) {
-    const tr = document.createElement("tr");
-    tr.dataset.job = job.id;
-    tr.className = "job-row";
+    let tr = rows.get(String(job.id));
+    if (tr) {
+      rows.delete(String(job.id));
+    } else {
+      tr = document.createElement("tr");
+      tr.dataset.job = job.id;
+      tr.className = "job-row";
+      for (let i = 0; i < 7; i++) tr.appendChild(document.createElement("td"));
+      tr.children[2].innerHTML = '<span class="bar"><span></span></span> <span class="count"></span>';
+      tr.addEventListener("click", () => { location.hash = "#job/" + job.id; });
+    }
     const total = job.frames_total || 0;
-    const done = ENDED.has(job.state) && job.state === "succeeded"
+    const done = job.state === "succeeded"
       ? total : Math.max(job.frames_done || 0, job.frames_published || 0);
-    const pct = total > 0 ? Math.min(100, (100 * done) / total) : 0;
-    const cells = [
-      String(job.id),
-      job.state,
-      null,
-      fmt(job.frames_per_s),
-      job.eta_s === null || job.eta_s === undefined ? "-" : fmt(job.eta_s, 0) + " s",
-      String(job.frames_failed || 0),
-      job.dataset || "",
-    ];
-    cells.forEach((text, i) => {
-      const td = document.createElement("td");
-      if (i === 2) {
-        td.innerHTML = `<span class="bar"><span style="width:${pct}%"></span></span> ` +
-          `${done}/${total}`;
-      } else {
-        td.textContent = text;
-      }
-      if (i === 1) td.className = "state state-" + job.state;
-      tr.appendChild(td);
-    });
-    tr.addEventListener("click", () => { location.hash = "#job/" + job.id; });
-    body.appendChild(tr);
+    const cells = tr.children;
+    cells[0].textContent = String(job.id);
+    cells[1].textContent = job.state;
+    cells[1].className = "state state-" + job.state;
+    cells[2].querySelector(".bar > span").style.width =
+      (total > 0 ? Math.min(100, (100 * done) / total) : 0) + "%";
+    cells[2].querySelector(".count").textContent = `${done}/${total}`;
+    cells[3].textContent = fmt(job.frames_per_s);
+    cells[4].textContent = job.eta_s === null || job.eta_s === undefined ? "-" : fmt(job.eta_s, 0) + " s";
+    cells[5].textContent = String(job.frames_failed || 0);
+    cells[6].textContent = job.dataset || "";
+    body.appendChild(tr);  // moves an existing row: the table keeps the API's order
   }
+  for (const tr of rows.values()) tr.remove();
   $("no-jobs").hidden = page.jobs.length > 0;
+}
+
+/// Fills table `id`'s body in place with one row per object of `items`, `cells(item)` giving its texts.
+function fillTable(id, items, cells) {
+  const body = $(id).querySelector("tbody");
+  items.forEach((item, i) => {
+    const texts = cells(item);
+    let tr = body.children[i];
+    if (!tr) {
+      tr = document.createElement("tr");
+      body.appendChild(tr);
+    }
+    while (tr.children.length < texts.length) tr.appendChild(document.createElement("td"));
+    texts.forEach((text, k) => { tr.children[k].textContent = text; });
+  });
+  while (body.children.length > items.length) body.lastElementChild.remove();
+  $("no-" + id).hidden = items.length > 0;
+}
+
+const pct = (x) => (x === null || x === undefined ? "-" : (100 * x).toFixed(0) + " %");
+
+async function pollWorkers() {
+  const [w, p] = await Promise.all([getJson("/api/v1/workers"), getJson("/api/v1/peers")]);
+  page.workers = w.workers || [];
+  page.peers = p.peers || [];
+  fillTable("workers", page.workers, (x) => [x.role, String(x.worker), x.state, x.device,
+    fmt(x.frames_per_s), pct(x.busy_fraction), x.ring ? `${x.ring} ${pct(x.ring_fill)}` : "-",
+    String(x.restarts ?? 0)]);
+  fillTable("peers", page.peers, (x) => [x.node, x.endpoint, x.state,
+    String(x.shards_in_flight ?? "-"), String(x.guest_shards ?? "-"),
+    x.last_heartbeat_age_s === null || x.last_heartbeat_age_s === undefined
+      ? "-" : fmt(x.last_heartbeat_age_s) + " s ago"]);
 }
 
 async function pollJobs() {
@@ -88,6 +121,7 @@ async function pollJobs() {
     page.jobs = answer.jobs || [];
     $("status").textContent = "live, " + new Date().toLocaleTimeString();
     renderJobs();
+    if (page.view === "jobs") await pollWorkers();
     if (page.view === "job") await refreshJob();
   } catch (e) {
     $("status").textContent = "azflowd not answering: " + e.message;

@@ -8,6 +8,7 @@ reads its URL file, opens the page in Debian's chromium driven by Selenium (chro
 python3-selenium), enqueues a 2D and a 1D job over the HTTP API and checks, through the page:
   - the jobs table shows the 1D job queued or running (azflowd's stage processes are stopped with
     SIGSTOP until the table shows it), then reaching "succeeded" with 20/20 frames;
+  - the workers table has a row per stage (as GET /api/v1/workers);
   - the job view draws the latest frame (line-coloured pixels in the plot area of the canvas);
   - moving the frame slider with the keyboard plots another frame, whose values are that frame's
     (GET /api/v1/jobs/ID/frames/K, read here with urllib) and differ from the first one's;
@@ -74,7 +75,10 @@ class Daemon:
         self.instance = "web%d" % os.getpid()
         config = os.path.join(root, "azflowd.toml")
         with open(config, "w") as f:
-            f.write('shard_frames = 5\n[http]\nlisten = "127.0.0.1:0"\n')
+            # heartbeats every 3 s: a stage counts as lost after 9 s, far more than the test
+            # keeps the stages stopped (SIGSTOP) for
+            f.write('shard_frames = 5\nheartbeat_interval_ms = 3000\n'
+                    '[http]\nlisten = "127.0.0.1:0"\n')
         self.log = open(os.path.join(root, "azflowd.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "--config", config, "--instance", self.instance,
@@ -180,6 +184,12 @@ def main():
             options.add_argument(a)
         browser = webdriver.Chrome(service=Service(driver_path), options=options)
         browser.set_script_timeout(10)
+        def texts(selector):
+            """textContent of every element matching `selector`, read at one moment."""
+            return browser.execute_script(
+                "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)",
+                selector)
+
         browser.get(daemon.url + "/")
         assert browser.title == "azflow", browser.title
         wait_for("the first jobs poll", lambda: browser.execute_script(
@@ -212,18 +222,17 @@ def main():
         try:
             job_1d = daemon.post("/api/v1/jobs", spec("one.h5"))["job_id"]
             held = wait_for("job %d's row in a state before succeeded" % job_1d, lambda: [
-                c.text for c in browser.find_elements(By.CSS_SELECTOR,
-                                                      'tr[data-job="%d"] td.state' % job_1d)
-                if c.text in ("queued", "running")])
+                t for t in texts('tr[data-job="%d"] td.state' % job_1d)
+                if t in ("queued", "running")])
         finally:
             for pid in stages:
                 os.kill(pid, signal.SIGCONT)
         states = held[:1]
 
         def row_state():
-            cells = browser.find_elements(By.CSS_SELECTOR, 'tr[data-job="%d"] td.state' % job_1d)
+            cells = texts('tr[data-job="%d"] td.state' % job_1d)
             if cells:
-                state = cells[0].text
+                state = cells[0]
                 if not states or states[-1] != state:
                     states.append(state)
                 return state == "succeeded"
@@ -231,8 +240,14 @@ def main():
         wait_for("job %d's row to show succeeded" % job_1d, row_state, timeout=30)
         print("jobs table states of job", job_1d, ":", " -> ".join(states))
         assert states[0] in ("queued", "running") and states[-1] == "succeeded", states
-        progress = browser.find_element(By.CSS_SELECTOR, 'tr[data-job="%d"] td:nth-child(3)' % job_1d)
-        assert progress.text.strip() == "20/20", progress.text
+        progress = texts('tr[data-job="%d"] td:nth-child(3)' % job_1d)
+        assert [p.strip() for p in progress] == ["20/20"], progress
+        # the workers table: one row per stage slot and the reducer, as GET /api/v1/workers
+        workers = daemon.get("/api/v1/workers")["workers"]
+        wait_for("the workers table", lambda: len(browser.find_elements(
+            By.CSS_SELECTOR, "#workers tbody tr")) == len(workers))
+        roles = texts("#workers tbody tr td:first-child")
+        assert "integrate" in roles and "source" in roles, roles
         browser.save_screenshot(os.path.join(args.out_dir, "web-jobs.png"))
 
         # job view: click the row, the latest frame is plotted
@@ -271,8 +286,8 @@ def main():
         # a 2D job: back to the table, click it, its heatmap is drawn
         browser.find_element(By.ID, "home").click()
         row2 = 'tr[data-job="%d"] td.state' % job_2d
-        wait_for("job %d's row to show succeeded" % job_2d, lambda: any(
-            c.text == "succeeded" for c in browser.find_elements(By.CSS_SELECTOR, row2)), timeout=30)
+        wait_for("job %d's row to show succeeded" % job_2d, lambda: texts(row2) == ["succeeded"],
+                 timeout=30)
         browser.find_element(By.CSS_SELECTOR, 'tr[data-job="%d"]' % job_2d).click()
         wait_for("job %d's heatmap" % job_2d, lambda: browser.execute_script(
             "return window.azflowPage.heatmap !== null"))
