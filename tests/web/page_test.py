@@ -11,7 +11,8 @@ python3-selenium), enqueues a 2D and a 1D job over the HTTP API and checks, thro
   - the workers table has a row per stage (as GET /api/v1/workers);
   - the job view draws the latest frame (line-coloured pixels in the plot area of the canvas);
   - moving the frame slider with the keyboard plots another frame, whose values are that frame's
-    (GET /api/v1/jobs/ID/frames/K, read here with urllib) and differ from the first one's;
+    (GET /api/v1/jobs/ID/frames/K, read here with urllib) and differ from the first one's,
+    with frame 5's sigma as the band;
   - the log toggle makes the y axis logarithmic;
   - the 2D job's view draws a heatmap (many distinct colours in its image area).
 Screenshots of each view: OUT_DIR/web-jobs.png, web-job-1d.png, web-job-1d-frame5.png,
@@ -271,8 +272,14 @@ def main():
         wait_for("frame 5 plotted", lambda: browser.execute_script(
             "return window.azflowPage.plotted.frame === 5"))
         i5 = browser.execute_script("return window.azflowPage.plotted.I")
-        api5 = daemon.get("/api/v1/jobs/%d/frames/5" % job_1d)["I"]
-        assert i5 == api5, "plotted values are not frame 5's"
+        api5 = daemon.get("/api/v1/jobs/%d/frames/5" % job_1d)
+        assert i5 == api5["I"], "plotted values are not frame 5's"
+        sigma5 = browser.execute_script("return window.azflowPage.plotted.sigma")
+        assert sigma5 == api5["sigma"] and any(v for v in sigma5), "no sigma band for frame 5"
+        band = browser.execute_script(
+            "const c = Chart.getChart(document.getElementById('profile'));"
+            "return [c.data.datasets[0].data.length, c.data.datasets[1].data.length];")
+        assert band == [200, 200], "the sigma band has %s points" % band
         assert i5 != i0, "frames 0 and 5 plot the same values"
         browser.save_screenshot(os.path.join(args.out_dir, "web-job-1d-frame5.png"))
 
