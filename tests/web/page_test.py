@@ -13,7 +13,7 @@ python3-selenium), enqueues a 2D and a 1D job over the HTTP API and checks, thro
   - moving the frame slider with the keyboard plots another frame, whose values are that frame's
     (GET /api/v1/jobs/ID/frames/K, read here with urllib) and differ from the first one's,
     with frame 5's sigma as the band;
-  - the log toggle makes the y axis logarithmic;
+  - the log toggle makes the y axis logarithmic; "running mean" draws GET .../sum's I;
   - the 2D job's view draws a heatmap (many distinct colours in its image area).
 Screenshots of each view: OUT_DIR/web-jobs.png, web-job-1d.png, web-job-1d-frame5.png,
 web-job-2d.png. Exits 77 (a ctest skip) when chromium, chromedriver or selenium is missing.
@@ -289,6 +289,15 @@ def main():
             "return Chart.getChart(document.getElementById('profile')).scales.y.type"
             " === 'logarithmic' && window.azflowPage.plotted.frame === 5"))
         browser.find_element(By.ID, "log-scale").click()
+
+        # running mean: GET /api/v1/jobs/ID/sum drawn as a fourth line
+        browser.find_element(By.ID, "show-mean").click()
+        sum_i = daemon.get("/api/v1/jobs/%d/sum" % job_1d)["I"]
+        mean = wait_for("the running mean", lambda: browser.execute_script(
+            "const d = Chart.getChart(document.getElementById('profile')).data.datasets[3];"
+            "return d.hidden ? null : d.data.map(p => p.y);"))
+        assert mean == sum_i, "the running mean line is not GET .../sum's I"
+        browser.find_element(By.ID, "show-mean").click()
 
         # a 2D job: back to the table, click it, its heatmap is drawn
         browser.find_element(By.ID, "home").click()
