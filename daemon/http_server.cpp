@@ -21,6 +21,7 @@
 #include "daemon/config.hpp"
 #include "daemon/http_api.hpp"
 #include "daemon/json_text.hpp"
+#include "daemon/web_assets.hpp"
 
 namespace azflow::daemon {
 
@@ -316,6 +317,7 @@ HttpServer::HttpServer(HttpOptions options)
     listening->store(sock);
   });
   add_api_routes(s, impl_->context);
+  add_page_routes(s);
   if (port == 0) {
     port_ = s.bind_to_any_port(host);
   } else if (s.bind_to_port(host, port)) {

@@ -1,7 +1,8 @@
 // azflowd's HTTP API (daemon/http_server.hpp, docs/http.md) against a real daemon, with
 // cpp-httplib's client: every endpoint's JSON, frames equal to the rows of the output file (read
 // back with the HDF5 C API), the bearer token, malformed POSTs, port 0 and its URL file, a port
-// in use, a stalled client, the live cache of a running job and the event stream.
+// in use, a stalled client, the live cache of a running job and the event stream; the page's
+// files at / and /static/.
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -167,6 +168,41 @@ TempSpace* HttpApiTest::space_ = nullptr;
 DaemonProcess* HttpApiTest::daemon_ = nullptr;
 std::string HttpApiTest::url_;
 std::string HttpApiTest::master_;
+
+// The page (docs/http.md "The page") and its assets, embedded at build time: each path answers
+// 200 with its content type and the text of its source file (web/, Debian's Chart.js).
+TEST_F(HttpApiTest, ServesThePageAndItsAssets) {
+  httplib::Client client("127.0.0.1", port_of(url_));
+  const fs::path web = fs::path(AZFLOW_SOURCE_DIR_PATH) / "web";
+  const auto file_text = [](const fs::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  };
+  const struct {
+    const char* path;
+    const char* type;
+    fs::path file;
+  } assets[] = {
+      {"/", "text/html; charset=utf-8", web / "index.html"},
+      {"/static/app.js", "text/javascript; charset=utf-8", web / "app.js"},
+      {"/static/style.css", "text/css; charset=utf-8", web / "style.css"},
+      {"/static/chart.min.js", "text/javascript; charset=utf-8",
+       "/usr/share/javascript/chart.js/chart.min.js"},
+  };
+  for (const auto& a : assets) {
+    const auto r = client.Get(a.path);
+    ASSERT_TRUE(r) << a.path;
+    EXPECT_EQ(r->status, 200) << a.path;
+    EXPECT_EQ(r->get_header_value("Content-Type"), a.type) << a.path;
+    const std::string expected = file_text(a.file);
+    ASSERT_FALSE(expected.empty()) << a.file;
+    EXPECT_TRUE(r->body == expected)
+        << a.path << ": " << r->body.size() << " bytes, file " << expected.size();
+  }
+  const auto missing = client.Get("/static/nothing.js");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+}
 
 TEST_F(HttpApiTest, PortZeroIsLoggedAndWrittenToTheRuntimeDir) {
   EXPECT_TRUE(url_.starts_with("http://127.0.0.1:")) << url_;
