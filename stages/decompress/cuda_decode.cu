@@ -99,21 +99,25 @@ __global__ void __launch_bounds__(kLanes)
 
 // ------------------------------------------------------------------------------ memory
 
-/// Device memory (cudaMalloc / cudaFree), grown on demand, never shrunk.
-class DeviceArray {
+/// CUDA memory grown on demand, never shrunk: device memory (cudaMalloc / cudaFree) or, with
+/// `kPinned`, page-locked host memory (cudaMallocHost / cudaFreeHost).
+template <bool kPinned>
+class CudaBuffer {
  public:
-  DeviceArray() = default;
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() {
-    if (data_ != nullptr) (void)cudaFree(data_);
-  }
+  CudaBuffer() = default;
+  CudaBuffer(const CudaBuffer&) = delete;
+  CudaBuffer& operator=(const CudaBuffer&) = delete;
+  ~CudaBuffer() { release(); }
   void reserve(std::size_t bytes, const std::string& where) {
     if (bytes <= bytes_) return;
-    if (data_ != nullptr) (void)cudaFree(std::exchange(data_, nullptr));
-    bytes_ = 0;
-    check(cudaMalloc(&data_, bytes), "cudaMalloc",
-          where + " (" + std::to_string(bytes) + " bytes)");
+    release();
+    if constexpr (kPinned) {
+      check(cudaMallocHost(&data_, bytes), "cudaMallocHost",
+            where + " (" + std::to_string(bytes) + " bytes)");
+    } else {
+      check(cudaMalloc(&data_, bytes), "cudaMalloc",
+            where + " (" + std::to_string(bytes) + " bytes)");
+    }
     bytes_ = bytes;
   }
   template <class T>
@@ -122,36 +126,22 @@ class DeviceArray {
   }
 
  private:
-  void* data_ = nullptr;
-  std::size_t bytes_ = 0;
-};
-
-/// Pinned host memory (cudaMallocHost / cudaFreeHost), grown on demand, never shrunk.
-class PinnedArray {
- public:
-  PinnedArray() = default;
-  PinnedArray(const PinnedArray&) = delete;
-  PinnedArray& operator=(const PinnedArray&) = delete;
-  ~PinnedArray() {
-    if (data_ != nullptr) (void)cudaFreeHost(data_);
-  }
-  void reserve(std::size_t bytes, const std::string& where) {
-    if (bytes <= bytes_) return;
-    if (data_ != nullptr) (void)cudaFreeHost(std::exchange(data_, nullptr));
+  void release() noexcept {
+    if (data_ == nullptr) return;
+    if constexpr (kPinned) {
+      (void)cudaFreeHost(std::exchange(data_, nullptr));
+    } else {
+      (void)cudaFree(std::exchange(data_, nullptr));
+    }
     bytes_ = 0;
-    check(cudaMallocHost(&data_, bytes), "cudaMallocHost",
-          where + " (" + std::to_string(bytes) + " bytes)");
-    bytes_ = bytes;
-  }
-  template <class T>
-  [[nodiscard]] T* as() const noexcept {
-    return static_cast<T*>(data_);
   }
 
- private:
   void* data_ = nullptr;
   std::size_t bytes_ = 0;
 };
+
+using DeviceArray = CudaBuffer<false>;  ///< device memory
+using PinnedArray = CudaBuffer<true>;   ///< pinned host memory
 
 }  // namespace
 
