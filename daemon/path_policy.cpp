@@ -2,6 +2,8 @@
 
 #include <system_error>
 
+#include "base/path_inside.hpp"
+
 namespace azflow::daemon {
 
 namespace {
@@ -12,15 +14,6 @@ fs::path canonical_or_normal(const fs::path& p) {
   std::error_code ec;
   fs::path c = fs::weakly_canonical(p, ec);
   return ec ? p.lexically_normal() : c;
-}
-
-bool inside(const fs::path& path, const fs::path& root) {
-  auto p = path.begin();
-  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
-    if (r->empty()) continue;  // trailing separator of "/data/"
-    if (p == path.end() || *p != *r) return false;
-  }
-  return true;
 }
 
 std::string roots_text(const std::vector<fs::path>& roots) {
@@ -42,7 +35,7 @@ bool path_within(const fs::path& path, const std::vector<fs::path>& roots) {
   if (!path.is_absolute()) return false;
   const fs::path canonical = canonical_or_normal(path);
   for (const fs::path& root : roots) {
-    if (inside(canonical, canonical_or_normal(root))) return true;
+    if (path_inside(canonical, canonical_or_normal(root))) return true;
   }
   return false;
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/error.hpp"
+#include "base/path_inside.hpp"
 #include "stages/source/h5.hpp"
 
 namespace azflow::source {
@@ -44,15 +45,6 @@ bool anywhere(const std::vector<fs::path>& roots) {
   return roots.empty();
 }
 
-bool inside(const fs::path& path, const fs::path& root) {
-  auto p = path.begin();
-  for (auto r = root.begin(); r != root.end(); ++r, ++p) {
-    if (r->empty()) continue;  // trailing separator
-    if (p == path.end() || *p != *r) return false;
-  }
-  return true;
-}
-
 std::string roots_text(const std::vector<fs::path>& roots) {
   std::string out;
   for (const auto& r : roots) out += (out.empty() ? "" : ", ") + r.string();
@@ -76,7 +68,7 @@ void check_inside(const fs::path& real, const fs::path& file, const std::string&
   const auto roots = roots_now();
   if (!roots || anywhere(*roots)) return;
   for (const fs::path& root : *roots) {
-    if (inside(real, root)) return;
+    if (path_inside(real, root)) return;
   }
   throw Error(ErrorCategory::kInput, named(file, via) + " is " + real.string() +
                                          ", outside the allowed input folders of this daemon (" +
