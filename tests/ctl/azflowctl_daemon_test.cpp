@@ -207,6 +207,17 @@ TEST_F(CtlDaemonTest, FramesRangeIntegratesThoseInputFrames) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--frames: malformed range '5:x'"), std::string::npos) << r.err;
   EXPECT_EQ(ctl("--json list --all").parsed()["jobs"].size(), 1u);  // nothing more enqueued
+
+  // retry redoes job frames 7 and 60, read as input frames 37 and 90 of the mended series
+  for (const auto& file : fs::directory_iterator(space_.path("data"))) fs::remove(file.path());
+  make_series(space_, "f", 120);
+  const CommandResult clean = run_command(std::string(AZFLOW_BIN) + " integrate " + quote(master) +
+                                          " --frames 30:110 --poni " + quote(kPoni) + settings +
+                                          " --quiet -o " + quote(out("clean.h5")));
+  ASSERT_EQ(clean.code, 0) << clean.output;
+  ASSERT_EQ(ctl("retry " + std::to_string(id[0])).code, 0);
+  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(id[0])).code, 0) << daemon_->log();
+  expect_same_as_reference(out("part.h5"), out("clean.h5"));
 }
 
 TEST_F(CtlDaemonTest, ConfigImportsPyFaiSettingsAndSweepsOverThem) {
