@@ -100,14 +100,6 @@ Enum parse_or_throw(std::optional<Enum> value, std::string_view option, const st
   return *value;
 }
 
-std::optional<std::size_t> parse_index(std::string_view text) {
-  std::size_t value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end) return std::nullopt;
-  return value;
-}
-
 std::optional<std::pair<double, double>> to_range(const std::vector<double>& values) {
   if (values.size() != 2) return std::nullopt;
   return std::pair(values[0], values[1]);
@@ -128,29 +120,8 @@ void add_integrate_options(CLI::App& command, IntegrateOptions& options) {
 }
 
 FrameRange parse_frame_range(const std::string& text, std::size_t frames) {
-  FrameRange range{0, frames};
-  if (!text.empty()) {
-    const std::size_t colon = text.find(':');
-    const std::string_view a = std::string_view(text).substr(0, colon);
-    const std::string_view b =
-        colon == std::string::npos ? std::string_view() : std::string_view(text).substr(colon + 1);
-    const auto first = a.empty() ? std::optional<std::size_t>(0) : parse_index(a);
-    const auto last = colon == std::string::npos
-                          ? (first ? std::optional<std::size_t>(*first + 1) : std::nullopt)
-                          : (b.empty() ? std::optional<std::size_t>(frames) : parse_index(b));
-    if (!first || !last) {
-      throw Error(ErrorCategory::kConfig,
-                  "--frames: malformed range '" + text + "' (expected A:B, A:, :B or A)");
-    }
-    range = {*first, *last};
-  }
-  if (range.first >= range.last || range.last > frames) {
-    throw Error(ErrorCategory::kConfig, "--frames: range " + std::to_string(range.first) + ":" +
-                                            std::to_string(range.last) +
-                                            " is empty or beyond the dataset's " +
-                                            std::to_string(frames) + " frames");
-  }
-  return range;
+  const FrameSlice slice = text.empty() ? FrameSlice{} : parse_frame_slice(text, "--frames");
+  return resolve_frames(slice, frames, "--frames");
 }
 
 integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dtype) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/dtype.hpp"
+#include "base/frame_range.hpp"
 #include "stages/integrate/plan.hpp"
 #include "stages/reduce/result_writer.hpp"
 
@@ -48,16 +49,12 @@ struct IntegrateOptions {
 /// Declares the options on the `integrate` subcommand, storing into `options`.
 void add_integrate_options(CLI::App& command, IntegrateOptions& options);
 
-/// A half-open range of input frames [first, last).
-struct FrameRange {
-  std::size_t first = 0;
-  std::size_t last = 0;
-  /// Number of frames in the range.
-  [[nodiscard]] std::size_t size() const noexcept { return last - first; }
-};
+/// A half-open range of input frames [first, last) (base/frame_range.hpp).
+using azflow::FrameRange;
 
-/// Parses `--frames` against a dataset of `frames` frames ("" = all). Throws azflow::Error
-/// (kConfig) for malformed text or a range that is empty or beyond the dataset.
+/// Parses `--frames` against a dataset of `frames` frames ("" = all), with the rules of
+/// azflow::parse_frame_slice (shared with `azflowctl enqueue --frames`). Throws azflow::Error
+/// (kConfig, "--frames: ...") for malformed text or a range that is empty or beyond the dataset.
 FrameRange parse_frame_range(const std::string& text, std::size_t frames);
 
 /// Integration settings from the options; the default dummy is the maximum of `dtype` when it is

@@ -25,11 +25,11 @@ using nlohmann::json;
 /// Options of `azflow integrate` that make no sense for a daemon job (or are replaced here).
 /// --empty: the job spec has no field for it yet (the daemon's shard files store rows finalized
 /// with 0 in empty bins).
-constexpr const char* kLocalOnlyOptions[] = {"input",     "--output", "--frames",
-                                             "--threads", "--quiet",  "--empty"};
+constexpr const char* kLocalOnlyOptions[] = {"input", "--output", "--threads", "--quiet",
+                                             "--empty"};
 /// Options that --config may be combined with (they are not in a pyFAI file).
 constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask", "--format",
-                                                 "--overwrite"};
+                                                 "--overwrite", "--frames"};
 
 /// The sweep keys: integration option names, and where each goes in the JSON job spec.
 enum class Kind { kInteger, kString, kNumber, kNumberOrNone, kDummy, kRange, kBool, kImage };
@@ -362,6 +362,8 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
   spec.datasets = datasets;
   spec.output_path.clear();
   spec.overwrite = o.overwrite;
+  // Same rules as `azflow integrate --frames`; the daemon checks the range against the dataset.
+  if (!o.frames.empty()) spec.frames = parse_frame_slice(o.frames, "--frames");
   spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
   if (!args.nodes.empty()) spec.nodes = daemon::parse_node_selection(args.nodes);
   return spec;

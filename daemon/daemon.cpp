@@ -345,7 +345,7 @@ void Daemon::activate(const JobRecord& record) {
   try {
     source::Dataset dataset = open_job_dataset(job.spec);
     job.frame_bytes = dataset.info().frame_bytes();
-    origins = FrameOrigins(job.spec.datasets, dataset.files());
+    origins = FrameOrigins(job.spec.datasets, dataset.files(), job.spec.frame_offset());
   } catch (const Error& e) {
     store_->set_job_state(record.id, JobState::kFailed, e.what());
     spdlog::error("job {} failed: {}", record.id, escape_bytes(e.what()));
@@ -412,6 +412,13 @@ source::DatasetInfo check_job_inputs(const JobSpec& spec) {
   }
   const source::DatasetInfo info = dataset->info();
   if (info.frames == 0) throw FieldError("spec.datasets", info.path.string() + " has no frames");
+  if (spec.frames) {
+    if (const std::string problem = frame_slice_problem(*spec.frames, info.frames);
+        !problem.empty()) {
+      throw FieldError("spec.frames",
+                       problem + " (" + info.path.string() + ", dataset " + info.dataset + ")");
+    }
+  }
   integrate::Poni poni;
   try {
     poni = job_poni(spec, info);
@@ -452,7 +459,8 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
   }
   const std::optional<OutputBinding> binding = claim_output(spec);
   const source::DatasetInfo info = check_job_inputs(spec);
-  const auto frames = static_cast<std::int64_t>(info.frames);
+  const auto frames = static_cast<std::int64_t>(
+      spec.frames ? resolve_frames(*spec.frames, info.frames, "spec.frames").size() : info.frames);
   const std::size_t frame_bytes = info.frame_bytes();
   check_ring_budget(config_.rings, spec, frame_bytes, free_bytes("/dev/shm") + ring_bytes_held());
   const auto shards = cut_shards(frames, spec_bins(spec), federation_slots(spec));
@@ -604,7 +612,10 @@ nlohmann::json Daemon::status(const StatusRequest& request) {
   job["spec"] = to_json(record->spec);
   nlohmann::json errors = nlohmann::json::array();
   for (const FrameErrorRecord& e : store_->frame_errors(record->id, 10)) {
-    errors.push_back({{"frame", e.frame_index}, {"reason", e.reason}});
+    // the input frame, as the reason and the output's frame_index name it (the store and retry
+    // keep the job frame)
+    errors.push_back(
+        {{"frame", record->spec.frame_offset() + e.frame_index}, {"reason", e.reason}});
   }
   job["frame_errors"] = errors;
   const auto active = jobs_.find(record->id);
@@ -761,8 +772,10 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
   const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
   sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
                               job.bins, with_errors});
-  send_to_source(ShardWork::range(job.id, shard.shard_id, job.spec.datasets, job.spec.dataset_path,
-                                  shard.first_frame, shard.frame_count));
+  ShardWork work = ShardWork::range(job.id, shard.shard_id, job.spec.datasets,
+                                    job.spec.dataset_path, shard.first_frame, shard.frame_count);
+  work.offset = job.spec.frame_offset();
+  send_to_source(std::move(work));
 }
 
 void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
@@ -771,8 +784,10 @@ void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end() || frames.empty() || !sink_->is_open(job_id, shard)) return;
   spdlog::info("job {} shard {}: redoing {} frames", job_id, shard, frames.size());
-  send_to_source(ShardWork::list(job_id, shard, it->second.spec.datasets,
-                                 it->second.spec.dataset_path, frames));
+  ShardWork work = ShardWork::list(job_id, shard, it->second.spec.datasets,
+                                   it->second.spec.dataset_path, frames);
+  work.offset = it->second.spec.frame_offset();
+  send_to_source(std::move(work));
 }
 
 void Daemon::send_to_source(ShardWork work) {

@@ -486,6 +486,7 @@ void Daemon::guest_shard(const std::string& coordinator, const nlohmann::json& b
   const std::int64_t id = guest_ids_.at({coordinator, g.job});
   GuestShard& s = guest_shards_[{id, shard}];
   ShardWork work = ShardWork::list(id, shard, g.spec.datasets, g.spec.dataset_path, {});
+  work.offset = g.spec.frame_offset();  // the coordinator's frames are job frames, as here
   if (body.contains("frames")) {
     work.frames = body.at("frames").get<std::vector<std::int64_t>>();
     for (const std::int64_t f : work.frames) {  // asked (again): sent again even if sent before
@@ -511,8 +512,10 @@ void Daemon::guest_redo(std::int64_t guest_id, std::int64_t shard,
   if (frames.empty()) return;
   const GuestJob& g = guest_jobs_.at(guest_id);
   spdlog::info("guest job {} shard {}: redoing {} frames", guest_id, shard, frames.size());
-  send_to_source(
-      ShardWork::list(guest_id, shard, g.spec.datasets, g.spec.dataset_path, std::move(frames)));
+  ShardWork work =
+      ShardWork::list(guest_id, shard, g.spec.datasets, g.spec.dataset_path, std::move(frames));
+  work.offset = g.spec.frame_offset();
+  send_to_source(std::move(work));
 }
 
 void Daemon::guest_drop(std::int64_t guest_id, std::int64_t shard) {

@@ -5,8 +5,9 @@
 
 namespace azflow::daemon {
 
-FrameOrigins::FrameOrigins(std::vector<std::string> inputs, std::vector<source::SeriesFile> files)
-    : inputs_(std::move(inputs)), files_(std::move(files)) {}
+FrameOrigins::FrameOrigins(std::vector<std::string> inputs, std::vector<source::SeriesFile> files,
+                           std::int64_t offset)
+    : inputs_(std::move(inputs)), files_(std::move(files)), offset_(offset) {}
 
 std::string FrameOrigins::origin(const source::SeriesFile& file, std::int64_t frame) const {
   const std::string data_file = file.file.string();
@@ -21,19 +22,23 @@ std::string FrameOrigins::origin(const source::SeriesFile& file, std::int64_t fr
   return s + ")";
 }
 
-std::string FrameOrigins::attribute(std::int64_t frame, std::string_view reason) const {
+std::string FrameOrigins::attribute(std::int64_t job_frame, std::string_view reason) const {
+  const std::int64_t frame = offset_ + job_frame;  // the input frame
+  const std::string job_head = "frame " + std::to_string(job_frame) + ": ";
+  std::string_view what = reason;
+  const bool headed = what.starts_with(job_head);
+  if (headed) what.remove_prefix(job_head.size());
+  const std::string head = "frame " + std::to_string(frame);
   const auto it = std::find_if(files_.begin(), files_.end(), [&](const source::SeriesFile& f) {
     const auto first = static_cast<std::int64_t>(f.first);
     return frame >= first && frame < first + static_cast<std::int64_t>(f.frames);
   });
-  if (it == files_.end()) return std::string(reason);
   const bool named =
-      reason.find(it->file.string()) != std::string_view::npos &&
+      it != files_.end() && reason.find(it->file.string()) != std::string_view::npos &&
       (inputs_.size() != 1 || reason.find(inputs_.front()) != std::string_view::npos);
-  if (named) return std::string(reason);
-  const std::string head = "frame " + std::to_string(frame);
-  std::string_view what = reason;
-  if (what.starts_with(head + ": ")) what.remove_prefix(head.size() + 2);
+  if (it == files_.end() || named) {
+    return headed ? head + ": " + std::string(what) : std::string(reason);
+  }
   return head + " of " + origin(*it, frame) + ": " + std::string(what);
 }
 

@@ -162,6 +162,8 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
   j["flat_file"] = spec.flat_path;
   j["use_detector_pixel_mask"] = spec.use_file_mask;
   j["input_frames"] = frames_total;
+  j["first_frame"] = spec.frame_offset();  // frames first_frame..last_frame-1 of the input
+  j["last_frame"] = spec.frame_offset() + frames_total;
   j["job_spec"] = to_json(spec).dump();
   return j;
 }
@@ -172,6 +174,7 @@ AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::i
                                 const std::string& output, bool finish) {
   reduce::NexusLayout layout =
       layout_from_axes_json(axes, output, static_cast<std::size_t>(frames_total));
+  layout.first_frame = spec.frame_offset();  // frame_index = input frame
   layout.dir = output_dir(dir, output);
   const std::string name = std::filesystem::path(output).filename().string();
   // else a file made there after enqueue is kept (and the job fails)

@@ -283,6 +283,31 @@ void read_nodes(const ObjectReader& r, JobSpec& spec) {
   }
 }
 
+void read_frames(const ObjectReader& r, JobSpec& spec) {
+  const json* v = r.find("frames");
+  if (v == nullptr || v->is_null()) return;
+  const ObjectReader f(*v, r.field("frames") + ".");
+  f.reject_unknown({"first", "last"});
+  FrameSlice slice;
+  f.read("first", slice.first);
+  if (const json* last = f.find("last"); last != nullptr && !last->is_null()) {
+    std::size_t value = 0;
+    f.read("last", value);
+    if (value <= slice.first) {
+      r.fail("frames", "range " + std::to_string(slice.first) + ":" + std::to_string(value) +
+                           " is empty (\"last\" is exclusive and must exceed \"first\")");
+    }
+    slice.last = value;
+  }
+  spec.frames = slice;
+}
+
+json frames_json(const std::optional<FrameSlice>& frames) {
+  if (!frames) return nullptr;
+  return json{{"first", frames->first},
+              {"last", frames->last ? json(*frames->last) : json(nullptr)}};
+}
+
 json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 json range_json(const std::optional<std::pair<double, double>>& r) {
@@ -335,7 +360,8 @@ nlohmann::json to_json(const JobSpec& spec) {
               {"overwrite", spec.overwrite},
               {"format", std::string(reduce::output_format_name(spec.format))},
               {"mode", std::string(mode_name(spec.mode))},
-              {"nodes", to_json(spec.nodes)}};
+              {"nodes", to_json(spec.nodes)},
+              {"frames", frames_json(spec.frames)}};
 }
 
 nlohmann::json to_json(const NodeSelection& nodes) {
@@ -377,7 +403,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   const ObjectReader r(j, std::string(prefix));
   r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
                     "dark_path", "flat_path", "use_file_mask", "output_path", "format", "mode",
-                    "nodes", "overwrite"});
+                    "nodes", "overwrite", "frames"});
   JobSpec spec;
   read_datasets(r, spec);
   r.read("dataset_path", spec.dataset_path);
@@ -398,6 +424,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   read_format(r, spec);
   read_mode(r, spec);
   read_nodes(r, spec);
+  read_frames(r, spec);
   return spec;
 }
 

@@ -3,6 +3,8 @@
 // Carried as JSON in the `enqueue` request (docs/protocol.md, "JobSpec") and stored as JSON in
 // the job store.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +13,7 @@
 
 #include "base/dtype.hpp"
 #include "base/error.hpp"
+#include "base/frame_range.hpp"
 #include "stages/integrate/plan.hpp"
 #include "stages/reduce/result_writer.hpp"
 
@@ -70,6 +73,17 @@ struct JobSpec {
   reduce::OutputFormat format = reduce::OutputFormat::kNexus;
   Mode mode = Mode::kSplit;
   NodeSelection nodes;  ///< federation: which daemons share the frames (split mode only)
+  /// JSON "frames": which frames of the input series (the datasets, one after the other) the
+  /// job integrates, {"first": A, "last": B} = frames A..B-1 ("last" exclusive, as a Python
+  /// slice; null = to the end), or null/absent = all. Checked against the frame count at enqueue.
+  /// Job frames stay 0..n-1 everywhere (shards, rows, progress); job frame k is input frame
+  /// frame_offset() + k, which the source stage reads and the output records as frame_index.
+  std::optional<FrameSlice> frames;
+
+  /// The input frame of job frame 0 (frames->first, or 0 for all frames).
+  [[nodiscard]] std::int64_t frame_offset() const noexcept {
+    return frames ? static_cast<std::int64_t>(frames->first) : 0;
+  }
 
   /// The settings to integrate a dataset of `dtype` with (dummy_auto resolved).
   [[nodiscard]] integrate::IntegrationSettings settings_for(DType dtype) const;

@@ -53,6 +53,7 @@ json encode(const ShardWork& m) {
             {"datasets", m.datasets},
             {"dataset_path", m.dataset_path},
             {"msg", m.msg}};
+  if (m.offset != 0) j["offset"] = m.offset;
   if (m.frames.empty()) {
     j["first"] = m.first;
     j["count"] = m.count;
@@ -105,6 +106,7 @@ void decode(const json& j, ShardWork& m) {
   m.datasets = field<std::vector<std::string>>(j, "datasets");
   m.dataset_path = field_or<std::string>(j, "dataset_path", "");
   m.msg = field_or<std::int64_t>(j, "msg", 0);
+  m.offset = field_or<std::int64_t>(j, "offset", 0);
   if (j.contains("frames")) {
     m.frames = field<std::vector<std::int64_t>>(j, "frames");
   } else {

@@ -11,7 +11,7 @@
 //     shard_read  ShardRead         job, shard, msg                (source: every frame pushed)
 //   daemon -> stage (DaemonMessage)
 //     shard       ShardWork         job, shard, datasets, dataset_path, first + count | frames,
-//                                   msg                            (source)
+//                                   msg, offset (input frame of job frame 0)  (source)
 //     job_config  JobConfigReply    job, spec | error              (integrate)
 //     cancel      CancelJob         job      (drop or pass on the job's frames as cancelled)
 //     retry       RetryJob          job      (a cancelled job is live again)
@@ -95,16 +95,20 @@ struct ShardWork {
   std::int64_t count = 0;
   std::vector<std::int64_t> frames;
   std::int64_t msg = 0;  ///< the daemon's id of this message, echoed in ShardRead
+  /// Input frame of job frame 0 (JobSpec::frame_offset()): the source reads input frame
+  /// offset + f for job frame f, and names job frame f in the slot (JSON "offset", default 0).
+  std::int64_t offset = 0;
 
   /// Frames first..first+count of `datasets` (msg set when sent).
   static ShardWork range(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
                          std::string dataset_path, std::int64_t first, std::int64_t count) {
-    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0};
+    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0, 0};
   }
   /// The listed frames of `datasets` (msg set when sent).
   static ShardWork list(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
                         std::string dataset_path, std::vector<std::int64_t> frames) {
-    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames), 0};
+    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames),
+            0,   0};
   }
 };
 

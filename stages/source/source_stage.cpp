@@ -30,8 +30,9 @@ struct Task {
   std::vector<std::int64_t> frames;  ///< explicit list, or empty: first..first+count
   std::int64_t first = 0;
   std::int64_t count = 0;
-  std::size_t next = 0;  ///< position in the task
-  std::int64_t msg = 0;  ///< the daemon's message id, echoed in shard_read
+  std::int64_t offset = 0;  ///< input frame of job frame 0 (ShardWork::offset)
+  std::size_t next = 0;     ///< position in the task
+  std::int64_t msg = 0;     ///< the daemon's message id, echoed in shard_read
 
   [[nodiscard]] std::size_t size() const {
     return frames.empty() ? static_cast<std::size_t>(count) : frames.size();
@@ -87,6 +88,7 @@ class SourceStage {
     t.msg = work->msg;
     t.frames = work->frames;
     t.first = work->first;
+    t.offset = work->offset;
     t.count = work->frames.empty() ? work->count : 0;
     tasks_.push_back(std::move(t));
   }
@@ -157,15 +159,16 @@ class SourceStage {
     bool direct = false;
     decompress::CodecParams codec;
     std::size_t bytes = 0;
+    const std::int64_t input = t.offset + frame;  // the frame of the input series
     try {
-      if (static_cast<std::size_t>(frame) >= d.dataset->info().frames) {
-        throw Error(ErrorCategory::kInput, "frame index beyond the dataset's " +
-                                               std::to_string(d.dataset->info().frames) +
-                                               " frames");
+      if (input < 0 || static_cast<std::size_t>(input) >= d.dataset->info().frames) {
+        throw Error(ErrorCategory::kInput,
+                    "input frame " + std::to_string(input) + " beyond the dataset's " +
+                        std::to_string(d.dataset->info().frames) + " frames");
       }
-      codec = d.dataset->frame_codec(static_cast<std::size_t>(frame));
+      codec = d.dataset->frame_codec(static_cast<std::size_t>(input));
       if (codec.codec != decompress::Codec::kOther) {
-        bytes = d.dataset->chunk_bytes(static_cast<std::size_t>(frame));
+        bytes = d.dataset->chunk_bytes(static_cast<std::size_t>(input));
         if (bytes == 0) throw Error(ErrorCategory::kInput, "no chunk stored for this frame");
         direct = bytes <= compressed_.slot_bytes();
       }
@@ -184,7 +187,7 @@ class SourceStage {
     h.rows = info.rows;
     h.cols = info.cols;
     try {
-      read_into(*d.dataset, frame, direct, *slot);
+      read_into(*d.dataset, input, direct, *slot);
     } catch (const Error& e) {
       h.status = ipc::SlotStatus::kFailed;
       h.bytes = 0;
@@ -199,9 +202,10 @@ class SourceStage {
     return true;
   }
 
-  void read_into(Dataset& ds, std::int64_t frame, bool direct, ipc::WriteSlot& slot) {
+  /// Reads input frame `input` (not the job frame) into the slot.
+  void read_into(Dataset& ds, std::int64_t input, bool direct, ipc::WriteSlot& slot) {
     ipc::SlotHeader& h = slot.header();
-    const auto index = static_cast<std::size_t>(frame);
+    const auto index = static_cast<std::size_t>(input);
     if (direct) {
       const RawChunk raw = ds.read_chunk(index, slot.payload());
       h.kind = ipc::PayloadKind::kCompressedChunk;
@@ -235,8 +239,9 @@ class SourceStage {
     return true;
   }
 
-  /// "frame N: what": the daemon names the frame's own file and dataset (daemon/frame_origin.hpp;
-  /// d.file is only the job's first file, wrong for a frame of another).
+  /// "frame N: what" with N the job frame, as every stage names it: the daemon turns it into the
+  /// input frame and names its own file and dataset (daemon/frame_origin.hpp; d.file is only the
+  /// job's first file, wrong for a frame of another).
   static std::string frame_reason(std::int64_t frame, const OpenDataset& /*d*/,
                                   const std::string& what) {
     return daemon::frame_reason(frame, {}, {}, what);

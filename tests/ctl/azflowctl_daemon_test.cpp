@@ -163,6 +163,63 @@ TEST_F(CtlDaemonTest, EnqueueErrorsExitTwoAndNameTheCause) {
   EXPECT_EQ(ctl("--json list --all").parsed()["jobs"].size(), 0u);  // nothing was enqueued
 }
 
+// --frames A:B (issue 15 item 5): the job integrates input frames A..B-1 in two shards (50 + 30
+// frames), row k is input frame A + k, exactly as `azflow integrate --frames A:B`; failed frames
+// are named by their input frame; ranges beyond the dataset and malformed ones exit 2.
+TEST_F(CtlDaemonTest, FramesRangeIntegratesThoseInputFrames) {
+  const std::string master = make_series(space_, "f", 120, {37, 90});
+  start();
+  const std::string settings = " --npt 200 --unit q_nm^-1 --error-model poisson";
+  const auto id =
+      enqueue("data/f_master.h5 --frames 30:110 --poni " + quote(kPoni) + settings + " -o part.h5");
+  ASSERT_EQ(id.size(), 1u);
+  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(id[0])).code, 3) << daemon_->log();
+  const json j = status(id[0]);
+  EXPECT_EQ(j["frames_total"], 80) << j;
+  EXPECT_EQ(j["shards"]["total"], 2) << j;
+  EXPECT_EQ(j["spec"]["frames"], json::parse(R"({"first": 30, "last": 110})"));
+  EXPECT_EQ(j["frames_failed"], 2);
+  ASSERT_EQ(j["frame_errors"].size(), 2u) << j;
+  EXPECT_EQ(j["frame_errors"][0]["frame"], 37);
+  EXPECT_EQ(j["frame_errors"][1]["frame"], 90);
+  const std::string reason = j["frame_errors"][0]["reason"];
+  EXPECT_EQ(reason.rfind("frame 37 of ", 0), 0u) << reason;  // not the job frame (7)
+  EXPECT_NE(reason.find("f_master.h5"), std::string::npos) << reason;
+
+  const CommandResult ref = run_command(std::string(AZFLOW_BIN) + " integrate " + quote(master) +
+                                        " --frames 30:110 --poni " + quote(kPoni) + settings +
+                                        " --quiet -o " + quote(out("ref.h5")));
+  ASSERT_EQ(ref.code, 3) << ref.output;  // frames 37 and 90 fail there too
+  expect_same_as_reference(out("part.h5"), out("ref.h5"));
+  H5File f(out("part.h5"));
+  std::vector<double> expected_index;
+  for (int k = 30; k < 110; ++k) expected_index.push_back(k);
+  EXPECT_EQ(f.doubles("/entry/integrate/frame_index"), expected_index);
+  EXPECT_EQ(f.dims("/entry/integrate/I"), (std::vector<hsize_t>{80, 200}));
+
+  Ctl r = ctl("enqueue data/f_master.h5 --frames 100:130 --poni " + quote(kPoni));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("spec.frames"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("range 100:130 is empty or beyond the dataset's 120 frames"),
+            std::string::npos)
+      << r.err;
+  r = ctl("enqueue data/f_master.h5 --frames 5:x --poni " + quote(kPoni));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--frames: malformed range '5:x'"), std::string::npos) << r.err;
+  EXPECT_EQ(ctl("--json list --all").parsed()["jobs"].size(), 1u);  // nothing more enqueued
+
+  // retry redoes job frames 7 and 60, read as input frames 37 and 90 of the mended series
+  for (const auto& file : fs::directory_iterator(space_.path("data"))) fs::remove(file.path());
+  make_series(space_, "f", 120);
+  const CommandResult clean = run_command(std::string(AZFLOW_BIN) + " integrate " + quote(master) +
+                                          " --frames 30:110 --poni " + quote(kPoni) + settings +
+                                          " --quiet -o " + quote(out("clean.h5")));
+  ASSERT_EQ(clean.code, 0) << clean.output;
+  ASSERT_EQ(ctl("retry " + std::to_string(id[0])).code, 0);
+  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(id[0])).code, 0) << daemon_->log();
+  expect_same_as_reference(out("part.h5"), out("clean.h5"));
+}
+
 TEST_F(CtlDaemonTest, ConfigImportsPyFaiSettingsAndSweepsOverThem) {
   const fs::path fixtures = fs::path(AZFLOW_SOURCE_DIR_PATH) / "tests/ctl/fixtures";
   start();

@@ -168,8 +168,56 @@ INSTANTIATE_TEST_SUITE_P(
                 "format"},
         BadCase{"xy_frames_cake",
                 json::parse(R"({"format": "xy-frames", "settings": {"npt_azim": 36}})"), "format"},
-        BadCase{"unknown", {{"frames", "0:10"}}, "frames"}),
+        BadCase{"frames_text", {{"frames", "0:10"}}, "frames"},
+        BadCase{"frames_empty", {{"frames", {{"first", 5}, {"last", 5}}}}, "frames"},
+        BadCase{"frames_reversed", {{"frames", {{"first", 5}, {"last", 2}}}}, "frames"},
+        BadCase{"frames_negative", {{"frames", {{"first", -1}}}}, "frames.first"},
+        BadCase{"frames_last_type", {{"frames", {{"last", "end"}}}}, "frames.last"},
+        BadCase{"frames_unknown", {{"frames", {{"stop", 3}}}}, "frames.stop"},
+        BadCase{"unknown", {{"first_frame", 10}}, "first_frame"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
+
+// "frames": {"first", "last"} with "last" exclusive or null (to the end); null = every frame.
+TEST(JobSpec, FramesRoundTripAndOffset) {
+  JobSpec all = job_spec_from_json(minimal());
+  EXPECT_FALSE(all.frames.has_value());
+  EXPECT_EQ(all.frame_offset(), 0);
+  EXPECT_TRUE(to_json(all).at("frames").is_null());
+  json j = minimal();
+  j["frames"] = {{"first", 5}, {"last", 15}};
+  const JobSpec range = job_spec_from_json(j);
+  ASSERT_TRUE(range.frames.has_value());
+  EXPECT_EQ(range.frames->first, 5u);
+  EXPECT_EQ(range.frames->last, std::optional<std::size_t>(15));
+  EXPECT_EQ(range.frame_offset(), 5);
+  EXPECT_EQ(to_json(range).at("frames"), json::parse(R"({"first": 5, "last": 15})"));
+  EXPECT_EQ(job_spec_from_json(to_json(range)).frames, range.frames);
+  j["frames"] = {{"first", 7}, {"last", nullptr}};
+  const JobSpec open = job_spec_from_json(j);
+  EXPECT_EQ(open.frames, (FrameSlice{7, std::nullopt}));
+  EXPECT_EQ(job_spec_from_json(to_json(open)).frames, open.frames);
+  // against a dataset: the same rule as azflow integrate --frames
+  EXPECT_EQ(frame_slice_problem(*open.frames, 10), "");
+  EXPECT_NE(frame_slice_problem(*range.frames, 10).find("range 5:15"), std::string::npos);
+  EXPECT_EQ(resolve_frames(*open.frames, 10, "spec.frames"), (FrameRange{7, 10}));
+}
+
+// The ctl's and azflow integrate's parser (base/frame_range.hpp).
+TEST(JobSpec, FrameSliceTextIsAPythonSlice) {
+  EXPECT_EQ(parse_frame_slice("5:15", "--frames"), (FrameSlice{5, 15}));
+  EXPECT_EQ(parse_frame_slice("5:", "--frames"), (FrameSlice{5, std::nullopt}));
+  EXPECT_EQ(parse_frame_slice(":15", "--frames"), (FrameSlice{0, 15}));
+  EXPECT_EQ(parse_frame_slice("5", "--frames"), (FrameSlice{5, 6}));
+  for (const char* bad : {"", "a:b", "1:2:3", "-1:4", " 1:2", "5:x", "x"}) {
+    try {
+      (void)parse_frame_slice(bad, "--frames");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--frames: malformed range"), std::string::npos)
+          << e.what();
+    }
+  }
+}
 
 // nlohmann::json built in C++ holds 100 as a signed integer, one parsed from text as unsigned:
 // both are the same request.

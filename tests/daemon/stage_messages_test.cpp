@@ -94,11 +94,14 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(range.first, 50);
   EXPECT_EQ(range.count, 25);
   EXPECT_TRUE(range.frames.empty());
+  EXPECT_EQ(range.offset, 0);
   ShardWork listed = ShardWork::list(1, 3, {"/a.h5"}, "", {7, 9});
   listed.msg = 12;
+  listed.offset = 30;  // a job of input frames 30..
   const auto back = round_trip_daemon(listed);
   EXPECT_EQ(back.frames, (std::vector<std::int64_t>{7, 9}));
   EXPECT_EQ(back.msg, 12);
+  EXPECT_EQ(back.offset, 30);
   const auto reply = round_trip_daemon(JobConfigReply{8, fixture_spec(), {}});
   ASSERT_TRUE(reply.spec.has_value());
   EXPECT_EQ(reply.spec->datasets.front(), "/data/a_master.h5");

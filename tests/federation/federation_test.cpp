@@ -136,6 +136,45 @@ TEST_F(FederationTest, SmallSplitJobIsSizedForEveryNode) {
   EXPECT_NE(events.find(" to c"), std::string::npos) << events;
 }
 
+// Issue 15, item 5: a split job of input frames 20..59 ("frames") shared by three daemons: each
+// peer reads the same input frames as the coordinator would (job frame k = input frame 20 + k),
+// so the output equals a single daemon's, frame_index is 20..59 and the corrupt input frame 37
+// is the failed one, named as such.
+TEST_F(FederationTest, FrameRangeSplitJobReadsTheSameInputFramesOnEveryNode) {
+  const json frames = {{"first", 20}, {"last", 60}};
+  const std::string ref = data_.path("single_range.h5").string();
+  {
+    Node solo("solo", "");
+    solo.start("", "", {}, false);
+    json spec = job_spec({master_}, ref);
+    spec["frames"] = frames;
+    const json job = wait_job(solo.client(), enqueue(solo.client(), spec));
+    EXPECT_EQ(job.value("state", ""), "warning") << job.dump();
+  }
+  start_three({{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "20"}});
+  const std::string out = data_.path("split_range.h5").string();
+  json spec = job_spec({master_}, out);
+  spec["nodes"] = "all";
+  spec["frames"] = frames;
+  const std::int64_t id = enqueue(a().client(), spec);
+  const json job = wait_job(a().client(), id);
+  EXPECT_EQ(job.value("state", ""), "warning") << job.dump();
+  EXPECT_EQ(job.value("frames_total", 0), 40);
+  EXPECT_EQ(job.value("frames_done", 0), 40) << job.dump();
+  EXPECT_EQ(job.value("frames_failed", 0), 1) << job.dump();
+  const std::string events = a().events(id);
+  EXPECT_NE(events.find(" to b"), std::string::npos) << events;
+  EXPECT_NE(events.find(" to c"), std::string::npos) << events;
+  expect_same_output(out, ref, true);
+  const JobOutput o = JobOutput::read(out);
+  EXPECT_EQ(o.failed_frames, std::vector<double>{kCorruptFrame});
+  ASSERT_EQ(o.failed_reasons.size(), 1u);
+  EXPECT_EQ(o.failed_reasons[0].rfind("frame 37 of ", 0), 0u) << o.failed_reasons[0];
+  std::vector<double> index;
+  for (int k = 20; k < 60; ++k) index.push_back(k);
+  EXPECT_EQ(H5File(out).doubles("/entry/integrate/frame_index"), index);
+}
+
 TEST_F(FederationTest, NodesNeedAFederatedDaemon) {
   Node solo("solo", "");
   solo.start("", "", {}, false);
