@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -28,8 +29,11 @@ using std::chrono::milliseconds;
 
 /// A valid job spec (the CLI fixture's PONI).
 JobSpec fixture_spec() {
+  const char* source_dir = std::getenv("AZFLOW_SOURCE_DIR");  // set by ctest (tests/CMakeLists.txt)
+  if (source_dir == nullptr)
+    throw std::runtime_error("AZFLOW_SOURCE_DIR is not set: run through ctest");
   const std::filesystem::path poni =
-      std::filesystem::path(std::getenv("AZFLOW_SOURCE_DIR")) / "tests/cli/fixtures/pilatus.poni";
+      std::filesystem::path(source_dir) / "tests/cli/fixtures/pilatus.poni";
   std::ifstream in(poni);
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   const json spec = {{"datasets", {"/data/a_master.h5"}},
