@@ -971,8 +971,7 @@ void Daemon::redo_reclaimed(const std::vector<ipc::SlotHeader>& headers) {
 
 void Daemon::check_heartbeats() {
   if (!supervisor_) return;
-  const auto limit = std::max<milliseconds>(milliseconds(3 * config_.heartbeat_interval_ms),
-                                            std::chrono::seconds(60));
+  const auto limit = milliseconds(3 * config_.heartbeat_interval_ms);
   for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
     const StageSlot& s = supervisor_->slots()[i];
     if (s.pid > 0 && Clock::now() - s.last_seen > limit) {

@@ -182,4 +182,41 @@ TEST(SupervisorTest, PastTheRestartLimitTheSlotBacksOffAndTheRunningJobSucceeds)
       << daemon.log();
 }
 
+TEST(SupervisorTest, AFrozenStageIsKilledAfterThreeMissedHeartbeatsAndRestarted) {
+  TempSpace space;
+  const std::string master = make_series(space, "f", 200);
+  DaemonProcess daemon(space, 1, "heartbeat_interval_ms = 200\n",
+                       {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "20"}});
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready());
+  const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, space.path("f.h5").string());
+  pid_t victim = 0;
+  const auto until = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < until && (victim = stage_pids(client)["integrate/0"]) <= 0) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_GT(victim, 0);
+  // Busy but alive for well over three heartbeats: not killed.
+  std::this_thread::sleep_for(milliseconds(1000));
+  ASSERT_EQ(stage_pids(client)["integrate/0"], victim) << daemon.log();
+  ASSERT_EQ(job_status(client, id).value("state", ""), "running");  // frozen mid-job
+  ASSERT_EQ(::kill(victim, SIGSTOP), 0);
+  const auto stopped = Clock::now();
+  pid_t pid = victim;
+  while (Clock::now() < stopped + std::chrono::seconds(20) &&
+         ((pid = stage_pids(client)["integrate/0"]) <= 0 || pid == victim)) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - stopped).count();
+  ASSERT_NE(pid, victim) << daemon.log();
+  // 3 x 200 ms missed plus the daemon's 500 ms check period; 60 s before this was fixed.
+  EXPECT_LT(seconds, 3.0) << daemon.log();
+  EXPECT_FALSE(process_alive(victim));
+  EXPECT_NE(daemon.log().find("stopped answering"), std::string::npos) << daemon.log();
+  const json job = wait_job(client, id);
+  EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon.log();
+  EXPECT_EQ(job.value("frames_done", 0), 200) << job.dump();
+  EXPECT_EQ(job.value("frames_failed", -1), 0) << job.dump();
+}
+
 }  // namespace
