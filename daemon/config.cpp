@@ -259,10 +259,25 @@ void read_endpoints(const TableReader& root, const std::filesystem::path& file, 
 
 void read_top_level(const TableReader& r, RawConfig& raw) {
   DaemonConfig& c = raw.config;
-  r.reject_unknown({"instance", "state_dir", "runtime_dir", "workers", "integrate_workers",
-                    "shard_frames", "max_running_jobs", "log_level", "heartbeat_interval_ms",
-                    "stage_restart_limit", "stop_timeout_s", "allowed_input_roots",
-                    "allowed_output_roots", "control", "live", "rings", "gpu", "federation",
+  r.reject_unknown({"instance",
+                    "state_dir",
+                    "runtime_dir",
+                    "workers",
+                    "integrate_workers",
+                    "shard_frames",
+                    "max_running_jobs",
+                    "log_level",
+                    "heartbeat_interval_ms",
+                    "stage_restart_limit",
+                    "stage_restart_window_s",
+                    "stop_timeout_s",
+                    "allowed_input_roots",
+                    "allowed_output_roots",
+                    "control",
+                    "live",
+                    "rings",
+                    "gpu",
+                    "federation",
                     "http"});
   r.read("instance", c.instance);
   check_instance(c.instance, r.origin("instance"));
@@ -284,6 +299,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   check_range(c.heartbeat_interval_ms, 10, 600000, r.origin("heartbeat_interval_ms"));
   r.read("stage_restart_limit", c.stage_restart_limit);
   check_range(c.stage_restart_limit, 0, 1000, r.origin("stage_restart_limit"));
+  r.read("stage_restart_window_s", c.stage_restart_window_s);
+  check_range(c.stage_restart_window_s, 1, 86400, r.origin("stage_restart_window_s"));
   r.read("stop_timeout_s", c.stop_timeout_s);
   check_range(c.stop_timeout_s, 0, 3600, r.origin("stop_timeout_s"));
   r.read_dirs("allowed_input_roots", c.allowed_input_roots);
@@ -441,6 +458,7 @@ std::string describe(const DaemonConfig& c) {
       << "log_level = " << quoted(c.log_level) << "\n"
       << "heartbeat_interval_ms = " << c.heartbeat_interval_ms << "\n"
       << "stage_restart_limit = " << c.stage_restart_limit << "\n"
+      << "stage_restart_window_s = " << c.stage_restart_window_s << "\n"
       << "stop_timeout_s = " << c.stop_timeout_s << "\n"
       << "allowed_input_roots = " << dirs_text(c.allowed_input_roots) << "\n"
       << "allowed_output_roots = " << dirs_text(c.allowed_output_roots) << "\n"

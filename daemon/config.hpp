@@ -63,7 +63,12 @@ struct DaemonConfig {
   std::size_t max_running_jobs = 2;  ///< jobs whose shards are handed out at once
   std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off
   std::size_t heartbeat_interval_ms = 1000;  ///< stage heartbeat period; 3 missed = stage lost
-  std::size_t stage_restart_limit = 5;       ///< restarts of one stage slot before jobs fail
+  /// Crashes of one stage slot within stage_restart_window_s that are restarted at once; past it
+  /// the slot is restarted after a back-off (1 s, doubling per further crash, at most the window).
+  std::size_t stage_restart_limit = 5;
+  /// Seconds over which a slot's crashes are counted against stage_restart_limit (older ones
+  /// are forgotten).
+  std::size_t stage_restart_window_s = 60;
   /// On SIGTERM/SIGINT or a shutdown request: seconds the shards in flight get to finish before
   /// the daemon records them as queued and exits (keep below systemd's TimeoutStopSec).
   std::size_t stop_timeout_s = 20;

@@ -937,21 +937,26 @@ void Daemon::reap_stages() {
       held.insert(held.end(), headers.begin(), headers.end());
     }
     redo_reclaimed(held);
-    if (slot.restarts >= config_.stage_restart_limit) {
-      spdlog::error("stage {}/{} restarted {} times", slot.role, slot.worker, slot.restarts);
-      std::vector<std::int64_t> running;
-      for (const auto& [id, job] : jobs_) {
-        if (!job.running.empty()) running.push_back(id);
-      }
-      for (const std::int64_t id : running) {
-        end_job(jobs_.at(id), JobState::kFailed,
-                "stage " + slot.role + "/" + std::to_string(slot.worker) + " crashed " +
-                    std::to_string(slot.restarts + 1) + " times (last: " + exit.how + ")",
-                false);
-      }
-      slot.restarts = 0;
+    const auto now = Clock::now();
+    const auto at = supervisor_->note_crash(exit.slot, now,
+                                            std::chrono::seconds(config_.stage_restart_window_s),
+                                            config_.stage_restart_limit);
+    if (at > now) {
+      spdlog::error(
+          "stage {}/{} crashed {} times within {} s (last: {}); restarting it in {:.0f} s",
+          slot.role, slot.worker, slot.crashes.size(), config_.stage_restart_window_s, exit.how,
+          std::chrono::duration<double>(at - now).count());
+      slot.restart_at = at;
+      continue;
     }
     supervisor_->restart(exit.slot);
+  }
+  for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
+    StageSlot& slot = supervisor_->slots()[i];
+    if (slot.pid == 0 && slot.restart_at && Clock::now() >= *slot.restart_at) {
+      slot.restart_at.reset();
+      supervisor_->restart(i);
+    }
   }
 }
 
@@ -966,8 +971,7 @@ void Daemon::redo_reclaimed(const std::vector<ipc::SlotHeader>& headers) {
 
 void Daemon::check_heartbeats() {
   if (!supervisor_) return;
-  const auto limit = std::max<milliseconds>(milliseconds(3 * config_.heartbeat_interval_ms),
-                                            std::chrono::seconds(60));
+  const auto limit = milliseconds(3 * config_.heartbeat_interval_ms);
   for (std::size_t i = 0; i < supervisor_->slots().size(); ++i) {
     const StageSlot& s = supervisor_->slots()[i];
     if (s.pid > 0 && Clock::now() - s.last_seen > limit) {

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <spdlog/spdlog.h>
@@ -20,7 +21,35 @@ StageLink::StageLink(std::string endpoint, StageIdentity identity,
   socket_.connect(endpoint);
   send(StageHello{identity_.role, identity_.worker, static_cast<std::int64_t>(::getpid()),
                   identity_.device});
-  last_heartbeat_ = std::chrono::steady_clock::now();
+  last_heartbeat_ = beat_seen_ = std::chrono::steady_clock::now();
+  if (heartbeat_interval_.count() <= 0) return;  // heartbeats only when asked for (tests)
+  keeper_ = std::jthread([this, endpoint](const std::stop_token& stop) {
+    zmq::socket_t socket(context_, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+    const auto step =
+        std::min<std::chrono::milliseconds>(heartbeat_interval_, std::chrono::milliseconds(100));
+    auto last_sent = std::chrono::steady_clock::now();
+    while (!stop.stop_requested()) {
+      std::this_thread::sleep_for(step);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sent < heartbeat_interval_) continue;
+      std::optional<StageHeartbeat> beat;
+      {
+        const std::lock_guard lock(beat_mutex_);
+        const auto busy = now - beat_seen_;
+        if (busy >= heartbeat_interval_ && busy < kBusyHeartbeatLimit) {
+          beat = StageHeartbeat{identity_.role, identity_.worker,
+                                static_cast<std::int64_t>(::getpid()), identity_.device,
+                                beat_counters_};
+        }
+      }
+      if (!beat) continue;
+      last_sent = now;
+      const std::string text = dump_escaped(to_json(*beat));
+      (void)socket.send(zmq::buffer(text), zmq::send_flags::dontwait);
+    }
+  });
 }
 
 void StageLink::send(const StageMessage& message) {
@@ -30,6 +59,11 @@ void StageLink::send(const StageMessage& message) {
 
 void StageLink::heartbeat_if_due(const StageCounters& counters) {
   const auto now = std::chrono::steady_clock::now();
+  {
+    const std::lock_guard lock(beat_mutex_);
+    beat_seen_ = now;
+    beat_counters_ = counters;
+  }
   if (now - last_heartbeat_ < heartbeat_interval_) return;
   last_heartbeat_ = now;
   send(StageHeartbeat{identity_.role, identity_.worker, static_cast<std::int64_t>(::getpid()),

@@ -2,13 +2,18 @@
 // The control link between a stage process and azflowd: one ZeroMQ DEALER connected to the
 // daemon's internal ROUTER (DaemonConfig::stages_endpoint). Frames never travel here, only the
 // typed control messages of daemon/stage_messages.hpp (one JSON object per frame).
-// Not thread-safe: one link per stage process, used from its one processing thread.
+// Not thread-safe: one link per stage process, used from its one processing thread. A keeper
+// thread with a socket of its own repeats the last heartbeat while the processing thread is busy
+// in one long step (building a plan), for at most kBusyHeartbeatLimit: a stopped process
+// (SIGSTOP) misses heartbeats at once, a processing thread stuck for longer than that too.
 
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <zmq.hpp>
 
@@ -23,10 +28,14 @@ struct StageIdentity {
   std::string device = "cpu";  ///< where it computes: "cpu" or "cuda:N" (integrate on a GPU)
 };
 
+/// How long the keeper thread stands in for a busy processing thread's heartbeats.
+inline constexpr std::chrono::seconds kBusyHeartbeatLimit{60};
+
 /// The DEALER side of the stage control link.
 class StageLink {
  public:
-  /// Connects to `endpoint` and sends StageHello. Throws zmq::error_t if the endpoint is
+  /// Connects to `endpoint` and sends StageHello; with a `heartbeat_interval` above 0, starts
+  /// the keeper thread (see above). Throws zmq::error_t if the endpoint is
   /// malformed.
   StageLink(std::string endpoint, StageIdentity identity,
             std::chrono::milliseconds heartbeat_interval);
@@ -56,6 +65,10 @@ class StageLink {
   std::chrono::steady_clock::time_point last_heartbeat_{};
   std::deque<DaemonMessage> pending_;
   bool stop_ = false;
+  std::mutex beat_mutex_;                            ///< guards the two below
+  StageCounters beat_counters_;                      ///< counters of the last heartbeat_if_due
+  std::chrono::steady_clock::time_point beat_seen_;  ///< when heartbeat_if_due last ran
+  std::jthread keeper_;                              ///< last: stops before the rest goes
 };
 
 }  // namespace azflow::daemon

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -112,6 +113,17 @@ void Supervisor::restart(std::size_t slot) {
   spawn(slots_.at(slot));
 }
 
+Clock::time_point Supervisor::note_crash(std::size_t slot, Clock::time_point now,
+                                         std::chrono::seconds window, std::size_t limit) {
+  auto& crashes = slots_.at(slot).crashes;
+  crashes.push_back(now);
+  while (!crashes.empty() && now - crashes.front() > window) crashes.pop_front();
+  if (crashes.size() <= limit) return now;
+  const std::size_t excess = std::min<std::size_t>(crashes.size() - limit - 1, 30);
+  const auto backoff = std::min<Clock::duration>(std::chrono::seconds(1) * (1LL << excess), window);
+  return now + backoff;
+}
+
 std::vector<StageExit> Supervisor::reap() {
   std::vector<StageExit> exits;
   while (true) {
@@ -177,6 +189,9 @@ nlohmann::json Supervisor::status_json() const {
          {"alive", s.pid > 0},
          {"device", s.device},
          {"restarts", s.restarts},
+         {"recent_crashes", s.crashes.size()},
+         {"restart_in_s",
+          s.restart_at ? std::chrono::duration<double>(*s.restart_at - now).count() : 0.0},
          {"last_exit", s.last_exit},
          {"seconds_since_heartbeat", std::chrono::duration<double>(now - s.last_seen).count()},
          {"counters", to_json(s.counters)}});

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -29,8 +30,12 @@ struct StageSlot {
   std::size_t worker = 0;
   pid_t pid = 0;             ///< 0 while not running
   std::size_t restarts = 0;  ///< times restarted after an unexpected exit
-  std::string identity;      ///< ZeroMQ routing id of its link (after hello), "" before
-  StageCounters counters;    ///< from its last heartbeat
+  /// When its recent crashes happened (those within the restart window, see note_crash).
+  std::deque<std::chrono::steady_clock::time_point> crashes;
+  /// Set while a restart waits out a back-off (too many crashes within the window).
+  std::optional<std::chrono::steady_clock::time_point> restart_at;
+  std::string identity;    ///< ZeroMQ routing id of its link (after hello), "" before
+  StageCounters counters;  ///< from its last heartbeat
   std::chrono::steady_clock::time_point started, last_seen;
   std::string last_exit;  ///< how the previous process ended ("" if none)
   /// azflow-stage --device value (integrate: "cpu" or a CUDA ordinal "N"; others "cpu").
@@ -75,6 +80,12 @@ class Supervisor {
   void start_all();
   /// Starts slot `slot` again after an exit (counts a restart).
   void restart(std::size_t slot);
+  /// Records a crash of slot `slot` at `now`, forgets its crashes older than `window`, and
+  /// returns when it may start again: `now` while at most `limit` crashes lie within the window,
+  /// else `now` plus a back-off of 1 s doubling with each crash past the limit, at most `window`.
+  std::chrono::steady_clock::time_point note_crash(std::size_t slot,
+                                                   std::chrono::steady_clock::time_point now,
+                                                   std::chrono::seconds window, std::size_t limit);
   /// Collects exited children (non-blocking) and marks their slots not running.
   std::vector<StageExit> reap();
   /// SIGTERM to every process, waits up to `grace`, then SIGKILLs and reaps the rest.

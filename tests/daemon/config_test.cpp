@@ -56,6 +56,7 @@ TEST(DaemonConfig, DefaultsWithoutFile) {
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.heartbeat_interval_ms, 1000u);
   EXPECT_EQ(c.stage_restart_limit, 5u);
+  EXPECT_EQ(c.stage_restart_window_s, 60u);
   EXPECT_EQ(c.rings.compressed_slots, 16u);
   EXPECT_FALSE(c.rings.frames_slot_mib.has_value());
   EXPECT_EQ(default_control_endpoint(user_env()), c.control_endpoint);
@@ -182,6 +183,7 @@ TEST(DaemonConfig, DescribeListsEveryKey) {
                           "log_level",
                           "heartbeat_interval_ms",
                           "stage_restart_limit",
+                          "stage_restart_window_s",
                           "[control]",
                           "tcp_endpoint",
                           "[live]",

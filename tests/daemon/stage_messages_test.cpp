@@ -26,6 +26,7 @@ namespace {
 using namespace azflow::daemon;
 using nlohmann::json;
 using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
 
 /// A valid job spec (the CLI fixture's PONI).
 JobSpec fixture_spec() {
@@ -206,6 +207,26 @@ TEST(StageLinkTest, HelloRequestAndMessagesSetAsideAgainstARealRouter) {
   daemon.send(StopStage{});
   EXPECT_TRUE(link.receive(std::chrono::seconds(5)).has_value());
   EXPECT_TRUE(link.stop_requested());
+  std::filesystem::remove(endpoint.substr(6));
+}
+
+TEST(StageLinkTest, TheKeeperThreadBeatsForABusyStage) {
+  const std::string endpoint = "ipc:///tmp/azflow-link-keeper-" + std::to_string(::getpid());
+  FakeDaemon daemon(endpoint);
+  StageLink link(endpoint, {"integrate", 0, "cpu"}, milliseconds(100));
+  (void)std::get<StageHello>(daemon.receive());
+  link.heartbeat_if_due(StageCounters{7, 6, 0, 0.5});  // the last counters the stage saw
+  // The processing thread now does nothing (a long plan build): heartbeats keep coming, about
+  // one per interval, repeating its last counters.
+  const auto start = Clock::now();
+  for (int k = 0; k < 3; ++k) {
+    const auto beat = std::get<StageHeartbeat>(daemon.receive());
+    EXPECT_EQ(beat.counters.frames_out, 6u);
+    EXPECT_EQ(beat.pid, static_cast<std::int64_t>(::getpid()));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_GT(seconds, 0.15);
+  EXPECT_LT(seconds, 2.0);
   std::filesystem::remove(endpoint.substr(6));
 }
 
