@@ -78,7 +78,6 @@ struct ActiveJob {
   std::size_t shards_total = 0;
   std::size_t shards_done = 0;
   bool started = false;
-  bool axes_published = false;
   std::int64_t priority = 0;              ///< higher first among queued jobs (ties: lower id)
   std::vector<std::int64_t> waiting_for;  ///< `after` jobs not yet succeeded (held while any)
   // federation (split jobs with spec.nodes): docs/federation.md

@@ -34,7 +34,7 @@ ResultSink::~ResultSink() {
 void ResultSink::set_job(std::int64_t job, std::string unit, std::optional<nlohmann::json> axes,
                          FrameOrigins origins) {
   const std::lock_guard lock(mutex_);
-  live_jobs_[job] = LiveJob{std::move(unit), std::move(axes), false, std::move(origins)};
+  live_jobs_[job] = LiveJob{std::move(unit), std::move(axes), std::move(origins), {}};
 }
 
 void ResultSink::set_axes(std::int64_t job, const nlohmann::json& axes) {
@@ -190,11 +190,10 @@ void ResultSink::publish(std::int64_t job, std::int64_t frame, bool ok, std::str
   // subscriber that joins late has them within a second; every header names where to fetch them.
   header["axes_url"] = "/api/v1/jobs/" + std::to_string(job) + "/axes";
   const auto now = std::chrono::steady_clock::now();
-  if (live.axes && (frame == 0 || !live.axes_published || now - live.axes_sent >= kAxesEvery)) {
+  if (live.axes && (frame == 0 || !live.axes_sent || now - *live.axes_sent >= kAxesEvery)) {
     header["radial"] = live.axes->at("radial_centers");
     if (!live.axes->at("azimuthal_centers").empty())
       header["azimuthal"] = live.axes->at("azimuthal_centers");
-    live.axes_published = true;
     live.axes_sent = now;
   }
   const std::string topic = "job." + std::to_string(job);

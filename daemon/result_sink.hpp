@@ -144,9 +144,9 @@ class ResultSink {
   struct LiveJob {
     std::string unit;
     std::optional<nlohmann::json> axes;
-    bool axes_published = false;
     FrameOrigins origins;
-    std::chrono::steady_clock::time_point axes_sent{};  ///< last header that carried the axes
+    /// When a header last carried the axes (none yet: they go with the next frame published).
+    std::optional<std::chrono::steady_clock::time_point> axes_sent;
   };
   void reduce(reduce::FrameResult result);
   void commit(std::unique_ptr<reduce::ShardFileWriter> shard);
