@@ -19,6 +19,12 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+/// A job's frames integrated so far, exact to the frame ("frames_integrated"; a daemon without
+/// it counts only done shards in "frames_done").
+std::int64_t frames_integrated(const json& job) {
+  return job.value("frames_integrated", job.value("frames_done", std::int64_t{0}));
+}
+
 std::string text_or_dash(const json& v) {
   if (v.is_null()) return "-";
   if (v.is_string()) return v.get<std::string>().empty() ? "-" : v.get<std::string>();
@@ -69,9 +75,8 @@ void print_job(const json& job) {
   if (!job.value("waiting_for", json::array()).empty()) {
     std::cout << " (waiting for " << ids_text(job["waiting_for"]) << ")";
   }
-  std::cout << "\n  frames:   " << job.value("frames_done", 0) << "/"
-            << job.value("frames_total", 0) << " done, " << job.value("frames_failed", 0)
-            << " failed\n";
+  std::cout << "\n  frames:   " << frames_integrated(job) << "/" << job.value("frames_total", 0)
+            << " done, " << job.value("frames_failed", 0) << " failed\n";
   std::cout << "  rate:     " << number_or_dash(job.value("frames_per_s", json()), "%.1f")
             << " frames/s, elapsed "
             << format_duration(job.value("elapsed_s", json()).is_number()
@@ -208,7 +213,7 @@ class WaitProgress {
 
   void update_one(std::size_t i, const json& j) {
     const auto now = Clock::now();
-    const std::int64_t done = j.value("frames_done", 0);
+    const std::int64_t done = frames_integrated(j);
     const std::int64_t total = j.value("frames_total", 0);
     const std::int64_t failed = j.value("frames_failed", 0);
     const std::string state = j.value("state", "?");
@@ -369,8 +374,8 @@ int run_list(ControlClient& client, const std::string& state, bool all, bool as_
     const json datasets = j.value("datasets", json::array());
     std::string first = datasets.empty() ? "-" : datasets[0].get<std::string>();
     if (datasets.size() > 1) first += " (+" + std::to_string(datasets.size() - 1) + ")";
-    const std::string frames = std::to_string(j.value("frames_done", 0)) + "/" +
-                               std::to_string(j.value("frames_total", 0));
+    const std::string frames =
+        std::to_string(frames_integrated(j)) + "/" + std::to_string(j.value("frames_total", 0));
     std::printf("%6lld  %-9s  %4lld  %17s  %7lld  %9s  %-24s  %s\n",
                 static_cast<long long>(j.value("job_id", 0)), j.value("state", "?").c_str(),
                 static_cast<long long>(j.value("priority", 0)), frames.c_str(),

@@ -26,9 +26,9 @@ json optional_time(const std::optional<std::int64_t>& unix_ms) {
   return unix_ms ? json(iso_utc(*unix_ms)) : json(nullptr);
 }
 
-/// elapsed_s (started to finished, or to now), frames_per_s over it and eta_s (null when not
-/// started, or no frame done yet, or final).
-void add_rates(json& j, const JobRecord& job) {
+/// elapsed_s (started to finished, or to now), frames_per_s (frames_integrated over it) and eta_s
+/// (null when not started, or no frame integrated yet, or final).
+void add_rates(json& j, const JobRecord& job, std::int64_t frames_integrated) {
   j["elapsed_s"] = nullptr;
   j["frames_per_s"] = nullptr;
   j["eta_s"] = nullptr;
@@ -39,11 +39,11 @@ void add_rates(json& j, const JobRecord& job) {
   const double elapsed =
       static_cast<double>(job.finished_unix_ms.value_or(now) - *job.started_unix_ms) / 1000.0;
   j["elapsed_s"] = std::max(0.0, elapsed);
-  if (elapsed <= 0 || job.frames_done <= 0) return;
-  const double rate = static_cast<double>(job.frames_done) / elapsed;
+  if (elapsed <= 0 || frames_integrated <= 0) return;
+  const double rate = static_cast<double>(frames_integrated) / elapsed;
   j["frames_per_s"] = rate;
   if (!is_final(job.state)) {
-    j["eta_s"] = static_cast<double>(job.frames_total - job.frames_done) / rate;
+    j["eta_s"] = static_cast<double>(job.frames_total - frames_integrated) / rate;
   }
 }
 
@@ -242,7 +242,10 @@ nlohmann::json ControlHandler::peers(const PeersRequest&) {
   return {{"node", nullptr}, {"peer_endpoint", nullptr}, {"peers", json::array()}};
 }
 
-json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
+json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards,
+              std::int64_t frames_pending) {
+  const std::int64_t frames_integrated =
+      std::min(job.frames_total, job.frames_done + std::max<std::int64_t>(0, frames_pending));
   json j{{"job_id", job.id},
          {"state", std::string(job_state_name(job.state))},
          {"datasets", job.spec.datasets},
@@ -250,6 +253,7 @@ json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
          {"mode", std::string(mode_name(job.spec.mode))},
          {"frames_total", job.frames_total},
          {"frames_done", job.frames_done},
+         {"frames_integrated", frames_integrated},
          {"frames_failed", job.frames_failed},
          {"error", job.error},
          {"created", iso_utc(job.created_unix_ms)},
@@ -257,7 +261,7 @@ json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards) {
          {"finished", optional_time(job.finished_unix_ms)},
          {"priority", job.priority},
          {"after", job.after}};
-  add_rates(j, job);
+  add_rates(j, job, frames_integrated);
   if (shards != nullptr) {
     std::int64_t queued = 0, running = 0, done = 0;
     for (const ShardRecord& s : *shards) {

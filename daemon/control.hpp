@@ -115,10 +115,13 @@ class ControlHandler {
 std::string iso_utc(std::int64_t unix_ms);
 
 /// The protocol's job object (docs/protocol.md "Job object"): id, state, datasets, output,
-/// frames_total/done/failed, error, created/started/finished (ISO 8601 UTC or null), priority,
-/// after, elapsed_s / frames_per_s / eta_s (from started, finished or now, and frames_done), and,
-/// when `shards` is given, a shard summary {"total","queued","running","done"}.
-nlohmann::json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards = nullptr);
+/// frames_total/done/failed, frames_integrated (frames_done, counted when a shard is done, plus
+/// `frames_pending`: frames already reduced in shards not done yet), error,
+/// created/started/finished (ISO 8601 UTC or null), priority, after, elapsed_s / frames_per_s /
+/// eta_s (from started, finished or now, and frames_integrated), and, when `shards` is given, a
+/// shard summary {"total","queued","running","done"}.
+nlohmann::json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards = nullptr,
+                        std::int64_t frames_pending = 0);
 
 /// Decodes one request message (the JSON text) into a typed request and the client's "id" (any
 /// JSON value, echoed; null if absent). Throws FieldError naming the field for anything invalid

@@ -608,7 +608,7 @@ nlohmann::json Daemon::status(const StatusRequest& request) {
   const auto record = store_->job(*request.job_id);
   if (!record) throw FieldError("job_id", "no job " + std::to_string(*request.job_id));
   const auto shards = store_->shards(record->id);
-  nlohmann::json job = job_json(*record, &shards);
+  nlohmann::json job = job_json(*record, &shards, sink_->frames_pending(record->id));
   job["spec"] = to_json(record->spec);
   nlohmann::json errors = nlohmann::json::array();
   for (const FrameErrorRecord& e : store_->frame_errors(record->id, 10)) {
@@ -626,7 +626,8 @@ nlohmann::json Daemon::status(const StatusRequest& request) {
 
 nlohmann::json Daemon::list(const ListRequest& request) {
   nlohmann::json jobs = nlohmann::json::array();
-  for (const JobRecord& r : store_->list(request.state, request.all)) jobs.push_back(job_json(r));
+  for (const JobRecord& r : store_->list(request.state, request.all))
+    jobs.push_back(job_json(r, nullptr, sink_->frames_pending(r.id)));
   return {{"jobs", jobs}};
 }
 

@@ -389,7 +389,7 @@ std::string sse(std::uint64_t seq, const std::string& name, const json& data) {
 }
 
 /// One event stream: first "jobs" (every job, as GET /api/v1/jobs), then "frame" events as the
-/// live feed brings them and "job" events when a job's state or frames_done changes.
+/// live feed brings them and "job" events when a job's state or frames_integrated changes.
 void get_events(HttpApiContext& ctx, const Request&, Response& res) {
   if (ctx.event_clients.fetch_add(1) >= kMaxEventClients) {
     ctx.event_clients.fetch_sub(1);
@@ -399,7 +399,7 @@ void get_events(HttpApiContext& ctx, const Request&, Response& res) {
   }
   struct Stream {
     std::uint64_t seq = 0;
-    std::map<std::int64_t, std::pair<std::string, std::int64_t>> jobs;  // state, frames_done
+    std::map<std::int64_t, std::pair<std::string, std::int64_t>> jobs;  // state, frames_integrated
     std::chrono::steady_clock::time_point polled{};
     bool started = false;
   };
@@ -425,7 +425,7 @@ void get_events(HttpApiContext& ctx, const Request&, Response& res) {
               json j = http_job(ctx, job);
               const auto id = j.value("job_id", std::int64_t{0});
               const std::pair<std::string, std::int64_t> now_state{
-                  j.value("state", ""), j.value("frames_done", std::int64_t{0})};
+                  j.value("state", ""), j.value("frames_integrated", std::int64_t{0})};
               if (stream->started && stream->jobs[id] != now_state) out += sse(0, "job", j);
               stream->jobs[id] = now_state;
               all.push_back(std::move(j));

@@ -54,6 +54,13 @@ void ResultSink::drop_job(std::int64_t job) {
   const std::lock_guard lock(mutex_);
   reducer_.drop_job(job);
   live_jobs_.erase(job);
+  pending_.erase(job);
+}
+
+std::int64_t ResultSink::frames_pending(std::int64_t job) const {
+  const std::lock_guard lock(mutex_);
+  const auto it = pending_.find(job);
+  return it == pending_.end() ? 0 : it->second;
 }
 
 bool ResultSink::is_open(std::int64_t job, std::int64_t shard) const {
@@ -121,8 +128,14 @@ std::vector<SinkEvent> ResultSink::take_events() {
     events = std::exchange(events_, {});
   }
   for (const SinkEvent& event : events) {
-    if (const auto* c = std::get_if<ShardCommittedEvent>(&event))
-      committing_.erase({c->job, c->shard});
+    const auto* c = std::get_if<ShardCommittedEvent>(&event);
+    if (c == nullptr) continue;
+    committing_.erase({c->job, c->shard});
+    // the main loop counts these frames in the store now (or the job ends)
+    if (const auto it = pending_.find(c->job); it != pending_.end()) {
+      it->second -= static_cast<std::int64_t>(c->frames);
+      if (it->second <= 0) pending_.erase(it);
+    }
   }
   return events;
 }
@@ -150,6 +163,8 @@ void ResultSink::reduce(reduce::FrameResult result) {
       result.reason = reason;
     }
     const reduce::AddOutcome outcome = reducer_.add(result);
+    if (outcome == reduce::AddOutcome::kWritten || outcome == reduce::AddOutcome::kFailed)
+      ++pending_[result.job_id];
     if (outcome == reduce::AddOutcome::kFailed) {
       push(FrameFailedEvent{result.job_id, result.shard_id, result.frame,
                             std::string(result.reason)});

@@ -120,6 +120,10 @@ class ResultSink {
   [[nodiscard]] std::vector<std::pair<std::int64_t, std::int64_t>> open_keys() const;
   [[nodiscard]] std::size_t open_shards() const;
   [[nodiscard]] reduce::ReducerCounters counters() const;
+  /// Frames of the job reduced (ok or failed, duplicates not counted) in shards whose commit the
+  /// main loop has not taken yet: the job store's frames_done plus this is the job's frame-exact
+  /// progress (the store counts a shard only when it is done).
+  [[nodiscard]] std::int64_t frames_pending(std::int64_t job) const;
 
   /// Queues a results-ring slot (released once reduced). A failed slot with status kCancelled is
   /// ignored: it was left in the rings by a cancel of its job.
@@ -160,6 +164,7 @@ class ResultSink {
   reduce::Reducer reducer_;
   std::map<std::int64_t, LiveJob> live_jobs_;
   std::set<std::pair<std::int64_t, std::int64_t>> committing_;  // taken out, event not yet taken
+  std::map<std::int64_t, std::int64_t> pending_;  // job -> frames_pending (under mutex_)
   std::mutex events_mutex_;
   std::vector<SinkEvent> events_;
   // last: their threads use the members above, and are joined first

@@ -39,10 +39,15 @@ function fmt(x, digits = 1) {
   return x === null || x === undefined || Number.isNaN(x) ? "-" : Number(x).toFixed(digits);
 }
 
+/// Frames integrated so far, exact to the frame (frames_done counts only done shards).
+function framesIntegrated(job) {
+  return Math.max(job.frames_integrated ?? job.frames_done ?? 0, job.frames_published || 0);
+}
+
 function framesAvailable(job) {
   if (!job) return 0;
   if (ENDED.has(job.state)) return job.frames_total || 0;
-  return Math.max(job.frames_done || 0, job.frames_published || 0);
+  return framesIntegrated(job);
 }
 
 // ------------------------------------------------------------------------------- jobs table
@@ -65,7 +70,7 @@ function renderJobs() {
     }
     const total = job.frames_total || 0;
     const done = job.state === "succeeded"
-      ? total : Math.max(job.frames_done || 0, job.frames_published || 0);
+      ? total : framesIntegrated(job);
     const cells = tr.children;
     cells[0].textContent = String(job.id);
     cells[1].textContent = job.state;
@@ -346,7 +351,7 @@ async function refreshJob() {
   $("job-summary").textContent =
     `${job.dataset || ""} -> ${job.output || ""}; npt_rad ${s.npt_rad ?? "-"}` +
     (s.npt_azim ? `, npt_azim ${s.npt_azim}` : "") + `, unit ${s.unit ?? "-"}; ` +
-    `${job.frames_done}/${job.frames_total} frames done, ${job.frames_failed} failed, ` +
+    `${framesIntegrated(job)}/${job.frames_total} frames done, ${job.frames_failed} failed, ` +
     `${fmt(job.frames_per_s)} frames/s`;
   const n = framesAvailable(job);
   $("frame-slider").max = Math.max(0, n - 1);
@@ -359,8 +364,8 @@ async function refreshJob() {
     li.textContent = e.frame === null ? e.reason : `frame ${e.frame}: ${e.reason}`;
     ul.appendChild(li);
   }
-  const changed = !before || before.state !== job.state || before.frames_done !== job.frames_done ||
-    before.frames_published !== job.frames_published;
+  const changed = !before || before.state !== job.state ||
+    framesIntegrated(before) !== framesIntegrated(job);
   if (n > 0 && (page.plotted === null || (page.frame === null && changed))) await showFrame();
 }
 

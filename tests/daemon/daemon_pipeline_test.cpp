@@ -322,6 +322,39 @@ TEST_F(DaemonTest, FullRingsWithASlowWriterLoseNothing) {
   expect_same_as_reference(out(), out("ref.h5"));
 }
 
+TEST_F(DaemonTest, ProgressCountsFramesNotShards) {
+  // One 40-frame shard and a slow writer: frames_done moves only when the shard is done, while
+  // frames_integrated (status, list, and the rate and ETA derived from it) moves with every frame.
+  const std::string master = make_series(space_, "p", 40);
+  DaemonProcess daemon(space_, 1, "", {{"AZFLOW_TEST_DELAY_MS_REDUCER", "40"}});
+  ControlClient client(daemon.endpoint());
+  const std::int64_t id = enqueue(client, job_spec({master}, out()));
+  std::int64_t last = 0;
+  bool saw_partial = false, saw_rate = false;
+  for (int i = 0; i < 600; ++i) {
+    const json job = job_status(client, id);
+    const std::int64_t integrated = job.value("frames_integrated", std::int64_t{-1});
+    ASSERT_GE(integrated, last) << job.dump();  // never goes back, not even at the shard's commit
+    ASSERT_LE(integrated, 40) << job.dump();
+    last = integrated;
+    if (job.value("frames_done", 0) == 0 && integrated > 0 && integrated < 40) {
+      saw_partial = true;
+      saw_rate = saw_rate || (job["frames_per_s"].is_number() && job["eta_s"].is_number());
+      const json listed = client.result({{"verb", "list"}})["jobs"];
+      ASSERT_EQ(listed.size(), 1u) << listed.dump();
+      EXPECT_GE(listed[0].value("frames_integrated", 0), integrated) << listed.dump();
+    }
+    if (is_final_state(job.value("state", ""))) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(saw_partial) << "frames_integrated never showed a shard in progress";
+  EXPECT_TRUE(saw_rate) << "no frames_per_s/eta_s while the only shard was running";
+  const json job = wait_job(client, id);
+  EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon.log();
+  EXPECT_EQ(job.value("frames_done", 0), 40);
+  EXPECT_EQ(job.value("frames_integrated", 0), 40);
+}
+
 TEST_F(DaemonTest, CancelMidJobLeavesAPartialFileAndTheNextJobRuns) {
   const std::string master = make_series(space_, "x", 300);
   DaemonProcess daemon(space_, 2, "", {{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "5"}});
