@@ -7,6 +7,8 @@
 #include <fstream>
 #include <system_error>
 
+#include <spdlog/spdlog.h>
+
 #include "base/error.hpp"
 #include "daemon/job_setup.hpp"
 #include "daemon/job_spec.hpp"
@@ -165,7 +167,28 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
   j["first_frame"] = spec.frame_offset();  // frames first_frame..last_frame-1 of the input
   j["last_frame"] = spec.frame_offset() + frames_total;
   j["job_spec"] = to_json(spec).dump();
+  j["pyfai_config"] = job_pyfai_config(spec);
   return j;
+}
+
+nlohmann::json job_pyfai_config(const JobSpec& spec) {
+  integrate::IntegrationSettings settings = spec.settings;
+  integrate::Poni poni = job_poni(spec);
+  if (!spec.datasets.empty()) {
+    // The dtype decides the automatic dummy, the frames the shape of a generic PONI detector:
+    // read from the input's metadata (the output thread, never the main loop). An input gone
+    // since leaves the settings as they are.
+    try {
+      const source::Dataset input = open_job_dataset(spec);
+      settings = spec.settings_for(input.info().dtype);
+      poni = job_poni(spec, input.info());
+    } catch (const std::exception& e) {
+      spdlog::warn("pyfai_config of {}: input not readable ({}); the dtype's dummy is left out",
+                   spec.output_path, e.what());
+    }
+  }
+  return reduce::pyfai_worker_config(settings, poni, spec.mask_path, spec.dark_path,
+                                     spec.flat_path);
 }
 
 AssembledOutput assemble_output(std::int64_t job_id, const JobSpec& spec, std::int64_t frames_total,

@@ -51,9 +51,17 @@ struct AssembledOutput {
 reduce::OutputProvenance output_provenance(const JobSpec& spec);
 
 /// Every setting of a job for the output's NXprocess: the spec's fields flattened (as
-/// `azflow integrate` names them), plus job_id, daemon_version and the input's frames/shape.
+/// `azflow integrate` names them), plus job_id, daemon_version, the input's frames/shape and
+/// "pyfai_config" (job_pyfai_config, written as /entry/process/pyfai_config).
 nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
                                  std::int64_t frames_total);
+
+/// The job's integration as pyFAI's WorkerConfig version 5 (reduce::pyfai_worker_config), as
+/// `azflow integrate` writes it: readable by `azflowctl enqueue --config`. The automatic dummy is
+/// resolved from the first input's dtype (the input's metadata is read; if it cannot be, the
+/// dummy is left out, with a warning). Throws azflow::Error (kConfig) if the PONI text does not
+/// parse.
+nlohmann::json job_pyfai_config(const JobSpec& spec);
 
 /// Writes the output of a job of `frames_total` frames from the .done shard files of `shards`
 /// in `dir` (a frame held by several shards, as after a retry, is taken from the highest shard

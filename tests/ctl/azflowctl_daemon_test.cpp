@@ -253,6 +253,65 @@ TEST_F(CtlDaemonTest, ConfigImportsPyFaiSettingsAndSweepsOverThem) {
   EXPECT_NE(r.err.find("and --npt"), std::string::npos) << r.err;
 }
 
+void expect_same_rows(const std::string& one, const std::string& two);
+
+/// A daemon job's output carries its integration as a pyFAI WorkerConfig v5
+/// (/entry/process/pyfai_config), as `azflow integrate`'s does: enqueued again with --config it
+/// makes the same job settings and the same rows.
+TEST_F(CtlDaemonTest, OutputConfigEnqueuesTheSameJobAgain) {
+  const fs::path fixtures = fs::path(AZFLOW_SOURCE_DIR_PATH) / "tests/ctl/fixtures";
+  start();
+  const std::string master = (kCliFixtures / "pilatus_master.h5").string();
+  Ctl r = ctl("--json enqueue " + quote(master) + " --config " +
+              quote((fixtures / "gui_1d.json").string()) + " -o first.h5 --wait");
+  ASSERT_EQ(r.code, 0) << r.out << r.err << daemon_->log();
+  const json first = status(r.parsed()["jobs"][0]["job_id"]);
+  const std::vector<std::string> text =
+      H5File(out("first.h5")).strings("/entry/process/pyfai_config/data");
+  ASSERT_EQ(text.size(), 1u);
+  const json written = json::parse(text[0]);
+  EXPECT_EQ(written.value("version", 0), 5) << text[0];
+  EXPECT_EQ(written.value("application", ""), "worker") << text[0];
+  std::ofstream(out("written.json")) << text[0];
+  r = ctl("--json enqueue " + quote(master) + " --config written.json -o second.h5 --wait");
+  ASSERT_EQ(r.code, 0) << r.out << r.err << daemon_->log();
+  const json second = status(r.parsed()["jobs"][0]["job_id"]);
+  EXPECT_EQ(second["state"], "succeeded") << second;
+  const json& a = first["spec"]["settings"];
+  const json& b = second["spec"]["settings"];
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(first["spec"]["dark_path"], second["spec"]["dark_path"]);
+  EXPECT_EQ(first["spec"]["flat_path"], second["spec"]["flat_path"]);
+  EXPECT_EQ(first["spec"]["mask_path"], second["spec"]["mask_path"]);
+  expect_same_rows(out("first.h5"), out("second.h5"));
+  // without a dummy option the dtype's maximum is the dummy (uint32 here): written explicitly
+  r = ctl("--json enqueue " + quote(master) + " --poni " + quote(kPoni) +
+          " --npt 150 -o third.h5 --wait");
+  ASSERT_EQ(r.code, 0) << r.out << r.err << daemon_->log();
+  const json third =
+      json::parse(H5File(out("third.h5")).strings("/entry/process/pyfai_config/data").at(0));
+  EXPECT_EQ(third.value("val_dummy", 0.0), 4294967295.0) << third;
+  std::ofstream(out("third.json")) << third.dump();
+  r = ctl("--json enqueue " + quote(master) + " --config third.json -o fourth.h5 --wait");
+  ASSERT_EQ(r.code, 0) << r.out << r.err << daemon_->log();
+  expect_same_rows(out("third.h5"), out("fourth.h5"));
+}
+
+/// Rows of two outputs equal (NaN where either has NaN).
+void expect_same_rows(const std::string& one, const std::string& two) {
+  const std::vector<double> I1 = H5File(one).doubles("/entry/integrate/I");
+  const std::vector<double> I2 = H5File(two).doubles("/entry/integrate/I");
+  ASSERT_FALSE(I1.empty());
+  ASSERT_EQ(I1.size(), I2.size());
+  for (std::size_t i = 0; i < I1.size(); ++i) {
+    if (std::isnan(I1[i])) {
+      EXPECT_TRUE(std::isnan(I2[i])) << i;
+    } else {
+      EXPECT_EQ(I1[i], I2[i]) << i;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- --after and priorities
 
 TEST_F(CtlDaemonTest, AfterHoldsTheJobUntilItsDependencySucceeded) {
