@@ -370,6 +370,47 @@ TEST_F(CtlDaemonTest, AfterFailsTheDependentsWhenADependencyIsCancelledOrFails) 
   EXPECT_TRUE(bad.parsed().value("jobs", json::array()).empty()) << bad.out;
 }
 
+/// A dependency that ends badly at run time (an input that passed the enqueue checks): with a
+/// warning (one corrupt frame), or with every frame failed (its data file gone while queued).
+TEST_F(CtlDaemonTest, AfterFailsTheDependentsOfAJobThatFailedAtRunTime) {
+  make_series(space_, "slow", 60);
+  make_series(space_, "w", 10, {3});
+  make_series(space_, "gone", 10);
+  make_series(space_, "b", 10);
+  start("", 10);
+  const auto slow = enqueue("data/slow_master.h5 --poni " + quote(kPoni));
+  const auto w = enqueue("data/w_master.h5 --poni " + quote(kPoni));
+  const auto gone =
+      enqueue("data/gone_master.h5 --poni " + quote(kPoni) + " --after " + std::to_string(slow[0]));
+  const auto b1 =
+      enqueue("data/b_master.h5 --poni " + quote(kPoni) + " --after " + std::to_string(w[0]));
+  const auto b2 = enqueue("data/b_master.h5 --poni " + quote(kPoni) + " --after " +
+                          std::to_string(gone[0]) + " -o b2.h5");
+  ASSERT_TRUE(slow.size() == 1 && w.size() == 1 && gone.size() == 1 && b1.size() == 1 &&
+              b2.size() == 1);
+  // enqueue checked gone's input; it disappears while the job waits for `slow`
+  fs::remove(space_.path("data/gone_data_000001.h5"));
+  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(b1[0])).code, 4);
+  const json j1 = status(b1[0]);
+  EXPECT_EQ(j1["state"], "failed") << j1;
+  EXPECT_EQ(j1["error"].get<std::string>().rfind(
+                "dependency job " + std::to_string(w[0]) + " ended with a warning", 0),
+            0u)
+      << j1;
+  EXPECT_TRUE(j1["started"].is_null()) << j1;
+  EXPECT_EQ(ctl("wait --timeout 60 " + std::to_string(b2[0])).code, 4);
+  const json jg = status(gone[0]);
+  const json j2 = status(b2[0]);
+  EXPECT_NE(jg["state"], "succeeded") << jg;
+  EXPECT_EQ(j2["state"], "failed") << j2;
+  EXPECT_EQ(j2["error"].get<std::string>().rfind("dependency job " + std::to_string(gone[0]), 0),
+            0u)
+      << j2;
+  EXPECT_NE(j2["error"].get<std::string>().find("gone_data_000001.h5"), std::string::npos) << j2;
+  EXPECT_TRUE(j2["started"].is_null()) << j2;
+  EXPECT_EQ(status(slow[0])["state"], "succeeded");
+}
+
 TEST_F(CtlDaemonTest, HigherPriorityQueuedLastStartsFirst) {
   make_series(space_, "busy", 400);
   make_series(space_, "q", 20);
