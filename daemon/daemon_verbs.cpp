@@ -268,8 +268,16 @@ nlohmann::json Daemon::retry(const RetryRequest& request) {
     plan.new_shards.push_back({next_shard++, first, count});
   }
   plan.frames_from_done_shards = static_cast<std::int64_t>(in_done.size());
-  if (plan.new_shards.empty() && pending_shards == 0) {
+  // Every shard done and every frame fine, yet failed: its output could not be written (a
+  // folder gone or full). The retry assembles the output again from the shard files, with the
+  // output folder checked again as at enqueue (it may have been made anew).
+  const bool reassemble =
+      plan.new_shards.empty() && pending_shards == 0 && record->state == JobState::kFailed;
+  if (plan.new_shards.empty() && pending_shards == 0 && !reassemble) {
     throw FieldError("job_id", name + " has no failed frames and no unfinished shards to retry");
+  }
+  if (reassemble) {
+    if (const auto binding = claim_output(record->spec)) save_output_binding(dir, *binding);
   }
   store_->requeue_for_retry(record->id, plan);
   // A cancelled job is remembered as such by the stages: make it live again before its frames.
@@ -277,15 +285,21 @@ nlohmann::json Daemon::retry(const RetryRequest& request) {
   activate(*store_->job(record->id));
   if (const auto it = jobs_.find(record->id); it != jobs_.end()) {
     it->second.waiting_for.clear();  // its dependencies held it once already
-    log_event(it->second, "retry: " + std::to_string(in_done.size()) + " failed frames, " +
-                              std::to_string(pending_shards) + " unfinished shards");
+    log_event(it->second, reassemble
+                              ? std::string("retry: output assembled again from the "
+                                            "shard files")
+                              : "retry: " + std::to_string(in_done.size()) + " failed frames, " +
+                                    std::to_string(pending_shards) + " unfinished shards");
+    if (reassemble) finish_job(it->second);  // `it` dangles from here
   }
-  spdlog::info("job {} retried: {} failed frames in {} new shards, {} unfinished shards",
-               record->id, in_done.size(), plan.new_shards.size(), pending_shards);
+  spdlog::info("job {} retried: {} failed frames in {} new shards, {} unfinished shards{}",
+               record->id, in_done.size(), plan.new_shards.size(), pending_shards,
+               reassemble ? ", output assembled again" : "");
   return {{"job_id", record->id},
           {"state", "queued"},
           {"frames_retried", static_cast<std::int64_t>(in_done.size())},
-          {"shards_queued", static_cast<std::int64_t>(plan.new_shards.size()) + pending_shards}};
+          {"shards_queued", static_cast<std::int64_t>(plan.new_shards.size()) + pending_shards},
+          {"reassembled", reassemble}};
 }
 
 nlohmann::json Daemon::workers(const WorkersRequest&) {

@@ -113,6 +113,47 @@ TEST(DaemonPaths, AnOutputFolderSwappedForASymlinkAfterEnqueueIsNotWrittenThroug
   expect_serving(f.client, f.space, f.master, "ok.h5");
 }
 
+/// A job whose output could not be written (its folder gone) is retried without recomputing a
+/// frame: the output is assembled again from its shard files, into the folder made anew.
+TEST(DaemonPaths, RetryAfterAnOutputFailureReassemblesFromTheShardFiles) {
+  Fixture f;
+  ASSERT_TRUE(f.client.wait_ready());
+  const fs::path out = f.space.path("out/x.h5");
+  const std::int64_t a = enqueue(f.client, job_spec({f.master}, out.string()));
+  ASSERT_GT(a, 0);
+  ASSERT_TRUE(wait_until(f.client, a, running));
+  fs::remove_all(f.space.path("out"));
+  const json failed = wait_job(f.client, a);
+  ASSERT_EQ(failed.value("state", ""), "failed") << failed.dump();
+  EXPECT_NE(failed.value("error", "").find("output"), std::string::npos) << failed.dump();
+  const json frames_before = f.client.result({{"verb", "stats"}});
+  // still gone: the retry is refused naming the output, and the job stays failed
+  const json refused = f.client.call({{"v", 1}, {"verb", "retry"}, {"job_id", a}});
+  EXPECT_FALSE(refused.value("ok", true)) << refused.dump();
+  EXPECT_NE(refused.dump().find("spec.output_path"), std::string::npos) << refused.dump();
+  fs::create_directories(f.space.path("out"));
+  const json retried = f.client.result({{"verb", "retry"}, {"job_id", a}});
+  EXPECT_EQ(retried.value("frames_retried", -1), 0) << retried.dump();
+  EXPECT_EQ(retried.value("shards_queued", -1), 0) << retried.dump();
+  EXPECT_TRUE(retried.value("reassembled", false)) << retried.dump();
+  const json done = wait_job(f.client, a);
+  EXPECT_EQ(done.value("state", ""), "succeeded") << done.dump() << f.daemon.log();
+  EXPECT_EQ(done.value("frames_done", 0), 20) << done.dump();
+  ASSERT_TRUE(fs::exists(out));
+  reference_integrate(f.master, f.space.path("ref.h5").string());
+  expect_same_as_reference(out.string(), f.space.path("ref.h5").string());
+  // nothing was integrated again
+  const json frames_after = f.client.result({{"verb", "stats"}});
+  EXPECT_EQ(frames_after.value("frames_since_start", -1),
+            frames_before.value("frames_since_start", -2))
+      << frames_before.dump() << frames_after.dump();
+  const std::string events =
+      read_text(f.space.path("state/jobs") / std::to_string(a) / "events.log");
+  EXPECT_NE(events.find("output assembled again from the shard files"), std::string::npos)
+      << events;
+  expect_serving(f.client, f.space, f.master, "ok.h5");
+}
+
 TEST(DaemonPaths, TwoLiveJobsCannotClaimTheSameOutput) {
   Fixture f;
   ASSERT_TRUE(f.client.wait_ready());
