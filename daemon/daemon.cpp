@@ -36,6 +36,7 @@ constexpr std::size_t kMaxShardRowBytes = std::size_t{64} << 20;
 constexpr std::size_t kLiveHighWaterMark = 1000;
 constexpr milliseconds kPeriodic{500};
 constexpr int kStallTicks = 4;  // x kPeriodic with every ring empty before frames are re-requested
+constexpr std::chrono::seconds kLoopStallWarning{5};  // a loop quiet this long is logged
 // In a job's folder while the daemon starts it (rings, stages, first shards): found at the next
 // start, it means that start ended the daemon, and the job is failed instead of started again.
 constexpr const char* kStartingMarker = "starting";
@@ -154,10 +155,15 @@ int Daemon::run(const std::atomic<bool>& stop) {
   spdlog::info("azflowd {} serving on {} (instance {})", reduce::program_version(),
                config_.control_endpoint, config_.instance);
   notifier_.ready(ServiceNotifier::describe(service_counters(), 0.0));
+  // pings while the loop turns; a loop frozen for half of WatchdogSec gets none
+  const auto ping = notifier_.watchdog_period();
+  LoopWatchdog loop_watchdog(
+      ping, ping ? std::chrono::duration_cast<milliseconds>(*ping) : milliseconds(0),
+      kLoopStallWarning);
   std::optional<Clock::time_point> stop_deadline;
   while (true) {
     try {
-      notifier_.tick();
+      loop_watchdog.beat();
       if (!stop_deadline && (stop.load() || control_->shutdown_requested())) {
         stop_deadline = begin_stop();
       }

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/error.hpp"
@@ -145,6 +147,47 @@ TEST_F(ServiceTest, NotifiesReadyWatchdogStatusAndStopping) {
   const int status = daemon.wait_exit(std::chrono::seconds(60));
   ASSERT_TRUE(WIFEXITED(status)) << daemon.log();
   EXPECT_EQ(WEXITSTATUS(status), 0) << daemon.log();
+}
+
+/// The watchdog is fed from LoopWatchdog's thread while the loop beats, not at all while the loop
+/// is frozen (so systemd restarts a frozen daemon), and again once it turns; the stall is counted.
+TEST_F(ServiceTest, LoopWatchdogPingsOnlyWhileTheLoopTurns) {
+  NotifySocket notify(space_.path("notify.sock"));
+  ::setenv("NOTIFY_SOCKET", space_.path("notify.sock").c_str(), 1);
+  std::atomic<bool> beating{true}, done{false};
+  std::vector<std::pair<std::string, std::size_t>> phases;  // name, pings
+  {
+    azflow::daemon::LoopWatchdog watchdog(std::chrono::microseconds(50000), milliseconds(150),
+                                          milliseconds(100));
+    std::thread loop([&] {
+      while (!done) {
+        if (beating) watchdog.beat();
+        std::this_thread::sleep_for(milliseconds(10));
+      }
+    });
+    const auto pings_during = [&](milliseconds span) {
+      const std::size_t before = notify.times_of("WATCHDOG=1").size();
+      const auto until = Clock::now() + span;
+      while (Clock::now() < until) (void)notify.wait_for("\x01", milliseconds(20));
+      return notify.times_of("WATCHDOG=1").size() - before;
+    };
+    phases.emplace_back("turning", pings_during(milliseconds(600)));
+    EXPECT_EQ(watchdog.stalls(), 0u);
+    beating = false;
+    (void)pings_during(milliseconds(250));  // past the stall limit (a ping may still be on its way)
+    phases.emplace_back("frozen", pings_during(milliseconds(600)));
+    EXPECT_EQ(watchdog.stalls(), 1u);
+    beating = true;
+    (void)pings_during(milliseconds(100));
+    phases.emplace_back("turning again", pings_during(milliseconds(600)));
+    EXPECT_EQ(watchdog.stalls(), 1u);  // one stall, over
+    done = true;
+    loop.join();
+  }
+  ::unsetenv("NOTIFY_SOCKET");
+  EXPECT_GE(phases[0].second, 6u) << notify.dump();  // about 12 at one per 50 ms
+  EXPECT_EQ(phases[1].second, 0u) << notify.dump();
+  EXPECT_GE(phases[2].second, 6u) << notify.dump();
 }
 
 TEST_F(ServiceTest, WithoutNotifySocketNothingIsSent) {
