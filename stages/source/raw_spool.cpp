@@ -500,7 +500,8 @@ std::vector<std::uint64_t> RawSpool::missing_ids() const {
 
 namespace {
 
-/// The ids of the chunks written in data file `file` (dataset `object`).
+/// The ids of the chunks written in data file `file` (dataset `object`). Needs HDF5 >= 1.10.5
+/// (h5::chunk_location), which tells an unwritten chunk from a failure.
 void add_spooled_ids(const fs::path& file, const std::string& object,
                      std::vector<std::uint64_t>& ids) {
   const h5::Id f = h5::open_file(file, false);
@@ -528,11 +529,9 @@ void add_spooled_ids(const fs::path& file, const std::string& object,
   if (status < 0 || low == 0) throw Error(ErrorCategory::kInput, what + ": no @image_nr_low >= 1");
   for (hsize_t i = 0; i < dims[0]; ++i) {
     const hsize_t at[3] = {i, 0, 0};
-    hsize_t bytes = 0;
-    if (H5Dget_chunk_storage_size(d.get(), at, &bytes) < 0) {
-      throw Error(ErrorCategory::kIo, what + ": cannot read the chunk index");
-    }
-    if (bytes > 0) ids.push_back(low - 1 + i);
+    const std::optional<h5::ChunkLocation> loc = h5::chunk_location(d.get(), at);
+    if (!loc) throw Error(ErrorCategory::kIo, what + ": cannot read the chunk index");
+    if (loc->size > 0) ids.push_back(low - 1 + i);
   }
 }
 
