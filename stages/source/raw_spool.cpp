@@ -74,6 +74,8 @@ std::string codec_name(const CodecParams& c) {
       return "bslz4";
     case Codec::kLz4:
       return "lz4";
+    case Codec::kLz4Raw:
+      return "a bare LZ4 block (stream v1 lz4<, no HDF5 filter's framing)";
     default:
       return "another codec";
   }
@@ -350,20 +352,34 @@ void RawSpool::Impl::write_record() {
   sync_file(master_fd, file.get(), what);
 }
 
+namespace {
+
+std::shared_ptr<const reduce::OutputDir> open_folder(const fs::path& folder) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) io_error("cannot create raw spool folder " + folder.string(), ec.value());
+  return reduce::OutputDir::open(folder);
+}
+
+}  // namespace
+
 RawSpool::RawSpool(const fs::path& folder, const stream2::Start& start, RawSpoolOptions options)
+    : RawSpool(open_folder(folder), start, std::move(options)) {}
+
+RawSpool::RawSpool(std::shared_ptr<const reduce::OutputDir> folder, const stream2::Start& start,
+                   RawSpoolOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
+  const std::string name = folder->path().string();
   if (!start.image_size_x || !start.image_size_y || !start.image_dtype || !start.number_of_images ||
       *start.number_of_images == 0) {
-    throw Error(ErrorCategory::kInput, "raw spool " + folder.string() +
-                                           ": the start message of "
-                                           "series " +
+    throw Error(ErrorCategory::kInput, "raw spool " + name + ": the start message of series " +
                                            std::to_string(start.series_id) +
                                            " lacks image_size_x/y, image_dtype or a nonzero "
                                            "number_of_images");
   }
   if (options.images_per_file == 0) {
-    throw Error(ErrorCategory::kConfig, "raw spool: images_per_file must be >= 1");
+    throw Error(ErrorCategory::kConfig, "raw spool " + name + ": images_per_file must be >= 1");
   }
   if (options.prefix.empty()) options.prefix = "series_" + std::to_string(start.series_id);
   if (options.prefix.find('/') != std::string::npos) {
@@ -378,18 +394,15 @@ RawSpool::RawSpool(const fs::path& folder, const stream2::Start& start, RawSpool
   const std::uint64_t files =
       (s.images + s.options.images_per_file - 1) / s.options.images_per_file;
   if (files > kMaxDataFiles) {
-    throw Error(ErrorCategory::kInput, "raw spool " + folder.string() + ": number_of_images " +
+    throw Error(ErrorCategory::kInput, "raw spool " + name + ": number_of_images " +
                                            std::to_string(s.images) + " needs more than " +
                                            std::to_string(kMaxDataFiles) + " data files of " +
                                            std::to_string(s.options.images_per_file) + " images");
   }
   s.files = static_cast<std::size_t>(files);
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  if (ec) io_error("cannot create raw spool folder " + folder.string(), ec.value());
   rh5::silence_errors();
-  s.dir = reduce::OutputDir::open(folder);
-  s.master = folder / (s.options.prefix + "_master.h5");
+  s.dir = std::move(folder);
+  s.master = s.dir->path() / (s.options.prefix + "_master.h5");
   s.refuse_existing();
   s.spooled.assign(s.images, false);
   s.data_fds.resize(s.files);

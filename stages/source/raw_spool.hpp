@@ -51,6 +51,10 @@
 
 #include "stages/source/stream2.hpp"
 
+namespace azflow::reduce {
+class OutputDir;
+}
+
 namespace azflow::source {
 
 /// How a RawSpool names and writes its files.
@@ -82,6 +86,10 @@ class RawSpool {
   /// folder or file when it cannot be created or written.
   RawSpool(const std::filesystem::path& folder, const stream2::Start& start,
            RawSpoolOptions options = {});
+  /// The same in a folder already held open (stages/reduce/output_dir.hpp; e.g. the daemon's,
+  /// opened with OutputDir::open_checked so that no symbolic link is followed). Throws as above.
+  RawSpool(std::shared_ptr<const reduce::OutputDir> folder, const stream2::Start& start,
+           RawSpoolOptions options = {});
   RawSpool(RawSpool&&) noexcept;
   RawSpool& operator=(RawSpool&&) noexcept;
   RawSpool(const RawSpool&) = delete;
@@ -95,8 +103,8 @@ class RawSpool {
   /// naming the image when the id is >= number_of_images, the array's shape or dtype differs
   /// from the start message's, or its codec cannot be stored in this spool (a compressed image
   /// whose codec is not the spool's, fixed by its first image; a bitshuffle-LZ4 element size
-  /// that is not the dtype's); kIo naming the file when HDF5 or fsync fails; kInternal after
-  /// close().
+  /// that is not the dtype's; stream v1's bare LZ4 blocks, `lz4<`, which no HDF5 filter reads); kIo
+  /// naming the file when HDF5 or fsync fails; kInternal after close().
   Appended append(std::uint64_t image_id, const stream2::Array& image);
 
   /// Makes everything appended so far durable: HDF5 flush and fsync of the open data file and
@@ -110,7 +118,7 @@ class RawSpool {
 
   /// The master file's path (<folder>/<prefix>_master.h5).
   [[nodiscard]] const std::filesystem::path& master_path() const noexcept;
-  /// Image ids appended so far (kWritten), in no particular order of the count.
+  /// How many images append() has written (kWritten).
   [[nodiscard]] std::size_t images_spooled() const noexcept;
   /// Ids of 0..number_of_images-1 not appended (yet), ascending.
   [[nodiscard]] std::vector<std::uint64_t> missing_ids() const;
