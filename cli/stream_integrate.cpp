@@ -504,7 +504,8 @@ void add_stream_options(CLI::App& cmd, StreamOptions& s) {
   cmd.add_option("--save-raw", s.save_raw,
                  "--stream: also write every received image, compressed bytes unchanged, into an "
                  "EIGER-layout raw spool in this folder (series_<id>_master.h5 + data files; an "
-                 "existing spool is never overwritten)");
+                 "existing spool is never overwritten)")
+      ->needs(cmd.get_option("--stream"));
 }
 
 void check_file_input(const IntegrateOptions& o) {
