@@ -107,15 +107,22 @@ rh5::Handle open_hdf5(const UniqueFd& fd, bool create, const std::string& what) 
                         what + " (as " + by_fd + ")");
 }
 
-/// Writes dataset `name` of `dims` (empty: scalar) from native `mem` values stored as `type`.
+/// Writes dataset `name` of `dims` (empty: scalar) from native `mem` values stored as `type`;
+/// with `deflate`, as one chunk compressed by HDF5's built-in deflate (zlib) filter.
 rh5::Handle write_values(hid_t parent, const std::string& name, std::vector<hsize_t> dims,
-                         hid_t type, hid_t mem, const void* data) {
+                         hid_t type, hid_t mem, const void* data, bool deflate = false) {
   rh5::Handle space = rh5::check(
       dims.empty() ? H5Screate(H5S_SCALAR)
                    : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
       "H5Screate failed");
+  const rh5::Handle dcpl = rh5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate failed");
+  if (deflate && !dims.empty()) {
+    rh5::check_status(H5Pset_chunk(dcpl.get(), static_cast<int>(dims.size()), dims.data()),
+                      "cannot chunk dataset " + name);
+    rh5::check_status(H5Pset_deflate(dcpl.get(), 4), "cannot compress dataset " + name);
+  }
   rh5::Handle d = rh5::check(
-      H5Dcreate2(parent, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dcreate2(parent, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
       "cannot create dataset " + name);
   if (H5Sget_simple_extent_npoints(space.get()) > 0) {
     rh5::check_status(H5Dwrite(d.get(), mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
@@ -275,7 +282,7 @@ void RawSpool::Impl::write_master(const stream2::Start& s) {
   write_with_units(spec.get(), "photon_energy", s.incident_energy_ev, 1, "eV");
   if (const std::vector<std::uint32_t>* mask = s.pixel_mask(options.channel)) {
     write_values(spec.get(), "pixel_mask", {rows, cols}, H5T_STD_U32LE, H5T_NATIVE_UINT32,
-                 mask->data());
+                 mask->data(), true);
   }
   const rh5::Handle spool = rh5::create_nx_group(entry.get(), "azflow_spool", "NXcollection");
   write_uint(spool.get(), "series_id", s.series_id);

@@ -16,7 +16,7 @@
 //         detectorSpecific                  nimages (number_of_images), ntrigger (1),
 //                                           x_pixels_in_detector, y_pixels_in_detector,
 //                                           photon_energy [eV], pixel_mask (uint32 rows x cols,
-//                                           the channel's, when the start has one)
+//                                           deflate: the channel's, when the start has one)
 //       azflow_spool                        NXcollection: series_id, series_unique_id, channel,
 //                                           images_per_file, complete (0 until close(), then 1),
 //                                           images_spooled and missing_image_ids (uint64, the ids
