@@ -315,6 +315,8 @@ void RawSpool::Impl::create_data_file(std::size_t k) {
   if (options.fsync) {
     sync_file(data_fds[k], file.get(), what);
     sync_folder();
+  } else if (options.flush_each) {
+    rh5::check_status(H5Fflush(file.get(), H5F_SCOPE_LOCAL), "cannot flush raw spool file " + what);
   }
   open_dset = std::move(dset);
   open_file = std::move(file);
@@ -467,7 +469,12 @@ RawSpool::Appended RawSpool::append(std::uint64_t image_id, const stream2::Array
       H5Dwrite_chunk(dset, H5P_DEFAULT, filter_mask, offset, image.bytes.size(),
                      image.bytes.data()),
       "cannot write image " + std::to_string(image_id) + " into " + s.file_path(s.data_name(k)));
-  if (s.options.fsync) s.sync_file(s.data_fds[k], s.open_file.get(), s.file_path(s.data_name(k)));
+  if (s.options.fsync) {
+    s.sync_file(s.data_fds[k], s.open_file.get(), s.file_path(s.data_name(k)));
+  } else if (s.options.flush_each) {
+    rh5::check_status(H5Fflush(s.open_file.get(), H5F_SCOPE_LOCAL),
+                      "cannot flush raw spool file " + s.file_path(s.data_name(k)));
+  }
   s.spooled[image_id] = true;
   ++s.spooled_count;
   return Appended::kWritten;

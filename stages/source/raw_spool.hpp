@@ -63,8 +63,12 @@ struct RawSpoolOptions {
   std::string prefix;
   /// Images per data file (DECTRIS' nimages_per_file), >= 1.
   std::size_t images_per_file = 1000;
+  /// Each append() is in the operating system's hands before it returns (HDF5 flush of the chunk
+  /// and the chunk index): it survives this process being killed, not a power loss.
+  bool flush_each = false;
   /// Each append() is on disk (HDF5 flush + fsync, and the folder fsynced for a new file) before
-  /// it returns; without it, flush() does the same on request.
+  /// it returns: it survives a power loss too. Without either, flush() does the same on request
+  /// (for one fsync per batch of images).
   bool fsync = false;
   /// Channel whose pixel mask is stored ("" = the first one the start message has).
   std::string channel;
@@ -75,7 +79,7 @@ class RawSpool {
  public:
   /// What append() did with an image.
   enum class Appended {
-    kWritten,    ///< its chunk is in the spool (durable when options.fsync)
+    kWritten,    ///< its chunk is in the spool (durable per options.flush_each / fsync)
     kDuplicate,  ///< that image id was spooled already: the first one is kept, nothing written
   };
 
