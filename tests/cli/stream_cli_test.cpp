@@ -256,6 +256,15 @@ TEST_F(StreamCliTest, SaveRawSpoolsTheSentChunksAndIntegratesAsTheStream) {
         "/entry/sum/sum_normalization", "/entry/sum/sum_count"}) {
     expect_same(a, b, d, 0.0);
   }
+  // without HDF5's bitshuffle plugin in reach azflow declares all five cd_values itself
+  start_sim("");
+  const CommandResult bare = azflow::testing::run_command(
+      "HDF5_PLUGIN_PATH=/nonexistent " + std::string(AZFLOW_BIN) + " integrate --stream " +
+      quote(endpoint()) + " --poni " + quote(kPoni) + kSettings + " --save-raw " +
+      quote(path("bare")) + " -o " + quote(path("bare.h5")));
+  ASSERT_EQ(bare.code, 0) << bare.output;
+  const CommandResult bare_checked = check_spool(path("bare/series_1_master.h5"), "");
+  EXPECT_EQ(bare_checked.code, 0) << bare_checked.output;
 }
 
 TEST_F(StreamCliTest, SaveRawRecordsTheLostImage) {
