@@ -7,12 +7,11 @@
 //     /entry                                NXentry
 //       data                                NXdata: data_000001, data_000002, ... external links
 //                                           to <prefix>_data_NNNNNN.h5:/entry/data/data
-//       instrument/beam/incident_wavelength [angstrom]                      (when the start has it)
+//       instrument/beam/incident_wavelength [angstrom] (when the start has it)
 //       instrument/detector                 NXdetector: beam_center_x, beam_center_y [pixel],
 //                                           detector_distance, x_pixel_size, y_pixel_size [m],
 //                                           count_time, frame_time [s], saturation_value,
-//                                           description                      (when the start has
-//                                           it)
+//                                           description (each when the start has it)
 //         detectorSpecific                  nimages (number_of_images), ntrigger (1),
 //                                           x_pixels_in_detector, y_pixels_in_detector,
 //                                           photon_energy [eV], pixel_mask (uint32 rows x cols,
