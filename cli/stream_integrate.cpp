@@ -24,6 +24,7 @@
 #include "stages/reduce/image_file.hpp"
 #include "stages/reduce/nexus_writer.hpp"
 #include "stages/reduce/result_writer.hpp"
+#include "stages/source/raw_spool.hpp"
 #include "stages/source/stream1.hpp"
 #include "stages/source/stream2.hpp"
 
@@ -75,6 +76,8 @@ struct StreamCounts {
   std::size_t unknown = 0;         ///< messages of unknown type
   std::size_t unknown_fields = 0;  ///< keys azflow does not use, over all messages
   std::string first_invalid;       ///< reason of the first invalid message
+  std::size_t not_spooled = 0;     ///< accepted images the raw spool could not hold
+  std::string first_not_spooled;   ///< reason of the first of them
   bool ended = false;              ///< the end message arrived
 };
 
@@ -274,6 +277,9 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
   ~WorkerPool() { queue_.close(); }  // then the jthreads join
 
+  /// The lock every HDF5 call of the run takes (the writer's; the raw spool's too).
+  std::mutex& hdf5_mutex() noexcept { return writer_mutex_; }
+
   /// Hands an accepted image message to the workers (blocks while they are all busy).
   void submit(Parts msg) { queue_.push(std::move(msg)); }
 
@@ -312,10 +318,30 @@ class WorkerPool {
   std::vector<std::jthread> workers_;  // last: joined before the members they use go
 };
 
-/// Receives the series' images until its end message or the idle timeout, and hands each new
-/// image of the series to the pool.
+/// The raw spool of the run (--save-raw) and the channel it keeps.
+struct Spool {
+  std::optional<source::RawSpool> spool;
+  std::string channel;
+
+  /// Writes `img`'s channel, stored bytes unchanged, under `hdf5`. An image the spool cannot hold
+  /// (kInput: no such channel, wrong shape or codec) is counted; other errors end the run.
+  void add(const s2::Image& img, std::mutex& hdf5, StreamCounts& counts) {
+    if (!spool) return;
+    try {
+      const s2::Array& a = img.channel(channel).array;
+      std::lock_guard lock(hdf5);
+      (void)spool->append(img.image_id, a);  // never a duplicate: receive_series filters them
+    } catch (const Error& e) {
+      if (e.category() != ErrorCategory::kInput) throw;
+      if (counts.not_spooled++ == 0) counts.first_not_spooled = e.what();
+    }
+  }
+};
+
+/// Receives the series' images until its end message or the idle timeout, spools each new image
+/// of the series and hands it to the pool.
 void receive_series(Receiver& rx, const s2::Start& start, std::size_t images, WorkerPool& pool,
-                    std::vector<bool>& seen, StreamCounts& counts) {
+                    std::vector<bool>& seen, StreamCounts& counts, Spool& spool) {
   Parts msg;
   while (rx.next(msg)) {
     std::optional<s2::Message> m = rx.parse(msg, counts);
@@ -342,6 +368,7 @@ void receive_series(Receiver& rx, const s2::Start& start, std::size_t images, Wo
     } else {
       seen[img.image_id] = true;
       ++counts.received;
+      spool.add(img, pool.hdf5_mutex(), counts);
       m.reset();  // it views msg, which moves to the pool
       pool.submit(std::move(msg));
     }
@@ -394,6 +421,10 @@ void report(const IntegrateOptions& o, const StreamOptions& s, const s2::Start& 
                  "out of range, %zu of another series, %zu invalid, %zu of unknown type\n",
                  c.before_start, c.duplicate, c.out_of_range, c.foreign, c.invalid, c.unknown);
     if (c.invalid > 0) std::fprintf(stderr, "  first invalid: %s\n", c.first_invalid.c_str());
+  }
+  if (c.not_spooled > 0) {
+    std::fprintf(stderr, "azflow: warning: %zu images not in the raw spool; first: %s\n",
+                 c.not_spooled, c.first_not_spooled.c_str());
   }
   if (summary.failed.empty()) return;
   std::fprintf(stderr, "azflow: warning: %zu of %zu images failed or missing (rows left NaN):\n",
@@ -470,6 +501,11 @@ void add_stream_options(CLI::App& cmd, StreamOptions& s) {
   cmd.add_option("--stream-timeout", s.timeout_s,
                  "--stream: seconds without a message before giving up")
       ->capture_default_str();
+  cmd.add_option("--save-raw", s.save_raw,
+                 "--stream: also write every received image, compressed bytes unchanged, into an "
+                 "EIGER-layout raw spool in this folder (series_<id>_master.h5 + data files; an "
+                 "existing spool is never overwritten)")
+      ->needs(cmd.get_option("--stream"));
 }
 
 void check_file_input(const IntegrateOptions& o) {
@@ -487,6 +523,12 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   if (!start.image_dtype) start.image_dtype = first_image_dtype(rx, s);
   const auto t0 = Clock::now();
   require_start_fields(start);
+  Spool spool{.spool = std::nullopt, .channel = s.channel};
+  if (!s.save_raw.empty()) {
+    source::RawSpoolOptions options;
+    options.channel = s.channel;
+    spool.spool.emplace(s.save_raw, start, options);
+  }
   const std::size_t rows = *start.image_size_y, cols = *start.image_size_x;
   const DType dtype = *start.image_dtype;
   const std::size_t images = static_cast<std::size_t>(*start.number_of_images);
@@ -519,9 +561,10 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   ProgressBar progress(images, o.quiet);
   {
     WorkerPool pool(plan, *writer, rows, cols, dtype, s.channel, threads, s.format, progress);
-    receive_series(rx, start, images, pool, seen, counts);
+    receive_series(rx, start, images, pool, seen, counts, spool);
     pool.finish();
   }
+  if (spool.spool) spool.spool->close();
   progress.finish();
   const std::string why = counts.ended
                               ? "never arrived before the end message"
@@ -532,6 +575,10 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   const reduce::WriterSummary summary = writer->finish();
   report(o, s, start, images, counts, summary, plan_s,
          std::chrono::duration<double>(Clock::now() - t0).count());
+  if (spool.spool && !o.quiet) {
+    std::printf("spool:   %s (%zu images, %zu missing)\n", spool.spool->master_path().c_str(),
+                spool.spool->images_spooled(), images - spool.spool->images_spooled());
+  }
   return summary.failed.empty() ? kExitOk : kExitFramesFailed;
 }
 

@@ -3,7 +3,9 @@
 // a hand-made series with a lost image, a duplicate, an out-of-range id and a broken message
 // must end with that image as a failed row, everything else integrated, and the rest reported.
 // The same for stream v1 (azflow-detector-sim --format v1), and the real EIGER 4M stream v1
-// capture replayed by pyzmq, integrated as pyFAI 0.21.3 integrates the same decoded frames.
+// capture replayed by pyzmq, integrated as pyFAI 0.21.3 integrates the same decoded frames. With
+// --save-raw the spool must hold the simulator's chunks byte for byte (h5py, fabio and pyFAI in
+// fixtures/check_raw_spool.py) and integrate as the stream did.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -225,6 +227,65 @@ TEST_F(StreamCliTest, LostDuplicateAndBrokenMessagesAreReportedNotFatal) {
     }
   }
   for (std::size_t k = 0; k < npt; ++k) EXPECT_TRUE(std::isnan(i[npt + k])) << k;
+  EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{1});
+}
+
+/// Runs check_raw_spool.py (h5py read_direct_chunk, fabio, pyFAI) on `spool` against kMaster.
+CommandResult check_spool(const std::string& spool, const std::string& args) {
+  return azflow::testing::run_command(
+      "/usr/bin/python3 " + quote((kFixtures / "check_raw_spool.py").string()) + " --spool " +
+      quote(spool) + " --source " + quote(kMaster) + " --poni " + quote(kPoni) + " " + args);
+}
+
+TEST_F(StreamCliTest, SaveRawSpoolsTheSentChunksAndIntegratesAsTheStream) {
+  start_sim("");
+  const CommandResult stream =
+      azflow("--stream " + quote(endpoint()) + " --poni " + quote(kPoni) + kSettings +
+             " --threads 1 --save-raw " + quote(path("raw")) + " -o " + quote(path("stream.h5")));
+  ASSERT_EQ(stream.code, 0) << stream.output;
+  const std::string master = path("raw/series_1_master.h5");
+  const CommandResult checked = check_spool(master, "");
+  EXPECT_EQ(checked.code, 0) << checked.output;
+  const CommandResult file = azflow(quote(master) + " --poni " + quote(kPoni) + kSettings +
+                                    " --threads 1 -o " + quote(path("spool.h5")));
+  ASSERT_EQ(file.code, 0) << file.output;
+  const H5File a(path("spool.h5")), b(path("stream.h5"));
+  for (const char* d :
+       {"/entry/integrate/I", "/entry/integrate/I_errors", "/entry/integrate/frame_index",
+        "/entry/integrate/q", "/entry/sum/I", "/entry/sum/sum_signal", "/entry/sum/sum_variance",
+        "/entry/sum/sum_normalization", "/entry/sum/sum_count"}) {
+    expect_same(a, b, d, 0.0);
+  }
+  // without HDF5's bitshuffle plugin in reach azflow declares all five cd_values itself
+  start_sim("");
+  const CommandResult bare = azflow::testing::run_command(
+      "HDF5_PLUGIN_PATH=/nonexistent " + std::string(AZFLOW_BIN) + " integrate --stream " +
+      quote(endpoint()) + " --poni " + quote(kPoni) + kSettings + " --save-raw " +
+      quote(path("bare")) + " -o " + quote(path("bare.h5")));
+  ASSERT_EQ(bare.code, 0) << bare.output;
+  const CommandResult bare_checked = check_spool(path("bare/series_1_master.h5"), "");
+  EXPECT_EQ(bare_checked.code, 0) << bare_checked.output;
+}
+
+TEST_F(StreamCliTest, SaveRawRecordsTheLostImage) {
+  auto run = std::async(std::launch::async, [&] {
+    return azflow("--stream " + quote(endpoint()) + " --poni " + quote(kPoni) + kSettings +
+                  " --stream-timeout 20 --save-raw " + quote(path("raw")) + " -o " +
+                  quote(path("stream.h5")));
+  });
+  send_lossy_series(endpoint());
+  const CommandResult stream = run.get();
+  EXPECT_EQ(stream.code, 3) << stream.output;
+  const std::string master = path("raw/series_5_master.h5");
+  // image 0 is frame 0 (its duplicate, frame 1, is not spooled), image 2 frame 2, image 1 lost
+  const CommandResult checked = check_spool(master, "--images 0 2 --missing 1");
+  EXPECT_EQ(checked.code, 0) << checked.output;
+  const CommandResult file = azflow(quote(master) + " --poni " + quote(kPoni) + kSettings + " -o " +
+                                    quote(path("spool.h5")));
+  EXPECT_EQ(file.code, 3) << file.output;
+  EXPECT_NE(file.output.find("never written"), std::string::npos) << file.output;
+  const H5File a(path("spool.h5")), b(path("stream.h5"));
+  expect_same(a, b, "/entry/integrate/I", 0.0);
   EXPECT_EQ(a.doubles("/entry/process/frames_failed"), std::vector<double>{1});
 }
 
