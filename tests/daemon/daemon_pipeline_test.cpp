@@ -69,9 +69,25 @@ TEST_F(DaemonTest, FixtureJobMatchesPyFaiAndIsPublishedLive) {
   zmq::socket_t sub(context, zmq::socket_type::sub);
   sub.set(zmq::sockopt::subscribe, "job.");
   sub.connect(daemon.live_endpoint());
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // PUB/SUB join
-
   const std::string master = (kCliFixtures / "pilatus_master.h5").string();
+  // PUB/SUB join: a subscription reaches the publisher some time after connect (long on a
+  // loaded machine). A first job runs until one of its frames arrives, so the subscription is
+  // known to be live before the job under test starts.
+  zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+  bool live = false;
+  for (int attempt = 0; attempt < 10 && !live; ++attempt) {
+    const std::int64_t warm =
+        ctl_enqueue(daemon.endpoint(), master, out("warm" + std::to_string(attempt) + ".h5"));
+    ASSERT_GT(warm, 0);
+    EXPECT_EQ(ctl_wait(daemon.endpoint(), warm), 0);
+    while (zmq::poll(&item, 1, std::chrono::milliseconds(300)) > 0) {
+      zmq::message_t part;
+      ASSERT_TRUE(sub.recv(part));
+      live = true;
+    }
+  }
+  ASSERT_TRUE(live) << "nothing ever arrived on the live feed";
+
   const std::int64_t id = ctl_enqueue(daemon.endpoint(), master, out());
   ASSERT_GT(id, 0);
   EXPECT_EQ(ctl_wait(daemon.endpoint(), id), 0);
@@ -96,7 +112,6 @@ TEST_F(DaemonTest, FixtureJobMatchesPyFaiAndIsPublishedLive) {
   // live: one multipart message per frame (topic, header, I, sigma); radial axis on frame 0
   std::set<std::int64_t> frames;
   std::size_t radial_sent = 0;
-  zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
   while (frames.size() < 3 && zmq::poll(&item, 1, std::chrono::milliseconds(2000)) > 0) {
     std::vector<zmq::message_t> parts(4);
     for (auto& p : parts) ASSERT_TRUE(sub.recv(p));
