@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -140,10 +141,13 @@ class Detector {
     triggered_ = true;
     const Clock::time_point t0 = Clock::now();
     for (std::size_t i = 0; streaming_ && i < sender_.frames(); ++i) {
-      if (options_.rate_fps > 0) {
-        std::this_thread::sleep_until(
-            t0 + std::chrono::duration_cast<Clock::duration>(
-                     std::chrono::duration<double>(static_cast<double>(i) / options_.rate_fps)));
+      const Clock::time_point when =
+          options_.rate_fps > 0
+              ? t0 + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(static_cast<double>(i) / options_.rate_fps))
+              : t0;
+      while (Clock::now() < when && !stop.stop_requested()) {  // paced, and stoppable
+        std::this_thread::sleep_until(std::min(when, Clock::now() + std::chrono::milliseconds(50)));
       }
       if (!sender_.image(i, stop)) return {503, "stopped\n", "text/plain"};
     }
