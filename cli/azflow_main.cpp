@@ -50,6 +50,11 @@ int main(int argc, char** argv) {
   }
   try {
     if (!stream_options.endpoint.empty()) {
+      if (integrate_options.follow) {
+        throw azflow::Error(azflow::ErrorCategory::kConfig,
+                            "--follow reads files still being written; it does not apply to "
+                            "--stream");
+      }
       return azflow::cli::run_stream_integrate(integrate_options, stream_options);
     }
     azflow::cli::check_file_input(integrate_options);

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "base/error.hpp"
 #include "cli/exit_codes.hpp"
@@ -42,7 +44,52 @@ void refuse_existing_output(const IntegrateOptions& o) {
 source::Dataset open_input(const IntegrateOptions& o) {
   source::OpenOptions options;
   options.dataset_path = o.dataset;
+  options.follow = o.follow;
+  options.idle_timeout_s = o.follow_timeout_s;
   return source::Dataset::open(o.input, options);
+}
+
+// Frames of the whole series: those present, or with --follow nimages x ntrigger from the
+// master; without them, what has appeared when --follow-timeout passes without a new frame.
+std::size_t series_frames(const IntegrateOptions& o, source::Dataset& dataset) {
+  if (!o.follow) return dataset.info().frames;
+  if (const auto expected = dataset.expected_frames()) return *expected;
+  std::fprintf(stderr,
+               "azflow: --follow: %s gives no nimages; integrating the frames present once "
+               "%g s pass without a new one\n",
+               o.input.c_str(), o.follow_timeout_s);
+  return dataset.follow();
+}
+
+// --follow: integrates `range` in batches, each of the frames that appeared since the last,
+// until the range is done or --follow-timeout passes without a new frame. Returns the input
+// frame where it stopped (range.last when complete) and the intensity range seen.
+std::pair<std::size_t, IntensityRange> follow_frames(
+    source::Dataset& dataset, FrameRange range, const std::shared_ptr<const integrate::Plan>& plan,
+    reduce::ResultWriter& writer, std::size_t threads, ProgressBar& progress) {
+  IntensityRange seen;
+  std::size_t done = range.first;
+  while (done < range.last) {
+    const std::size_t available = std::min(dataset.wait_for_frames(done + 1), range.last);
+    if (available <= done) break;  // idle timeout
+    seen.merge(integrate_frames(dataset, {done, available}, plan, writer, threads, progress,
+                                done - range.first));
+    done = available;
+  }
+  return {done, seen};
+}
+
+// --follow stopped at input frame `stopped` < range.last: the rows never written become failed
+// rows naming the timeout.
+void fail_unwritten(const IntegrateOptions& o, const source::DatasetInfo& info, FrameRange range,
+                    std::size_t stopped, reduce::ResultWriter& writer) {
+  for (std::size_t index = stopped; index < range.last; ++index) {
+    writer.fail_frame(index - range.first, "frame " + std::to_string(index) + " of " + o.input +
+                                               " (" + info.dataset +
+                                               "): not written within --follow-timeout " +
+                                               std::to_string(o.follow_timeout_s) + " s (" +
+                                               std::to_string(info.frames) + " frames found)");
+  }
 }
 
 // An image option as an absolute file name (keeping a "::/dataset" suffix), "" if not given.
@@ -112,7 +159,7 @@ int run_integrate(const IntegrateOptions& o) {
       integrate::fit_to_frames(integrate::read_poni(o.poni), info.rows, info.cols);
   integrate::check_frame_shape(poni, info.rows, info.cols, o.input + " (" + info.dataset + ")",
                                o.poni);
-  const FrameRange range = parse_frame_range(o.frames, info.frames);
+  const FrameRange range = parse_frame_range(o.frames, series_frames(o, dataset));
   const integrate::IntegrationSettings settings = make_settings(o, info.dtype);
   const reduce::OutputFormat format = parse_format_option(o.format, settings.npt_azim);
   const std::size_t threads =
@@ -136,13 +183,27 @@ int run_integrate(const IntegrateOptions& o) {
   writer->write_settings(full_settings(o, settings, poni, info, range, threads));
 
   ProgressBar progress(range.size(), o.quiet);
-  const IntensityRange seen = integrate_frames(dataset, range, plan, *writer, threads, progress);
+  IntensityRange seen;
+  std::size_t stopped = range.last;
+  if (o.follow) {
+    std::tie(stopped, seen) = follow_frames(dataset, range, plan, *writer, threads, progress);
+    fail_unwritten(o, info, range, stopped, *writer);
+  } else {
+    seen = integrate_frames(dataset, range, plan, *writer, threads, progress);
+  }
   progress.finish();
   const reduce::WriterSummary summary = writer->finish();
   const double total_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!o.quiet) {
     print_summary(o, info, range, summary, total_s, progress.elapsed_s(), threads, seen);
+  }
+  if (stopped < range.last) {
+    std::fprintf(stderr,
+                 "azflow: --follow: no new frame for %g s: input frames %zu:%zu integrated, "
+                 "%zu:%zu never written (failed rows); the output is written\n",
+                 o.follow_timeout_s, range.first, stopped, stopped, range.last);
+    return kExitFollowIncomplete;
   }
   if (summary.failed.empty()) return kExitOk;
   warn_failures(summary, range.size());

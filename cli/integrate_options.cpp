@@ -34,6 +34,16 @@ void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("--frames", o.frames, "frames A:B to integrate (B exclusive; A:, :B, A)");
   cmd.add_flag("--overwrite", o.overwrite, "replace an existing output file");
   cmd.add_flag("--quiet", o.quiet, "no progress bar and no summary");
+  auto* follow = cmd.add_flag(
+      "--follow", o.follow,
+      "the input is still being written: wait for data files and frames and integrate them as "
+      "they appear, until nimages x ntrigger (the master's detectorSpecific) or --follow-timeout "
+      "seconds without a new frame (exit code 4: output written, missing frames listed)");
+  cmd.add_option("--follow-timeout", o.follow_timeout_s,
+                 "--follow: seconds without a new frame before giving up")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->needs(follow)
+      ->capture_default_str();
   cmd.add_option("--threads", o.threads, "worker threads (default: hardware concurrency)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
 }
@@ -182,6 +192,8 @@ nlohmann::json settings_json(const IntegrateOptions& o, const integrate::Integra
   j["flat_file"] = o.flat;
   j["use_detector_pixel_mask"] = !o.no_file_mask;
   j["frames"] = o.frames;
+  j["follow"] = o.follow;
+  if (o.follow) j["follow_timeout_s"] = o.follow_timeout_s;
   return j;
 }
 

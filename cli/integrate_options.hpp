@@ -44,6 +44,10 @@ struct IntegrateOptions {
   std::string frames;       ///< "A:B" (Python slice, B exclusive), "A:", ":B" or "A"
   bool overwrite = false;
   bool quiet = false;
+  /// --follow: the input is still being written; integrate frames as they appear, until
+  /// nimages x ntrigger (the master's detectorSpecific) or follow_timeout_s without a new frame.
+  bool follow = false;
+  double follow_timeout_s = 30;  ///< --follow-timeout: seconds without a new frame [s]
 };
 
 /// Declares the options on the `integrate` subcommand, storing into `options`.

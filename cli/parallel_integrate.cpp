@@ -20,6 +20,7 @@ namespace {
 struct Shared {
   source::Dataset& dataset;
   FrameRange range;
+  std::size_t first_row;  // writer row of input frame range.first
   reduce::ResultWriter& writer;
   ProgressBar& progress;
   std::mutex hdf5_mutex;  // every HDF5 call of the run: reads and row writes
@@ -90,13 +91,13 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::kInput && e.category() != ErrorCategory::kIo) throw;
     std::lock_guard lock(shared.hdf5_mutex);
-    shared.writer.fail_frame(row, failure_reason(info, index, e.what()));
+    shared.writer.fail_frame(shared.first_row + row, failure_reason(info, index, e.what()));
     return;
   }
   finalize_row(buf, shared.writer.layout().with_errors, shared.writer.layout().empty_value);
   shared.writer.add_sums(buf.sums);
   std::lock_guard lock(shared.hdf5_mutex);
-  shared.writer.write_frame(row, buf.intensity, buf.sigma);
+  shared.writer.write_frame(shared.first_row + row, buf.intensity, buf.sigma);
 }
 
 void worker(Shared& shared, const std::shared_ptr<const integrate::Plan>& plan) {
@@ -129,8 +130,8 @@ void IntensityRange::merge(const IntensityRange& other) noexcept {
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
                                 reduce::ResultWriter& writer, std::size_t threads,
-                                ProgressBar& progress) {
-  Shared shared{dataset, range, writer, progress, {}, {}, {}, {}, {}, {}};
+                                ProgressBar& progress, std::size_t first_row) {
+  Shared shared{dataset, range, first_row, writer, progress, {}, {}, {}, {}, {}, {}};
   {
     std::vector<std::jthread> pool;
     const std::size_t n = std::max<std::size_t>(1, std::min(threads, range.size()));

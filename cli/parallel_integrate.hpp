@@ -21,8 +21,9 @@ struct IntensityRange {
   void merge(const IntensityRange& other) noexcept;
 };
 
-/// Integrates input frames [range.first, range.last) of `dataset` into rows 0.. of `writer`
-/// with `threads` workers (>= 1).
+/// Integrates input frames [range.first, range.last) of `dataset` into rows first_row.. of
+/// `writer` with `threads` workers (>= 1); first_row > 0 when a run integrates its frames in
+/// batches (azflow integrate --follow).
 ///
 /// Reading: the Dataset is not thread-safe, so one mutex guards it; a worker holds it only to
 /// read a frame's compressed chunk (direct chunk read) and decodes outside it, or, for layouts
@@ -37,6 +38,6 @@ struct IntensityRange {
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
                                 reduce::ResultWriter& writer, std::size_t threads,
-                                ProgressBar& progress);
+                                ProgressBar& progress, std::size_t first_row = 0);
 
 }  // namespace azflow::cli

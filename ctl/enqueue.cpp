@@ -14,6 +14,7 @@
 #include "ctl/commands.hpp"
 #include "ctl/exit_codes.hpp"
 #include "ctl/pyfai_config.hpp"
+#include "stages/source/dataset.hpp"
 
 namespace azflow::ctl {
 
@@ -28,8 +29,9 @@ using nlohmann::json;
 constexpr const char* kLocalOnlyOptions[] = {"input", "--output", "--threads", "--quiet",
                                              "--empty"};
 /// Options that --config may be combined with (they are not in a pyFAI file).
-constexpr const char* kCompatibleWithConfig[] = {"--dataset", "--no-file-mask", "--format",
-                                                 "--overwrite", "--frames"};
+constexpr const char* kCompatibleWithConfig[] = {"--dataset",       "--no-file-mask", "--format",
+                                                 "--overwrite",     "--frames",       "--follow",
+                                                 "--follow-timeout"};
 
 /// The sweep keys: integration option names, and where each goes in the JSON job spec.
 enum class Kind { kInteger, kString, kNumber, kNumberOrNone, kDummy, kRange, kBool, kImage };
@@ -254,6 +256,22 @@ std::string name_suffix(const std::vector<std::pair<const SweepKey*, std::string
   return out;
 }
 
+/// --follow: the daemon takes a follow job once its master file and first frame exist, so wait
+/// here (up to --follow-timeout) for them to appear. A file this client cannot see is left to
+/// the daemon, which reports it.
+void wait_for_first_frame(const daemon::JobSpec& spec) {
+  if (!spec.follow_timeout_s || spec.datasets.size() != 1) return;
+  source::OpenOptions options;
+  options.dataset_path = spec.dataset_path;
+  options.follow = true;
+  options.idle_timeout_s = *spec.follow_timeout_s;
+  try {
+    (void)source::Dataset::open(spec.datasets.front(), options);
+  } catch (const Error&) {
+    // the daemon names the problem in its answer
+  }
+}
+
 }  // namespace
 
 void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
@@ -364,6 +382,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
   spec.overwrite = o.overwrite;
   // Same rules as `azflow integrate --frames`; the daemon checks the range against the dataset.
   if (!o.frames.empty()) spec.frames = parse_frame_slice(o.frames, "--frames");
+  if (o.follow) spec.follow_timeout_s = o.follow_timeout_s;
   spec.mode = args.mode == "bulk" ? daemon::JobSpec::Mode::kBulk : daemon::JobSpec::Mode::kSplit;
   if (!args.nodes.empty()) spec.nodes = daemon::parse_node_selection(args.nodes);
   return spec;
@@ -435,6 +454,7 @@ int run_enqueue(ControlClient& client, const EnqueueArgs& args, bool as_json) {
                       " already exists (nothing was enqueued; --overwrite replaces it)");
     }
   }
+  for (const PlannedJob& job : jobs) wait_for_first_frame(job.spec);
   return run_enqueue_jobs(client, args, as_json, jobs);
 }
 

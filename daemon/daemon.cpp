@@ -401,6 +401,15 @@ std::vector<ShardPlan> Daemon::cut_shards(std::int64_t frames, std::size_t bins,
 
 namespace {
 
+/// A follow job's frames: nimages x ntrigger from the master (it may hold fewer yet). Throws
+/// FieldError("spec.follow") when the master does not say.
+std::size_t follow_frames(const source::Dataset& dataset) {
+  if (const auto expected = dataset.expected_frames()) return *expected;
+  throw FieldError("spec.follow", dataset.info().path.string() +
+                                      " gives no detectorSpecific/nimages: a follow job needs the "
+                                      "series' frame count");
+}
+
 /// What `azflow integrate` checks before it starts, checked at enqueue so that a job that cannot
 /// run is refused (FieldError naming the request field) instead of queued: the input opens and
 /// has frames (spec.datasets, or spec.dataset_path for a wrong dataset), the PONI's detector
@@ -414,9 +423,15 @@ source::DatasetInfo check_job_inputs(const JobSpec& spec) {
     dataset.emplace(open_job_dataset(spec));
   } catch (const Error& e) {
     const bool dataset_field = e.category() == ErrorCategory::kInput && !spec.dataset_path.empty();
-    throw FieldError(dataset_field ? "spec.dataset_path" : "spec.datasets", e.what());
+    throw FieldError(dataset_field ? "spec.dataset_path" : "spec.datasets",
+                     std::string(e.what()) +
+                         (spec.follow_timeout_s ? " (a follow job needs its master file and first "
+                                                  "frame at enqueue; azflowctl enqueue --follow "
+                                                  "waits for them)"
+                                                : ""));
   }
-  const source::DatasetInfo info = dataset->info();
+  source::DatasetInfo info = dataset->info();
+  if (spec.follow_timeout_s) info.frames = follow_frames(*dataset);
   if (info.frames == 0) throw FieldError("spec.datasets", info.path.string() + " has no frames");
   if (spec.frames) {
     if (const std::string problem = frame_slice_problem(*spec.frames, info.frames);
@@ -782,6 +797,7 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
   ShardWork work = ShardWork::range(job.id, shard.shard_id, job.spec.datasets,
                                     job.spec.dataset_path, shard.first_frame, shard.frame_count);
   work.offset = job.spec.frame_offset();
+  work.follow_timeout_s = job.spec.follow_timeout_s;
   send_to_source(std::move(work));
 }
 
@@ -794,6 +810,7 @@ void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
   ShardWork work = ShardWork::list(job_id, shard, it->second.spec.datasets,
                                    it->second.spec.dataset_path, frames);
   work.offset = it->second.spec.frame_offset();
+  work.follow_timeout_s = it->second.spec.follow_timeout_s;
   send_to_source(std::move(work));
 }
 

@@ -23,10 +23,14 @@ std::vector<double> doubles_field(const nlohmann::json& j, const char* key) {
 
 }  // namespace
 
-source::Dataset open_job_dataset(const JobSpec& spec) {
+source::Dataset open_job_dataset(const JobSpec& spec, bool wait) {
   if (spec.datasets.empty()) throw Error(ErrorCategory::kConfig, "job has no dataset");
   source::OpenOptions options;
   options.dataset_path = spec.dataset_path;
+  if (spec.follow_timeout_s) {
+    options.follow = true;
+    options.idle_timeout_s = wait ? *spec.follow_timeout_s : 0;
+  }
   if (spec.datasets.size() == 1) return source::Dataset::open(spec.datasets.front(), options);
   std::vector<std::filesystem::path> files(spec.datasets.begin(), spec.datasets.end());
   return source::Dataset::open_files(files, options);

@@ -21,8 +21,11 @@
 namespace azflow::daemon {
 
 /// Opens a job's input: Dataset::open for one file, Dataset::open_files for several, with the
-/// spec's dataset path. Throws azflow::Error (kIo/kInput) naming the file and dataset.
-source::Dataset open_job_dataset(const JobSpec& spec);
+/// spec's dataset path. A follow job (spec.follow_timeout_s) is opened in follow mode: with
+/// `wait` (the source stage) its idle timeout is the spec's, else 0, so that the daemon's loop
+/// never waits: the master and a first frame must exist then. Throws azflow::Error (kIo/kInput)
+/// naming the file and dataset.
+source::Dataset open_job_dataset(const JobSpec& spec, bool wait = false);
 
 /// Parses the spec's PONI text (source named by poni_path). Throws azflow::Error (kConfig).
 integrate::Poni job_poni(const JobSpec& spec);

@@ -302,6 +302,24 @@ void read_frames(const ObjectReader& r, JobSpec& spec) {
   spec.frames = slice;
 }
 
+/// "follow": null/absent = off, {"idle_timeout_s": S} (S > 0, default 30) = follow mode; a
+/// follow job runs on this node only (nodes local).
+void read_follow(const ObjectReader& r, JobSpec& spec) {
+  const json* v = r.find("follow");
+  if (v == nullptr || v->is_null()) return;
+  const ObjectReader f(*v, r.field("follow") + ".");
+  f.reject_unknown({"idle_timeout_s"});
+  double timeout_s = kDefaultFollowTimeout_s;
+  f.read("idle_timeout_s", timeout_s);
+  if (!(timeout_s > 0) || timeout_s > 86400) {
+    f.fail("idle_timeout_s", "must be > 0 and at most 86400 s, got " + std::to_string(timeout_s));
+  }
+  if (spec.nodes.kind != NodeSelection::Kind::kLocal) {
+    r.fail("follow", "a follow job runs on this node only: drop \"nodes\"");
+  }
+  spec.follow_timeout_s = timeout_s;
+}
+
 json frames_json(const std::optional<FrameSlice>& frames) {
   if (!frames) return nullptr;
   return json{{"first", frames->first},
@@ -361,7 +379,9 @@ nlohmann::json to_json(const JobSpec& spec) {
               {"format", std::string(reduce::output_format_name(spec.format))},
               {"mode", std::string(mode_name(spec.mode))},
               {"nodes", to_json(spec.nodes)},
-              {"frames", frames_json(spec.frames)}};
+              {"frames", frames_json(spec.frames)},
+              {"follow", spec.follow_timeout_s ? json{{"idle_timeout_s", *spec.follow_timeout_s}}
+                                               : json(nullptr)}};
 }
 
 nlohmann::json to_json(const NodeSelection& nodes) {
@@ -403,7 +423,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   const ObjectReader r(j, std::string(prefix));
   r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
                     "dark_path", "flat_path", "use_file_mask", "output_path", "format", "mode",
-                    "nodes", "overwrite", "frames"});
+                    "nodes", "overwrite", "frames", "follow"});
   JobSpec spec;
   read_datasets(r, spec);
   r.read("dataset_path", spec.dataset_path);
@@ -425,6 +445,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   read_mode(r, spec);
   read_nodes(r, spec);
   read_frames(r, spec);
+  read_follow(r, spec);
   return spec;
 }
 

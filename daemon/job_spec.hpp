@@ -80,6 +80,12 @@ struct JobSpec {
   /// frame_offset() + k, which the source stage reads and the output records as frame_index.
   std::optional<FrameSlice> frames;
 
+  /// JSON "follow": {"idle_timeout_s": S} (or null/absent = off). Set: the input is still being
+  /// written (azflow integrate --follow): the job has nimages x ntrigger frames from the master,
+  /// one shard on this node (no federation), and the source stage waits for each frame until S
+  /// seconds pass without a new one; frames never written are failed rows.
+  std::optional<double> follow_timeout_s;
+
   /// The input frame of job frame 0 (frames->first, or 0 for all frames).
   [[nodiscard]] std::int64_t frame_offset() const noexcept {
     return frames ? static_cast<std::int64_t>(frames->first) : 0;
@@ -88,6 +94,9 @@ struct JobSpec {
   /// The settings to integrate a dataset of `dtype` with (dummy_auto resolved).
   [[nodiscard]] integrate::IntegrationSettings settings_for(DType dtype) const;
 };
+
+/// Default idle timeout of a follow job [s] (JobSpec::follow_timeout_s).
+inline constexpr double kDefaultFollowTimeout_s = 30;
 
 /// "split" or "bulk".
 std::string_view mode_name(JobSpec::Mode mode) noexcept;

@@ -54,6 +54,7 @@ json encode(const ShardWork& m) {
             {"dataset_path", m.dataset_path},
             {"msg", m.msg}};
   if (m.offset != 0) j["offset"] = m.offset;
+  if (m.follow_timeout_s) j["follow_timeout_s"] = *m.follow_timeout_s;
   if (m.frames.empty()) {
     j["first"] = m.first;
     j["count"] = m.count;
@@ -107,6 +108,7 @@ void decode(const json& j, ShardWork& m) {
   m.dataset_path = field_or<std::string>(j, "dataset_path", "");
   m.msg = field_or<std::int64_t>(j, "msg", 0);
   m.offset = field_or<std::int64_t>(j, "offset", 0);
+  if (j.contains("follow_timeout_s")) m.follow_timeout_s = field<double>(j, "follow_timeout_s");
   if (j.contains("frames")) {
     m.frames = field<std::vector<std::int64_t>>(j, "frames");
   } else {

@@ -98,17 +98,21 @@ struct ShardWork {
   /// Input frame of job frame 0 (JobSpec::frame_offset()): the source reads input frame
   /// offset + f for job frame f, and names job frame f in the slot (JSON "offset", default 0).
   std::int64_t offset = 0;
+  /// Follow mode (JobSpec::follow_timeout_s, JSON "follow_timeout_s", absent = off): the input is
+  /// still being written; the source waits for each frame until this many seconds pass without a
+  /// new one.
+  std::optional<double> follow_timeout_s;
 
   /// Frames first..first+count of `datasets` (msg set when sent).
   static ShardWork range(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
                          std::string dataset_path, std::int64_t first, std::int64_t count) {
-    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0, 0};
+    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0, 0, {}};
   }
   /// The listed frames of `datasets` (msg set when sent).
   static ShardWork list(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
                         std::string dataset_path, std::vector<std::int64_t> frames) {
-    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames),
-            0,   0};
+    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames), 0,
+            0,   {}};
   }
 };
 

@@ -336,45 +336,15 @@ bool pace(const SimOptions& o, Clock::time_point t0, std::size_t sent_total,
                     stop);
 }
 
-/// serve() in stream v1.
-void serve_v1(const SimOptions& o, source::Dataset& d, std::size_t frames, zmq::socket_t& socket,
-              const std::stop_token& stop, SimStats& stats) {
-  V1Sender v1(socket, d.info());
-  std::vector<std::byte> scratch;
-  const Clock::time_point t0 = Clock::now();
-  std::size_t sent_total = 0;
-  for (std::size_t s = 0; s < o.series; ++s) {
-    const std::uint64_t series_id = o.first_series_id + s;
-    const std::uint64_t head = v1.header(series_id, frames, stop);
-    if (head == 0) return;
-    stats.bytes += head;
-    for (std::size_t i = 0; i < frames; ++i, ++sent_total) {
-      if (!pace(o, t0, sent_total, stop)) return;
-      const Payload p = v1_payload(d, i, scratch);
-      const std::uint64_t sent = v1.image(series_id, i, p, stop);
-      if (sent == 0) return;
-      ++stats.images;
-      stats.compressed_passthrough += p.passthrough ? 1 : 0;
-      stats.bytes += sent;
-    }
-    const std::uint64_t end = v1.end(series_id, stop);
-    if (end == 0) return;
-    stats.bytes += end;
-    ++stats.series;
-  }
-}
-
 }  // namespace
 
-SimStats serve(const SimOptions& options, std::stop_token stop,
-               const std::function<void(const std::string&)>& on_bound) {
+void check_options(const SimOptions& options) {
   if (options.rate_fps < 0) throw Error(ErrorCategory::kConfig, "--rate must be >= 0");
   if (options.channel.empty()) throw Error(ErrorCategory::kConfig, "--channel must not be empty");
-  source::Dataset d = source::Dataset::open(options.master);
-  const source::DatasetInfo& info = d.info();
-  const std::size_t frames = std::min(options.frames.value_or(info.frames), info.frames);
+}
 
-  zmq::context_t context(1);
+zmq::socket_t bind_push(const SimOptions& options, zmq::context_t& context,
+                        const std::function<void(const std::string&)>& on_bound) {
   zmq::socket_t socket(context, zmq::socket_type::push);
   socket.set(zmq::sockopt::sndtimeo, options.send_timeout_ms);
   socket.set(zmq::sockopt::linger, options.linger_ms);
@@ -384,48 +354,88 @@ SimStats serve(const SimOptions& options, std::stop_token stop,
     throw Error(ErrorCategory::kIo, "cannot bind " + options.endpoint + ": " + e.what());
   }
   if (on_bound) on_bound(socket.get(zmq::sockopt::last_endpoint));
+  return socket;
+}
 
-  SimStats stats;
-  std::vector<std::byte> scratch;
-  const Clock::time_point t0 = Clock::now();
-  if (options.format == StreamFormat::kV1) {
-    serve_v1(options, d, frames, socket, stop, stats);
-    stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    return stats;
+SeriesSender::SeriesSender(const SimOptions& options, source::Dataset& dataset,
+                           zmq::socket_t& socket, SimStats& stats)
+    : options_(options),
+      dataset_(dataset),
+      socket_(socket),
+      stats_(stats),
+      frames_(std::min(options.frames.value_or(dataset.info().frames), dataset.info().frames)) {}
+
+bool SeriesSender::start(std::uint64_t series_id, const std::stop_token& stop) {
+  series_id_ = series_id;
+  uid_ = "azflow-sim-" + std::to_string(getpid()) + "-" + std::to_string(series_id);
+  images_ = 0;
+  if (options_.format == StreamFormat::kV1) {
+    const std::uint64_t sent = V1Sender(socket_, dataset_.info()).header(series_id, frames_, stop);
+    stats_.bytes += sent;
+    return sent != 0;
   }
+  const auto start = encode_start(dataset_.info(), frames_, series_id, uid_, options_.channel);
+  if (!send(socket_, start, stop)) return false;
+  stats_.bytes += start.size();
+  return true;
+}
+
+bool SeriesSender::image(std::size_t index, const std::stop_token& stop) {
+  std::uint64_t sent = 0;
+  bool passthrough = false;
+  if (options_.format == StreamFormat::kV1) {
+    const Payload p = v1_payload(dataset_, index, scratch_);
+    sent = V1Sender(socket_, dataset_.info()).image(series_id_, index, p, stop);
+    passthrough = p.passthrough;
+  } else {
+    const Payload p = frame_payload(dataset_, index, scratch_);
+    const auto head = encode_image_head(dataset_.info(), p.codec, p.bytes.size(), index, series_id_,
+                                        uid_, options_.channel);
+    zmq::message_t msg(head.size() + p.bytes.size());
+    std::memcpy(msg.data(), head.data(), head.size());
+    std::memcpy(static_cast<std::byte*>(msg.data()) + head.size(), p.bytes.data(), p.bytes.size());
+    if (send(socket_, msg, stop)) sent = head.size() + p.bytes.size();
+    passthrough = p.passthrough;
+  }
+  if (sent == 0) return false;
+  ++images_;
+  ++stats_.images;
+  stats_.compressed_passthrough += passthrough ? 1 : 0;
+  stats_.bytes += sent;
+  return true;
+}
+
+bool SeriesSender::end(const std::stop_token& stop) {
+  std::uint64_t sent = 0;
+  if (options_.format == StreamFormat::kV1) {
+    sent = V1Sender(socket_, dataset_.info()).end(series_id_, stop);
+  } else {
+    const auto end = encode_end(series_id_, uid_);
+    if (send(socket_, end, stop)) sent = end.size();
+  }
+  if (sent == 0) return false;
+  stats_.bytes += sent;
+  if (images_ == frames_) ++stats_.series;
+  return true;
+}
+
+SimStats serve(const SimOptions& options, std::stop_token stop,
+               const std::function<void(const std::string&)>& on_bound) {
+  check_options(options);
+  source::Dataset d = source::Dataset::open(options.master);
+  zmq::context_t context(1);
+  zmq::socket_t socket = bind_push(options, context, on_bound);
+  SimStats stats;
+  SeriesSender sender(options, d, socket, stats);
+  const Clock::time_point t0 = Clock::now();
   std::size_t sent_total = 0;
   for (std::size_t s = 0; s < options.series; ++s) {
-    const std::uint64_t series_id = options.first_series_id + s;
-    const std::string uid =
-        "azflow-sim-" + std::to_string(getpid()) + "-" + std::to_string(series_id);
-    const auto start = encode_start(info, frames, series_id, uid, options.channel);
-    if (!send(socket, start, stop)) break;
-    stats.bytes += start.size();
-    for (std::size_t i = 0; i < frames; ++i, ++sent_total) {
-      if (options.rate_fps > 0 &&
-          !wait_until(
-              t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-                       static_cast<double>(sent_total) / options.rate_fps)),
-              stop)) {
-        break;
-      }
-      const Payload p = frame_payload(d, i, scratch);
-      const auto head =
-          encode_image_head(info, p.codec, p.bytes.size(), i, series_id, uid, options.channel);
-      zmq::message_t msg(head.size() + p.bytes.size());
-      std::memcpy(msg.data(), head.data(), head.size());
-      std::memcpy(static_cast<std::byte*>(msg.data()) + head.size(), p.bytes.data(),
-                  p.bytes.size());
-      if (!send(socket, msg, stop)) break;
-      ++stats.images;
-      stats.compressed_passthrough += p.passthrough ? 1 : 0;
-      stats.bytes += head.size() + p.bytes.size();
+    if (!sender.start(options.first_series_id + s, stop)) break;
+    bool stopped = false;
+    for (std::size_t i = 0; i < sender.frames() && !stopped; ++i, ++sent_total) {
+      stopped = !pace(options, t0, sent_total, stop) || !sender.image(i, stop);
     }
-    if (stop.stop_requested()) break;
-    const auto end = encode_end(series_id, uid);
-    if (!send(socket, end, stop)) break;
-    stats.bytes += end.size();
-    ++stats.series;
+    if (stopped || !sender.end(stop)) break;
   }
   stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return stats;

@@ -30,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include <zmq.hpp>
+
 #include "stages/source/dataset.hpp"
 
 namespace azflow::sim {
@@ -81,6 +83,48 @@ struct SimStats {
     const source::DatasetInfo& info, const decompress::CodecParams& codec,
     std::size_t payload_bytes, std::uint64_t image_id, std::uint64_t series_id,
     const std::string& series_unique_id, const std::string& channel);
+
+/// Throws azflow::Error (kConfig) for a negative rate or an empty channel name.
+void check_options(const SimOptions& options);
+
+/// A PUSH socket bound to options.endpoint, with the send timeout and linger of `options`;
+/// `on_bound` (if set) gets the endpoint actually bound. Throws azflow::Error (kIo) if the
+/// endpoint cannot be bound.
+[[nodiscard]] zmq::socket_t bind_push(const SimOptions& options, zmq::context_t& context,
+                                      const std::function<void(const std::string&)>& on_bound);
+
+/// Sends series of one open dataset on a bound PUSH socket message by message, in
+/// options.format: what serve() and the SIMPLON REST mode (sim/simplon_rest.hpp) drive. Each
+/// series announces frames() images (options.frames, at most the dataset's). Every call returns
+/// false if `stop` was requested before its message went, and adds what it sent to `stats`
+/// (end() counts a series once all its images were sent). Reads throw as source::Dataset does.
+/// Not thread-safe: one thread, as the socket.
+class SeriesSender {
+ public:
+  SeriesSender(const SimOptions& options, source::Dataset& dataset, zmq::socket_t& socket,
+               SimStats& stats);
+  /// The start message (v1: the global header) of series `series_id`.
+  bool start(std::uint64_t series_id, const std::stop_token& stop);
+  /// Frame `index` as image `index` of the current series (its stored chunk unchanged).
+  bool image(std::size_t index, const std::stop_token& stop);
+  /// The end message (v1: dseries_end-1.0) of the current series.
+  bool end(const std::stop_token& stop);
+  /// Images per series.
+  [[nodiscard]] std::size_t frames() const noexcept { return frames_; }
+  /// series_id of the current (last started) series.
+  [[nodiscard]] std::uint64_t series_id() const noexcept { return series_id_; }
+
+ private:
+  const SimOptions& options_;
+  source::Dataset& dataset_;
+  zmq::socket_t& socket_;
+  SimStats& stats_;
+  std::size_t frames_;
+  std::uint64_t series_id_ = 0;
+  std::string uid_;
+  std::size_t images_ = 0;  ///< images sent in the current series
+  std::vector<std::byte> scratch_;
+};
 
 /// Binds the PUSH socket, then sends options.series series of the dataset, pacing images at
 /// options.rate_fps. `on_bound` (if set) is called once with the endpoint actually bound (the

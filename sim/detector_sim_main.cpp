@@ -2,7 +2,10 @@
 // --format v1, legacy stream v1) on a bound ZeroMQ PUSH socket (see sim/detector_sim.hpp).
 // Prints "azflow-detector-sim: bound ENDPOINT" on stdout once the socket is bound, and a summary
 // on stderr at the end. SIGINT/SIGTERM stop it.
-// Exit codes: 0 every series sent, 1 error or stopped early, 2 usage.
+// With --rest HOST:PORT it waits for SIMPLON commands instead (sim/simplon_rest.hpp), prints
+// "azflow-detector-sim: REST on HOST:PORT" once listening, and runs until SIGINT/SIGTERM.
+// Exit codes: 0 every series sent (--rest: stopped by a signal), 1 error or stopped early,
+// 2 usage.
 
 #include <csignal>
 #include <cstdio>
@@ -15,6 +18,7 @@
 
 #include "base/error.hpp"
 #include "sim/detector_sim.hpp"
+#include "sim/simplon_rest.hpp"
 
 namespace {
 
@@ -60,6 +64,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--first-series-id", o.first_series_id, "series_id of the first series")
       ->capture_default_str();
+  std::string rest;
+  app.add_option("--rest", rest,
+                 "serve the SIMPLON 1.8 REST subset on HOST:PORT (port 0 = any) and send a series "
+                 "per command: PUT /detector/api/1.8.0/command/arm (start message), .../trigger "
+                 "(the images), .../disarm (end message); GET/PUT /stream/api/1.8.0/config/mode "
+                 "(enabled or disabled); runs until SIGINT/SIGTERM (--series is ignored)");
   CLI11_PARSE(app, argc, argv);
   if (frames > 0) o.frames = frames;
   if (format == "v1") o.format = azflow::sim::StreamFormat::kV1;
@@ -72,16 +82,23 @@ int main(int argc, char** argv) {
   std::stop_source stop;
   std::jthread signals(watch_signals, stop);
   try {
-    const azflow::sim::SimStats s = azflow::sim::serve(o, stop.get_token(), [](const auto& ep) {
+    const auto bound = [](const std::string& ep) {
       std::printf("azflow-detector-sim: bound %s\n", ep.c_str());
       std::fflush(stdout);
-    });
+    };
+    const auto listening = [](const std::string& address) {
+      std::printf("azflow-detector-sim: REST on %s\n", address.c_str());
+      std::fflush(stdout);
+    };
+    const azflow::sim::SimStats s =
+        rest.empty() ? azflow::sim::serve(o, stop.get_token(), bound)
+                     : azflow::sim::serve_rest(o, rest, stop.get_token(), bound, listening);
     std::fprintf(stderr,
                  "azflow-detector-sim: sent %zu series, %zu images (%zu stored chunks unchanged), "
                  "%.1f MB in %.3f s (%.1f images/s)\n",
                  s.series, s.images, s.compressed_passthrough, static_cast<double>(s.bytes) / 1e6,
                  s.seconds, s.seconds > 0 ? static_cast<double>(s.images) / s.seconds : 0.0);
-    return s.series == o.series ? 0 : 1;
+    return !rest.empty() || s.series == o.series ? 0 : 1;
   } catch (const azflow::Error& e) {
     std::fprintf(stderr, "azflow-detector-sim: %s\n", e.what());
     return e.category() == azflow::ErrorCategory::kConfig ? 2 : 1;

@@ -263,12 +263,15 @@ struct Dataset::Impl {
     recount();
   }
 
+  // Frames are counted over the present parts up to the first missing one; the parts from there
+  // on start at that count, so that locate() never picks one of them for a frame found earlier.
   void recount() {
     std::size_t total = 0;
+    bool counting = true;
     for (Part& p : parts) {
-      if (!p.present) break;
+      counting = counting && p.present;
       p.first = total;
-      total += p.frames;
+      if (counting) total += p.frames;
     }
     info.frames = total;
   }

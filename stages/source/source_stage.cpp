@@ -5,6 +5,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -20,6 +21,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxOpenDatasets = 4;
+constexpr auto kFollowPoll = std::chrono::milliseconds(50);  // follow mode: looks for new frames
 
 /// One shard message being worked through.
 struct Task {
@@ -30,9 +32,10 @@ struct Task {
   std::vector<std::int64_t> frames;  ///< explicit list, or empty: first..first+count
   std::int64_t first = 0;
   std::int64_t count = 0;
-  std::int64_t offset = 0;  ///< input frame of job frame 0 (ShardWork::offset)
-  std::size_t next = 0;     ///< position in the task
-  std::int64_t msg = 0;     ///< the daemon's message id, echoed in shard_read
+  std::int64_t offset = 0;                 ///< input frame of job frame 0 (ShardWork::offset)
+  std::size_t next = 0;                    ///< position in the task
+  std::int64_t msg = 0;                    ///< the daemon's message id, echoed in shard_read
+  std::optional<double> follow_timeout_s;  ///< follow mode (ShardWork::follow_timeout_s)
 
   [[nodiscard]] std::size_t size() const {
     return frames.empty() ? static_cast<std::size_t>(count) : frames.size();
@@ -48,6 +51,10 @@ struct OpenDataset {
   std::unique_ptr<Dataset> dataset;
   std::string error;
   std::string file;
+  /// Follow mode: the idle timeout, the frames seen and when their count last grew.
+  std::optional<double> follow_timeout_s;
+  std::size_t frames_seen = 0;
+  Clock::time_point last_growth{};
 };
 
 class SourceStage {
@@ -90,6 +97,7 @@ class SourceStage {
     t.first = work->first;
     t.offset = work->offset;
     t.count = work->frames.empty() ? work->count : 0;
+    t.follow_timeout_s = work->follow_timeout_s;
     tasks_.push_back(std::move(t));
   }
 
@@ -101,6 +109,16 @@ class SourceStage {
       tasks_.pop_front();
     }
     if (tasks_.empty()) return;
+    if (!follow_ready(tasks_.front())) {  // its next frame is not written yet: others go first
+      tasks_.push_back(std::move(tasks_.front()));
+      tasks_.pop_front();
+      if (++waiting_ >= tasks_.size()) {  // every task waits for a frame
+        waiting_ = 0;
+        std::this_thread::sleep_for(kFollowPoll);
+      }
+      return;
+    }
+    waiting_ = 0;
     Task& t = tasks_.front();
     if (t.next < t.size()) {
       if (!push_frame(t, t.frame_at(t.next))) return;  // stopped or cancelled meanwhile
@@ -126,13 +144,34 @@ class SourceStage {
       daemon::JobSpec spec;
       spec.datasets = t.datasets;
       spec.dataset_path = t.dataset_path;
-      d.dataset = std::make_unique<Dataset>(daemon::open_job_dataset(spec));
+      spec.follow_timeout_s = t.follow_timeout_s;
+      d.dataset = std::make_unique<Dataset>(daemon::open_job_dataset(spec, true));
+      d.follow_timeout_s = t.follow_timeout_s;
+      d.frames_seen = d.dataset->info().frames;
+      d.last_growth = Clock::now();
     } catch (const Error& e) {
       d.error = e.what();
     }
     open_.push_front(std::move(d));
     if (open_.size() > kMaxOpenDatasets) open_.pop_back();
     return open_.front();
+  }
+
+  /// Follow mode: whether the task's next frame can be read now, or has waited the idle timeout
+  /// without the series growing (then push_frame fails it). Looks for new frames without
+  /// waiting, so that a series still being written never holds up other jobs' frames.
+  bool follow_ready(const Task& t) {
+    if (!t.follow_timeout_s || t.next >= t.size()) return true;
+    OpenDataset& d = dataset_for(t);
+    if (!d.dataset) return true;
+    const std::int64_t input = t.offset + t.frame_at(t.next);
+    if (input < 0 || static_cast<std::size_t>(input) < d.dataset->info().frames) return true;
+    if (d.dataset->refresh() > d.frames_seen) {
+      d.frames_seen = d.dataset->info().frames;
+      d.last_growth = Clock::now();
+    }
+    return static_cast<std::size_t>(input) < d.frames_seen ||
+           Clock::now() - d.last_growth > std::chrono::duration<double>(*d.follow_timeout_s);
   }
 
   bool cancelled(std::int64_t job) const { return rt_.cancelled_jobs.contains(job); }
@@ -163,8 +202,12 @@ class SourceStage {
     try {
       if (input < 0 || static_cast<std::size_t>(input) >= d.dataset->info().frames) {
         throw Error(ErrorCategory::kInput,
-                    "input frame " + std::to_string(input) + " beyond the dataset's " +
-                        std::to_string(d.dataset->info().frames) + " frames");
+                    "input frame " + std::to_string(input) +
+                        (d.follow_timeout_s ? " not written within the follow idle timeout of " +
+                                                  std::to_string(*d.follow_timeout_s) + " s; "
+                                            : " beyond the dataset's ") +
+                        std::to_string(d.dataset->info().frames) + " frames" +
+                        (d.follow_timeout_s ? " found" : ""));
       }
       codec = d.dataset->frame_codec(static_cast<std::size_t>(input));
       if (codec.codec != decompress::Codec::kOther) {
@@ -252,6 +295,7 @@ class SourceStage {
   ipc::Ring frames_;
   std::deque<Task> tasks_;
   std::list<OpenDataset> open_;
+  std::size_t waiting_ = 0;  ///< tasks passed over in a row, each waiting for a follow frame
   Clock::duration busy_{};
 };
 

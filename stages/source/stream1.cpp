@@ -120,21 +120,7 @@ Array raw_blob(Parts parts, std::size_t index, const json& header, const std::st
 }
 
 std::vector<std::uint32_t> mask_values(const Array& a, const std::string& what) {
-  if (a.dtype == DType::kFloat32) fail(what + ": a pixel mask must be integers, got float32");
-  const std::size_t n = a.rows * a.cols, elem = dtype_size(a.dtype);
-  std::vector<std::uint32_t> mask(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (elem == 1) {
-      mask[i] = std::to_integer<std::uint32_t>(a.bytes[i]);
-    } else if (elem == 2) {
-      std::uint16_t v;
-      std::memcpy(&v, a.bytes.data() + 2 * i, 2);
-      mask[i] = v;
-    } else {
-      std::memcpy(&mask[i], a.bytes.data() + 4 * i, 4);
-    }
-  }
-  return mask;
+  return stream2::pixel_mask_values(a.bytes, a.dtype, a.rows * a.cols, "stream1: " + what);
 }
 
 /// The configuration part's fields, SI units.

@@ -53,17 +53,23 @@ DType typed_array_dtype(std::uint64_t tag, const std::string& what) {
       return DType::kUint16;
     case 70:
       return DType::kUint32;
+    case 77:
+      return DType::kInt16;
     case 78:
       return DType::kInt32;
+    case 79:
+      return DType::kInt64;
     case 85:
       return DType::kFloat32;
+    case 86:
+      return DType::kFloat64;
     default:
       break;
   }
   if (tag >= 64 && tag <= 87) {
     fail(what + ": RFC 8746 typed array tag " + std::to_string(tag) +
-         " is not supported (azflow reads uint8 64/68, uint16 LE 69, uint32 LE 70, int32 LE 78, "
-         "float32 LE 85)");
+         " is not supported (azflow reads uint8 64/68, uint16 LE 69, uint32 LE 70, int16 LE 77, "
+         "int32 LE 78, int64 LE 79, float32 LE 85, float64 LE 86)");
   }
   fail(what + ": expected an RFC 8746 typed array tag (64-87), got tag " + std::to_string(tag));
 }
@@ -223,27 +229,9 @@ std::size_t each_field(const Item& map, std::span<const std::string_view> docume
 }
 
 std::vector<std::uint32_t> decode_mask(const Array& array, const std::string& what) {
-  if (array.dtype == DType::kFloat32) fail(what + ": a pixel mask must be integers, got float32");
   std::vector<std::byte> raw(array.decoded_bytes());
   decode(array, raw);
-  std::vector<std::uint32_t> mask(array.rows * array.cols);
-  for (std::size_t i = 0; i < mask.size(); ++i) {
-    switch (array.dtype) {
-      case DType::kUint8:
-        mask[i] = std::to_integer<std::uint32_t>(raw[i]);
-        break;
-      case DType::kUint16: {
-        std::uint16_t v;
-        std::memcpy(&v, raw.data() + 2 * i, 2);
-        mask[i] = v;
-        break;
-      }
-      default:
-        std::memcpy(&mask[i], raw.data() + 4 * i, 4);
-        break;
-    }
-  }
-  return mask;
+  return pixel_mask_values(raw, array.dtype, array.rows * array.cols, "stream2: " + what);
 }
 
 void parse_pixel_masks(const Item& map, Start& start, const Limits& limits) {
@@ -394,6 +382,30 @@ End parse_end(const Item& map, std::size_t& unknown) {
 }
 
 }  // namespace
+
+std::vector<std::uint32_t> pixel_mask_values(std::span<const std::byte> raw, DType dtype,
+                                             std::size_t pixels, const std::string& what) {
+  if (dtype == DType::kFloat32 || dtype == DType::kFloat64) {
+    throw Error(ErrorCategory::kInput,
+                what + ": a pixel mask must be integers, got " + std::string(dtype_name(dtype)));
+  }
+  const std::size_t elem = dtype_size(dtype);
+  if (raw.size() != pixels * elem) {
+    throw Error(ErrorCategory::kInternal, what + ": mask bytes do not match its shape");
+  }
+  std::vector<std::uint32_t> mask(pixels);
+  for (std::size_t i = 0; i < pixels; ++i) {
+    const std::byte* at = raw.data() + elem * i;
+    std::uint64_t bits = 0;  // the element's bits, zero-extended (little-endian host)
+    std::memcpy(&bits, at, elem);
+    if (bits == 0 || elem <= 4) {
+      mask[i] = static_cast<std::uint32_t>(bits);
+    } else {  // a 64-bit value: keep it when it fits, else any nonzero = masked
+      mask[i] = bits <= 0xFFFFFFFFu ? static_cast<std::uint32_t>(bits) : 0xFFFFFFFFu;
+    }
+  }
+  return mask;
+}
 
 const std::vector<std::uint32_t>* Start::pixel_mask(std::string_view channel) const {
   for (const auto& [name, mask] : pixel_masks) {

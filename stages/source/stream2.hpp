@@ -137,4 +137,13 @@ struct Message {
 /// `out` size.
 void decode(const Array& array, std::span<std::byte> out);
 
+/// A pixel mask (nonzero = bad pixel, EIGER bit semantics) from `pixels` little-endian integer
+/// elements of `dtype` in `raw` (exactly pixels * dtype_size(dtype) bytes): 8-, 16- and 32-bit
+/// values as they are, 64-bit ones as they are when they fit 32 bits, else 0xFFFFFFFF (still
+/// masked). Shared by the Stream V2 and v1 parsers. Throws azflow::Error (kInput, starting with
+/// `what`) for float32/float64, kInternal when `raw` has the wrong size.
+[[nodiscard]] std::vector<std::uint32_t> pixel_mask_values(std::span<const std::byte> raw,
+                                                           DType dtype, std::size_t pixels,
+                                                           const std::string& what);
+
 }  // namespace azflow::source::stream2

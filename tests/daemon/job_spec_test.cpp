@@ -174,6 +174,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"frames_negative", {{"frames", {{"first", -1}}}}, "frames.first"},
         BadCase{"frames_last_type", {{"frames", {{"last", "end"}}}}, "frames.last"},
         BadCase{"frames_unknown", {{"frames", {{"stop", 3}}}}, "frames.stop"},
+        BadCase{"follow_zero", {{"follow", {{"idle_timeout_s", 0}}}}, "follow.idle_timeout_s"},
+        BadCase{"follow_text", {{"follow", {{"idle_timeout_s", "30"}}}}, "follow.idle_timeout_s"},
+        BadCase{"follow_unknown", {{"follow", {{"timeout", 3}}}}, "follow.timeout"},
+        BadCase{"follow_federated", {{"follow", json::object()}, {"nodes", "all"}}, "follow"},
         BadCase{"unknown", {{"first_frame", 10}}, "first_frame"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
@@ -200,6 +204,21 @@ TEST(JobSpec, FramesRoundTripAndOffset) {
   EXPECT_EQ(frame_slice_problem(*open.frames, 10), "");
   EXPECT_NE(frame_slice_problem(*range.frames, 10).find("range 5:15"), std::string::npos);
   EXPECT_EQ(resolve_frames(*open.frames, 10, "spec.frames"), (FrameRange{7, 10}));
+}
+
+// "follow": null = off; {} = the default idle timeout; {"idle_timeout_s": S}.
+TEST(JobSpec, FollowRoundTrip) {
+  const JobSpec off = job_spec_from_json(minimal());
+  EXPECT_FALSE(off.follow_timeout_s.has_value());
+  EXPECT_TRUE(to_json(off).at("follow").is_null());
+  json j = minimal();
+  j["follow"] = json::object();
+  EXPECT_EQ(job_spec_from_json(j).follow_timeout_s, std::optional<double>(30.0));
+  j["follow"] = {{"idle_timeout_s", 2.5}};
+  const JobSpec on = job_spec_from_json(j);
+  EXPECT_EQ(on.follow_timeout_s, std::optional<double>(2.5));
+  EXPECT_EQ(to_json(on).at("follow"), json::parse(R"({"idle_timeout_s": 2.5})"));
+  EXPECT_EQ(job_spec_from_json(to_json(on)).follow_timeout_s, on.follow_timeout_s);
 }
 
 // The ctl's and azflow integrate's parser (base/frame_range.hpp).

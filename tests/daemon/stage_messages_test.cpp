@@ -100,6 +100,10 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(range.count, 25);
   EXPECT_TRUE(range.frames.empty());
   EXPECT_EQ(range.offset, 0);
+  EXPECT_FALSE(range.follow_timeout_s.has_value());
+  ShardWork follow = ShardWork::range(1, 2, {"/a.h5"}, "", 0, 10);
+  follow.follow_timeout_s = 4.5;
+  EXPECT_EQ(round_trip_daemon(follow).follow_timeout_s, std::optional<double>(4.5));
   ShardWork listed = ShardWork::list(1, 3, {"/a.h5"}, "", {7, 9});
   listed.msg = 12;
   listed.offset = 30;  // a job of input frames 30..
