@@ -936,11 +936,14 @@ void Daemon::reap_stages() {
       auto headers = (*ring)->reclaim(exit.pid);
       held.insert(held.end(), headers.begin(), headers.end());
     }
-    redo_reclaimed(held);
     const auto now = Clock::now();
     const auto at = supervisor_->note_crash(exit.slot, now,
                                             std::chrono::seconds(config_.stage_restart_window_s),
                                             config_.stage_restart_limit);
+    if (blame_shards(exit, held, now)) {  // a poison shard: failed, its crashes forgiven
+      supervisor_->restart(exit.slot);
+      continue;
+    }
     if (at > now) {
       spdlog::error(
           "stage {}/{} crashed {} times within {} s (last: {}); restarting it in {:.0f} s",
