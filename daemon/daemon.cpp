@@ -1042,6 +1042,7 @@ void Daemon::apply(const ShardCommittedEvent& event) {
                      (counted ? "" : " (already done: not counted)"));
   job.running.erase(event.shard);
   job.remote.erase(event.shard);
+  shard_crashes_.erase({job.id, event.shard});  // a later crash starts its count again
   std::erase_if(job.queued, [&](const ShardRecord& q) { return q.shard_id == event.shard; });
   if (counted) ++job.shards_done;  // not counted: done before (activate counted it)
   if (job.shards_done == job.shards_total) finish_job(job);

@@ -377,13 +377,16 @@ TEST_F(FederationTest, TcpControlNeedsATrustedClientKey) {
                                         quote(clients.string()) + " --node " + who);
     ASSERT_EQ(r.code, 0) << r.output;
   }
-  // alice is a control client (its key in a's control clients' folder); mallory's key lies in
-  // the peers' folder, which does not make it a control client
-  fs::create_directories(a().state() / "curve" / "clients");
-  fs::copy_file(clients / "curve" / "alice.pub", a().state() / "curve" / "clients" / "alice.pub");
+  // mallory's key lies in the peers' folder, which does not make it a control client
   fs::copy_file(clients / "curve" / "mallory.pub", trusted_ / "mallory.pub");
   const std::string tcp = "tcp://127.0.0.1:" + std::to_string(free_port());
   a().start(trusted_, "", {}, true, "[control]\ntcp_endpoint = \"" + tcp + "\"");
+  // no client key yet: the migration warning (clients' keys no longer go in the peers' folder)
+  EXPECT_NE(a().log().find("control clients' keys no longer go in the peers' folder"),
+            std::string::npos)
+      << a().log();
+  // alice becomes a control client: its key added to a's control clients' folder while a runs
+  fs::copy_file(clients / "curve" / "alice.pub", a().state() / "curve" / "clients" / "alice.pub");
   const auto ctl = [&](const std::string& keys) {
     return run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " + tcp + " --timeout 2 " + keys +
                        " --json peers");
