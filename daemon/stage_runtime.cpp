@@ -34,7 +34,8 @@ void StageRuntime::delay() const {
 
 void StageRuntime::crash_if_asked(const ipc::SlotHeader& header) const {
   if (!crash_on || static_cast<std::int64_t>(header.job_id) != crash_on->first ||
-      static_cast<std::int64_t>(header.frame_index) != crash_on->second) {
+      (crash_on->second >= 0 &&
+       static_cast<std::int64_t>(header.frame_index) != crash_on->second)) {
     return;
   }
   ::prctl(PR_SET_DUMPABLE, 0);  // a test crash leaves no core file
@@ -47,7 +48,8 @@ std::optional<std::pair<std::int64_t, std::int64_t>> test_crash_frame(const std:
   const char* value = std::getenv(name.c_str());
   const char* colon = value != nullptr ? std::strchr(value, ':') : nullptr;
   if (colon == nullptr) return std::nullopt;
-  return std::pair{std::atoll(value), std::atoll(colon + 1)};
+  const std::int64_t frame = std::strcmp(colon + 1, "*") == 0 ? -1 : std::atoll(colon + 1);
+  return std::pair{static_cast<std::int64_t>(std::atoll(value)), frame};
 }
 
 ipc::Ring open_stage_ring(const std::string& instance, const std::string& ring) {

@@ -27,8 +27,9 @@ struct StageRuntime {
   StageCounters counters;
   std::unordered_set<std::int64_t> cancelled_jobs;  ///< jobs the daemon cancelled
   int gpu_device = -1;  ///< integrate role: CUDA device ordinal (--device N); -1 = CPU backend
-  /// Test hook AZFLOW_TEST_CRASH_<ROLE>="JOB:FRAME": the stage aborts (SIGABRT, no core dump)
-  /// whenever it takes that job frame from its input ring, as a stage crashing on a bad frame.
+  /// Test hook AZFLOW_TEST_CRASH_<ROLE>="JOB:FRAME" ("JOB:*": any frame of the job): the stage
+  /// aborts (SIGABRT, no core dump) whenever it takes that job frame from its input ring, as a
+  /// stage crashing on a bad frame. Second -1 = any frame.
   std::optional<std::pair<std::int64_t, std::int64_t>> crash_on{};
 
   /// True when the process should stop (signal or "stop" message).
@@ -50,8 +51,8 @@ struct StageRuntime {
   void crash_if_asked(const ipc::SlotHeader& header) const;
 };
 
-/// The crash_on test hook from AZFLOW_TEST_CRASH_<ROLE> ("JOB:FRAME"), or nullopt if unset or
-/// malformed.
+/// The crash_on test hook from AZFLOW_TEST_CRASH_<ROLE> ("JOB:FRAME" or "JOB:*"), or nullopt if
+/// unset or malformed.
 std::optional<std::pair<std::int64_t, std::int64_t>> test_crash_frame(const std::string& role);
 
 /// Takes a write slot of `ring`, waiting in kStagePollInterval steps while the ring is full;

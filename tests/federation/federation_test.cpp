@@ -591,4 +591,51 @@ TEST_F(FederationTest, AFloodOfHandshakesWithRandomKeysIsLoggedBoundedAndKeptNow
             << rss_before << " kB -> " << rss_after << " kB; " << lines << " log lines\n";
 }
 
+// Issue 14, finding 6, on a peer: every frame of the guest job crashes b's integrate stage
+// (AZFLOW_TEST_CRASH_INTEGRATE with b's first guest job id, 2^40). Each shard b holds fails there
+// after 3 crashes: b sends failed rows with the reason and shard_end, the coordinator records
+// them; the job ends with every frame accounted for, the failed ones only in b's shards.
+TEST_F(FederationTest, APoisonShardOnAPeerFailsThereAndTheCoordinatorRecordsIt) {
+  for (const char* name : {"a", "b"}) nodes_.push_back(std::make_unique<Node>(name, trusted_));
+  const std::map<std::string, std::string> slow{{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "10"}};
+  std::map<std::string, std::string> poisoned = slow;
+  poisoned["AZFLOW_TEST_CRASH_INTEGRATE"] = std::to_string(std::int64_t{1} << 40) + ":*";
+  a().start(trusted_, "", slow);
+  b().start(trusted_, "join = \"" + a().address() + "\"", poisoned);
+  ASSERT_TRUE(eventually([&] { return a().peer_state("b") == "connected"; })) << a().log();
+  const std::string out = data_.path("split.h5").string();
+  const std::int64_t id = enqueue_split(out);
+  const json job = wait_job(a().client(), id);
+  EXPECT_EQ(job.value("state", ""), "warning") << job.dump() << b().log();
+  EXPECT_EQ(job.value("frames_done", 0), kFrames) << job.dump();
+  const std::string b_log = b().log();
+  EXPECT_NE(b_log.find("crashed 3 times on this shard"), std::string::npos) << b_log;
+  bool named = false;
+  for (const json& e : job["frame_errors"]) {
+    named =
+        named || e.value("reason", "").find("crashed 3 times on this shard") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << job.dump();
+  // the failed frames: the corrupt one and frames of shards handed to b, nothing else
+  const std::string events = a().events(id);
+  std::set<std::int64_t> b_shards;
+  const std::regex handed_to_b(" shard ([0-9]+) to b");
+  for (auto it = std::sregex_iterator(events.begin(), events.end(), handed_to_b);
+       it != std::sregex_iterator(); ++it) {
+    b_shards.insert(std::stoll((*it)[1].str()));
+  }
+  ASSERT_FALSE(b_shards.empty()) << events;
+  const JobOutput o = JobOutput::read(out);
+  EXPECT_GT(o.failed_frames.size(), 1u);
+  // shard_frames = 10 (Node::start) is below 150 frames / (4 + 4) slots: shard s is frames
+  // 10 s .. 10 s + 9
+  constexpr int per_shard = 10;
+  ASSERT_EQ(job["shards"].value("total", 0), kFrames / per_shard) << job.dump();
+  for (const double f : o.failed_frames) {
+    const auto frame = static_cast<std::int64_t>(f);
+    EXPECT_TRUE(frame == kCorruptFrame || b_shards.contains(frame / per_shard))
+        << "frame " << frame << " failed outside b's shards " << events;
+  }
+}
+
 }  // namespace
