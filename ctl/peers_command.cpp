@@ -38,7 +38,8 @@ int run_peers(ControlClient& client, bool as_json) {
     return kExitOk;
   }
   std::cout << "node " << r.value("node", "") << " on " << r.value("peer_endpoint", "")
-            << " (refused connections: " << r.value("refused_connections", 0) << ")\n";
+            << " (refused connections: " << r.value("refused_connections", 0)
+            << ", refused messages: " << r.value("messages_refused", 0) << ")\n";
   std::printf("%-16s %-11s %-28s %-9s %-7s %-6s %s\n", "NODE", "STATE", "ENDPOINT", "WORKERS",
               "SHARDS", "GUEST", "LAST HEARTBEAT");
   for (const json& p : r.value("peers", json::array())) {

@@ -236,10 +236,15 @@ void read_gpu(const TableReader& root, const std::filesystem::path& file, GpuCon
 void read_endpoints(const TableReader& root, const std::filesystem::path& file, DaemonConfig& c) {
   if (const toml::table* table = root.sub("control")) {
     const TableReader r(*table, file, "control.");
-    r.reject_unknown({"endpoint", "tcp_endpoint", "insecure_tcp_control"});
+    r.reject_unknown(
+        {"endpoint", "tcp_endpoint", "insecure_tcp_control", "trusted_client_keys_dir"});
     r.read("endpoint", c.control_endpoint);
     r.read("tcp_endpoint", c.control_tcp_endpoint);
     r.read("insecure_tcp_control", c.insecure_tcp_control);
+    r.read("trusted_client_keys_dir", c.control_trusted_keys_dir);
+    if (!c.control_trusted_keys_dir.empty()) {
+      check_dir(c.control_trusted_keys_dir, r.origin("trusted_client_keys_dir"));
+    }
     check_endpoint(c.control_endpoint, r.origin("endpoint"), true);
     check_endpoint(c.control_tcp_endpoint, r.origin("tcp_endpoint"), true);
   }
@@ -270,6 +275,7 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
                     "heartbeat_interval_ms",
                     "stage_restart_limit",
                     "stage_restart_window_s",
+                    "shard_crash_limit",
                     "stop_timeout_s",
                     "allowed_input_roots",
                     "allowed_output_roots",
@@ -301,6 +307,8 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
   check_range(c.stage_restart_limit, 0, 1000, r.origin("stage_restart_limit"));
   r.read("stage_restart_window_s", c.stage_restart_window_s);
   check_range(c.stage_restart_window_s, 1, 86400, r.origin("stage_restart_window_s"));
+  r.read("shard_crash_limit", c.shard_crash_limit);
+  check_range(c.shard_crash_limit, 1, 1000, r.origin("shard_crash_limit"));
   r.read("stop_timeout_s", c.stop_timeout_s);
   check_range(c.stop_timeout_s, 0, 3600, r.origin("stop_timeout_s"));
   r.read_dirs("allowed_input_roots", c.allowed_input_roots);
@@ -360,6 +368,33 @@ void apply_overrides(const ConfigOverrides& o, RawConfig& raw) {
   if (o.http_listen) {
     check_http_listen(*o.http_listen, {"--http"});
     c.http_listen = *o.http_listen;
+  }
+  if (o.control_trusted_keys_dir) c.control_trusted_keys_dir = *o.control_trusted_keys_dir;
+}
+
+/// The control clients' key folder: default <state_dir>/curve/clients, never the peers' folder
+/// (a control key accepted as a peer's could forge results; docs/security.md).
+void resolve_client_keys(DaemonConfig& c) {
+  if (c.control_trusted_keys_dir.empty())
+    c.control_trusted_keys_dir = c.state_dir / "curve/clients";
+  c.control_trusted_keys_dir = absolute_path(c.control_trusted_keys_dir);
+  const auto folder = [](const std::filesystem::path& p) {  // resolved, no trailing separator
+    std::error_code ec;
+    std::filesystem::path f = std::filesystem::weakly_canonical(p, ec).lexically_normal();
+    if (ec) f = p.lexically_normal();
+    return f.has_filename() || !f.has_parent_path() ? f : f.parent_path();
+  };
+  const auto same = [&](const std::filesystem::path& a, const std::filesystem::path& b) {
+    return folder(a) == folder(b);
+  };
+  if (same(c.control_trusted_keys_dir, c.federation.trusted_keys_dir)) {
+    throw Error(
+        ErrorCategory::kConfig,
+        "control.trusted_client_keys_dir and federation.trusted_keys_dir are the same folder " +
+            c.control_trusted_keys_dir.string() +
+            ": control clients' keys and peers' keys must lie in two folders (a control "
+            "key accepted as a peer's could forge results); move the clients' .pub files "
+            "to their own folder (default <state_dir>/curve/clients)");
   }
 }
 
@@ -442,6 +477,7 @@ DaemonConfig load_config(const std::optional<std::filesystem::path>& path,
   apply_overrides(overrides, raw);
   resolve(env, raw);
   resolve_federation(overrides.federation, raw.config.state_dir, raw.config.federation);
+  resolve_client_keys(raw.config);
   return raw.config;
 }
 
@@ -459,13 +495,15 @@ std::string describe(const DaemonConfig& c) {
       << "heartbeat_interval_ms = " << c.heartbeat_interval_ms << "\n"
       << "stage_restart_limit = " << c.stage_restart_limit << "\n"
       << "stage_restart_window_s = " << c.stage_restart_window_s << "\n"
+      << "shard_crash_limit = " << c.shard_crash_limit << "\n"
       << "stop_timeout_s = " << c.stop_timeout_s << "\n"
       << "allowed_input_roots = " << dirs_text(c.allowed_input_roots) << "\n"
       << "allowed_output_roots = " << dirs_text(c.allowed_output_roots) << "\n"
       << "# stages endpoint (derived): " << c.stages_endpoint << "\n\n"
       << "[control]\nendpoint = " << quoted(c.control_endpoint) << "\n"
       << "tcp_endpoint = " << quoted(c.control_tcp_endpoint) << "\n"
-      << "insecure_tcp_control = " << (c.insecure_tcp_control ? "true" : "false") << "\n\n"
+      << "insecure_tcp_control = " << (c.insecure_tcp_control ? "true" : "false") << "\n"
+      << "trusted_client_keys_dir = " << quoted(c.control_trusted_keys_dir.string()) << "\n\n"
       << "[live]\nendpoint = " << quoted(c.live_endpoint) << "\n\n"
       << "[http]\nlisten = " << quoted(c.http_listen) << "\n\n"
       << "[rings]\ncompressed_slots = " << c.rings.compressed_slots << "\n"
@@ -506,6 +544,9 @@ void add_config_options(CLI::App& app, std::optional<std::filesystem::path>& con
   app.add_option("--http", o.http_listen,
                  "HTTP API address HOST:PORT (default 127.0.0.1:8770; \"\" = off; port 0 = any)");
   add_federation_options(app, o.federation);
+  app.add_option("--trusted-client-keys", o.control_trusted_keys_dir,
+                 "folder of the <name>.pub keys of TCP control clients (default "
+                 "<state-dir>/curve/clients; not the peers' folder)");
 }
 
 std::pair<std::string, int> parse_listen(const std::string& listen, const std::string& what) {

@@ -51,6 +51,10 @@ struct DaemonConfig {
   /// [control] insecure_tcp_control: serve tcp_endpoint without CurveZMQ (no [federation] keys):
   /// anyone who reaches the port controls the daemon. false = refuse to start that way.
   bool insecure_tcp_control = false;
+  /// [control] trusted_client_keys_dir: <name>.pub files of the clients accepted on a CurveZMQ
+  /// tcp_endpoint (default <state_dir>/curve/clients). Must differ from the peers' folder
+  /// (federation.trusted_keys_dir): a key is a client's or a peer's, never both.
+  std::filesystem::path control_trusted_keys_dir;
   std::string live_endpoint;        ///< PUB of finished frames; default ipc://<runtime>/<inst>.live
   std::string stages_endpoint;      ///< internal ROUTER for stages: ipc://<runtime>/<inst>.stages
   std::filesystem::path state_dir;  ///< SQLite job store, shard files, default outputs
@@ -69,6 +73,9 @@ struct DaemonConfig {
   /// Seconds over which a slot's crashes are counted against stage_restart_limit (older ones
   /// are forgotten).
   std::size_t stage_restart_window_s = 60;
+  /// Stage crashes while holding frames of one shard after which that shard's missing frames are
+  /// failed ("poison shard": "stage ... crashed N times on this shard") instead of redone again.
+  std::size_t shard_crash_limit = 3;
   /// On SIGTERM/SIGINT or a shutdown request: seconds the shards in flight get to finish before
   /// the daemon records them as queued and exits (keep below systemd's TimeoutStopSec).
   std::size_t stop_timeout_s = 20;
@@ -94,7 +101,8 @@ struct ConfigOverrides {
   std::optional<std::size_t> integrate_workers;
   std::optional<std::string> log_level;
   FederationOverrides federation;  ///< --node, --peer-endpoint, --peer, --join, --trusted-keys
-  std::optional<std::string> http_listen;  ///< --http HOST:PORT ("" = off)
+  std::optional<std::filesystem::path> control_trusted_keys_dir;  ///< --trusted-client-keys
+  std::optional<std::string> http_listen;                         ///< --http HOST:PORT ("" = off)
 };
 
 /// The process environment the defaults derive from (injectable for tests).

@@ -960,11 +960,14 @@ void Daemon::reap_stages() {
       auto headers = (*ring)->reclaim(exit.pid);
       held.insert(held.end(), headers.begin(), headers.end());
     }
-    redo_reclaimed(held);
     const auto now = Clock::now();
     const auto at = supervisor_->note_crash(exit.slot, now,
                                             std::chrono::seconds(config_.stage_restart_window_s),
                                             config_.stage_restart_limit);
+    if (blame_shards(exit, held, now)) {  // a poison shard: failed, its crashes forgiven
+      supervisor_->restart(exit.slot);
+      continue;
+    }
     if (at > now) {
       spdlog::error(
           "stage {}/{} crashed {} times within {} s (last: {}); restarting it in {:.0f} s",
@@ -1063,6 +1066,7 @@ void Daemon::apply(const ShardCommittedEvent& event) {
                      (counted ? "" : " (already done: not counted)"));
   job.running.erase(event.shard);
   job.remote.erase(event.shard);
+  shard_crashes_.erase({job.id, event.shard});  // a later crash starts its count again
   std::erase_if(job.queued, [&](const ShardRecord& q) { return q.shard_id == event.shard; });
   if (counted) ++job.shards_done;  // not counted: done before (activate counted it)
   if (job.shards_done == job.shards_total) finish_job(job);

@@ -43,6 +43,7 @@
 #include "daemon/config.hpp"
 #include "daemon/control.hpp"
 #include "daemon/federation/peer_network.hpp"
+#include "daemon/federation/rate_limited_log.hpp"
 #include "daemon/gpu_placement.hpp"
 #include "daemon/http_server.hpp"
 #include "daemon/instance_lock.hpp"
@@ -59,8 +60,9 @@ namespace azflow::daemon {
 
 /// Federation: a shard of this node's job that a peer holds.
 struct RemoteShard {
-  std::string node;
-  std::chrono::steady_clock::time_point since;  ///< when it was handed out
+  std::string node;  ///< the holder: only its authenticated messages count for the shard
+  std::chrono::steady_clock::time_point since;    ///< when it was handed out
+  std::int64_t first_frame = 0, frame_count = 0;  ///< the shard's job frames
 };
 
 /// A job the daemon is working on (queued or running), in memory.
@@ -221,6 +223,16 @@ class Daemon : public ControlHandler {
   void send_stage(const std::string& identity, const DaemonMessage& message);
   void reap_stages();
   void redo_reclaimed(const std::vector<ipc::SlotHeader>& headers);
+  // poison shards (daemon_crashes.cpp)
+  /// Counts a crash of a stage against each shard whose frames it held (`held`, reclaimed) and
+  /// redoes those frames, except for a shard that reached config.shard_crash_limit crashes: its
+  /// missing frames are failed ("stage ... crashed N times on this shard") and its crashes are
+  /// forgotten by the slots (not held against other jobs). True if the crash made a poison shard.
+  bool blame_shards(const StageExit& exit, const std::vector<ipc::SlotHeader>& held,
+                    std::chrono::steady_clock::time_point now);
+  /// Fails every frame of the shard not yet written (own job: through the sink; guest shard:
+  /// failed rows and shard_end to its coordinator) with `reason`; nothing of it is redone.
+  void fail_poison_shard(std::int64_t job, std::int64_t shard, const std::string& reason);
   void check_heartbeats();
 
   // result sink (its threads do the work; these hand it over and apply what it reports)
@@ -243,6 +255,7 @@ class Daemon : public ControlHandler {
   ServiceCounters service_counters() const;
   // federation (daemon_federation.cpp)
   void start_federation();
+  void warn_client_keys_moved() const;
   void poll_peers();
   void handle_peer_message(PeerMessage& message);
   // ... coordinator side: peers work for this node's jobs
@@ -250,6 +263,11 @@ class Daemon : public ControlHandler {
   void peer_wants(const std::string& node, std::size_t count);
   nlohmann::json hand_out(ActiveJob& job, const std::string& node);
   void peer_row(PeerMessage& message);
+  /// The shard `shard` of `job` if `node` holds it (and, with `frame`, the frame lies in it);
+  /// otherwise nullptr, and for a shard still open (its frames could still be written) the
+  /// refused `what` is counted and logged (rate-limited).
+  const RemoteShard* held_by(const ActiveJob& job, std::int64_t shard, const std::string& node,
+                             const std::string& what, std::optional<std::int64_t> frame = {});
   void peer_shard_back(const std::string& node, const nlohmann::json& body, const std::string& why);
   void peer_lost(const std::string& node);
   void requeue_remote(ActiveJob& job, std::int64_t shard_id, const std::string& why);
@@ -310,6 +328,11 @@ class Daemon : public ControlHandler {
   std::map<std::string, bool> offered_;  // worker -> the last "offers" it was told
   std::int64_t next_guest_ = kFirstGuestJob;
   std::uint64_t rows_unsent_ = 0;
+  /// Stage crashes while holding frames of a shard, by (job, shard): the slots and times.
+  std::map<std::pair<std::int64_t, std::int64_t>,
+           std::vector<std::pair<std::size_t, std::chrono::steady_clock::time_point>>>
+      shard_crashes_;
+  RateLimitedLog peer_refusals_{"refused peer messages", std::chrono::seconds(10)};
   // last: destroyed first (its threads hand requests to this object's main loop)
   std::unique_ptr<HttpServer> http_;  // HTTP API (docs/http.md); null when off
 };

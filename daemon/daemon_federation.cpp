@@ -49,12 +49,32 @@ void Daemon::start_federation() {
                          {"integrate_workers", integrate_placement_.devices.size()},
                          {"devices", devices},
                          {"slots", pipeline_slots()}};
-  network_ =
-      std::make_unique<PeerNetwork>(context_, config_.federation, config_.state_dir, capacity);
+  network_ = std::make_unique<PeerNetwork>(context_, config_.federation, config_.state_dir,
+                                           capacity, config_.control_trusted_keys_dir);
+  warn_client_keys_moved();
+}
+
+/// Control clients' keys used to lie in the peers' folder (one folder for both): a TCP control
+/// endpoint with no key in its own folder most likely still has them there; say where they go.
+void Daemon::warn_client_keys_moved() const {
+  if (config_.control_tcp_endpoint.empty()) return;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(config_.control_trusted_keys_dir, ec)) {
+    if (entry.path().extension() == ".pub") return;
+  }
+  spdlog::warn(
+      "control.tcp_endpoint {}: no client key in {} (control.trusted_client_keys_dir), so no "
+      "client can connect; control clients' keys no longer go in the peers' folder {}: a key "
+      "there is a peer's (refused for control). Move the clients' <name>.pub files (not the "
+      "peers') to {}",
+      config_.control_tcp_endpoint, config_.control_trusted_keys_dir.string(),
+      config_.federation.trusted_keys_dir.string(), config_.control_trusted_keys_dir.string());
 }
 
 void Daemon::poll_peers() {
   if (!network_) return;
+  peer_refusals_.flush();
   for (PeerMessage& m : network_->receive(kMaxPeerMessagesPerPoll)) {
     try {
       handle_peer_message(m);
@@ -86,7 +106,10 @@ void Daemon::handle_peer_message(PeerMessage& m) {
       peer_shard_back(m.node, m.body, "");
     } else if (type == "axes") {
       const auto it = jobs_.find(m.body.at("job").get<std::int64_t>());
-      if (it != jobs_.end()) save_axes(it->second, m.body.at("axes"));
+      if (it == jobs_.end()) return;
+      if (it->second.participants.contains(m.node)) return save_axes(it->second, m.body.at("axes"));
+      peer_refusals_.warn("federation: refused axes of job " + std::to_string(it->first) +
+                          " from " + m.node + ": it was handed no shard of that job");
     }
     return;
   }
@@ -137,6 +160,7 @@ nlohmann::json Daemon::peers(const PeersRequest&) {
           {"public_key", network_->public_key()},
           {"refused_connections", network_->refused()},
           {"rows_unsent", rows_unsent_},
+          {"messages_refused", peer_refusals_.total()},
           {"peers", list}};
 }
 
@@ -297,28 +321,57 @@ nlohmann::json Daemon::hand_out(ActiveJob& job, const std::string& node) {
     sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
                                 job.bins, with_errors});
   }
-  job.remote[shard.shard_id] = {node, Clock::now()};
+  job.remote[shard.shard_id] = {node, Clock::now(), shard.first_frame, shard.frame_count};
   job.participants.insert(node);
   log_event(job, "shard " + std::to_string(shard.shard_id) + " to " + node);
   return message;
 }
 
+/// A result row from a peer counts only if that peer holds the shard and the frame is one of the
+/// shard's; the reducer then takes each frame once. Anything else is refused and does not reach
+/// the output (a forged row from another key, a stale row of a shard taken back).
 void Daemon::peer_row(PeerMessage& m) {
   const auto it = jobs_.find(m.body.at("job").get<std::int64_t>());
   if (it == jobs_.end()) return;  // finished or cancelled: a late row, ignored
   ActiveJob& job = it->second;
+  const std::int64_t shard = m.body.at("shard").get<std::int64_t>();
   const std::int64_t frame = m.body.at("frame").get<std::int64_t>();
+  if (held_by(job, shard, m.node, "a row of frame " + std::to_string(frame), frame) == nullptr) {
+    return;
+  }
   const bool ok = m.body.value("ok", false);
   const std::string reason = m.body.value("reason", std::string());  // the sink names the file
   const reduce::FrameResult result{
       job.id,
-      m.body.at("shard").get<std::int64_t>(),
+      shard,
       frame,
       ok,
       reason,
       std::span<const double>(static_cast<const double*>(m.payload.data()),
                               m.payload.size() / sizeof(double))};
   reduce_frame(job, result);
+}
+
+const RemoteShard* Daemon::held_by(const ActiveJob& job, std::int64_t shard,
+                                   const std::string& node, const std::string& what,
+                                   std::optional<std::int64_t> frame) {
+  const auto remote = job.remote.find(shard);
+  std::string why;
+  if (remote == job.remote.end()) {
+    if (!sink_->is_open(job.id, shard)) return nullptr;  // committed (or no such shard): harmless
+    why = "no peer holds that shard now";
+  } else if (remote->second.node != node) {
+    why = "it is held by " + remote->second.node;
+  } else if (frame && (*frame < remote->second.first_frame ||
+                       *frame >= remote->second.first_frame + remote->second.frame_count)) {
+    why = "the shard holds frames " + std::to_string(remote->second.first_frame) + " to " +
+          std::to_string(remote->second.first_frame + remote->second.frame_count - 1);
+  } else {
+    return &remote->second;
+  }
+  peer_refusals_.warn("federation: refused " + what + " of job " + std::to_string(job.id) +
+                      " shard " + std::to_string(shard) + " from " + node + ": " + why);
+  return nullptr;
 }
 
 /// shard_end, cannot_read or give_back: the peer no longer works on the shard. If frames are
@@ -331,15 +384,14 @@ void Daemon::peer_shard_back(const std::string& node, const nlohmann::json& body
   const auto it = jobs_.find(body.at("job").get<std::int64_t>());
   if (it == jobs_.end()) return;
   ActiveJob& job = it->second;
+  const std::int64_t shard = body.at("shard").get<std::int64_t>();
+  if (held_by(job, shard, node, "a " + body.value("type", std::string("?"))) == nullptr) return;
   if (!why.empty() && job.excluded.insert(node).second) {
     spdlog::warn("job {}: peer {} cannot read the dataset: {}", job.id, node, why);
     log_event(job, "peer " + node + " excluded: " + why);
   }
-  const std::int64_t shard = body.at("shard").get<std::int64_t>();
-  const auto remote = job.remote.find(shard);
-  if (remote == job.remote.end() || remote->second.node != node) return;
   if (!sink_->is_open(job.id, shard)) {  // committed meanwhile
-    job.remote.erase(remote);
+    job.remote.erase(shard);
     return;
   }
   requeue_remote(job, shard,

@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
                                    std::chrono::milliseconds(heartbeat_ms));
     azflow::daemon::StageRuntime rt{instance, link, stop, test_delay(role), {}, {}};
     rt.gpu_device = on_gpu ? *gpu : -1;
+    rt.crash_on = azflow::daemon::test_crash_frame(role);
     spdlog::debug("started (pid {})", ::getpid());
     if (role == "source") return azflow::source::run_source_stage(rt);
     if (role == "decompress") return azflow::decompress::run_decompress_stage(rt);

@@ -1,5 +1,10 @@
 #include "daemon/stage_runtime.hpp"
 
+#include <sys/prctl.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "base/error.hpp"
@@ -25,6 +30,26 @@ bool StageRuntime::job_cancelled(std::int64_t job) {
 
 void StageRuntime::delay() const {
   if (frame_delay.count() > 0) std::this_thread::sleep_for(frame_delay);
+}
+
+void StageRuntime::crash_if_asked(const ipc::SlotHeader& header) const {
+  if (!crash_on || static_cast<std::int64_t>(header.job_id) != crash_on->first ||
+      (crash_on->second >= 0 &&
+       static_cast<std::int64_t>(header.frame_index) != crash_on->second)) {
+    return;
+  }
+  ::prctl(PR_SET_DUMPABLE, 0);  // a test crash leaves no core file
+  std::abort();
+}
+
+std::optional<std::pair<std::int64_t, std::int64_t>> test_crash_frame(const std::string& role) {
+  std::string name = "AZFLOW_TEST_CRASH_";
+  for (char c : role) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const char* value = std::getenv(name.c_str());
+  const char* colon = value != nullptr ? std::strchr(value, ':') : nullptr;
+  if (colon == nullptr) return std::nullopt;
+  const std::int64_t frame = std::strcmp(colon + 1, "*") == 0 ? -1 : std::atoll(colon + 1);
+  return std::pair{static_cast<std::int64_t>(std::atoll(value)), frame};
 }
 
 ipc::Ring open_stage_ring(const std::string& instance, const std::string& ring) {

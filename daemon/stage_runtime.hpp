@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_set>
+#include <utility>
 
 #include "daemon/stage_link.hpp"
 #include "ipc/ring.hpp"
@@ -26,6 +27,10 @@ struct StageRuntime {
   StageCounters counters;
   std::unordered_set<std::int64_t> cancelled_jobs;  ///< jobs the daemon cancelled
   int gpu_device = -1;  ///< integrate role: CUDA device ordinal (--device N); -1 = CPU backend
+  /// Test hook AZFLOW_TEST_CRASH_<ROLE>="JOB:FRAME" ("JOB:*": any frame of the job): the stage
+  /// aborts (SIGABRT, no core dump) whenever it takes that job frame from its input ring, as a
+  /// stage crashing on a bad frame. Second -1 = any frame.
+  std::optional<std::pair<std::int64_t, std::int64_t>> crash_on{};
 
   /// True when the process should stop (signal or "stop" message).
   [[nodiscard]] bool should_stop() const noexcept {
@@ -42,7 +47,13 @@ struct StageRuntime {
   bool job_cancelled(std::int64_t job);
   /// Sleeps frame_delay (test hook), if set.
   void delay() const;
+  /// Aborts the process if `header` is the crash_on frame (test hook); otherwise nothing.
+  void crash_if_asked(const ipc::SlotHeader& header) const;
 };
+
+/// The crash_on test hook from AZFLOW_TEST_CRASH_<ROLE> ("JOB:FRAME" or "JOB:*"), or nullopt if
+/// unset or malformed.
+std::optional<std::pair<std::int64_t, std::int64_t>> test_crash_frame(const std::string& role);
 
 /// Takes a write slot of `ring`, waiting in kStagePollInterval steps while the ring is full;
 /// between steps sends heartbeats and passes every incoming message to `on_message`. Returns

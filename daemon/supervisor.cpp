@@ -124,6 +124,13 @@ Clock::time_point Supervisor::note_crash(std::size_t slot, Clock::time_point now
   return now + backoff;
 }
 
+void Supervisor::forget_crash(std::size_t slot, Clock::time_point at) {
+  auto& crashes = slots_.at(slot).crashes;
+  if (const auto it = std::find(crashes.begin(), crashes.end(), at); it != crashes.end()) {
+    crashes.erase(it);
+  }
+}
+
 std::vector<StageExit> Supervisor::reap() {
   std::vector<StageExit> exits;
   while (true) {

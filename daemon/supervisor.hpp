@@ -86,6 +86,9 @@ class Supervisor {
   std::chrono::steady_clock::time_point note_crash(std::size_t slot,
                                                    std::chrono::steady_clock::time_point now,
                                                    std::chrono::seconds window, std::size_t limit);
+  /// Forgets the crash of slot `slot` recorded at `at` (a poison shard's crash: the shard is
+  /// failed, so the crash does not count against the slot's restart limit).
+  void forget_crash(std::size_t slot, std::chrono::steady_clock::time_point at);
   /// Collects exited children (non-blocking) and marks their slots not running.
   std::vector<StageExit> reap();
   /// SIGTERM to every process, waits up to `grace`, then SIGKILLs and reaps the rest.

@@ -21,7 +21,7 @@ constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 // row that cannot be queued is counted and redone by the coordinator after shard_end).
 constexpr int kLinkSendHighWaterMark = 1000;
 constexpr std::size_t kMaxPeerMessageBytes = std::size_t{256} << 20;
-constexpr auto kRefusalLogInterval = std::chrono::seconds(30);
+constexpr auto kKeyRescanInterval = std::chrono::seconds(1);
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<milliseconds>(
@@ -58,12 +58,14 @@ std::string_view peer_state_name(PeerInfo::State state) noexcept {
 }
 
 PeerNetwork::PeerNetwork(zmq::context_t& context, FederationConfig config,
-                         const std::filesystem::path& state_dir, nlohmann::json capacity)
+                         const std::filesystem::path& state_dir, nlohmann::json capacity,
+                         std::filesystem::path client_keys_dir)
     : config_(std::move(config)),
       context_(&context),
       capacity_(std::move(capacity)),
       zap_(context, zmq::socket_type::rep),
-      router_(context, zmq::socket_type::router) {
+      router_(context, zmq::socket_type::router),
+      client_keys_dir_(std::move(client_keys_dir)) {
   bool created = false;
   keys_ = ensure_key_pair(state_dir, config_.node, &created);
   spdlog::info("federation: node {} key {} ({})", config_.node, keys_.public_z85,
@@ -71,6 +73,7 @@ PeerNetwork::PeerNetwork(zmq::context_t& context, FederationConfig config,
                        : public_key_path(state_dir, config_.node).string());
   std::error_code ec;
   std::filesystem::create_directories(config_.trusted_keys_dir, ec);
+  if (!client_keys_dir_.empty()) std::filesystem::create_directories(client_keys_dir_, ec);
   zap_.set(zmq::sockopt::linger, 0);
   zap_.bind(kZapEndpoint);
   router_.set(zmq::sockopt::linger, 0);
@@ -88,8 +91,9 @@ PeerNetwork::PeerNetwork(zmq::context_t& context, FederationConfig config,
                 "peer endpoint " + config_.peer_endpoint + ": cannot bind: " + e.what());
   }
   bound_endpoint_ = advertised(router_.get(zmq::sockopt::last_endpoint));
-  spdlog::info("federation: node {} serving peers on {} (trusted keys in {})", config_.node,
-               bound_endpoint_, config_.trusted_keys_dir.string());
+  spdlog::info(
+      "federation: node {} serving peers on {} (peers' keys in {}, control clients' in {})",
+      config_.node, bound_endpoint_, config_.trusted_keys_dir.string(), client_keys_dir_.string());
   for (const PeerAddress& p : config_.peers) add_peer(p.node, p.endpoint);
   if (config_.join) add_peer(config_.join->node, config_.join->endpoint);
 }
@@ -169,58 +173,82 @@ void PeerNetwork::set_offers(const std::string& node, bool offers) {
 
 // ---------------------------------------------------------------- ZAP (RFC 27)
 
-std::optional<std::string> PeerNetwork::node_of_key(const std::string& key_z85) {
+PeerNetwork::KeyOwner PeerNetwork::owner_of_key(const std::string& key_z85) {
   if (const auto it = trusted_.find(key_z85); it != trusted_.end()) return it->second;
-  trusted_.clear();  // rescan: keys may have been added since
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(config_.trusted_keys_dir, ec)) {
-    if (entry.path().extension() != ".pub") continue;
-    try {
-      if (auto key = read_public_key(entry.path())) trusted_[*key] = entry.path().stem().string();
-    } catch (const Error& e) {
-      spdlog::warn("federation: ignoring {}", e.what());
+  if (Clock::now() - scanned_ < kKeyRescanInterval) return {};
+  scanned_ = Clock::now();
+  trusted_.clear();  // rescan: keys may have been added or removed since
+  const auto scan = [this](const std::filesystem::path& dir, std::string KeyOwner::*role) {
+    std::error_code ec;
+    if (dir.empty()) return;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      if (entry.path().extension() != ".pub") continue;
+      try {
+        if (auto key = read_public_key(entry.path())) {
+          trusted_[*key].*role = entry.path().stem().string();
+        }
+      } catch (const Error& e) {
+        spdlog::warn("federation: ignoring {}", e.what());
+      }
     }
-  }
+  };
+  scan(config_.trusted_keys_dir, &KeyOwner::peer);
+  scan(client_keys_dir_, &KeyOwner::client);
   const auto it = trusted_.find(key_z85);
-  return it == trusted_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  return it == trusted_.end() ? KeyOwner{} : it->second;
+}
+
+std::string PeerNetwork::check_key(const std::string& key, bool control, std::string& user) {
+  const KeyOwner owner = owner_of_key(key);
+  const std::string peers = "the peers' trusted-keys folder " + config_.trusted_keys_dir.string();
+  const std::string clients = "the control clients' folder " + client_keys_dir_.string();
+  if (!owner.peer.empty() && !owner.client.empty()) {
+    return "public key " + key + " is in both " + peers + " and " + clients +
+           ": a key is a peer's or a client's, never both";
+  }
+  const std::string& name = control ? owner.client : owner.peer;
+  if (!name.empty()) {
+    user = name;
+    return "";
+  }
+  if (control && !owner.peer.empty()) {
+    return "public key " + key + " is a peer's key (" + owner.peer + ".pub in " + peers +
+           "), not a control client's: control clients' keys go in " + clients;
+  }
+  if (!control && !owner.client.empty()) {
+    return "public key " + key + " is a control client's key (" + owner.client + ".pub in " +
+           clients + "), not a peer's";
+  }
+  return "public key " + key + " is not in " + (control ? clients : peers);
 }
 
 void PeerNetwork::serve_zap() {
+  peer_refusals_.flush();
+  control_refusals_.flush();
   for (int n = 0; n < 64; ++n) {
     std::vector<zmq::message_t> request;
     if (!zmq::recv_multipart(zap_, std::back_inserter(request), zmq::recv_flags::dontwait)) return;
     // version, request id, domain, address, identity, mechanism, credentials...
     if (request.size() < 6) continue;  // REP must still answer: malformed requests cannot occur
-    const std::string what =
-        request[2].to_string() == "azflow-control" ? "control connection" : "peer connection";
-    const std::string address = request[3].to_string();
-    const std::string mechanism = request[5].to_string();
-    std::string status = "400", text, user;
+    const bool control = request[2].to_string_view() == "azflow-control";
+    const std::string_view mechanism = request[5].to_string_view();
+    std::string user, why;
     if (mechanism != "CURVE" || request.size() < 7) {
-      text = "mechanism " + mechanism + " is not accepted (CURVE only)";
+      why = "mechanism " + std::string(mechanism) + " is not accepted (CURVE only)";
     } else {
-      const std::string key = z85_key(request[6].data(), request[6].size());
-      if (auto node = node_of_key(key)) {
-        status = "200";
-        text = "OK";
-        user = *node;
-      } else {
-        text = "public key " + key + " is not in the trusted-keys folder " +
-               config_.trusted_keys_dir.string();
-      }
+      why = check_key(z85_key(request[6].data(), request[6].size()), control, user);
     }
-    if (status != "200") {
+    if (!why.empty()) {
       ++refused_;
-      auto& last = refusal_logged_[address + text];
-      if (Clock::now() - last > kRefusalLogInterval) {
-        last = Clock::now();
-        spdlog::warn("federation: refused a {} from {}: {}", what, address, text);
-      }
+      (control ? control_refusals_ : peer_refusals_)
+          .warn("federation: refused a " +
+                std::string(control ? "control connection" : "peer connection") + " from " +
+                request[3].to_string() + ": " + why);
     }
     std::array<zmq::message_t, 6> reply{zmq::message_t(std::string("1.0")),
                                         std::move(request[1]),
-                                        zmq::message_t(status),
-                                        zmq::message_t(text),
+                                        zmq::message_t(std::string(why.empty() ? "200" : "400")),
+                                        zmq::message_t(why.empty() ? std::string("OK") : why),
                                         zmq::message_t(user),
                                         zmq::message_t()};
     (void)zmq::send_multipart(zap_, reply);

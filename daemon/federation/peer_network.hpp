@@ -10,9 +10,13 @@
 //  - one DEALER "link" per known peer, CurveZMQ client (the peer's public key comes from the
 //    trusted folder, <trusted_keys_dir>/<node>.pub), connected to the peer's endpoint; over it
 //    this node works for the peer's jobs and sends its heartbeats.
-//  - a ZAP handler (RFC 27, REP at inproc://zeromq.zap.01) that accepts a CURVE client only if
-//    its public key is one of the trusted folder's <node>.pub files, and logs each refusal with
-//    its reason and address.
+//  - a ZAP handler (RFC 27, REP at inproc://zeromq.zap.01) for the peer endpoint (ZAP domain
+//    "azflow-peers") and the CurveZMQ TCP control endpoint ("azflow-control"). Peers and control
+//    clients are trusted separately: a peer is accepted only if its public key is one of the
+//    peers' folder's <node>.pub files, a control client only if its key is one of the control
+//    clients' folder's; a key in the other role's folder (or in both) is refused. Refusals are
+//    counted and logged at most once per 10 s per endpoint kind (with the count of the others);
+//    nothing is kept per refused connection.
 //
 // Membership: a peer is "connecting" until a first message arrives from it, "connected" while it
 // is heard from (on either socket) within lost_after_ms, then "lost" (until it is heard again);
@@ -41,6 +45,7 @@
 
 #include "daemon/federation/curve_keys.hpp"
 #include "daemon/federation/federation_config.hpp"
+#include "daemon/federation/rate_limited_log.hpp"
 
 namespace azflow::daemon {
 
@@ -74,10 +79,13 @@ class PeerNetwork {
  public:
   /// Creates or loads this node's key pair (<state_dir>/curve), starts the ZAP handler, binds the
   /// peer endpoint (CurveZMQ server) and connects to the static peers and the join address.
-  /// `capacity` is sent in every heartbeat. Throws azflow::Error (kIo) naming the endpoint if the
+  /// `capacity` is sent in every heartbeat. `client_keys_dir` holds the <name>.pub keys of the
+  /// clients of a CurveZMQ control endpoint (control.trusted_client_keys_dir), apart from the
+  /// peers' folder config.trusted_keys_dir. Throws azflow::Error (kIo) naming the endpoint if the
   /// bind fails, and as ensure_key_pair.
   PeerNetwork(zmq::context_t& context, FederationConfig config,
-              const std::filesystem::path& state_dir, nlohmann::json capacity);
+              const std::filesystem::path& state_dir, nlohmann::json capacity,
+              std::filesystem::path client_keys_dir);
   ~PeerNetwork();
   PeerNetwork(const PeerNetwork&) = delete;
   PeerNetwork& operator=(const PeerNetwork&) = delete;
@@ -118,8 +126,16 @@ class PeerNetwork {
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_; }
 
  private:
+  /// Where a public key lies: its name in the peers' and in the control clients' folder.
+  struct KeyOwner {
+    std::string peer, client;  ///< <name> of <name>.pub in that folder; "" = not there
+  };
   void serve_zap();
-  std::optional<std::string> node_of_key(const std::string& key_z85);
+  /// The folders' entries for `key_z85`; the folders are scanned again for an unknown key, at
+  /// most once a second (a flood of random keys costs no more than that).
+  KeyOwner owner_of_key(const std::string& key_z85);
+  /// ZAP answer for a CURVE client key: "" (accepted, `user` set) or why it is refused.
+  std::string check_key(const std::string& key_z85, bool control, std::string& user);
   PeerInfo& add_peer(const std::string& node, const std::string& endpoint);
   void connect_link(PeerInfo& peer);
   void heard_from(PeerInfo& peer);
@@ -138,8 +154,11 @@ class PeerNetwork {
   zmq::socket_t router_;
   std::string bound_endpoint_;
   std::map<std::string, PeerInfo> peers_;
-  std::map<std::string, std::string> trusted_;  // Z85 key -> node, cached folder scan
-  std::map<std::string, std::chrono::steady_clock::time_point> refusal_logged_;
+  std::filesystem::path client_keys_dir_;
+  std::map<std::string, KeyOwner> trusted_;  // Z85 key -> names, cached scan of both folders
+  std::chrono::steady_clock::time_point scanned_{};
+  RateLimitedLog peer_refusals_{"refused peer connections", std::chrono::seconds(10)};
+  RateLimitedLog control_refusals_{"refused control connections", std::chrono::seconds(10)};
   std::chrono::steady_clock::time_point last_heartbeat_{};
   std::uint64_t refused_ = 0;
 };

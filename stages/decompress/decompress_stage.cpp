@@ -58,6 +58,7 @@ int run_decompress_stage(daemon::StageRuntime& rt) {
     while (auto message = rt.link.receive(std::chrono::milliseconds(0))) on_message(*message);
     auto in = compressed.acquire_read(daemon::kStagePollInterval);
     if (!in) continue;
+    rt.crash_if_asked(in->header());
     ++rt.counters.frames_in;
     auto out = daemon::wait_write(rt, frames, on_message, [] { return false; });
     if (!out) break;  // stopping: the input slot is reclaimed by the daemon, nothing is lost

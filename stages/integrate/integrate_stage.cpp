@@ -71,6 +71,7 @@ class IntegrateStage {
       while (auto message = rt_.link.receive(std::chrono::milliseconds(0))) on_message(*message);
       auto in = frames_.acquire_read(daemon::kStagePollInterval);
       if (!in) continue;
+      rt_.crash_if_asked(in->header());
       ++rt_.counters.frames_in;
       const auto job = static_cast<std::int64_t>(in->header().job_id);
       JobPlan* plan = rt_.job_cancelled(job) ? nullptr : &plan_for(job);
@@ -144,7 +145,9 @@ class IntegrateStage {
       return slot;
     }
     auto slot = frames_.acquire_read(timeout);
-    if (slot) ++rt_.counters.frames_in;
+    if (!slot) return slot;
+    rt_.crash_if_asked(slot->header());
+    ++rt_.counters.frames_in;
     return slot;
   }
 

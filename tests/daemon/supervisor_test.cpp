@@ -1,7 +1,8 @@
 // The supervisor (daemon/supervisor.hpp) with the real azflow-stage processes and real rings:
 // start, a killed stage's held frame reclaimed from its ring, restart; crash accounting over the
 // restart window; and, end to end, a slot past its restart limit restarted after a back-off while
-// the running job loses no frame and succeeds.
+// the running job loses no frame and succeeds; a poison shard (a frame that crashes a stage each
+// time) failed alone while the jobs around it succeed.
 
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@
 #include "daemon/stage_messages.hpp"
 #include "daemon/supervisor.hpp"
 #include "tests/daemon/daemon_test_support.hpp"
+#include "tests/reduce/h5_read.hpp"
 
 namespace {
 
@@ -217,6 +219,62 @@ TEST(SupervisorTest, AFrozenStageIsKilledAfterThreeMissedHeartbeatsAndRestarted)
   EXPECT_EQ(job.value("state", ""), "succeeded") << job.dump() << daemon.log();
   EXPECT_EQ(job.value("frames_done", 0), 200) << job.dump();
   EXPECT_EQ(job.value("frames_failed", -1), 0) << job.dump();
+}
+
+/// The integrate stage of a job (job 1) and the decompress stage of another (job 2) crash each
+/// time they take one frame (a real abort, AZFLOW_TEST_CRASH_<ROLE>); a third job waits behind
+/// them. Each poisoned shard fails alone after shard_crash_limit (3) crashes, its frames with the
+/// reason; the slots' restart counts forgive those crashes (with stage_restart_limit = 2 the third
+/// crash would otherwise back off); the other shard of each job and the third job are untouched.
+TEST(SupervisorTest, APoisonShardFailsAloneAndTheJobsAroundItSucceed) {
+  TempSpace space;
+  const std::string master = make_series(space, "p", 60);  // shards 0-49 and 50-59
+  DaemonProcess daemon(
+      space, 1, "stage_restart_limit = 2\n",  // the 3rd crash would back off
+      {{"AZFLOW_TEST_CRASH_INTEGRATE", "1:15"}, {"AZFLOW_TEST_CRASH_DECOMPRESS", "2:55"}});
+  ControlClient client(daemon.endpoint());
+  ASSERT_TRUE(client.wait_ready());
+  std::vector<std::int64_t> ids;
+  for (const char* name : {"p1.h5", "p2.h5", "p3.h5"}) {
+    ids.push_back(ctl_enqueue(daemon.endpoint(), master, space.path(name).string()));
+  }
+  ASSERT_EQ(ids, (std::vector<std::int64_t>{1, 2, 3}));
+  const struct { int poison_frame, first, end; } poisoned[] = {{15, 0, 50}, {55, 50, 60}};
+  for (int k = 0; k < 2; ++k) {
+    const json job = wait_job(client, ids[k]);
+    EXPECT_EQ(job.value("state", ""), "warning") << job.dump() << daemon.log();
+    EXPECT_EQ(job.value("frames_done", 0), 60) << job.dump();
+    EXPECT_GE(job.value("frames_failed", 0), 1) << job.dump();
+    bool named = false;
+    for (const json& e : job["frame_errors"]) {
+      named = named ||
+              (e.value("frame", -1) == poisoned[k].poison_frame &&
+               e.value("reason", "").find("crashed 3 times on this shard") != std::string::npos);
+    }
+    EXPECT_TRUE(named) << job.dump();
+    H5File out(space.path(k == 0 ? "p1.h5" : "p2.h5").string());
+    const std::vector<double> failed = out.doubles("/entry/process/failed_frames/frame");
+    EXPECT_NE(std::find(failed.begin(), failed.end(), poisoned[k].poison_frame), failed.end());
+    for (const double f : failed) {  // only frames of the poisoned shard
+      EXPECT_GE(f, poisoned[k].first);
+      EXPECT_LT(f, poisoned[k].end);
+    }
+  }
+  const json third = wait_job(client, ids[2]);
+  EXPECT_EQ(third.value("state", ""), "succeeded") << third.dump() << daemon.log();
+  EXPECT_EQ(third.value("frames_done", 0), 60) << third.dump();
+  EXPECT_EQ(third.value("frames_failed", -1), 0) << third.dump();
+  const json stages = client.result({{"verb", "status"}})["daemon"]["stages"];
+  for (const json& stage : stages) {
+    const std::string role = stage.value("role", "");
+    if (role == "source") continue;
+    EXPECT_EQ(stage.value("restarts", 0), 3) << stage.dump();  // 3 crashes, each restarted
+    EXPECT_EQ(stage.value("recent_crashes", -1), 0)
+        << stage.dump();  // forgiven: not held against it
+    EXPECT_EQ(stage.value("restart_in_s", -1.0), 0.0) << stage.dump();
+  }
+  EXPECT_EQ(daemon.log().find("restarting it in"), std::string::npos)
+      << daemon.log();  // no back-off
 }
 
 }  // namespace

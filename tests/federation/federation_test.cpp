@@ -5,6 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <zmq.h>
+
+#include <regex>
+
+#include "daemon/federation/curve_keys.hpp"
 #include "tests/federation/federation_test_support.hpp"
 
 namespace {
@@ -13,6 +18,103 @@ using namespace azflow::testing;
 
 constexpr int kFrames = 150;
 constexpr int kCorruptFrame = 37;
+
+/// A forging peer: a DEALER on CurveZMQ to a node's peer endpoint with a key pair of its own,
+/// claiming node name `name`, which says hello and then sends what the test tells it (forged
+/// rows, shard ends) the way a peer daemon would.
+class ForgingPeer {
+ public:
+  ForgingPeer(const std::string& name, const azflow::daemon::CurveKeyPair& keys,
+              const std::string& server_key, const std::string& endpoint)
+      : socket_(context_, zmq::socket_type::dealer), name_(name) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.set(zmq::sockopt::routing_id, name);
+    socket_.set(zmq::sockopt::curve_serverkey, server_key);
+    socket_.set(zmq::sockopt::curve_publickey, keys.public_z85);
+    socket_.set(zmq::sockopt::curve_secretkey, keys.secret_z85);
+    socket_.connect(endpoint);
+    send({{"type", "hello"},
+          {"endpoint", "tcp://127.0.0.1:1"},
+          {"capacity", {{"workers", 1}, {"integrate_workers", 1}, {"slots", 0}}}});
+  }
+
+  /// Sends {"node": name, ...body} (with a binary frame if `payload`); false if not queued.
+  bool send(json body, const std::vector<double>& payload = {}) {
+    body["node"] = name_;
+    const std::string text = body.dump();
+    const auto flags = payload.empty() ? zmq::send_flags::dontwait
+                                       : zmq::send_flags::dontwait | zmq::send_flags::sndmore;
+    if (!socket_.send(zmq::buffer(text), flags)) return false;
+    if (!payload.empty()) {
+      return socket_
+          .send(zmq::buffer(payload.data(), payload.size() * sizeof(double)),
+                zmq::send_flags::dontwait)
+          .has_value();
+    }
+    return true;
+  }
+
+  /// Forges every frame of `frames` as a row of job `job` shard `shard` (alternately good-looking
+  /// sums of 1e6 and failures), then the shard's end; returns the messages queued.
+  int forge_shard(std::int64_t job, std::int64_t shard, int frames, std::size_t bins) {
+    const std::vector<double> sums(4 * bins, 1e6);
+    int sent = 0;
+    for (int f = 0; f < frames; ++f) {
+      const bool ok = f % 2 == 0;
+      json row = {{"type", "row"}, {"job", job}, {"shard", shard}, {"frame", f}, {"ok", ok}};
+      if (!ok) row["reason"] = "forged";
+      sent += send(row, ok ? sums : std::vector<double>{});
+    }
+    sent += send({{"type", "shard_end"}, {"job", job}, {"shard", shard}});
+    return sent;
+  }
+
+  /// Keeps the link alive (a heartbeat listing nothing) and counts what arrives.
+  void tick() {
+    (void)send({{"type", "heartbeat"}, {"endpoint", "tcp://127.0.0.1:1"}, {"held", json::array()}});
+    zmq::message_t m;
+    while (socket_.recv(m, zmq::recv_flags::dontwait)) ++received_;
+  }
+  [[nodiscard]] int received() const { return received_; }
+
+ private:
+  zmq::context_t context_{1};
+  zmq::socket_t socket_;
+  std::string name_;
+  int received_ = 0;
+};
+
+/// A key pair made with `azflowd keygen` in `dir` for `name`.
+azflow::daemon::CurveKeyPair keygen(const fs::path& dir, const std::string& name) {
+  const CommandResult r = run_command(std::string(AZFLOWD_BIN) + " keygen --state-dir " +
+                                      quote(dir.string()) + " --node " + name);
+  EXPECT_EQ(r.code, 0) << r.output;
+  return azflow::daemon::read_key_pair(dir / "curve" / (name + ".key"));
+}
+
+std::string public_key_of(const fs::path& pub) {
+  std::ifstream in(pub);
+  std::string key;
+  in >> key;
+  return key;
+}
+
+/// VmRSS of process `pid` in kB (/proc/PID/status), 0 if unreadable.
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+/// Lines of `text` that contain `needle`.
+std::size_t lines_with(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
 
 /// A federation of a coordinator "a" and peers "b" and "c" (joined to a), a dataset and the
 /// single-daemon reference output of the job.
@@ -258,7 +360,8 @@ TEST_F(FederationTest, PeerWithUntrustedKeyIsRefused) {
     in >> key;
     return key;
   }();
-  EXPECT_NE(a().log().find(rogue_key + " is not in the trusted-keys folder"), std::string::npos)
+  EXPECT_NE(a().log().find(rogue_key + " is not in the peers' trusted-keys folder"),
+            std::string::npos)
       << a().log();
   EXPECT_GE(a().peers().value("refused_connections", 0), 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // several heartbeats
@@ -274,9 +377,16 @@ TEST_F(FederationTest, TcpControlNeedsATrustedClientKey) {
                                         quote(clients.string()) + " --node " + who);
     ASSERT_EQ(r.code, 0) << r.output;
   }
-  fs::copy_file(clients / "curve" / "alice.pub", trusted_ / "alice.pub");
+  // mallory's key lies in the peers' folder, which does not make it a control client
+  fs::copy_file(clients / "curve" / "mallory.pub", trusted_ / "mallory.pub");
   const std::string tcp = "tcp://127.0.0.1:" + std::to_string(free_port());
   a().start(trusted_, "", {}, true, "[control]\ntcp_endpoint = \"" + tcp + "\"");
+  // no client key yet: the migration warning (clients' keys no longer go in the peers' folder)
+  EXPECT_NE(a().log().find("control clients' keys no longer go in the peers' folder"),
+            std::string::npos)
+      << a().log();
+  // alice becomes a control client: its key added to a's control clients' folder while a runs
+  fs::copy_file(clients / "curve" / "alice.pub", a().state() / "curve" / "clients" / "alice.pub");
   const auto ctl = [&](const std::string& keys) {
     return run_command(std::string(AZFLOWCTL_BIN) + " --endpoint " + tcp + " --timeout 2 " + keys +
                        " --json peers");
@@ -293,6 +403,9 @@ TEST_F(FederationTest, TcpControlNeedsATrustedClientKey) {
   EXPECT_TRUE(eventually([&] {
     return a().log().find("refused a control connection") != std::string::npos;
   })) << a().log();
+  EXPECT_NE(a().log().find("is a peer's key (mallory.pub in the peers' trusted-keys folder"),
+            std::string::npos)
+      << a().log();
 }
 
 TEST_F(FederationTest, StoppedPeerNeitherStallsTheJobNorCountsTwice) {
@@ -361,6 +474,168 @@ TEST_F(FederationTest, RestartedCoordinatorResumesAndPeersReattach) {
       << "no shard handed to a peer after the restart:\n"
       << after;
   expect_same_output(out, ref, true);
+}
+
+// Issue 14, finding 4: a control client's key joined as a peer used to replace 80 of 200 frames.
+// Two forgers try to write the rows of b's shards of a --nodes all job on a: "alice", whose key
+// is one of a's control clients', and "f", a trusted peer that holds none of those shards. Both
+// are refused (alice at the handshake, f's rows and shard ends at the coordinator), and the
+// output is the single daemon's.
+TEST_F(FederationTest, ForgedRowsFromAControlKeyOrAnotherPeerAreRefused) {
+  const std::string ref = data_.path("single.h5").string();
+  single_daemon_reference(ref);
+  const fs::path forgers = data_.path("forgers");
+  fs::create_directories(trusted_);
+  const auto f_keys = keygen(forgers, "f");
+  const auto alice_keys = keygen(forgers, "alice");
+  fs::copy_file(forgers / "curve" / "f.pub", trusted_ / "f.pub");  // a trusted peer
+  for (const char* name : {"a", "b"}) nodes_.push_back(std::make_unique<Node>(name, trusted_));
+  fs::create_directories(a().state() / "curve" / "clients");  // alice: a control client of a
+  fs::copy_file(forgers / "curve" / "alice.pub", a().state() / "curve" / "clients" / "alice.pub");
+  const std::map<std::string, std::string> env{{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "30"}};
+  a().start(trusted_, "", env);
+  b().start(trusted_, "join = \"" + a().address() + "\"", env);
+  const std::string a_key = public_key_of(a().state() / "curve" / "a.pub");
+  ForgingPeer f("f", f_keys, a_key, a().endpoint());
+  ForgingPeer alice("alice", alice_keys, a_key, a().endpoint());
+  ASSERT_TRUE(eventually([&] {
+    f.tick();
+    return a().peer_state("b") == "connected" && a().peer_state("f") == "connected";
+  })) << a().log();
+
+  const std::string out = data_.path("split.h5").string();
+  const std::int64_t id = enqueue_split(out);
+  ASSERT_GT(id, 0);
+  std::set<std::int64_t> forged;
+  int sent = 0;
+  const std::regex handed_to_b(" shard ([0-9]+) to b");
+  json job;
+  while (!is_final_state((job = job_status(a().client(), id)).value("state", ""))) {
+    const std::string events = a().events(id);
+    for (auto it = std::sregex_iterator(events.begin(), events.end(), handed_to_b);
+         it != std::sregex_iterator(); ++it) {
+      const std::int64_t shard = std::stoll((*it)[1].str());
+      if (!forged.insert(shard).second) continue;
+      sent += f.forge_shard(id, shard, kFrames, 200);
+      (void)alice.forge_shard(id, shard, kFrames, 200);
+    }
+    f.tick();
+    alice.tick();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(forged.empty()) << a().events(id);
+  EXPECT_GT(sent, kFrames);
+  expect_every_frame_once(job);
+  expect_same_output(out, ref, true);
+  const json peers = a().peers();
+  EXPECT_GE(peers.value("messages_refused", 0), kFrames) << peers.dump();
+  EXPECT_GE(peers.value("refused_connections", 0), 1) << peers.dump();
+  EXPECT_EQ(a().peer_state("alice"), "");  // never admitted
+  EXPECT_EQ(alice.received(), 0);
+  const std::string log = a().log();
+  EXPECT_NE(log.find("refused a row of frame"), std::string::npos) << log;
+  EXPECT_NE(log.find(" from f: it is held by b"), std::string::npos) << log;
+  EXPECT_NE(log.find("is a control client's key (alice.pub in the control clients' folder"),
+            std::string::npos)
+      << log;
+  EXPECT_LE(lines_with(log, "federation: refused"), 12u) << log;  // rate-limited
+}
+
+// Issue 14, finding 4: 40k handshakes with random keys wrote one log line each and grew azflowd
+// from 17 to 33 MB. 2000 CurveZMQ clients with random keys: every one refused and counted, a
+// bounded number of log lines, nothing kept per connection, and the daemon answers.
+TEST_F(FederationTest, AFloodOfHandshakesWithRandomKeysIsLoggedBoundedAndKeptNowhere) {
+  nodes_.push_back(std::make_unique<Node>("a", trusted_));
+  a().start(trusted_, "");
+  const std::string a_key = public_key_of(a().state() / "curve" / "a.pub");
+  long rss_before = 0;  // after the first batch: libzmq's and malloc's working set for a batch
+  const auto start = Clock::now();
+  zmq::context_t context(1);
+  constexpr int kHandshakes = 2000, kBatch = 200;
+  for (int done = 0; done < kHandshakes; done += kBatch) {
+    std::vector<zmq::socket_t> batch;
+    for (int k = 0; k < kBatch; ++k) {
+      char pub[41], secret[41];
+      ASSERT_EQ(zmq_curve_keypair(pub, secret), 0);
+      zmq::socket_t& s = batch.emplace_back(context, zmq::socket_type::dealer);
+      s.set(zmq::sockopt::linger, 0);
+      s.set(zmq::sockopt::reconnect_ivl, -1);  // one handshake per socket
+      s.set(zmq::sockopt::curve_serverkey, a_key);
+      s.set(zmq::sockopt::curve_publickey, std::string(pub));
+      s.set(zmq::sockopt::curve_secretkey, std::string(secret));
+      s.connect(a().endpoint());
+    }
+    ASSERT_TRUE(
+        eventually([&] { return a().peers().value("refused_connections", 0) >= done + kBatch; },
+                   std::chrono::seconds(30)))
+        << a().peers().dump();
+    batch.clear();
+    if (done == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      rss_before = rss_kb(a().pid());
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const json status = a().client().result({{"verb", "status"}});
+  EXPECT_TRUE(status.contains("daemon")) << status.dump();
+  const long rss_after = rss_kb(a().pid());
+  // one line at the first refusal, then at most one per 10 s (with the count of the others)
+  const std::size_t lines = lines_with(a().log(), "refused a peer connection");  // summaries too
+  EXPECT_GE(lines, 1u);
+  EXPECT_LE(lines, 2 + static_cast<std::size_t>(seconds / 10)) << a().log();
+  // 9 more batches: a loose bound (malloc keeps some of libzmq's freed buffers); 8000 handshakes
+  // measured 24.2 -> 25.3 MB, the old per-key map grew 16 MB over 40k
+  EXPECT_LT(rss_after - rss_before, 8 * 1024) << rss_before << " kB -> " << rss_after << " kB";
+  std::cout << "2000 refused handshakes in " << seconds << " s; azflowd VmRSS after 200 "
+            << rss_before << " kB -> " << rss_after << " kB; " << lines << " log lines\n";
+}
+
+// Issue 14, finding 6, on a peer: every frame of the guest job crashes b's integrate stage
+// (AZFLOW_TEST_CRASH_INTEGRATE with b's first guest job id, 2^40). Each shard b holds fails there
+// after 3 crashes: b sends failed rows with the reason and shard_end, the coordinator records
+// them; the job ends with every frame accounted for, the failed ones only in b's shards.
+TEST_F(FederationTest, APoisonShardOnAPeerFailsThereAndTheCoordinatorRecordsIt) {
+  for (const char* name : {"a", "b"}) nodes_.push_back(std::make_unique<Node>(name, trusted_));
+  const std::map<std::string, std::string> slow{{"AZFLOW_TEST_DELAY_MS_INTEGRATE", "10"}};
+  std::map<std::string, std::string> poisoned = slow;
+  poisoned["AZFLOW_TEST_CRASH_INTEGRATE"] = std::to_string(std::int64_t{1} << 40) + ":*";
+  a().start(trusted_, "", slow);
+  b().start(trusted_, "join = \"" + a().address() + "\"", poisoned);
+  ASSERT_TRUE(eventually([&] { return a().peer_state("b") == "connected"; })) << a().log();
+  const std::string out = data_.path("split.h5").string();
+  const std::int64_t id = enqueue_split(out);
+  const json job = wait_job(a().client(), id);
+  EXPECT_EQ(job.value("state", ""), "warning") << job.dump() << b().log();
+  EXPECT_EQ(job.value("frames_done", 0), kFrames) << job.dump();
+  const std::string b_log = b().log();
+  EXPECT_NE(b_log.find("crashed 3 times on this shard"), std::string::npos) << b_log;
+  bool named = false;
+  for (const json& e : job["frame_errors"]) {
+    named =
+        named || e.value("reason", "").find("crashed 3 times on this shard") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << job.dump();
+  // the failed frames: the corrupt one and frames of shards handed to b, nothing else
+  const std::string events = a().events(id);
+  std::set<std::int64_t> b_shards;
+  const std::regex handed_to_b(" shard ([0-9]+) to b");
+  for (auto it = std::sregex_iterator(events.begin(), events.end(), handed_to_b);
+       it != std::sregex_iterator(); ++it) {
+    b_shards.insert(std::stoll((*it)[1].str()));
+  }
+  ASSERT_FALSE(b_shards.empty()) << events;
+  const JobOutput o = JobOutput::read(out);
+  EXPECT_GT(o.failed_frames.size(), 1u);
+  // shard_frames = 10 (Node::start) is below 150 frames / (4 + 4) slots: shard s is frames
+  // 10 s .. 10 s + 9
+  constexpr int per_shard = 10;
+  ASSERT_EQ(job["shards"].value("total", 0), kFrames / per_shard) << job.dump();
+  for (const double f : o.failed_frames) {
+    const auto frame = static_cast<std::int64_t>(f);
+    EXPECT_TRUE(frame == kCorruptFrame || b_shards.contains(frame / per_shard))
+        << "frame " << frame << " failed outside b's shards " << events;
+  }
 }
 
 }  // namespace

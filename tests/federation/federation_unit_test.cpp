@@ -71,6 +71,7 @@ TEST(FederationConfig, PeersAsATableAndDefaults) {
   EXPECT_EQ(c.federation.peers[0].node, "n2");
   EXPECT_EQ(c.federation.node, host_node_name());
   EXPECT_EQ(c.federation.trusted_keys_dir, c.state_dir / "curve" / "trusted");
+  EXPECT_EQ(c.control_trusted_keys_dir, c.state_dir / "curve" / "clients");
   EXPECT_EQ(c.federation.heartbeat_ms, 1000u);
   const DaemonConfig off = load_config(std::nullopt, {}, test_env());
   EXPECT_FALSE(off.federation.enabled());
@@ -113,6 +114,28 @@ TEST(FederationConfig, BadValuesNameTheKey) {
             std::string::npos);
   EXPECT_NE(message("allowed_input_roots = [\"data\"]\n").find("allowed_input_roots"),
             std::string::npos);
+}
+
+// Issue 14, finding 4: control clients and peers are trusted through two folders; a
+// configuration that names one folder for both is refused before anything starts.
+TEST(FederationConfig, ClientAndPeerKeysNeedTwoFolders) {
+  TempDir dir;
+  const DaemonConfig c = load_text(dir,
+                                   "[control]\ntrusted_client_keys_dir = \"/etc/azflow/clients\"\n"
+                                   "[federation]\ntrusted_keys_dir = \"/etc/azflow/peers\"\n");
+  EXPECT_EQ(c.control_trusted_keys_dir, "/etc/azflow/clients");
+  ConfigOverrides o;
+  o.control_trusted_keys_dir = "/etc/azflow/peers/.";  // the same folder, spelt otherwise
+  try {
+    load_text(dir, "[federation]\ntrusted_keys_dir = \"/etc/azflow/peers\"\n", o);
+    ADD_FAILURE() << "one folder for both accepted";
+  } catch (const azflow::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("control.trusted_client_keys_dir and "
+                                         "federation.trusted_keys_dir are the same folder"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(load_text(dir, "[control]\ntrusted_client_keys_dir = \"rel\"\n"), azflow::Error);
 }
 
 TEST(NodeSelection, ParsesAndRoundTrips) {
