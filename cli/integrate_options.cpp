@@ -38,6 +38,19 @@ void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
 }
 
+// pyFAI 0.21's AzimuthalIntegrator.sigma_clip_ng and its keyword arguments thres and max_iter.
+void add_sigma_clip_options(CLI::App& cmd, IntegrateOptions& o) {
+  auto* clip = cmd.add_flag("--sigma-clip", o.sigma_clip,
+                            "sigma clipping per radial bin, as pyFAI's sigma_clip_ng (1D only; "
+                            "error model poisson unless --error-model azimuthal)");
+  cmd.add_option("--thres", o.thres, "sigma clipping cut-off in standard deviations")
+      ->capture_default_str()
+      ->needs(clip);
+  cmd.add_option("--max-iter", o.max_iter, "sigma clipping iterations (0: none)")
+      ->capture_default_str()
+      ->needs(clip);
+}
+
 void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
   auto* npt =
       cmd.add_option("--npt", o.npt, "radial bins of a 1D integration")->capture_default_str();
@@ -63,6 +76,7 @@ void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
       ->capture_default_str();
   cmd.add_option("--error-model", o.error_model, "sigma: none, poisson or azimuthal")
       ->capture_default_str();
+  add_sigma_clip_options(cmd, o);
 }
 
 void add_correction_options(CLI::App& cmd, IntegrateOptions& o) {
@@ -151,6 +165,17 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
   s.dummy = o.no_dummy ? std::nullopt : (o.dummy ? o.dummy : default_dummy(dtype));
   s.delta_dummy = s.dummy ? o.delta_dummy : std::nullopt;
   s.normalization_factor = o.normalization_factor;
+  if (o.sigma_clip) {
+    if (s.is_2d()) {
+      throw Error(ErrorCategory::kConfig,
+                  "--sigma-clip: 1D only (pyFAI's sigma_clip_ng): drop --npt-azim");
+    }
+    s.sigma_clip = integrate::SigmaClip{o.thres, o.max_iter};
+    if (s.error_model == integrate::ErrorModel::kNone)
+      s.error_model = integrate::ErrorModel::kPoisson;
+    if (!(o.thres > 0) || !std::isfinite(o.thres))
+      throw Error(ErrorCategory::kConfig, "--thres: must be positive and finite");
+  }
   s.validate();
   return s;
 }

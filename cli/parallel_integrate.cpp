@@ -11,6 +11,7 @@
 #include "base/error.hpp"
 #include "stages/decompress/codec.hpp"
 #include "stages/integrate/cpu_integrator.hpp"
+#include "stages/integrate/sigma_clip.hpp"
 
 namespace azflow::cli {
 
@@ -36,6 +37,7 @@ struct WorkerBuffers {
   std::vector<std::byte> frame;
   integrate::BinSums sums;
   std::vector<float> intensity, sigma;
+  std::vector<float> clip_std, clip_count;  // sigma clipping only
   IntensityRange seen;
 };
 
@@ -97,6 +99,11 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
   shared.writer.add_sums(buf.sums);
   std::lock_guard lock(shared.hdf5_mutex);
   shared.writer.write_frame(row, buf.intensity, buf.sigma);
+  if (shared.writer.layout().with_clip_stats) {
+    integrate::clipped_std(buf.sums, buf.clip_std, shared.writer.layout().empty_value);
+    buf.clip_count.assign(buf.sums.count.begin(), buf.sums.count.end());
+    shared.writer.write_clip_stats(row, buf.clip_std, buf.clip_count);
+  }
 }
 
 void worker(Shared& shared, const std::shared_ptr<const integrate::Plan>& plan) {
