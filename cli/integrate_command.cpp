@@ -68,7 +68,20 @@ nlohmann::json full_settings(const IntegrateOptions& o, const integrate::Integra
   j["first_frame"] = range.first;
   j["last_frame"] = range.last;
   j["threads"] = threads;
+  if (o.integrate_radial) j["pyfai_config"]["integrator_method"] = "integrate_radial";
   return j;
+}
+
+// integrate_radial's layout: one chi axis (the plan's azimuthal bins), format nexus only.
+void as_chi_profile(reduce::NexusLayout& layout, reduce::OutputFormat format) {
+  if (format != reduce::OutputFormat::kNexus) {
+    throw Error(ErrorCategory::kConfig, "--integrate-radial: writes --format nexus only");
+  }
+  layout.radial_centers = std::move(layout.azimuthal_centers);
+  layout.radial_edges = std::move(layout.azimuthal_edges);
+  layout.azimuthal_centers.clear();
+  layout.azimuthal_edges.clear();
+  layout.chi_profile = true;
 }
 
 void print_summary(const IntegrateOptions& o, const source::DatasetInfo& info, FrameRange range,
@@ -124,6 +137,7 @@ int run_integrate(const IntegrateOptions& o) {
   if (o.mask.empty()) integrate::add_detector_mask(poni.detector, corrections);
   auto plan = integrate::Plan::build(integrate::Geometry(poni), settings, corrections);
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
+  if (o.integrate_radial) as_chi_profile(layout, format);
   layout.overwrite = o.overwrite;
   layout.first_frame = static_cast<std::int64_t>(range.first);
   layout.format = format;
@@ -136,7 +150,8 @@ int run_integrate(const IntegrateOptions& o) {
   writer->write_settings(full_settings(o, settings, poni, info, range, threads));
 
   ProgressBar progress(range.size(), o.quiet);
-  const IntensityRange seen = integrate_frames(dataset, range, plan, *writer, threads, progress);
+  const IntensityRange seen =
+      integrate_frames(dataset, range, plan, *writer, threads, progress, o.integrate_radial);
   progress.finish();
   const reduce::WriterSummary summary = writer->finish();
   const double total_s =

@@ -49,6 +49,10 @@ void add_sigma_clip_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("--max-iter", o.max_iter, "sigma clipping iterations (0: none)")
       ->capture_default_str()
       ->needs(clip);
+  cmd.add_flag("--integrate-radial", o.integrate_radial,
+               "I as a function of chi, as pyFAI's integrate_radial: the 2D integration of "
+               "--npt-rad x --npt-azim bins (over --radial-range) summed over its radial bins; "
+               "chi in --azimuth-unit; format nexus only");
 }
 
 void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
@@ -165,6 +169,13 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
   s.dummy = o.no_dummy ? std::nullopt : (o.dummy ? o.dummy : default_dummy(dtype));
   s.delta_dummy = s.dummy ? o.delta_dummy : std::nullopt;
   s.normalization_factor = o.normalization_factor;
+  if (o.integrate_radial && o.sigma_clip) {
+    throw Error(ErrorCategory::kConfig, "--integrate-radial and --sigma-clip: give one of them");
+  }
+  if (o.integrate_radial && !s.is_2d()) {
+    throw Error(ErrorCategory::kConfig,
+                "--integrate-radial: give --npt-rad (radial bins) and --npt-azim (chi bins)");
+  }
   if (o.sigma_clip) {
     if (s.is_2d()) {
       throw Error(ErrorCategory::kConfig,
@@ -207,6 +218,7 @@ nlohmann::json settings_json(const IntegrateOptions& o, const integrate::Integra
   j["flat_file"] = o.flat;
   j["use_detector_pixel_mask"] = !o.no_file_mask;
   j["frames"] = o.frames;
+  j["integrate_radial"] = o.integrate_radial;
   return j;
 }
 

@@ -37,6 +37,9 @@ struct IntegrateOptions {
   bool sigma_clip = false;   ///< pyFAI's sigma_clip_ng instead of integrate1d_ng
   double thres = 5.0;        ///< sigma clipping cut-off, in standard deviations
   std::size_t max_iter = 5;  ///< sigma clipping iterations
+  /// pyFAI's integrate_radial: I(chi), the 2D integration (npt_rad x npt_azim) summed over its
+  /// radial bins
+  bool integrate_radial = false;
   std::vector<double> radial_range, azimuth_range;  ///< empty or {A, B}
   std::string azimuth_unit = "chi_deg";  ///< chi_deg or chi_rad: 2D axis and azimuth_range
   std::optional<double> dummy, delta_dummy;

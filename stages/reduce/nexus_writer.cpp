@@ -151,7 +151,7 @@ Names names_for(const NexusLayout& layout) {
     return {"reduction",         "input",          "NXparameters",        "data", "radial_axis",
             "radial_axis_edges", "azimuthal_axis", "azimuthal_axis_edges"};
   }
-  const std::string rad(radial_axis_name(layout.unit));
+  const std::string rad(layout.chi_profile ? "chi" : radial_axis_name(layout.unit));
   return {"process", "parameters",   "NXcollection", "integrate",
           rad,       rad + "_edges", "chi",          "chi_edges"};
 }
@@ -269,7 +269,8 @@ NexusWriter::NexusWriter(NexusLayout layout)
     throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
                                             ": empty or inconsistent layout (no frames or bins)");
   }
-  if (layout_.format != OutputFormat::kNexus && layout_.format != OutputFormat::kNxAzint) {
+  if ((layout_.format != OutputFormat::kNexus && layout_.format != OutputFormat::kNxAzint) ||
+      (layout_.chi_profile && layout_.format != OutputFormat::kNexus)) {
     throw Error(ErrorCategory::kInternal, "NexusWriter cannot write format " +
                                               std::string(output_format_name(layout_.format)));
   }
@@ -358,10 +359,13 @@ void NexusWriter::create_frame_group() {
     h5::write_string_attr(files_->clip_count.get(), "long_name",
                           "pixels kept by sigma clipping (sum of weights)");
   }
+  const bool chi_rad = layout_.azimuthal_unit == integrate::AzimuthalUnit::kChiRad;
   const auto [rad_label, rad_units] =
-      azint ? azint_radial_label(layout_.unit)
-            : std::pair{radial_long_name(layout_.unit),
-                        std::string(integrate::unit_symbol(layout_.unit))};
+      azint                 ? azint_radial_label(layout_.unit)
+      : layout_.chi_profile ? std::pair{std::string("chi (") + (chi_rad ? "rad" : "deg") + ")",
+                                        std::string(chi_rad ? "rad" : "deg")}
+                            : std::pair{radial_long_name(layout_.unit),
+                                        std::string(integrate::unit_symbol(layout_.unit))};
   write_axis(data, names.rad, layout_.radial_centers, rad_units, rad_label);
   write_axis(data, names.rad_edges, layout_.radial_edges, rad_units, rad_label + " bin edges");
   std::vector<std::string> axes{names.rad};
@@ -504,7 +508,7 @@ void NexusWriter::write_sum_group() {
   h5::write_array(sum.get(), "sum_normalization", dims,
                   std::span<const double>(total_.normalization));
   h5::write_array(sum.get(), "sum_count", dims, std::span<const double>(total_.count));
-  const std::string rad(radial_axis_name(layout_.unit));
+  const std::string rad = names_for(layout_).rad;
   std::vector<std::string> links{rad, rad + "_edges"};
   std::vector<std::string> axes{rad};
   if (layout_.npt_azim() > 0) {

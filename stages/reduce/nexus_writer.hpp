@@ -51,6 +51,8 @@
 //       frame_index int64 (frames)
 //   (no /entry/sum group: the definition has one NXdata)
 //
+// With NexusLayout::chi_profile (integrate_radial, format nexus only) the one axis is "chi"
+// (units deg or rad) instead of <rad>.
 // <rad> is the radial unit's family: "q" (q_nm^-1, q_A^-1), "2th" (2th_deg, 2th_rad), "r" (r_mm).
 // The file is created as "<path>.partial" and renamed to <path> by finish(); an unfinished writer
 // leaves the ".partial" file behind. Both names are made in NexusLayout::dir without following

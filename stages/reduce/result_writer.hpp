@@ -77,6 +77,9 @@ struct NexusLayout {
   bool with_errors = false;  ///< write I_errors
   /// Sigma clipping (sigma_clip_ng): also write each frame's clipped std and count (NeXus).
   bool with_clip_stats = false;
+  /// integrate_radial: the 1D axis (radial_centers / radial_edges) holds chi in azimuthal_unit,
+  /// named "chi" (format nexus only).
+  bool chi_profile = false;
   OutputFormat format = OutputFormat::kNexus;
   OutputProvenance provenance;
   /// I and sigma of a bin without pixels (count 0) in rows finalized from sums (write_frame with

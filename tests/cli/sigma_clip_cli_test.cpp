@@ -1,8 +1,9 @@
-// `azflow integrate --sigma-clip` against pyFAI 0.21.3's sigma_clip_ng
+// `azflow integrate --sigma-clip` and `--integrate-radial` against pyFAI 0.21.3's sigma_clip_ng
+// and integrate_radial
 // (tests/integrate/fixtures/sigma_clip_reference.h5, group /cli, made by
-// make_sigma_clip_fixtures.py): every frame's I, I_errors (pyFAI's sigma) and std within 1e-3
-// relative on the bins pyFAI counts, and count exactly (pyFAI's max(3, count) quirk aside,
-// stages/integrate/sigma_clip.hpp).
+// make_sigma_clip_fixtures.py): for sigma clipping every frame's I, I_errors (pyFAI's sigma) and
+// std within 1e-3 relative on the bins pyFAI counts, and count exactly (pyFAI's max(3, count) quirk
+// aside, stages/integrate/sigma_clip.hpp).
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -95,6 +96,32 @@ TEST_F(SigmaClipCliTest, MatchesPyfaiSigmaClipNgFrameByFrame) {
     }
     EXPECT_TRUE(f.exists("/entry/process/pyfai_config"));
   }
+}
+
+// `azflow integrate --integrate-radial` against pyFAI 0.21.3's integrate_radial (chi_rad, bbox, a
+// radial range): the chi axis within 1e-3 of a bin, I within 1e-3 relative where pyFAI counts.
+TEST_F(SigmaClipCliTest, IntegrateRadialMatchesPyfai) {
+  const H5File ref(kFixture.string());
+  const std::string g = "/cli_radial/radial_chi_rad_2th";
+  const fs::path out = dir_ / "radial.h5";
+  const auto r = integrate(ref.string_attr(g, "options").at(0), out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const H5File f(out.string());
+  const std::vector<double> chi = f.doubles("/entry/integrate/chi");
+  const std::vector<double> ref_chi = ref.doubles(g + "/frame_0/chi");
+  ASSERT_EQ(chi.size(), ref_chi.size());
+  const double bin = ref_chi[1] - ref_chi[0];
+  for (std::size_t b = 0; b < chi.size(); ++b) EXPECT_NEAR(chi[b], ref_chi[b], 1e-3 * bin);
+  EXPECT_EQ(f.string_attr("/entry/integrate/chi", "units").at(0), "rad");
+  EXPECT_EQ(f.dims("/entry/integrate/I"), (std::vector<hsize_t>{2, chi.size()}));
+  for (std::size_t k = 0; k < 2; ++k) {
+    const std::string fr = g + "/frame_" + std::to_string(k);
+    expect_close(row_of(f, "/entry/integrate/I", k), ref.doubles(fr + "/I"),
+                 ref.doubles(fr + "/count"), "integrate_radial frame " + std::to_string(k));
+  }
+  const auto bad = integrate("--integrate-radial --npt 30", dir_ / "bad.h5");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--npt-azim"), std::string::npos) << bad.output;
 }
 
 TEST_F(SigmaClipCliTest, RefusesTwoDimensionsAndClippingOptionsAlone) {
