@@ -66,14 +66,14 @@ std::size_t series_frames(const IntegrateOptions& o, source::Dataset& dataset) {
 // frame where it stopped (range.last when complete) and the intensity range seen.
 std::pair<std::size_t, IntensityRange> follow_frames(
     source::Dataset& dataset, FrameRange range, const std::shared_ptr<const integrate::Plan>& plan,
-    reduce::ResultWriter& writer, std::size_t threads, ProgressBar& progress) {
+    reduce::ResultWriter& writer, std::size_t threads, ProgressBar& progress, bool radial_profile) {
   IntensityRange seen;
   std::size_t done = range.first;
   while (done < range.last) {
     const std::size_t available = std::min(dataset.wait_for_frames(done + 1), range.last);
     if (available <= done) break;  // idle timeout
     seen.merge(integrate_frames(dataset, {done, available}, plan, writer, threads, progress,
-                                done - range.first));
+                                done - range.first, radial_profile));
     done = available;
   }
   return {done, seen};
@@ -115,7 +115,20 @@ nlohmann::json full_settings(const IntegrateOptions& o, const integrate::Integra
   j["first_frame"] = range.first;
   j["last_frame"] = range.last;
   j["threads"] = threads;
+  if (o.integrate_radial) j["pyfai_config"]["integrator_method"] = "integrate_radial";
   return j;
+}
+
+// integrate_radial's layout: one chi axis (the plan's azimuthal bins), format nexus only.
+void as_chi_profile(reduce::NexusLayout& layout, reduce::OutputFormat format) {
+  if (format != reduce::OutputFormat::kNexus) {
+    throw Error(ErrorCategory::kConfig, "--integrate-radial: writes --format nexus only");
+  }
+  layout.radial_centers = std::move(layout.azimuthal_centers);
+  layout.radial_edges = std::move(layout.azimuthal_edges);
+  layout.azimuthal_centers.clear();
+  layout.azimuthal_edges.clear();
+  layout.chi_profile = true;
 }
 
 void print_summary(const IntegrateOptions& o, const source::DatasetInfo& info, FrameRange range,
@@ -171,6 +184,7 @@ int run_integrate(const IntegrateOptions& o) {
   if (o.mask.empty()) integrate::add_detector_mask(poni.detector, corrections);
   auto plan = integrate::Plan::build(integrate::Geometry(poni), settings, corrections);
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
+  if (o.integrate_radial) as_chi_profile(layout, format);
   layout.overwrite = o.overwrite;
   layout.first_frame = static_cast<std::int64_t>(range.first);
   layout.format = format;
@@ -186,10 +200,12 @@ int run_integrate(const IntegrateOptions& o) {
   IntensityRange seen;
   std::size_t stopped = range.last;
   if (o.follow) {
-    std::tie(stopped, seen) = follow_frames(dataset, range, plan, *writer, threads, progress);
+    std::tie(stopped, seen) =
+        follow_frames(dataset, range, plan, *writer, threads, progress, o.integrate_radial);
     fail_unwritten(o, info, range, stopped, *writer);
   } else {
-    seen = integrate_frames(dataset, range, plan, *writer, threads, progress);
+    seen =
+        integrate_frames(dataset, range, plan, *writer, threads, progress, 0, o.integrate_radial);
   }
   progress.finish();
   const reduce::WriterSummary summary = writer->finish();

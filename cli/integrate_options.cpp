@@ -48,6 +48,23 @@ void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
 }
 
+// pyFAI 0.21's AzimuthalIntegrator.sigma_clip_ng and its keyword arguments thres and max_iter.
+void add_sigma_clip_options(CLI::App& cmd, IntegrateOptions& o) {
+  auto* clip = cmd.add_flag("--sigma-clip", o.sigma_clip,
+                            "sigma clipping per radial bin, as pyFAI's sigma_clip_ng (1D only; "
+                            "error model poisson unless --error-model azimuthal)");
+  cmd.add_option("--thres", o.thres, "sigma clipping cut-off in standard deviations")
+      ->capture_default_str()
+      ->needs(clip);
+  cmd.add_option("--max-iter", o.max_iter, "sigma clipping iterations (0: none)")
+      ->capture_default_str()
+      ->needs(clip);
+  cmd.add_flag("--integrate-radial", o.integrate_radial,
+               "I as a function of chi, as pyFAI's integrate_radial: the 2D integration of "
+               "--npt-rad x --npt-azim bins (over --radial-range) summed over its radial bins; "
+               "chi in --azimuth-unit; format nexus only");
+}
+
 void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
   auto* npt =
       cmd.add_option("--npt", o.npt, "radial bins of a 1D integration")->capture_default_str();
@@ -73,6 +90,7 @@ void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
       ->capture_default_str();
   cmd.add_option("--error-model", o.error_model, "sigma: none, poisson or azimuthal")
       ->capture_default_str();
+  add_sigma_clip_options(cmd, o);
 }
 
 void add_correction_options(CLI::App& cmd, IntegrateOptions& o) {
@@ -161,6 +179,24 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
   s.dummy = o.no_dummy ? std::nullopt : (o.dummy ? o.dummy : default_dummy(dtype));
   s.delta_dummy = s.dummy ? o.delta_dummy : std::nullopt;
   s.normalization_factor = o.normalization_factor;
+  if (o.integrate_radial && o.sigma_clip) {
+    throw Error(ErrorCategory::kConfig, "--integrate-radial and --sigma-clip: give one of them");
+  }
+  if (o.integrate_radial && !s.is_2d()) {
+    throw Error(ErrorCategory::kConfig,
+                "--integrate-radial: give --npt-rad (radial bins) and --npt-azim (chi bins)");
+  }
+  if (o.sigma_clip) {
+    if (s.is_2d()) {
+      throw Error(ErrorCategory::kConfig,
+                  "--sigma-clip: 1D only (pyFAI's sigma_clip_ng): drop --npt-azim");
+    }
+    s.sigma_clip = integrate::SigmaClip{o.thres, o.max_iter};
+    if (s.error_model == integrate::ErrorModel::kNone)
+      s.error_model = integrate::ErrorModel::kPoisson;
+    if (!(o.thres > 0) || !std::isfinite(o.thres))
+      throw Error(ErrorCategory::kConfig, "--thres: must be positive and finite");
+  }
   s.validate();
   return s;
 }
@@ -194,6 +230,7 @@ nlohmann::json settings_json(const IntegrateOptions& o, const integrate::Integra
   j["frames"] = o.frames;
   j["follow"] = o.follow;
   if (o.follow) j["follow_timeout_s"] = o.follow_timeout_s;
+  j["integrate_radial"] = o.integrate_radial;
   return j;
 }
 

@@ -34,6 +34,12 @@ struct IntegrateOptions {
   bool no_solid_angle = false;
   std::optional<double> polarization_factor;
   std::string error_model = "none";
+  bool sigma_clip = false;   ///< pyFAI's sigma_clip_ng instead of integrate1d_ng
+  double thres = 5.0;        ///< sigma clipping cut-off, in standard deviations
+  std::size_t max_iter = 5;  ///< sigma clipping iterations
+  /// pyFAI's integrate_radial: I(chi), the 2D integration (npt_rad x npt_azim) summed over its
+  /// radial bins
+  bool integrate_radial = false;
   std::vector<double> radial_range, azimuth_range;  ///< empty or {A, B}
   std::string azimuth_unit = "chi_deg";  ///< chi_deg or chi_rad: 2D axis and azimuth_range
   std::optional<double> dummy, delta_dummy;
@@ -64,6 +70,7 @@ FrameRange parse_frame_range(const std::string& text, std::size_t frames);
 /// Integration settings from the options; the default dummy is the maximum of `dtype` when it is
 /// an unsigned integer type (the Eiger gap value), unless --no-dummy. Throws azflow::Error
 /// (kConfig) naming the option for an unknown unit, split or error model, or invalid values.
+/// --sigma-clip without --error-model uses poisson, as pyFAI's sigma_clip_ng does.
 integrate::IntegrationSettings make_settings(const IntegrateOptions& options, DType dtype);
 
 /// The output format of `--format`; throws azflow::Error (kConfig) naming --format for an

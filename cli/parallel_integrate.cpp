@@ -11,6 +11,8 @@
 #include "base/error.hpp"
 #include "stages/decompress/codec.hpp"
 #include "stages/integrate/cpu_integrator.hpp"
+#include "stages/integrate/radial_profile.hpp"
+#include "stages/integrate/sigma_clip.hpp"
 
 namespace azflow::cli {
 
@@ -29,6 +31,7 @@ struct Shared {
   std::mutex error_mutex;
   std::exception_ptr error;
   IntensityRange range_seen;
+  bool radial_profile = false;  // integrate_radial: sum each frame's 2D bins over radial
 };
 
 /// Buffers owned by one worker, reused for every frame.
@@ -37,6 +40,8 @@ struct WorkerBuffers {
   std::vector<std::byte> frame;
   integrate::BinSums sums;
   std::vector<float> intensity, sigma;
+  std::vector<float> clip_std, clip_count;  // sigma clipping only
+  integrate::BinSums sums_2d;               // integrate_radial only
   IntensityRange seen;
 };
 
@@ -87,7 +92,12 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
   try {
     read_frame(shared, index, buf);
     const FrameView view{buf.frame.data(), info.dtype, info.rows, info.cols};
-    integrator.integrate(view, buf.sums);
+    if (shared.radial_profile) {
+      integrator.integrate(view, buf.sums_2d);
+      integrate::sum_radial_bins(integrator.plan(), buf.sums_2d, buf.sums);
+    } else {
+      integrator.integrate(view, buf.sums);
+    }
   } catch (const Error& e) {
     if (e.category() != ErrorCategory::kInput && e.category() != ErrorCategory::kIo) throw;
     std::lock_guard lock(shared.hdf5_mutex);
@@ -98,6 +108,11 @@ void process_row(Shared& shared, integrate::CpuIntegrator& integrator, std::size
   shared.writer.add_sums(buf.sums);
   std::lock_guard lock(shared.hdf5_mutex);
   shared.writer.write_frame(shared.first_row + row, buf.intensity, buf.sigma);
+  if (shared.writer.layout().with_clip_stats) {
+    integrate::clipped_std(buf.sums, buf.clip_std, shared.writer.layout().empty_value);
+    buf.clip_count.assign(buf.sums.count.begin(), buf.sums.count.end());
+    shared.writer.write_clip_stats(shared.first_row + row, buf.clip_std, buf.clip_count);
+  }
 }
 
 void worker(Shared& shared, const std::shared_ptr<const integrate::Plan>& plan) {
@@ -130,8 +145,9 @@ void IntensityRange::merge(const IntensityRange& other) noexcept {
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
                                 reduce::ResultWriter& writer, std::size_t threads,
-                                ProgressBar& progress, std::size_t first_row) {
+                                ProgressBar& progress, std::size_t first_row, bool radial_profile) {
   Shared shared{dataset, range, first_row, writer, progress, {}, {}, {}, {}, {}, {}};
+  shared.radial_profile = radial_profile;
   {
     std::vector<std::jthread> pool;
     const std::size_t n = std::max<std::size_t>(1, std::min(threads, range.size()));

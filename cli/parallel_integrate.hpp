@@ -35,9 +35,12 @@ struct IntensityRange {
 /// A frame that fails to read, decode or integrate (azflow::Error kInput/kIo) is recorded with
 /// writer.fail_frame(row, reason) and the run goes on. A writer failure or any other exception
 /// stops all workers and is rethrown here after they have joined. Returns the intensity range.
+/// `radial_profile`: each frame's 2D sums are summed over their radial bins first
+/// (integrate::sum_radial_bins, pyFAI's integrate_radial), rows of npt_azim values.
 IntensityRange integrate_frames(source::Dataset& dataset, FrameRange range,
                                 std::shared_ptr<const integrate::Plan> plan,
                                 reduce::ResultWriter& writer, std::size_t threads,
-                                ProgressBar& progress, std::size_t first_row = 0);
+                                ProgressBar& progress, std::size_t first_row = 0,
+                                bool radial_profile = false);
 
 }  // namespace azflow::cli

@@ -25,9 +25,9 @@ using nlohmann::json;
 
 /// Options of `azflow integrate` that make no sense for a daemon job (or are replaced here).
 /// --empty: the job spec has no field for it yet (the daemon's shard files store rows finalized
-/// with 0 in empty bins).
-constexpr const char* kLocalOnlyOptions[] = {"input", "--output", "--threads", "--quiet",
-                                             "--empty"};
+/// with 0 in empty bins). --integrate-radial: no job spec field yet.
+constexpr const char* kLocalOnlyOptions[] = {"input",   "--output", "--threads",
+                                             "--quiet", "--empty",  "--integrate-radial"};
 /// Options that --config may be combined with (they are not in a pyFAI file).
 constexpr const char* kCompatibleWithConfig[] = {"--dataset",       "--no-file-mask", "--format",
                                                  "--overwrite",     "--frames",       "--follow",

@@ -408,6 +408,46 @@ std::optional<double> polarization_factor(Config& c) {
   return (*d)[0].get<double>();
 }
 
+/// integrator_method (or integrator_name) sigma_clip_ng: pyFAI's Worker passes extra_options as
+/// its keyword arguments, of which azflow honours thres, max_iter and error_model (which must
+/// agree with the config's error_model if that is set); no error model means poisson (as
+/// sigma_clip_ng). Other extra_options keys, and a 2D integration, throw.
+void read_sigma_clip(Config& c, integrate::IntegrationSettings& s) {
+  const std::optional<std::string> m = c.text("integrator_method");
+  const std::optional<std::string> n = c.text("integrator_name");
+  if (m.value_or(n.value_or("")) != "sigma_clip_ng") return;
+  if (s.is_2d()) {
+    c.fail(m ? "integrator_method" : "integrator_name",
+           "sigma_clip_ng is 1D only (as in pyFAI 0.21), but nbpt_azim asks for 2D");
+  }
+  integrate::SigmaClip clip;
+  const json* x = c.get("extra_options");
+  if (x != nullptr && !x->is_null()) {
+    if (!x->is_object()) c.fail("extra_options", "expected an object, got " + x->dump());
+    for (const auto& [key, value] : x->items()) {
+      if (key == "thres" && value.is_number() && value.get<double>() > 0) {
+        clip.thres = value.get<double>();
+      } else if (key == "max_iter" && value.is_number_unsigned()) {
+        clip.max_iter = value.get<std::size_t>();
+      } else if (key == "error_model" && value.is_string()) {
+        const auto model = integrate::parse_error_model(value.get<std::string>());
+        if (!model || (s.error_model != integrate::ErrorModel::kNone && *model != s.error_model))
+          c.fail("extra_options", "error_model " + value.dump() +
+                                      " (poisson or azimuthal, as "
+                                      "the config's error_model)");
+        s.error_model = *model;
+      } else {
+        c.fail("extra_options", "'" + key + "': " + value.dump() +
+                                    " is not a sigma_clip_ng option azflow honours (thres > 0, "
+                                    "max_iter >= 0, error_model)");
+      }
+    }
+  }
+  s.sigma_clip = clip;
+  if (s.error_model == integrate::ErrorModel::kNone)
+    s.error_model = integrate::ErrorModel::kPoisson;
+}
+
 /// Keys of WorkerConfig versions 4 and 5 (pyFAI/io/integration_config.py, pyFAI >= 2023.x): the
 /// integrator (AzimuthalIntegrator with integrate1d / integrate2d only), extra_options (none
 /// honoured: non-empty throws), and the v4 -> v5 renames of the image and dummy keys (mask_image
@@ -419,16 +459,20 @@ void read_v4_v5_keys(Config& c, double version) {
       cls && *cls != "AzimuthalIntegrator") {
     c.fail("integrator_class", "'" + *cls + "' (azflow integrates as AzimuthalIntegrator)");
   }
-  static const std::set<std::string, std::less<>> methods = {"integrate1d", "integrate1d_ng",
-                                                             "integrate2d", "integrate2d_ng"};
+  static const std::set<std::string, std::less<>> methods = {
+      "integrate1d", "integrate1d_ng", "integrate2d", "integrate2d_ng", "sigma_clip_ng"};
+  bool sigma_clip = false;
   for (const char* key : {"integrator_method", "integrator_name"}) {
     if (const std::optional<std::string> m = c.text(key); m && !methods.contains(*m)) {
-      c.fail(key,
-             "'" + *m + "' is not an integration azflow does (integrate1d_ng, integrate2d_ng)");
+      c.fail(key, "'" + *m +
+                      "' is not an integration azflow does (integrate1d_ng, integrate2d_ng, "
+                      "sigma_clip_ng)");
+    } else if (m && *m == "sigma_clip_ng") {
+      sigma_clip = true;
     }
   }
   if (const json* x = c.get("extra_options");
-      x != nullptr && !x->is_null() && !(x->is_object() && x->empty())) {
+      !sigma_clip && x != nullptr && !x->is_null() && !(x->is_object() && x->empty())) {
     c.fail("extra_options", "options for pyFAI's integrator (" + x->dump() +
                                 ") that azflow does not honour (null or {} only)");
   }
@@ -533,6 +577,7 @@ daemon::JobSpec job_spec_from_pyfai_config(const fs::path& file) {
            "(normalization_factor, a constant, is supported)");
   }
   read_error_model(c, s);
+  if (version && *version >= 4) read_sigma_clip(c, s);
 
   // do_mask false: no mask at all, neither mask_file nor the input file's pixel_mask (pyFAI's
   // Worker then applies none of its own either).

@@ -14,7 +14,8 @@ namespace azflow::ctl {
 /// and as current pyFAI's WorkerConfig reads versions 4 and 5 (application "worker"; the `poni`
 /// geometry object, polarization_description [factor, offset] with offset 0, val_dummy,
 /// integrator_class AzimuthalIntegrator, integrator_method / integrator_name integrate1d(_ng) /
-/// integrate2d(_ng), extra_options null or {}, shape ignored, error_model "no", and the v4 -> v5
+/// integrate2d(_ng), extra_options null or {}, or sigma_clip_ng with extra_options thres,
+/// max_iter and error_model, shape ignored, error_model "no", and the v4 -> v5
 /// renames mask_image, dark_current_image, flat_field_image, dummy, azimuthal_range_min/max,
 /// do_azimuth_range taken as mask_file, dark_current, flat_field, val_dummy, azimuth_range_min/max,
 /// do_azimuthal_range):

@@ -793,7 +793,7 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
   }
   const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
   sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
-                              job.bins, with_errors});
+                              job.bins, with_errors, job.spec.settings.sigma_clip.has_value()});
   ShardWork work = ShardWork::range(job.id, shard.shard_id, job.spec.datasets,
                                     job.spec.dataset_path, shard.first_frame, shard.frame_count);
   work.offset = job.spec.frame_offset();

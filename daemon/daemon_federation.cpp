@@ -319,7 +319,7 @@ nlohmann::json Daemon::hand_out(ActiveJob& job, const std::string& node) {
   if (!begun) {
     const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
     sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
-                                job.bins, with_errors});
+                                job.bins, with_errors, job.spec.settings.sigma_clip.has_value()});
   }
   job.remote[shard.shard_id] = {node, Clock::now(), shard.first_frame, shard.frame_count};
   job.participants.insert(node);

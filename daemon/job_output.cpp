@@ -41,6 +41,7 @@ void copy_shard(reduce::ResultWriter& writer, const std::filesystem::path& path,
     }
     if (frame.ok) {
       writer.write_frame(row, frame.intensity, frame.sigma);
+      if (!frame.std_dev.empty()) writer.write_clip_stats(row, frame.std_dev, frame.count);
       ++written;
     } else {
       writer.fail_frame(row, frame.reason);

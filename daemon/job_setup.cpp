@@ -71,6 +71,7 @@ nlohmann::json plan_axes_json(const integrate::Plan& plan) {
           {"azimuthal_unit",
            std::string(integrate::azimuthal_unit_name(plan.settings().azimuthal_unit))},
           {"with_errors", plan.settings().error_model != integrate::ErrorModel::kNone},
+          {"with_clip_stats", plan.settings().sigma_clip.has_value()},
           {"bins", plan.bins()}};
 }
 
@@ -92,6 +93,7 @@ reduce::NexusLayout layout_from_axes_json(const nlohmann::json& axes, std::strin
     throw Error(ErrorCategory::kInput, "plan axes: field 'azimuthal_unit' unknown");
   layout.azimuthal_unit = *azimuthal_unit;
   layout.with_errors = axes.value("with_errors", false);
+  layout.with_clip_stats = axes.value("with_clip_stats", false);
   return layout;
 }
 

@@ -44,8 +44,8 @@ std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
 std::string plan_cache_key(const JobSpec& spec, const source::DatasetInfo& info);
 
 /// The output axes of a plan as JSON: {"unit", "radial_centers", "radial_edges",
-/// "azimuthal_centers", "azimuthal_edges", "with_errors", "bins"}; what an integrate worker sends
-/// the daemon so that the daemon never has to build a plan itself.
+/// "azimuthal_centers", "azimuthal_edges", "with_errors", "with_clip_stats", "bins"}; what an
+/// integrate worker sends the daemon so that the daemon never has to build a plan itself.
 nlohmann::json plan_axes_json(const integrate::Plan& plan);
 
 /// A NexusLayout from plan_axes_json() output. Throws azflow::Error (kInput) naming the field

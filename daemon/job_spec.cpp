@@ -130,6 +130,25 @@ void read_dummy(const ObjectReader& r, JobSpec& spec) {
   spec.settings.dummy = v->get<double>();
 }
 
+/// "sigma_clip": null (none) or {"thres": 5, "max_iter": 5} (either may be left out); with it an
+/// error_model "none" becomes "poisson", as pyFAI's sigma_clip_ng falls back to.
+void read_sigma_clip(const ObjectReader& r, integrate::IntegrationSettings& s) {
+  const json* v = r.find("sigma_clip");
+  if (v == nullptr || v->is_null()) {
+    s.sigma_clip.reset();
+    return;
+  }
+  if (!v->is_object()) r.fail("sigma_clip", "expected null or an object {thres, max_iter}");
+  const ObjectReader clip(*v, r.field("sigma_clip") + ".");
+  clip.reject_unknown({"thres", "max_iter"});
+  integrate::SigmaClip c;
+  clip.read("thres", c.thres);
+  clip.read("max_iter", c.max_iter);
+  s.sigma_clip = c;
+  if (s.error_model == integrate::ErrorModel::kNone)
+    s.error_model = integrate::ErrorModel::kPoisson;
+}
+
 /// Runs IntegrationSettings::validate() and names the failing field in the request's terms.
 void validate_settings(const integrate::IntegrationSettings& s, const std::string& prefix) {
   try {
@@ -142,6 +161,7 @@ void validate_settings(const integrate::IntegrationSettings& s, const std::strin
     std::string name = close == std::string::npos ? "" : what.substr(open + 1, close - open - 1);
     if (name == "npt") name = "npt_rad";
     if (name == "azimuth_range") name = "azimuth_range_deg";
+    if (name == "thres" || name == "max_iter") name = "sigma_clip." + name;
     const std::string why = close == std::string::npos ? what : what.substr(close + 3);
     throw FieldError(prefix + name, why);
   }
@@ -152,7 +172,7 @@ integrate::IntegrationSettings read_settings(const json& j, const std::string& p
   const ObjectReader r(j, prefix);
   r.reject_unknown({"unit", "npt_rad", "npt_azim", "split", "radial_range", "azimuth_range_deg",
                     "azimuthal_unit", "correct_solid_angle", "polarization_factor", "dummy",
-                    "delta_dummy", "normalization_factor", "error_model"});
+                    "delta_dummy", "normalization_factor", "error_model", "sigma_clip"});
   integrate::IntegrationSettings& s = spec.settings;
   std::string unit(integrate::unit_name(s.unit)), split(integrate::split_name(s.split)),
       model(integrate::error_model_name(s.error_model));
@@ -178,6 +198,7 @@ integrate::IntegrationSettings read_settings(const json& j, const std::string& p
   read_dummy(r, spec);
   r.read("delta_dummy", s.delta_dummy);
   r.read("normalization_factor", s.normalization_factor);
+  read_sigma_clip(r, s);
   if (s.delta_dummy && !s.dummy && !spec.dummy_auto) r.fail("delta_dummy", "given without dummy");
   integrate::IntegrationSettings check = s;
   if (spec.dummy_auto && check.delta_dummy) check.dummy = 0.0;  // delta_dummy alone is fine here
@@ -346,7 +367,10 @@ json settings_to_json(const JobSpec& spec) {
               {"dummy", spec.dummy_auto ? json("auto") : optional_json(s.dummy)},
               {"delta_dummy", optional_json(s.delta_dummy)},
               {"normalization_factor", s.normalization_factor},
-              {"error_model", std::string(integrate::error_model_name(s.error_model))}};
+              {"error_model", std::string(integrate::error_model_name(s.error_model))},
+              {"sigma_clip", s.sigma_clip ? json{{"thres", s.sigma_clip->thres},
+                                                 {"max_iter", s.sigma_clip->max_iter}}
+                                          : json(nullptr)}};
 }
 
 }  // namespace

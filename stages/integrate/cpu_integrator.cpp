@@ -32,6 +32,7 @@
 
 #include "base/error.hpp"
 #include "stages/integrate/gpu_kernel_math.hpp"
+#include "stages/integrate/sigma_clip.hpp"
 
 namespace azflow::integrate {
 
@@ -302,6 +303,7 @@ struct CpuIntegrator::Impl {
   std::size_t threads = 1;
   std::vector<std::vector<Acc>> partial;  // azimuthal path: one accumulator array per thread
   std::vector<FastState> fast;            // fast path: one state per thread
+  SigmaClipBuffers clip;                  // sigma clipping (one thread)
 };
 
 CpuIntegrator::CpuIntegrator(std::shared_ptr<const Plan> plan, std::size_t threads)
@@ -401,6 +403,10 @@ void integrate_typed(const Plan& plan, const FrameView& frame,
 }  // namespace
 
 void CpuIntegrator::integrate(const FrameView& frame, BinSums& out) {
+  if (plan_->settings().sigma_clip) {
+    sigma_clip_frame(*plan_, frame, impl_->clip, out);
+    return;
+  }
   check_frame(*plan_, frame);
   auto& p = impl_->partial;
   auto& f = impl_->fast;

@@ -52,7 +52,8 @@ class CpuIntegrator {
   /// the plan, of any DType (uint8/16/32, int16/32/64, float32/64; each value is converted to
   /// float32 first, as pyFAI's preproc does); else throws azflow::Error (kInput) naming the
   /// expected and actual shape. Pixels that are masked, NaN, or equal to the dummy value
-  /// (compared in float32, as pyFAI does) are left out.
+  /// (compared in float32, as pyFAI does) are left out. With plan().settings().sigma_clip the
+  /// sums are those left after sigma clipping (sigma_clip.hpp), on one thread.
   void integrate(const FrameView& frame, BinSums& out);
 
  private:

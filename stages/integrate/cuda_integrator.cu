@@ -375,6 +375,10 @@ struct CudaIntegrator::Impl {
 CudaIntegrator::CudaIntegrator(std::shared_ptr<const Plan> plan, CudaOptions options)
     : plan_(std::move(plan)), impl_(std::make_unique<Impl>()) {
   if (!plan_) throw Error(ErrorCategory::kInternal, "CudaIntegrator: null plan");
+  if (plan_->settings().sigma_clip) {
+    throw Error(ErrorCategory::kConfig,
+                "CUDA integrator: sigma clipping (sigma_clip_ng) runs on the CPU only for now");
+  }
   if (options.max_batch < 1 || options.max_batch > 64) {
     throw Error(ErrorCategory::kConfig,
                 "CUDA max_batch " + std::to_string(options.max_batch) + " is outside [1, 64]");

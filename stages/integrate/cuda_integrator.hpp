@@ -115,8 +115,9 @@ class CudaIntegrator {
 
   /// Uploads the plan to device `options.device` (or shares the copy another integrator of this
   /// process uploaded) and allocates the buffer sets. Throws azflow::Error (kConfig) for options
-  /// out of range, CudaError if the device cannot be used or memory is short (naming the device
-  /// and how much was asked), and in builds without CUDA.
+  /// out of range or a plan with sigma_clip (CPU only for now), CudaError if the device cannot be
+  /// used or memory is short (naming the device and how much was asked), and in builds without
+  /// CUDA.
   CudaIntegrator(std::shared_ptr<const Plan> plan, CudaOptions options = {});
   ~CudaIntegrator();
   CudaIntegrator(const CudaIntegrator&) = delete;

@@ -85,6 +85,14 @@ void IntegrationSettings::validate() const {
   if (delta_dummy && (!std::isfinite(*delta_dummy) || *delta_dummy < 0))
     bad_setting("delta_dummy", "must be finite and >= 0");
   if (delta_dummy && !dummy) bad_setting("delta_dummy", "given without dummy");
+  if (sigma_clip) {
+    if (is_2d()) bad_setting("sigma_clip", "1D only (as pyFAI 0.21's sigma_clip_ng): no npt_azim");
+    if (error_model == ErrorModel::kNone)
+      bad_setting("sigma_clip", "needs error_model poisson or azimuthal");
+    if (!(sigma_clip->thres > 0) || !std::isfinite(sigma_clip->thres))
+      bad_setting("thres", "must be positive and finite");
+    if (sigma_clip->max_iter > 1000) bad_setting("max_iter", "must be at most 1000");
+  }
 }
 
 namespace {

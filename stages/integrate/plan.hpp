@@ -25,6 +25,15 @@ enum class PixelSplit { kNo, kBBox };
 /// for 1D and raw for 2D integrations, with no dark-current term in either.
 enum class ErrorModel { kNone, kPoisson, kAzimuthal };
 
+/// Sigma clipping of pyFAI 0.21's AzimuthalIntegrator.sigma_clip_ng (1D, CSR engine): per radial
+/// bin, up to `max_iter` times, drop every pixel whose corrected value differs from the bin's mean
+/// by more than max(thres, Chauvenet's sqrt(2 ln(n / sqrt(2 pi)))) standard deviations, then
+/// integrate the rest again (stages/integrate/sigma_clip.hpp has the details).
+struct SigmaClip {
+  double thres = 5.0;        ///< pyFAI's `thres`, in standard deviations (finite, > 0)
+  std::size_t max_iter = 5;  ///< pyFAI's `max_iter`; 0 = no clipping (plain mean)
+};
+
 /// Settings of one integration, in pyFAI's terms (AzimuthalIntegrator.integrate1d_ng /
 /// integrate2d_ng with method ("no"|"bbox", "csr", *)).
 struct IntegrationSettings {
@@ -49,9 +58,12 @@ struct IntegrationSettings {
   std::optional<double> delta_dummy;          ///< tolerance around `dummy`
   double normalization_factor = 1.0;          ///< monitor value: divides every intensity
   ErrorModel error_model = ErrorModel::kNone;
+  /// Set: sigma_clip_ng instead of integrate1d_ng (1D only; error_model poisson or azimuthal).
+  std::optional<SigmaClip> sigma_clip;
 
   /// Throws azflow::Error (kConfig) naming the field for npt_rad == 0, a reversed or empty range,
-  /// non-finite values, a non-positive normalization factor or |polarization_factor| > 1.
+  /// non-finite values, a non-positive normalization factor or |polarization_factor| > 1, and for
+  /// sigma_clip with a 2D integration, no error model or a thres that is not finite and > 0.
   void validate() const;
   [[nodiscard]] bool is_2d() const noexcept { return npt_azim > 0; }
   /// True for an azimuth range with lo > hi: the sector across +-180 deg.

@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "base/error.hpp"
+#include "stages/integrate/sigma_clip.hpp"
 #include "stages/reduce/hdf5_handle.hpp"
 
 #ifndef AZFLOW_VERSION
@@ -150,7 +151,7 @@ Names names_for(const NexusLayout& layout) {
     return {"reduction",         "input",          "NXparameters",        "data", "radial_axis",
             "radial_axis_edges", "azimuthal_axis", "azimuthal_axis_edges"};
   }
-  const std::string rad(radial_axis_name(layout.unit));
+  const std::string rad(layout.chi_profile ? "chi" : radial_axis_name(layout.unit));
   return {"process", "parameters",   "NXcollection", "integrate",
           rad,       rad + "_edges", "chi",          "chi_edges"};
 }
@@ -203,7 +204,7 @@ std::string radial_long_name(integrate::RadialUnit unit) {
 
 /// Open HDF5 objects of the file being written.
 struct NexusWriter::Files {
-  h5::Handle file, entry, process, data, intensity, sigma;
+  h5::Handle file, entry, process, data, intensity, sigma, clip_std, clip_count;
 };
 
 std::string_view program_version() noexcept { return AZFLOW_VERSION; }
@@ -248,6 +249,7 @@ NexusLayout NexusLayout::from_plan(const integrate::Plan& plan, std::filesystem:
   layout.azimuthal_edges = plan.azimuthal_edges();
   layout.azimuthal_unit = plan.settings().azimuthal_unit;
   layout.with_errors = plan.settings().error_model != integrate::ErrorModel::kNone;
+  layout.with_clip_stats = plan.settings().sigma_clip.has_value();
   layout.provenance.solid_angle_applied = plan.settings().correct_solid_angle;
   layout.provenance.polarization_factor = plan.settings().polarization_factor;
   layout.provenance.normalization_factor = plan.settings().normalization_factor;
@@ -267,7 +269,8 @@ NexusWriter::NexusWriter(NexusLayout layout)
     throw Error(ErrorCategory::kConfig, "output " + layout_.path.string() +
                                             ": empty or inconsistent layout (no frames or bins)");
   }
-  if (layout_.format != OutputFormat::kNexus && layout_.format != OutputFormat::kNxAzint) {
+  if ((layout_.format != OutputFormat::kNexus && layout_.format != OutputFormat::kNxAzint) ||
+      (layout_.chi_profile && layout_.format != OutputFormat::kNexus)) {
     throw Error(ErrorCategory::kInternal, "NexusWriter cannot write format " +
                                               std::string(output_format_name(layout_.format)));
   }
@@ -348,10 +351,21 @@ void NexusWriter::create_frame_group() {
       h5::write_string_attr(files_->sigma.get(), "units", "arbitrary units");
     }
   }
+  if (layout_.with_clip_stats) {
+    files_->clip_std = create_row_dataset(data, "std", layout_);
+    h5::write_string_attr(files_->clip_std.get(), "long_name",
+                          "standard deviation of the pixels kept by sigma clipping");
+    files_->clip_count = create_row_dataset(data, "count", layout_);
+    h5::write_string_attr(files_->clip_count.get(), "long_name",
+                          "pixels kept by sigma clipping (sum of weights)");
+  }
+  const bool chi_rad = layout_.azimuthal_unit == integrate::AzimuthalUnit::kChiRad;
   const auto [rad_label, rad_units] =
-      azint ? azint_radial_label(layout_.unit)
-            : std::pair{radial_long_name(layout_.unit),
-                        std::string(integrate::unit_symbol(layout_.unit))};
+      azint                 ? azint_radial_label(layout_.unit)
+      : layout_.chi_profile ? std::pair{std::string("chi (") + (chi_rad ? "rad" : "deg") + ")",
+                                        std::string(chi_rad ? "rad" : "deg")}
+                            : std::pair{radial_long_name(layout_.unit),
+                                        std::string(integrate::unit_symbol(layout_.unit))};
   write_axis(data, names.rad, layout_.radial_centers, rad_units, rad_label);
   write_axis(data, names.rad_edges, layout_.radial_edges, rad_units, rad_label + " bin edges");
   std::vector<std::string> axes{names.rad};
@@ -442,6 +456,26 @@ void NexusWriter::write_frame(std::size_t row, const integrate::BinSums& sums) {
   integrate::finalize(sums, intensity, sigma, layout_.empty_value);
   write_frame(row, intensity, sigma);
   add_sums(sums);
+  if (layout_.with_clip_stats) {
+    std::vector<float> std_dev;
+    integrate::clipped_std(sums, std_dev, layout_.empty_value);
+    const std::vector<float> count(sums.count.begin(), sums.count.end());
+    write_clip_stats(row, std_dev, count);
+  }
+}
+
+void NexusWriter::write_clip_stats(std::size_t row, std::span<const float> std_dev,
+                                   std::span<const float> count) {
+  std::lock_guard lock(mutex_);
+  if (!layout_.with_clip_stats || finished_ || row >= state_.size() ||
+      std_dev.size() != layout_.bins() || count.size() != layout_.bins()) {
+    throw Error(ErrorCategory::kInternal, "NexusWriter::write_clip_stats: row " +
+                                              std::to_string(row) +
+                                              " without sigma clipping, "
+                                              "out of range or of the wrong size");
+  }
+  write_row(files_->clip_std.get(), row, std_dev, partial_);
+  write_row(files_->clip_count.get(), row, count, partial_);
 }
 
 void NexusWriter::add_sums(const integrate::BinSums& sums) {
@@ -474,7 +508,7 @@ void NexusWriter::write_sum_group() {
   h5::write_array(sum.get(), "sum_normalization", dims,
                   std::span<const double>(total_.normalization));
   h5::write_array(sum.get(), "sum_count", dims, std::span<const double>(total_.count));
-  const std::string rad(radial_axis_name(layout_.unit));
+  const std::string rad = names_for(layout_).rad;
   std::vector<std::string> links{rad, rad + "_edges"};
   std::vector<std::string> axes{rad};
   if (layout_.npt_azim() > 0) {
@@ -602,8 +636,12 @@ nlohmann::json pyfai_worker_config(const integrate::IntegrationSettings& s,
       {"azimuth_range", range(s.azimuth_range_deg)},
       {"radial_range", range(s.radial_range)},
       {"integrator_class", "AzimuthalIntegrator"},
-      {"integrator_method", s.is_2d() ? "integrate2d_ng" : "integrate1d_ng"},
-      {"extra_options", nullptr}};
+      {"integrator_method",
+       s.sigma_clip ? "sigma_clip_ng" : (s.is_2d() ? "integrate2d_ng" : "integrate1d_ng")},
+      {"extra_options", s.sigma_clip ? json{{"thres", s.sigma_clip->thres},
+                                            {"max_iter", s.sigma_clip->max_iter},
+                                            {"error_model", model}}
+                                     : json(nullptr)}};
 }
 
 nlohmann::json settings_parameters(const integrate::IntegrationSettings& s) {
@@ -627,6 +665,11 @@ nlohmann::json settings_parameters(const integrate::IntegrationSettings& s) {
   j["delta_dummy"] = optional(s.delta_dummy);
   j["normalization_factor"] = s.normalization_factor;
   j["error_model"] = std::string(integrate::error_model_name(s.error_model));
+  j["sigma_clip"] = s.sigma_clip.has_value();
+  if (s.sigma_clip) {
+    j["thres"] = s.sigma_clip->thres;
+    j["max_iter"] = s.sigma_clip->max_iter;
+  }
   return j;
 }
 

@@ -18,6 +18,8 @@
 //                          @chi_indices=1 (2D), @<rad>_indices=1 (1D) or 2 (2D)
 //       I         float32 (frames, npt_rad) or (frames, npt_azim, npt_rad); NaN = failed/missing
 //       I_errors  float32, same shape (only when an error model is on)
+//       std, count float32, same shape (sigma clipping only): each frame's standard deviation
+//                 sqrt(variance / normalization) and pixel count after clipping
 //       <rad>     float64 (npt_rad) bin centres, @units;  <rad>_edges float64 (npt_rad + 1)
 //       chi       float64 (npt_azim) degrees, 2D only;    chi_edges (npt_azim + 1)
 //       frame_index int64 (frames): the input frame of each row
@@ -49,6 +51,8 @@
 //       frame_index int64 (frames)
 //   (no /entry/sum group: the definition has one NXdata)
 //
+// With NexusLayout::chi_profile (integrate_radial, format nexus only) the one axis is "chi"
+// (units deg or rad) instead of <rad>.
 // <rad> is the radial unit's family: "q" (q_nm^-1, q_A^-1), "2th" (2th_deg, 2th_rad), "r" (r_mm).
 // The file is created as "<path>.partial" and renamed to <path> by finish(); an unfinished writer
 // leaves the ".partial" file behind. Both names are made in NexusLayout::dir without following
@@ -79,7 +83,8 @@ std::string_view program_version() noexcept;
 
 /// The integration settings as NXprocess parameters, under pyFAI's names: unit, npt_rad,
 /// npt_azim, method, radial_range, azimuth_range_deg, correct_solid_angle, polarization_factor,
-/// dummy, delta_dummy, normalization_factor, error_model (null where a setting is unset).
+/// dummy, delta_dummy, normalization_factor, error_model, sigma_clip (bool) and with it thres and
+/// max_iter (null where a setting is unset).
 /// Callers add what they know of the input and output.
 nlohmann::json settings_parameters(const integrate::IntegrationSettings& s);
 
@@ -89,7 +94,9 @@ nlohmann::json settings_parameters(const integrate::IntegrationSettings& s);
 /// correct_solid_angle, mask_file / dark_current / flat_field (the image files, null if none),
 /// error_model ("no", "poisson", "azimuthal"), method [split, "csr", "cython"], radial_range,
 /// azimuth_range (degrees), normalization_factor, integrator_class AzimuthalIntegrator,
-/// integrator_method integrate1d_ng / integrate2d_ng, extra_options null. `azflowctl enqueue
+/// integrator_method integrate1d_ng / integrate2d_ng, extra_options null; with sigma clipping
+/// integrator_method sigma_clip_ng and extra_options {thres, max_iter, error_model} (the keyword
+/// arguments pyFAI's Worker passes to it). `azflowctl enqueue
 /// --config` reads it back. azflow-only settings (the input file's pixel_mask, azimuthal_unit)
 /// have no pyFAI key and are not in it.
 nlohmann::json pyfai_worker_config(const integrate::IntegrationSettings& s,
@@ -141,6 +148,10 @@ class NexusWriter final : public ResultWriter {
 
   /// Adds one frame's sums to the dataset-wide sums (for callers using the span overload).
   void add_sums(const integrate::BinSums& sums) override;
+
+  /// Writes row `row` of the `std` and `count` datasets (layout().with_clip_stats only).
+  void write_clip_stats(std::size_t row, std::span<const float> std_dev,
+                        std::span<const float> count) override;
 
   /// Marks row `row` failed with `reason`; its row stays NaN. Throws kInternal if it was written.
   void fail_frame(std::size_t row, std::string_view reason) override;

@@ -75,6 +75,11 @@ struct NexusLayout {
   std::vector<double> azimuthal_edges;    ///< npt_azim + 1; empty for 1D
   integrate::AzimuthalUnit azimuthal_unit = integrate::AzimuthalUnit::kChiDeg;
   bool with_errors = false;  ///< write I_errors
+  /// Sigma clipping (sigma_clip_ng): also write each frame's clipped std and count (NeXus).
+  bool with_clip_stats = false;
+  /// integrate_radial: the 1D axis (radial_centers / radial_edges) holds chi in azimuthal_unit,
+  /// named "chi" (format nexus only).
+  bool chi_profile = false;
   OutputFormat format = OutputFormat::kNexus;
   OutputProvenance provenance;
   /// I and sigma of a bin without pixels (count 0) in rows finalized from sums (write_frame with
@@ -135,6 +140,13 @@ class ResultWriter {
 
   /// Adds one frame's sums to the dataset-wide sums (for callers using the span overload).
   virtual void add_sums(const integrate::BinSums& sums) = 0;
+
+  /// Writes row `row` of the sigma-clipping statistics when layout().with_clip_stats: `std_dev`
+  /// (integrate::clipped_std) and `count` (the count after clipping), layout().bins() values
+  /// each. Call it besides the span overload of write_frame. Formats without such datasets (xy)
+  /// ignore it; NexusWriter throws kInternal for a bad row or size.
+  virtual void write_clip_stats(std::size_t /*row*/, std::span<const float> /*std_dev*/,
+                                std::span<const float> /*count*/) {}
 
   /// Marks row `row` failed with `reason`. Throws kInternal if it was written.
   virtual void fail_frame(std::size_t row, std::string_view reason) = 0;

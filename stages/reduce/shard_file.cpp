@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/error.hpp"
+#include "stages/integrate/sigma_clip.hpp"
 
 namespace azflow::reduce {
 
@@ -31,7 +32,8 @@ struct RawHeader {
 static_assert(sizeof(RawHeader) == kHeaderBytes);
 
 std::size_t record_bytes(const ShardFileHeader& h) {
-  return kStatusBytes + h.bins * sizeof(float) * (h.with_errors ? 2 : 1) + kShardReasonBytes;
+  const std::size_t rows = 1 + (h.with_errors ? 1 : 0) + (h.with_clip_stats ? 2 : 0);
+  return kStatusBytes + h.bins * sizeof(float) * rows + kShardReasonBytes;
 }
 std::size_t record_offset(const ShardFileHeader& h, std::size_t k) {
   return kHeaderBytes + k * record_bytes(h);
@@ -79,7 +81,7 @@ ShardFileWriter::ShardFileWriter(const std::filesystem::path& dir, const ShardFi
   if (::ftruncate(fd_, static_cast<off_t>(total)) != 0) io_error(partial_, "cannot size");
   RawHeader raw{kMagic,
                 kVersion,
-                header.with_errors ? 1u : 0u,
+                (header.with_errors ? 1u : 0u) | (header.with_clip_stats ? 2u : 0u),
                 header.job_id,
                 header.shard_id,
                 header.first_frame,
@@ -138,6 +140,13 @@ bool ShardFileWriter::write_ok(std::int64_t frame, std::span<const float> intens
   const std::size_t at = record_offset(header_, slot) + kStatusBytes;
   pwrite_all(intensity.data(), intensity.size_bytes(), at);
   if (!sigma.empty()) pwrite_all(sigma.data(), sigma.size_bytes(), at + intensity.size_bytes());
+  if (header_.with_clip_stats) {
+    std::vector<float> stats;
+    integrate::clipped_std(sums, stats, 0.0f);
+    stats.insert(stats.end(), sums.count.begin(), sums.count.end());
+    pwrite_all(stats.data(), stats.size() * sizeof(float),
+               at + intensity.size_bytes() + sigma.size_bytes());
+  }
   sums_.add(sums);
   mark(slot, kOk);
   return true;
@@ -195,7 +204,8 @@ ShardFileReader::ShardFileReader(const std::filesystem::path& path) : path_(path
              raw.first_frame,
              raw.frame_count,
              static_cast<std::size_t>(raw.bins),
-             raw.with_errors != 0};
+             (raw.with_errors & 1u) != 0,
+             (raw.with_errors & 2u) != 0};
   struct stat st {};
   const std::size_t total = trailer_offset(header_) + 4 * header_.bins * sizeof(double);
   if (::fstat(fd_, &st) != 0 || static_cast<std::size_t>(st.st_size) < total) {
@@ -228,6 +238,8 @@ void ShardFileReader::read(std::size_t k, ShardFrame& out) {
   out.ok = status[0] == kOk;
   out.intensity.clear();
   out.sigma.clear();
+  out.std_dev.clear();
+  out.count.clear();
   out.reason.clear();
   if (status[0] == kOk) {
     out.intensity.resize(header_.bins);
@@ -236,6 +248,15 @@ void ShardFileReader::read(std::size_t k, ShardFrame& out) {
       out.sigma.resize(header_.bins);
       pread_all(out.sigma.data(), header_.bins * sizeof(float),
                 at + kStatusBytes + header_.bins * sizeof(float));
+    }
+    if (header_.with_clip_stats) {
+      const std::size_t rows = header_.with_errors ? 2 : 1;
+      out.std_dev.resize(header_.bins);
+      out.count.resize(header_.bins);
+      const std::size_t std_at = at + kStatusBytes + rows * header_.bins * sizeof(float);
+      pread_all(out.std_dev.data(), header_.bins * sizeof(float), std_at);
+      pread_all(out.count.data(), header_.bins * sizeof(float),
+                std_at + header_.bins * sizeof(float));
     }
   } else if (status[0] == kFailed) {
     std::array<char, kShardReasonBytes> text{};

@@ -3,11 +3,14 @@
 // daemon's reducer and read back when the job's NeXus output is assembled.
 //
 // Format (little-endian, fixed offsets, so rows can be written in any order with pwrite):
-//   header  64 bytes: "AZSHARD1", u32 version (1), u32 with_errors, i64 job_id, i64 shard_id,
+//   header  64 bytes: "AZSHARD1", u32 version (1), u32 flags (bit 0 with_errors, bit 1
+//           with_clip_stats), i64 job_id, i64 shard_id,
 //           i64 first_frame, i64 frame_count, i64 bins, 8 bytes zero
 //   records frame_count x record, record k = frame first_frame + k:
 //           u8 status (0 pending, 1 ok, 2 failed) + 7 bytes pad, I float32[bins],
-//           sigma float32[bins] (only when with_errors), reason char[256] (NUL-padded)
+//           sigma float32[bins] (only when with_errors), std float32[bins] and count
+//           float32[bins] (only when with_clip_stats: sigma clipping), reason char[256]
+//           (NUL-padded)
 //   trailer the shard's sums over its ok frames, float64[bins] each: signal, variance,
 //           normalization, count
 // Life cycle: "<name>.partial" while written; ShardFileWriter::commit() writes the trailer,
@@ -36,6 +39,7 @@ struct ShardFileHeader {
   std::int64_t frame_count = 0;
   std::size_t bins = 0;
   bool with_errors = false;
+  bool with_clip_stats = false;  ///< records also hold the sigma-clipping std and count
 };
 
 /// Paths of shard `shard_id` in `dir`: shard-<id>.partial and shard-<id>.done.
@@ -63,7 +67,8 @@ class ShardFileWriter {
   }
 
   /// Records an ok frame: its finalized row (sigma empty unless with_errors) and its sums, which
-  /// are added to the shard's. Returns false (and writes nothing) if the frame is already in.
+  /// are added to the shard's (and with_clip_stats the std and count derived from them).
+  /// Returns false (and writes nothing) if the frame is already in.
   bool write_ok(std::int64_t frame, std::span<const float> intensity, std::span<const float> sigma,
                 const integrate::BinSums& sums);
   /// Records a failed frame with its reason (truncated to kShardReasonBytes - 1). Returns false if
@@ -96,6 +101,7 @@ struct ShardFrame {
   std::int64_t frame = 0;
   bool ok = false;
   std::vector<float> intensity, sigma;  ///< empty for failed frames
+  std::vector<float> std_dev, count;    ///< with_clip_stats only (ok frames)
   std::string reason;                   ///< failed frames only
 };
 

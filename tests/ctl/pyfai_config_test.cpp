@@ -509,6 +509,32 @@ TEST(PyFaiConfigVersions, Version5SettingsAzflowCannotHonourAreNamed) {
   EXPECT_TRUE(spec.mask_path.empty());
 }
 
+// integrator_method sigma_clip_ng with its extra_options (what azflow writes for --sigma-clip).
+TEST(PyFaiConfigVersions, SigmaClipNgImportsWithItsOptions) {
+  json j = read_json(kFixtures / "gui_1d_v5.json");
+  j["mask_file"] = nullptr;
+  j["integrator_method"] = "sigma_clip_ng";
+  j["error_model"] = "no";
+  j["extra_options"] = {{"thres", 3.5}, {"max_iter", 7}, {"error_model", "azimuthal"}};
+  const fs::path path =
+      fs::temp_directory_path() / ("azflow_v5sc_" + std::to_string(getpid()) + ".json");
+  std::ofstream(path) << j.dump(2);
+  const JobSpec spec = job_spec_from_pyfai_config(path);
+  ASSERT_TRUE(spec.settings.sigma_clip.has_value());
+  EXPECT_DOUBLE_EQ(spec.settings.sigma_clip->thres, 3.5);
+  EXPECT_EQ(spec.settings.sigma_clip->max_iter, 7u);
+  EXPECT_EQ(spec.settings.error_model, azflow::integrate::ErrorModel::kAzimuthal);
+  j["extra_options"] = {{"thres", 3.5}, {"percentile", 50}};
+  std::ofstream(path) << j.dump(2);
+  try {
+    (void)job_spec_from_pyfai_config(path);
+    ADD_FAILURE() << "imported an unknown sigma_clip_ng option";
+  } catch (const Error& e) {
+    expect_names(e.what(), "extra_options");
+  }
+  fs::remove(path);
+}
+
 }  // namespace
 
 namespace {

@@ -87,6 +87,25 @@ TEST(JobSpec, RoundTrip) {
   EXPECT_EQ(j["format"], "nxazint");
   EXPECT_EQ(j["settings"]["unit"], "2th_deg");
   EXPECT_EQ(j["settings"]["split"], "bbox");
+  EXPECT_TRUE(j["settings"]["sigma_clip"].is_null());
+}
+
+TEST(JobSpec, SigmaClipRoundTrip) {
+  JobSpec spec;
+  spec.datasets = {"/data/a.h5"};
+  spec.poni_text = test::kPoniText;
+  spec.settings.error_model = integrate::ErrorModel::kAzimuthal;
+  spec.settings.sigma_clip = integrate::SigmaClip{3.5, 7};
+  const json j = to_json(spec);
+  const JobSpec back = job_spec_from_json(json::parse(j.dump()));
+  EXPECT_EQ(to_json(back), j);
+  ASSERT_TRUE(back.settings.sigma_clip.has_value());
+  EXPECT_EQ(back.settings.sigma_clip->thres, 3.5);
+  EXPECT_EQ(back.settings.sigma_clip->max_iter, 7u);
+  // sigma_clip without an error model takes pyFAI's fallback, poisson
+  json bare = j;
+  bare["settings"]["error_model"] = "none";
+  EXPECT_EQ(job_spec_from_json(bare).settings.error_model, integrate::ErrorModel::kPoisson);
 }
 
 TEST(JobSpec, DummyAutoNullAndNumber) {
@@ -139,6 +158,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unit", {{"settings", {{"unit", "furlongs"}}}}, "settings.unit"},
         BadCase{"split", {{"settings", {{"split", "full"}}}}, "settings.split"},
         BadCase{"error_model", {{"settings", {{"error_model", "x"}}}}, "settings.error_model"},
+        BadCase{"sigma_clip_type", {{"settings", {{"sigma_clip", 5}}}}, "settings.sigma_clip"},
+        BadCase{"sigma_clip_2d", json::parse(R"({"settings": {"npt_azim": 36, "sigma_clip": {}}})"),
+                "settings.sigma_clip"},
+        BadCase{"sigma_clip_thres", json::parse(R"({"settings": {"sigma_clip": {"thres": 0}}})"),
+                "settings.sigma_clip.thres"},
+        BadCase{"sigma_clip_unknown", json::parse(R"({"settings": {"sigma_clip": {"cutoff": 3}}})"),
+                "settings.sigma_clip.cutoff"},
         BadCase{"range_shape", {{"settings", {{"radial_range", {1}}}}}, "settings.radial_range"},
         BadCase{"range_order", {{"settings", {{"radial_range", {5, 1}}}}}, "settings.radial_range"},
         BadCase{"azim_wrap_bounds",  // lo > hi is the sector across +-180, within [-180, 180]
