@@ -270,12 +270,23 @@ def compare_values(name, ref, got, counted, problems):
 
 
 def check(seed, azflow):
+    """The case of `seed` and its differences from pyFAI (empty: none). pyFAI 0.21.3 builds its
+    CSR matrices in parallel and has been seen to give a different result for the same input
+    on another run: a differing case is compared again with up to two fresh pyFAI runs, and
+    passes if one of them agrees (azflow's own result is computed once)."""
     c = draw_case(seed)
     with tempfile.TemporaryDirectory(prefix="azflow-diff-") as folder:
         frame, inputs, options = make_inputs(c, folder)
         rrange = radial_range(c, folder)
-        ref = pyfai_result(c, folder, frame, inputs, rrange)
         got = azflow_result(c, folder, options, rrange, azflow)
+        for _ in range(3):
+            problems = differences(c, pyfai_result(c, folder, frame, inputs, rrange), got)
+            if not problems:
+                break
+    return c, problems
+
+
+def differences(c, ref, got):
     problems = []
     counted = np.asarray(ref.count, float) > 0
     if not counted.any() and np.any(got["I"] != 0):  # e.g. an azimuthal range off the detector
@@ -289,7 +300,7 @@ def check(seed, azflow):
             problems.append("no I_errors in azflow's output")
         else:
             compare_values("sigma", np.nan_to_num(ref.sigma), got["sigma"], counted, problems)
-    return c, problems
+    return problems
 
 
 def main():
