@@ -16,9 +16,10 @@
 
 namespace azflow::integrate {
 
-/// Pixel splitting: none (each pixel centre falls into one bin) or bounding box (a pixel's
-/// radial/azimuthal extent centre +- delta is shared between the bins it overlaps, in proportion).
-enum class PixelSplit { kNo, kBBox };
+/// Pixel splitting: none (each pixel centre falls into one bin), bounding box (a pixel's
+/// radial/azimuthal extent centre +- delta is shared between the bins it overlaps, in proportion)
+/// or full (the pixel's corner quadrilateral is shared by area, stages/integrate/full_split.hpp).
+enum class PixelSplit { kNo, kBBox, kFull };
 
 /// How `sigma` is obtained (pyFAI's error_model): none, Poisson, or azimuthal (the weighted
 /// variance of the pixels of each bin). Poisson follows pyFAI 0.21 exactly: variance = max(raw, 1)
@@ -26,7 +27,7 @@ enum class PixelSplit { kNo, kBBox };
 enum class ErrorModel { kNone, kPoisson, kAzimuthal };
 
 /// Settings of one integration, in pyFAI's terms (AzimuthalIntegrator.integrate1d_ng /
-/// integrate2d_ng with method ("no"|"bbox", "csr", *)).
+/// integrate2d_ng with method ("no"|"bbox"|"full", "csr", *)).
 struct IntegrationSettings {
   RadialUnit unit = RadialUnit::kQ_nm;
   std::size_t npt_rad = 1000;  ///< radial bins (> 0)
