@@ -256,6 +256,33 @@ TEST_P(FullSplitTest, MatrixMatchesPyfai) {
   EXPECT_EQ(weight_bad, 0u) << first;
 }
 
+// Properties that hold whatever pyFAI does: with the default (full) radial range every unmasked
+// pixel's weights sum to 1 (1D), and a sector across +-180 deg is refused with full splitting.
+TEST(FullSplitPlan, EveryPixelKeepsWeightOneAndWrappedSectorsAreRefused) {
+  const Case c = load_case("1d_qnm_full_flat_u32_dummy_poisson");
+  const Plan& plan = *c.plan;
+  std::size_t pixels_with_entries = 0;
+  double worst = 0;
+  for (std::size_t p = 0; p < plan.pixels(); ++p) {
+    double sum = 0;
+    for (std::int32_t k = plan.pixel_ptr()[p]; k < plan.pixel_ptr()[p + 1]; ++k)
+      sum += plan.pixel_weights()[k];
+    if (plan.pixel_ptr()[p + 1] > plan.pixel_ptr()[p]) ++pixels_with_entries;
+    worst = std::max(worst, std::fabs(sum - 1.0));
+  }
+  EXPECT_EQ(pixels_with_entries, plan.pixels());  // no mask in this case
+  EXPECT_LT(worst, 1e-5);
+
+  IntegrationSettings wrapped = c.settings;
+  wrapped.azimuth_range_deg = std::pair(170.0, -170.0);
+  try {
+    wrapped.validate();
+    ADD_FAILURE() << "full splitting accepted a sector across +-180 deg";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("azimuth_range"), std::string::npos) << e.what();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(PyfaiFullSplit, FullSplitTest, ::testing::ValuesIn(case_names()),
                          [](const auto& param_info) { return param_info.param; });
 
