@@ -9,6 +9,7 @@
 #include <numbers>
 
 #include "base/error.hpp"
+#include "stages/integrate/method.hpp"
 #include "stages/integrate/units.hpp"
 
 namespace azflow::cli {
@@ -78,7 +79,13 @@ void add_binning_options(CLI::App& cmd, IntegrateOptions& o) {
          "d*2_nm^-2, log(q.nm)_None, log(1+q.nm)_None, log(1+q.A)_None, log10(q.m)_None, "
          "arcsinh(q.nm)_None, arcsinh(q.A)_None")
       ->capture_default_str();
-  cmd.add_option("--split", o.split, "pixel splitting: no or bbox")->capture_default_str();
+  auto* split = cmd.add_option("--split", o.split, "pixel splitting: no, bbox or full")
+                    ->capture_default_str();
+  cmd.add_option("--method", o.method,
+                 "pyFAI method: no, bbox, full, a pyFAI 0.21 name (csr, full_csr, splitpixel, "
+                 "...) or split,algo,impl such as full,csr,cython; sets the pixel splitting "
+                 "(azflow always computes pyFAI's csr/cython result)")
+      ->excludes(split);
   cmd.add_option("--radial-range", o.radial_range, "radial range A B in the unit's scale")
       ->expected(2);
   cmd.add_option("--azimuth-range", o.azimuth_range,
@@ -156,7 +163,9 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dt
   integrate::IntegrationSettings s;
   s.unit = parse_or_throw(integrate::parse_radial_unit(o.unit), "--unit", o.unit,
                           "q_nm^-1, q_A^-1, 2th_deg, 2th_rad or r_mm");
-  s.split = parse_or_throw(integrate::parse_split(o.split), "--split", o.split, "no or bbox");
+  s.split = o.method.empty() ? parse_or_throw(integrate::parse_split(o.split), "--split", o.split,
+                                              "no, bbox or full")
+                             : integrate::parse_method(o.method, "--method").split;
   s.error_model = parse_or_throw(integrate::parse_error_model(o.error_model), "--error-model",
                                  o.error_model, "none, poisson or azimuthal");
   s.npt_rad = o.npt_rad.value_or(o.npt);

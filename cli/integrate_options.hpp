@@ -29,6 +29,7 @@ struct IntegrateOptions {
   std::optional<std::size_t> npt_rad, npt_azim;
   std::string unit = "q_nm^-1";
   std::string split = "no";
+  std::string method;  ///< pyFAI method name or triple (integrate::parse_method); "" = --split
   std::string mask, dark, flat;  ///< image specs (HDF5 "FILE[::/path]", .npy, EDF)
   bool no_file_mask = false;     ///< ignore the detector's pixel_mask
   bool no_solid_angle = false;

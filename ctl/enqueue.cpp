@@ -46,6 +46,7 @@ constexpr SweepKey kSweepKeys[] = {
     {"npt_azim", "npt_azim", Kind::kInteger},
     {"unit", "unit", Kind::kString},
     {"split", "split", Kind::kString},
+    {"method", "method", Kind::kString},
     {"error_model", "error_model", Kind::kString},
     {"polarization_factor", "polarization_factor", Kind::kNumberOrNone},
     {"dummy", "dummy", Kind::kDummy},

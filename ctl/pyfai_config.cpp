@@ -193,18 +193,21 @@ integrate::PixelSplit split_of_method(Config& c, bool legacy_v1) {
     algo = "csr";
   } else if (v->is_string()) {
     const std::string name = lower(v->get<std::string>());
-    // Full pixel splitting under pyFAI's legacy names, which 0.21's parser no longer recognises
-    if (name.find("splitpix") != std::string::npos || name.find("full") != std::string::npos ||
+    // Legacy full / pseudo splitting names, which 0.21's Method.parsed reads as no splitting
+    if ((name.find("splitpix") != std::string::npos && name.find("full") == std::string::npos) ||
         name.find("pseudo") != std::string::npos) {
       c.fail("method", "'" + v->get<std::string>() +
-                           "' is full pixel splitting, which azflow does not do (it does "
-                           "\"no\" and \"bbox\"; e.g. method [\"bbox\", \"csr\", \"cython\"])");
+                           "' is an old name of full or pseudo splitting, which pyFAI 0.21's "
+                           "Worker reads as no splitting; write the splitting out (e.g. method "
+                           "[\"full\", \"csr\", \"cython\"] or [\"no\", \"csr\", \"cython\"])");
     }
     if (name.find("lut") != std::string::npos) algo = "lut";
     if (name.find("csr") != std::string::npos) algo = "csr";
     if (name.find("ocl") != std::string::npos) impl = "opencl";
     if (name.find("bbox") != std::string::npos) {
       split = "bbox";
+    } else if (name.find("full") != std::string::npos) {
+      split = "full";
     } else if (name.find("no") != std::string::npos) {
       split = "no";
     }
@@ -228,11 +231,10 @@ integrate::PixelSplit split_of_method(Config& c, bool legacy_v1) {
   } else {
     c.fail("method", "expected a method name or [split, algo, impl], got " + v->dump());
   }
-  if (split == "full" || split == "pseudo") {
-    c.fail("method", "split '" + split +
-                         "' is full pixel splitting, which azflow does not do (it does \"no\" "
-                         "and \"bbox\")");
+  if (split == "pseudo") {
+    c.fail("method", "split 'pseudo' is not supported (azflow does \"no\", \"bbox\" and \"full\")");
   }
+  if (split == "full") return integrate::PixelSplit::kFull;
   if (split == "bbox") return integrate::PixelSplit::kBBox;
   if (split == "no") return integrate::PixelSplit::kNo;
   if (split != "*") c.fail("method", "unknown pixel splitting '" + split + "'");

@@ -32,12 +32,13 @@ namespace azflow::ctl {
 ///   radial_range / radial_range_min+max (with do_radial_range), azimuth_range /
 ///   azimuth_range_min+max (with do_azimuthal_range or do_azimuth_range), normalization_factor;
 /// - method: [split, algo, impl], a serialized Method, or a name; the split is what pyFAI 0.21
-///   resolves ("no" or "bbox"; names without one resolve as pyFAI does: LUT/OpenCL -> bbox,
-///   others -> no); full or pseudo splitting (also "splitpixel") throws;
+///   resolves ("no", "bbox" or "full"; names without one resolve as pyFAI does: LUT/OpenCL ->
+///   bbox, others -> no); pseudo splitting, and the old names "splitpixel" / "pseudo" (which the
+///   Worker reads as no splitting), throw;
 /// - file names relative to the JSON file's directory; a "::/dataset" suffix is kept;
 ///   dark_current / flat_field with more than one file (pyFAI averages them) throws.
 /// use_file_mask keeps azflow's default (true). application, version and opencl_device are
-/// accepted and change nothing; any other key, and any value azflow cannot honour (full
+/// accepted and change nothing; any other key, and any value azflow cannot honour (pseudo
 /// splitting, a unit azflow lacks, a spline, a monitor_name, chi_discontinuity_at_0 with a 2D
 /// or azimuth-ranged integration), throws azflow::Error (kConfig) naming the file and the key;
 /// an unreadable file throws kIo. The result passes daemon::job_spec_from_json's validation

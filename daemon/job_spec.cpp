@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <limits>
 
+#include "stages/integrate/method.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/integrate/units.hpp"
 
@@ -170,9 +171,10 @@ void validate_settings(const integrate::IntegrationSettings& s, const std::strin
 integrate::IntegrationSettings read_settings(const json& j, const std::string& prefix,
                                              JobSpec& spec) {
   const ObjectReader r(j, prefix);
-  r.reject_unknown({"unit", "npt_rad", "npt_azim", "split", "radial_range", "azimuth_range_deg",
-                    "azimuthal_unit", "correct_solid_angle", "polarization_factor", "dummy",
-                    "delta_dummy", "normalization_factor", "error_model", "sigma_clip"});
+  r.reject_unknown({"unit", "npt_rad", "npt_azim", "split", "method", "radial_range",
+                    "azimuth_range_deg", "azimuthal_unit", "correct_solid_angle",
+                    "polarization_factor", "dummy", "delta_dummy", "normalization_factor",
+                    "error_model", "sigma_clip"});
   integrate::IntegrationSettings& s = spec.settings;
   std::string unit(integrate::unit_name(s.unit)), split(integrate::split_name(s.split)),
       model(integrate::error_model_name(s.error_model));
@@ -180,7 +182,15 @@ integrate::IntegrationSettings read_settings(const json& j, const std::string& p
   s.unit = parse_enum(r, "unit", unit, integrate::parse_radial_unit(unit),
                       "q_nm^-1, q_A^-1, 2th_deg, 2th_rad or r_mm");
   r.read("split", split);
-  s.split = parse_enum(r, "split", split, integrate::parse_split(split), "no or bbox");
+  s.split = parse_enum(r, "split", split, integrate::parse_split(split), "no, bbox or full");
+  if (std::string method; r.find("method") != nullptr) {  // a pyFAI name: overrides split
+    r.read("method", method);
+    try {
+      s.split = integrate::parse_method(method, "").split;
+    } catch (const Error& e) {
+      r.fail("method", e.what());
+    }
+  }
   r.read("error_model", model);
   s.error_model = parse_enum(r, "error_model", model, integrate::parse_error_model(model),
                              "none, poisson or azimuthal");

@@ -1,6 +1,6 @@
 #pragma once
 // What the integration benchmarks share (bench/integrate, bench/cuda): the EIGER 4M geometry,
-// the three measured modes and the frames (synthetic, or read from a master file). Header-only;
+// the measured modes and the frames (synthetic, or read from a master file). Header-only;
 // not part of the azflow libraries.
 
 #include <algorithm>
@@ -36,8 +36,8 @@ struct Mode {
   integrate::IntegrationSettings settings;
 };
 
-/// 1D no split, 1D bbox and 2D bbox 360 x 1000: 1000 radial bins in q_nm^-1, Poisson errors,
-/// dummy 0xFFFFFFFF (the Eiger gap value).
+/// 1D no split, 1D bbox, 1D full and 2D bbox 360 x 1000: 1000 radial bins in q_nm^-1, Poisson
+/// errors, dummy 0xFFFFFFFF (the Eiger gap value).
 inline std::vector<Mode> modes() {
   using namespace azflow::integrate;
   IntegrationSettings base;
@@ -48,10 +48,12 @@ inline std::vector<Mode> modes() {
   Mode nosplit{"1d_no", base};
   Mode bbox{"1d_bbox", base};
   bbox.settings.split = PixelSplit::kBBox;
+  Mode full{"1d_full", base};
+  full.settings.split = PixelSplit::kFull;
   Mode cake{"2d_bbox_360x1000", base};
   cake.settings.split = PixelSplit::kBBox;
   cake.settings.npt_azim = 360;
-  return {nosplit, bbox, cake};
+  return {nosplit, bbox, full, cake};
 }
 
 /// `n` frames of rows x cols Poisson-like uint32 counts (seed 42) with Eiger module gaps

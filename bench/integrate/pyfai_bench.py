@@ -5,7 +5,7 @@
         [--data-h5 NAME_master.h5] --json pyfai.json
 
 Integrates N frames (2167 x 2070 uint32) with pyFAI's integrate1d (integrate1d_ng), methods
-("no", "csr", "cython") and ("bbox", "csr", "cython"), and integrate2d (integrate2d_ng) 360 x npt
+("no", "csr", "cython"), ("bbox", "csr", "cython") and ("full", "csr", "cython"), and integrate2d (integrate2d_ng) 360 x npt
 ("bbox", "csr", "cython"); unit q_nm^-1, solid-angle correction, error model poisson, dummy = the
 dtype's maximum (0xFFFFFFFF: detector gaps), npt 1000. One warm-up call per method (it builds the
 CSR matrix) is timed apart and excluded. Frames come from a gen_dataset.py master file (read with
@@ -40,8 +40,8 @@ def parse_args():
     p.add_argument("--npt", type=int, default=1000, help="radial bins")
     p.add_argument("--npt-azim", type=int, default=360, help="azimuthal bins of the 2D method")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthesized frames")
-    p.add_argument("--methods", default="1d_no,1d_bbox,2d_bbox",
-                   help="comma-separated subset of 1d_no,1d_bbox,2d_bbox")
+    p.add_argument("--methods", default="1d_no,1d_bbox,1d_full,2d_bbox",
+                   help="comma-separated subset of 1d_no,1d_bbox,1d_full,2d_bbox")
     args = p.parse_args()
     if args.frames < 1 or args.threads < 1:
         p.error("--frames and --threads must be >= 1")
@@ -115,6 +115,8 @@ def integrate_call(ai, name, npt, npt_azim, dummy):
         return lambda frame: ai.integrate1d(frame, npt, method=("no", "csr", "cython"), **common)
     if name == "1d_bbox":
         return lambda frame: ai.integrate1d(frame, npt, method=("bbox", "csr", "cython"), **common)
+    if name == "1d_full":
+        return lambda frame: ai.integrate1d(frame, npt, method=("full", "csr", "cython"), **common)
     if name == "2d_bbox":
         return lambda frame: ai.integrate2d(frame, npt, npt_azim, method=("bbox", "csr", "cython"),
                                             **common)

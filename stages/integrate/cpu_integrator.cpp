@@ -242,7 +242,7 @@ void fast_split(const Job<T>& job, std::size_t begin, std::size_t end, FastState
 template <class T>
 void fast_block(const Job<T>& job, bool poisson, std::size_t begin, std::size_t end,
                 FastState& st) {
-  const bool split = job.plan->settings().split == PixelSplit::kBBox;
+  const bool split = job.plan->settings().split != PixelSplit::kNo;
   if (split) {
     poisson ? fast_split<T, true>(job, begin, end, st) : fast_split<T, false>(job, begin, end, st);
   } else if constexpr (gpu::kExactRawSums<T>) {

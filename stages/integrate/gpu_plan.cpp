@@ -19,7 +19,7 @@ KernelSettings kernel_settings(const Plan& plan) {
   KernelSettings k;
   k.bins = static_cast<std::int64_t>(plan.bins());
   k.pixels = static_cast<std::int64_t>(plan.pixels());
-  k.split = s.split == PixelSplit::kBBox;
+  k.split = s.split != PixelSplit::kNo;
   k.poisson = s.error_model == ErrorModel::kPoisson;
   k.azimuthal = s.error_model == ErrorModel::kAzimuthal;
   k.has_dark = !plan.dark().empty();

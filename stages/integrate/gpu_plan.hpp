@@ -25,7 +25,7 @@ inline constexpr int kBlockThreads = 256;
 struct KernelSettings {
   std::int64_t bins = 0;    ///< CSR rows
   std::int64_t pixels = 0;  ///< rows x cols of a frame
-  bool split = false;       ///< bbox splitting: values converted to float32 before weighting
+  bool split = false;       ///< bbox or full splitting: values converted to float32 first
   bool poisson = false;     ///< error model Poisson (fast path)
   bool azimuthal = false;   ///< error model azimuthal (per-pixel incremental variance)
   bool has_dark = false;    ///< dark vector present

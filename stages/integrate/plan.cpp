@@ -8,11 +8,20 @@
 #include <string>
 
 #include "base/error.hpp"
+#include "stages/integrate/full_split.hpp"
 
 namespace azflow::integrate {
 
 std::string_view split_name(PixelSplit split) noexcept {
-  return split == PixelSplit::kNo ? "no" : "bbox";
+  switch (split) {
+    case PixelSplit::kNo:
+      return "no";
+    case PixelSplit::kBBox:
+      return "bbox";
+    case PixelSplit::kFull:
+      return "full";
+  }
+  return "no";
 }
 
 std::string_view error_model_name(ErrorModel model) noexcept {
@@ -30,6 +39,7 @@ std::string_view error_model_name(ErrorModel model) noexcept {
 std::optional<PixelSplit> parse_split(std::string_view name) noexcept {
   if (name == "no" || name == "none") return PixelSplit::kNo;
   if (name == "bbox") return PixelSplit::kBBox;
+  if (name == "full") return PixelSplit::kFull;
   return std::nullopt;
 }
 
@@ -76,6 +86,10 @@ void IntegrationSettings::validate() const {
   } else {
     validate_range("azimuth_range", azimuth_range_deg);
   }
+  if (split == PixelSplit::kFull && azimuth_wraps())
+    bad_setting("azimuth_range",
+                "full pixel splitting takes no sector across +-180 deg (lower bound above upper "
+                "bound); use bbox splitting, or integrate the two sides separately");
   if (!(normalization_factor > 0) || !std::isfinite(normalization_factor))
     bad_setting("normalization_factor", "must be positive and finite");
   if (polarization_factor &&
@@ -135,9 +149,11 @@ struct Axis {
 };
 
 // Per-pixel positions the plan is built from (pyFAI setup_CSR): radial centre and half-width,
-// azimuthal centre and half-width (radians); half-widths are zero without splitting.
+// azimuthal centre and half-width (radians); half-widths are zero without splitting. Full
+// splitting uses the corners instead (pos0 etc. empty).
 struct Positions {
   std::vector<double> pos0, dpos0, pos1, dpos1;
+  std::optional<full_split::CornerGrid> corners;
 };
 
 // Emits (bin, weight) pairs of one pixel into the per-pixel lists.
@@ -193,7 +209,9 @@ class PlanBuilder {
       plan->azim_edges_ = azim_.edges(azim_scale);
     }
     plan->bins_ = settings_.npt_rad * std::max<std::size_t>(settings_.npt_azim, 1);
-    PixelLists lists = settings_.is_2d() ? fill_2d(pos) : fill_1d(pos);
+    PixelLists lists = pos.corners         ? fill_full(pos)
+                       : settings_.is_2d() ? fill_2d(pos)
+                                           : fill_1d(pos);
     to_csr(lists, *plan);
     corrections(*plan);
     drop_invalid(lists, plan->invalid_);
@@ -235,6 +253,11 @@ class PlanBuilder {
 
   [[nodiscard]] Positions positions() const {
     Positions pos;
+    if (settings_.split == PixelSplit::kFull) {
+      pos.corners.emplace(geometry_.radial_corners(settings_.unit), geometry_.chi_corners(),
+                          geometry_.rows(), geometry_.cols());
+      return pos;
+    }
     pos.pos0 = geometry_.radial_centers(settings_.unit);
     const bool split = settings_.split == PixelSplit::kBBox;
     if (split) pos.dpos0 = geometry_.radial_deltas(settings_.unit);
@@ -262,7 +285,16 @@ class PlanBuilder {
     double r_min = std::numeric_limits<double>::infinity(), r_max = -r_min;
     double a_min = r_min, a_max = -r_min;
     const bool split = !pos.dpos0.empty();
-    const bool chi = !pos.pos1.empty();
+    const bool chi = !pos.pos1.empty() || (pos.corners && need_chi());
+    if (pos.corners) {  // pyFAI's full-split calc_boundaries: extent of the corners
+      const full_split::Extent e = full_split::extent(*pos.corners, corrections_.mask);
+      if (e.any) {
+        r_min = e.rad_min;
+        r_max = e.rad_max;
+        a_min = e.chi_min;
+        a_max = e.chi_max;
+      }
+    }
     for (std::size_t p = 0; p < pos.pos0.size(); ++p) {
       if (masked(p)) continue;
       const double d0 = split ? pos.dpos0[p] : 0.0;
@@ -309,6 +341,24 @@ class PlanBuilder {
       out.end_pixel();
     }
     return out;
+  }
+
+  // Full splitting: each unmasked pixel's quadrilateral through full_split::Splitter.
+  PixelLists fill_full(const Positions& pos) const {
+    const auto axis = [](const Axis& a) {
+      return full_split::BinAxis{a.min, a.maxin, a.max, a.delta, a.bins};
+    };
+    const full_split::BinAxis rad = axis(rad_), azim = axis(azim_);
+    full_split::Splitter splitter =
+        settings_.is_2d()
+            ? full_split::Splitter(rad, azim)
+            : full_split::Splitter(rad, settings_.azimuth_range_deg ? &azim : nullptr);
+    std::vector<full_split::Entry> entries;
+    return fill(pos.corners->pixels(), [&](std::size_t p, PixelLists& out) {
+      entries.clear();
+      splitter.split(pos.corners->quad(p), entries);
+      for (const full_split::Entry& e : entries) out.insert(e.bin, e.weight);
+    });
   }
 
   PixelLists fill_1d(const Positions& pos) const {

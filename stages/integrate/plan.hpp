@@ -16,9 +16,10 @@
 
 namespace azflow::integrate {
 
-/// Pixel splitting: none (each pixel centre falls into one bin) or bounding box (a pixel's
-/// radial/azimuthal extent centre +- delta is shared between the bins it overlaps, in proportion).
-enum class PixelSplit { kNo, kBBox };
+/// Pixel splitting: none (each pixel centre falls into one bin), bounding box (a pixel's
+/// radial/azimuthal extent centre +- delta is shared between the bins it overlaps, in proportion)
+/// or full (the pixel's corner quadrilateral is shared by area, stages/integrate/full_split.hpp).
+enum class PixelSplit { kNo, kBBox, kFull };
 
 /// How `sigma` is obtained (pyFAI's error_model): none, Poisson, or azimuthal (the weighted
 /// variance of the pixels of each bin). Poisson follows pyFAI 0.21 exactly: variance = max(raw, 1)
@@ -35,13 +36,14 @@ struct SigmaClip {
 };
 
 /// Settings of one integration, in pyFAI's terms (AzimuthalIntegrator.integrate1d_ng /
-/// integrate2d_ng with method ("no"|"bbox", "csr", *)).
+/// integrate2d_ng with method ("no"|"bbox"|"full", "csr", *)).
 struct IntegrationSettings {
   RadialUnit unit = RadialUnit::kQ_nm;
   std::size_t npt_rad = 1000;  ///< radial bins (> 0)
   std::size_t npt_azim = 0;    ///< azimuthal bins; 0 for a 1D integration
   /// Radial range in the unit's own scale (e.g. degrees for 2th_deg); default: pyFAI's (min, max)
-  /// over unmasked pixels (with their bounding boxes when splitting), clipped at 0.
+  /// over unmasked pixels (with their bounding boxes with bbox, their corners with full splitting),
+  /// clipped at 0.
   std::optional<std::pair<double, double>> radial_range;
   /// Azimuthal range in degrees (whatever azimuthal_unit is); default: all pixels (1D); for 2D
   /// pyFAI's min..max of the pixels' chi (chi -+ delta with splitting), clipped to [-180, 180].
@@ -97,7 +99,8 @@ std::optional<ErrorModel> parse_error_model(std::string_view name) noexcept;
 /// layout of pyFAI's 2D result, I[azim][rad]).
 ///
 /// The pixel-to-bin matrix is held in CSR form (one row per bin, columns = pixel indices, float32
-/// weights, within a row in increasing pixel order) exactly as pyFAI's splitBBoxCSR builds it, and
+/// weights, within a row in increasing pixel order) exactly as pyFAI's splitBBoxCSR (or, with full
+/// splitting, splitPixelFullCSR, zero weights left out) builds it, and
 /// also transposed (one entry list per pixel), which the CPU integrator streams through.
 class Plan {
  public:
@@ -136,7 +139,7 @@ class Plan {
   [[nodiscard]] const std::vector<std::int32_t>& pixel_bins() const noexcept { return pixel_bins_; }
   [[nodiscard]] const std::vector<float>& pixel_weights() const noexcept { return pixel_weights_; }
   /// Without splitting, every pixel has at most one bin of weight 1: its bin, or -1 if it falls
-  /// outside the ranges or is masked. Empty with bbox splitting.
+  /// outside the ranges or is masked. Empty with bbox or full splitting.
   [[nodiscard]] const std::vector<std::int32_t>& pixel_bin() const noexcept { return pixel_bin_; }
 
   /// Per-pixel normalization: solid angle x polarization x flat x normalization factor, float32

@@ -98,6 +98,19 @@ TEST(IntegrateOptionsTest, EveryOptionReachesTheSettings) {
   EXPECT_EQ(j["frames"], "2:9");
 }
 
+TEST(IntegrateOptionsTest, MethodSetsTheSplittingAsPyfaiNamesIt) {
+  using integrate::PixelSplit;
+  EXPECT_EQ(make_settings(parse({"--split", "full"}), DType::kUint32).split, PixelSplit::kFull);
+  EXPECT_EQ(make_settings(parse({"--method", "full"}), DType::kUint32).split, PixelSplit::kFull);
+  EXPECT_EQ(make_settings(parse({"--method", "full,csr,cython"}), DType::kUint32).split,
+            PixelSplit::kFull);
+  EXPECT_EQ(
+      make_settings(parse({"--method", "(\"full\", \"csr\", \"cython\")"}), DType::kUint32).split,
+      PixelSplit::kFull);
+  EXPECT_EQ(make_settings(parse({"--method", "csr"}), DType::kUint32).split, PixelSplit::kBBox);
+  EXPECT_EQ(make_settings(parse({"--method", "nosplit"}), DType::kUint32).split, PixelSplit::kNo);
+}
+
 TEST(IntegrateOptionsTest, InvalidValuesAreConfigErrorsNamingTheOption) {
   auto message = [](const std::vector<std::string>& args) -> std::string {
     try {
@@ -109,7 +122,9 @@ TEST(IntegrateOptionsTest, InvalidValuesAreConfigErrorsNamingTheOption) {
     return "no error";
   };
   EXPECT_NE(message({"--unit", "q_furlong"}).find("--unit"), std::string::npos);
-  EXPECT_NE(message({"--split", "full"}).find("--split"), std::string::npos);
+  EXPECT_NE(message({"--split", "pseudo"}).find("--split"), std::string::npos);
+  EXPECT_NE(message({"--method", "pseudo"}).find("--method"), std::string::npos);
+  EXPECT_THROW(parse({"--split", "bbox", "--method", "full"}), CLI::ParseError);
   EXPECT_NE(message({"--error-model", "gauss"}).find("--error-model"), std::string::npos);
   EXPECT_NE(message({"--npt", "0"}).find("--npt"), std::string::npos);
   EXPECT_NE(message({"--npt-rad", "10", "--npt-azim", "0"}).find("--npt-azim"), std::string::npos);

@@ -119,7 +119,9 @@ TEST_F(EnqueuePlan, SweepErrorsNameKeyAndValue) {
   EXPECT_NE(message("--sweep bins=1").find("unknown key 'bins'"), std::string::npos);
   EXPECT_NE(message("--sweep npt=10,x").find("'x' is not an integer"), std::string::npos);
   EXPECT_NE(message("--sweep npt=1 --sweep npt_rad=2").find("swept twice"), std::string::npos);
-  EXPECT_NE(message("--sweep split=full").find("split=full"), std::string::npos);
+  EXPECT_NE(message("--sweep split=pseudo").find("split=pseudo"), std::string::npos);
+  EXPECT_NE(message("--sweep method=pseudo").find("method=pseudo"), std::string::npos);
+  EXPECT_EQ(message("--sweep method=full,csr,cython"), "(accepted)");
   EXPECT_NE(message("--sweep polarization_factor=2").find("polarization_factor=2"),
             std::string::npos);
   EXPECT_NE(message("--sweep radial_range=3").find("LOW:HIGH"), std::string::npos);

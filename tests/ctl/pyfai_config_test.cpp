@@ -305,27 +305,27 @@ TEST_F(PyFaiConfigEdit, UnknownKeyIsNamed) {
   expect_names(error([](json& j) { j["sigma_clip_thresold"] = 3; }), "sigma_clip_thresold");
 }
 
-TEST_F(PyFaiConfigEdit, FullPixelSplittingIsRefused) {
-  expect_names(error([](json& j) { j["method"] = {"full", "csr", "cython"}; }), "method");
-  expect_names(error([](json& j) { j["method"] = {"pseudo", "histogram", "cython"}; }), "method");
-  for (const char* name : {"splitpixel", "full_csr", "full"}) {
-    expect_names(error([&](json& j) { j["method"] = name; }), "method");
+TEST_F(PyFaiConfigEdit, FullPixelSplittingIsImported) {
+  for (const json& method : {json{"full", "csr", "cython"}, json("full_csr"), json("full"),
+                             json{1, "full", "histogram", "cython", nullptr}}) {
+    SCOPED_TRACE(method.dump());
+    const JobSpec spec = import([&](json& j) { j["method"] = method; });
+    EXPECT_EQ(spec.settings.split, azflow::integrate::PixelSplit::kFull);
   }
+  // Pseudo splitting, and old names that pyFAI 0.21's Worker reads as no splitting, are refused.
+  expect_names(error([](json& j) { j["method"] = {"pseudo", "histogram", "cython"}; }), "method");
+  expect_names(error([](json& j) { j["method"] = "splitpixel"; }), "method");
 }
 
 /// Method names of version 1/2 files resolve to the splitting pyFAI 0.21 resolves them to
-/// (methods.pyfai.json); full splitting is refused.
+/// (methods.pyfai.json).
 TEST_F(PyFaiConfigEdit, MethodNamesSplitAsInPyFai) {
   const json table = read_json(kFixtures / "methods.pyfai.json");
   ASSERT_GE(table.size(), 10u);
   for (const auto& [name, split] : table.items()) {
     SCOPED_TRACE(name);
-    if (split == "full") {
-      expect_names(error([&](json& j) { j["method"] = name; }), "method");
-    } else {
-      const JobSpec spec = import([&](json& j) { j["method"] = name; });
-      EXPECT_EQ(azflow::integrate::split_name(spec.settings.split), split.get<std::string>());
-    }
+    const JobSpec spec = import([&](json& j) { j["method"] = name; });
+    EXPECT_EQ(azflow::integrate::split_name(spec.settings.split), split.get<std::string>());
   }
 }
 

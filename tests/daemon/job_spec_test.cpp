@@ -35,6 +35,18 @@ TEST(JobSpec, DefaultsMatchAzflowIntegrate) {
   EXPECT_EQ(spec.format, reduce::OutputFormat::kNexus);
 }
 
+TEST(JobSpec, MethodSetsTheSplitting) {
+  json j = minimal();
+  j["settings"]["method"] = "full,csr,cython";
+  EXPECT_EQ(job_spec_from_json(j).settings.split, integrate::PixelSplit::kFull);
+  j["settings"]["split"] = "no";  // method, when given, wins (sweeps set it over the split)
+  j["settings"]["method"] = "splitbbox";
+  EXPECT_EQ(job_spec_from_json(j).settings.split, integrate::PixelSplit::kBBox);
+  j["settings"].erase("method");
+  j["settings"]["split"] = "full";
+  EXPECT_EQ(job_spec_from_json(j).settings.split, integrate::PixelSplit::kFull);
+}
+
 TEST(JobSpec, EveryOutputFormatByName) {
   for (const char* name : {"nexus", "nxazint", "xy", "xy-frames"}) {
     json j = minimal();
@@ -156,7 +168,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"npt_zero", {{"settings", {{"npt_rad", 0}}}}, "settings.npt_rad"},
         BadCase{"npt_negative", {{"settings", {{"npt_rad", -5}}}}, "settings.npt_rad"},
         BadCase{"unit", {{"settings", {{"unit", "furlongs"}}}}, "settings.unit"},
-        BadCase{"split", {{"settings", {{"split", "full"}}}}, "settings.split"},
+        BadCase{"split", {{"settings", {{"split", "pseudo"}}}}, "settings.split"},
+        BadCase{"method", {{"settings", {{"method", "pseudo,csr,cython"}}}}, "settings.method"},
         BadCase{"error_model", {{"settings", {{"error_model", "x"}}}}, "settings.error_model"},
         BadCase{"sigma_clip_type", {{"settings", {{"sigma_clip", 5}}}}, "settings.sigma_clip"},
         BadCase{"sigma_clip_2d", json::parse(R"({"settings": {"npt_azim": 36, "sigma_clip": {}}})"),

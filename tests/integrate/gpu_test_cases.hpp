@@ -1,7 +1,7 @@
 #pragma once
 // The integration cases on which the GPU backend (its CPU emulation in gpu_plan_test.cpp, the
-// device itself in cuda_integrator_test.cpp) is compared with the CPU integrator: 1D and 2D, no
-// and bbox splitting, every error model, without and with every correction, frames of every
+// device itself in cuda_integrator_test.cpp) is compared with the CPU integrator: 1D and 2D, no,
+// bbox and full splitting, every error model, without and with every correction, frames of every
 // dtype with dummy, masked and (float32) non-finite pixels.
 
 #include <gtest/gtest.h>
@@ -46,12 +46,13 @@ struct PlanCase {
   std::shared_ptr<const Plan> plan;
 };
 
-/// Every combination of 1D/2D, no/bbox, none/Poisson/azimuthal, and plain/full corrections.
+/// Every combination of 1D/2D, no/bbox/full splitting, none/Poisson/azimuthal, and plain/full
+/// corrections.
 inline std::vector<PlanCase> plan_cases() {
   std::vector<PlanCase> cases;
   const Geometry g = test_geometry();
   for (const bool two_d : {false, true}) {
-    for (const PixelSplit split : {PixelSplit::kNo, PixelSplit::kBBox}) {
+    for (const PixelSplit split : {PixelSplit::kNo, PixelSplit::kBBox, PixelSplit::kFull}) {
       for (const ErrorModel em :
            {ErrorModel::kNone, ErrorModel::kPoisson, ErrorModel::kAzimuthal}) {
         for (const bool full : {false, true}) {
