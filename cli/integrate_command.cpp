@@ -131,6 +131,16 @@ void as_chi_profile(reduce::NexusLayout& layout, reduce::OutputFormat format) {
   layout.chi_profile = true;
 }
 
+void print_plan(const IntegrateOptions& o, const reduce::PlanResult& plan) {
+  if (o.plan_cache.empty()) {
+    std::printf("plan:    built in %.2f s\n", plan.seconds);
+  } else {
+    std::printf("plan:    %s %s %s in %.2f s\n", plan.key_hash.c_str(),
+                plan.built ? "built and stored in" : "loaded from", o.plan_cache.c_str(),
+                plan.seconds);
+  }
+}
+
 void print_summary(const IntegrateOptions& o, const source::DatasetInfo& info, FrameRange range,
                    const reduce::WriterSummary& summary, double total_s, double integrate_s,
                    std::size_t threads, const IntensityRange& seen) {
@@ -178,11 +188,9 @@ int run_integrate(const IntegrateOptions& o) {
   const std::size_t threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
 
-  integrate::Corrections corrections = reduce::load_corrections(
-      info.rows, info.cols, o.no_file_mask || !info.pixel_mask ? nullptr : &*info.pixel_mask,
-      {o.mask, o.dark, o.flat});
-  if (o.mask.empty()) integrate::add_detector_mask(poni.detector, corrections);
-  auto plan = integrate::Plan::build(integrate::Geometry(poni), settings, corrections);
+  const reduce::PlanResult planned = cli_plan(o, poni, info.rows, info.cols, settings,
+                                              info.pixel_mask ? &*info.pixel_mask : nullptr);
+  const auto& plan = planned.plan;
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, range.size());
   if (o.integrate_radial) as_chi_profile(layout, format);
   layout.overwrite = o.overwrite;
@@ -213,6 +221,7 @@ int run_integrate(const IntegrateOptions& o) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!o.quiet) {
     print_summary(o, info, range, summary, total_s, progress.elapsed_s(), threads, seen);
+    print_plan(o, planned);
   }
   if (stopped < range.last) {
     std::fprintf(stderr,

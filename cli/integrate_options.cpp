@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <numbers>
@@ -47,6 +48,11 @@ void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
       ->capture_default_str();
   cmd.add_option("--threads", o.threads, "worker threads (default: hardware concurrency)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  cmd.add_option("--plan-cache", o.plan_cache,
+                 "folder of stored integration plans (created if missing; the same layout as "
+                 "azflowd's STATE_DIR/plans): reuse the plan of the same geometry, settings and "
+                 "masks, else build and store it (at most 4096 MiB, least recently used "
+                 "removed first)");
 }
 
 // pyFAI 0.21's AzimuthalIntegrator.sigma_clip_ng and its keyword arguments thres and max_iter.
@@ -241,6 +247,19 @@ nlohmann::json settings_json(const IntegrateOptions& o, const integrate::Integra
   if (o.follow) j["follow_timeout_s"] = o.follow_timeout_s;
   j["integrate_radial"] = o.integrate_radial;
   return j;
+}
+
+reduce::PlanResult cli_plan(const IntegrateOptions& o, const integrate::Poni& poni,
+                            std::size_t rows, std::size_t cols,
+                            const integrate::IntegrationSettings& settings,
+                            const std::vector<std::uint32_t>* pixel_mask) {
+  reduce::PlanRequest request{
+      poni, rows, cols, settings, o.no_file_mask ? nullptr : pixel_mask, {o.mask, o.dark, o.flat}};
+  std::optional<integrate::PlanCache> cache;
+  if (!o.plan_cache.empty()) cache.emplace(integrate::PlanCacheOptions{o.plan_cache});
+  reduce::PlanResult plan = reduce::make_plan(request, cache ? &*cache : nullptr);
+  if (!plan.note.empty()) std::fprintf(stderr, "azflow: warning: %s\n", plan.note.c_str());
+  return plan;
 }
 
 }  // namespace azflow::cli

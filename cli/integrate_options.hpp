@@ -14,6 +14,8 @@
 #include "base/dtype.hpp"
 #include "base/frame_range.hpp"
 #include "stages/integrate/plan.hpp"
+#include "stages/integrate/poni.hpp"
+#include "stages/reduce/plan_setup.hpp"
 #include "stages/reduce/result_writer.hpp"
 
 namespace azflow::cli {
@@ -55,6 +57,9 @@ struct IntegrateOptions {
   /// nimages x ntrigger (the master's detectorSpecific) or follow_timeout_s without a new frame.
   bool follow = false;
   double follow_timeout_s = 30;  ///< --follow-timeout: seconds without a new frame [s]
+  /// --plan-cache DIR: a plan folder (integrate::PlanCache, cap kDefaultPlanCacheMaxMib) to take
+  /// the plan from and store it in; "" = build the plan in memory only.
+  std::string plan_cache;
 };
 
 /// Declares the options on the `integrate` subcommand, storing into `options`.
@@ -77,6 +82,14 @@ integrate::IntegrationSettings make_settings(const IntegrateOptions& options, DT
 /// The output format of `--format`; throws azflow::Error (kConfig) naming --format for an
 /// unknown name or a text format (xy, xy-frames) with a 2D integration (`npt_azim` > 0).
 reduce::OutputFormat parse_format_option(const std::string& format, std::size_t npt_azim);
+
+/// The plan for frames of rows x cols: reduce::make_plan with the options' mask, dark and flat,
+/// `pixel_mask` unless --no-file-mask, and the --plan-cache folder if given (a note from the
+/// folder, such as a rejected file, is printed on stderr as a warning). Throws as make_plan.
+reduce::PlanResult cli_plan(const IntegrateOptions& options, const integrate::Poni& poni,
+                            std::size_t rows, std::size_t cols,
+                            const integrate::IntegrationSettings& settings,
+                            const std::vector<std::uint32_t>* pixel_mask);
 
 /// Every setting as a JSON object, for the output's NXprocess.
 nlohmann::json settings_json(const IntegrateOptions& options,

@@ -539,10 +539,7 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   const integrate::IntegrationSettings settings = make_settings(o, dtype);
   const reduce::OutputFormat format = parse_format_option(o.format, settings.npt_azim);
   const std::vector<std::uint32_t>* pixel_mask = start.pixel_mask(s.channel);
-  integrate::Corrections corrections = reduce::load_corrections(
-      rows, cols, o.no_file_mask ? nullptr : pixel_mask, {o.mask, o.dark, o.flat});
-  if (o.mask.empty()) integrate::add_detector_mask(poni.detector, corrections);
-  auto plan = integrate::Plan::build(integrate::Geometry(poni), settings, corrections);
+  auto plan = cli_plan(o, poni, rows, cols, settings, pixel_mask).plan;
   reduce::NexusLayout layout = reduce::NexusLayout::from_plan(*plan, o.output, images);
   layout.overwrite = o.overwrite;
   layout.format = format;

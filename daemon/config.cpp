@@ -204,6 +204,15 @@ void read_rings(const TableReader& root, const std::filesystem::path& file, Ring
   r.read("max_total_mib", rings.max_total_mib);
 }
 
+void read_plans(const TableReader& root, const std::filesystem::path& file, PlansConfig& plans) {
+  const toml::table* table = root.sub("plans");
+  if (table == nullptr) return;
+  const TableReader r(*table, file, "plans.");
+  r.reject_unknown({"cache_max_mb"});
+  r.read("cache_max_mb", plans.cache_max_mb);
+  check_range(plans.cache_max_mb, 1, 1048576, r.origin("cache_max_mb"));
+}
+
 void read_gpu(const TableReader& root, const std::filesystem::path& file, GpuConfig& gpu) {
   const toml::table* table = root.sub("gpu");
   if (table == nullptr) return;
@@ -282,6 +291,7 @@ void read_top_level(const TableReader& r, RawConfig& raw) {
                     "control",
                     "live",
                     "rings",
+                    "plans",
                     "gpu",
                     "federation",
                     "http"});
@@ -331,6 +341,7 @@ RawConfig read_file(const std::filesystem::path& file) {
   read_top_level(r, raw);
   read_endpoints(r, file, raw.config);
   read_rings(r, file, raw.config.rings);
+  read_plans(r, file, raw.config.plans);
   read_gpu(r, file, raw.config.gpu);
   if (const toml::table* federation = r.sub("federation"))
     read_federation_table(*federation, file, raw.config.federation);
@@ -513,6 +524,7 @@ std::string describe(const DaemonConfig& c) {
       << "frames_slot_mib = " << slot_text(c.rings.frames_slot_mib) << "\n"
       << "results_slot_mib = " << slot_text(c.rings.results_slot_mib) << "\n"
       << "max_total_mib = " << c.rings.max_total_mib << "\n\n"
+      << "[plans]\ncache_max_mb = " << c.plans.cache_max_mb << "\n\n"
       << "[gpu]\ngpus = " << gpus_text(c.gpu.devices) << "\n"
       << "workers_per_gpu = " << c.gpu.workers_per_gpu << "\n\n"
       << describe_federation(c.federation);

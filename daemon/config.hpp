@@ -41,6 +41,15 @@ struct GpuConfig {
   std::size_t workers_per_gpu = 4;  ///< integrate worker processes per GPU (1 to 64)
 };
 
+/// The plan folder <state_dir>/plans ([plans] table, docs/architecture.md "The plan cache"):
+/// integration plans built once per node and geometry, shared by every integrate worker and kept
+/// across restarts.
+struct PlansConfig {
+  /// Key `cache_max_mb`: MiB the folder's *.plan files may take; past it the least recently used
+  /// are removed (1 to 1048576; the newest plan is always kept).
+  std::size_t cache_max_mb = 4096;
+};
+
 /// Every setting of azflowd, resolved: no empty paths, no "auto" worker counts (ring slot sizes
 /// may stay auto). Field names carry units.
 struct DaemonConfig {
@@ -63,6 +72,7 @@ struct DaemonConfig {
   std::size_t integrate_workers = 1;  ///< integrate worker processes (key 0 = same as workers)
   RingsConfig rings;
   GpuConfig gpu;
+  PlansConfig plans;
   std::size_t shard_frames = 50;     ///< frames per shard (the scheduler may cut 2D smaller)
   std::size_t max_running_jobs = 2;  ///< jobs whose shards are handed out at once
   std::string log_level = "info";    ///< trace, debug, info, warn, error, critical, off
@@ -123,6 +133,11 @@ std::filesystem::path default_runtime_dir(const Environment& env);
 /// Default state directory: $XDG_STATE_HOME/azflow, else /var/lib/azflow for root, else
 /// $HOME/.local/state/azflow.
 std::filesystem::path default_state_dir(const Environment& env);
+
+/// The node's plan folder: <state_dir>/plans.
+inline std::filesystem::path plan_dir(const DaemonConfig& config) {
+  return config.state_dir / "plans";
+}
 /// The default client endpoint, ipc://<default runtime dir>/<instance>.control: what azflowd
 /// binds without --control and what azflowctl connects to without --endpoint.
 std::string default_control_endpoint(const Environment& env,

@@ -249,8 +249,9 @@ void Daemon::start_pipeline(const PipelineShape& shape) {
   frames_ = make("frames", config_.rings.frames_slots, shape.frames_bytes);
   results_ = make("results", config_.rings.results_slots, shape.results_bytes);
   shape_ = shape;
-  StageLaunch launch{Supervisor::stage_executable(), config_.instance, config_.stages_endpoint,
-                     config_.heartbeat_interval_ms, config_.log_level};
+  StageLaunch launch{Supervisor::stage_executable(), config_.instance,  config_.stages_endpoint,
+                     config_.heartbeat_interval_ms,  config_.log_level, plan_dir(config_),
+                     config_.plans.cache_max_mb};
   supervisor_ = std::make_unique<Supervisor>(launch, config_.workers, integrate_placement_.devices);
   supervisor_->start_all();
   spdlog::info("pipeline up: rings compressed {} x {} B, frames {} x {} B, results {} x {} B",
@@ -539,7 +540,8 @@ bool Daemon::ensure_axes(ActiveJob& job) {
   if (job.axes) return true;
   try {
     source::Dataset dataset = open_job_dataset(job.spec);
-    save_axes(job, plan_axes_json(*build_job_plan(job.spec, dataset.info())));
+    integrate::PlanCache plans({plan_dir(config_), config_.plans.cache_max_mb << 20});
+    save_axes(job, plan_axes_json(*build_job_plan(job.spec, dataset.info(), &plans)));
     return true;
   } catch (const Error& e) {
     spdlog::error("job {}: no output layout: {}", job.id, e.what());

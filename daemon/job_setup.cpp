@@ -44,8 +44,8 @@ integrate::Poni job_poni(const JobSpec& spec, const source::DatasetInfo& info) {
   return integrate::fit_to_frames(job_poni(spec), info.rows, info.cols);
 }
 
-std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
-                                                      const source::DatasetInfo& info) {
+reduce::PlanResult make_job_plan(const JobSpec& spec, const source::DatasetInfo& info,
+                                 integrate::PlanCache* cache) {
   const integrate::Poni poni = job_poni(spec, info);
   integrate::check_frame_shape(poni, info.rows, info.cols,
                                info.path.string() + " (" + info.dataset + ")", spec.poni_path);
@@ -54,12 +54,20 @@ std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
         std::pair{"spec.flat_path", &spec.flat_path}}) {
     if (!image->empty()) source::check_input_tree(image->substr(0, image->find("::")), field);
   }
-  integrate::Corrections corrections = reduce::load_corrections(
-      info.rows, info.cols, spec.use_file_mask && info.pixel_mask ? &*info.pixel_mask : nullptr,
-      {spec.mask_path, spec.dark_path, spec.flat_path});
-  if (spec.mask_path.empty()) integrate::add_detector_mask(poni.detector, corrections);
-  return integrate::Plan::build(integrate::Geometry(poni), spec.settings_for(info.dtype),
-                                corrections);
+  const reduce::PlanRequest request{
+      poni,
+      info.rows,
+      info.cols,
+      spec.settings_for(info.dtype),
+      spec.use_file_mask && info.pixel_mask ? &*info.pixel_mask : nullptr,
+      {spec.mask_path, spec.dark_path, spec.flat_path}};
+  return reduce::make_plan(request, cache);
+}
+
+std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
+                                                      const source::DatasetInfo& info,
+                                                      integrate::PlanCache* cache) {
+  return make_job_plan(spec, info, cache).plan;
 }
 
 nlohmann::json plan_axes_json(const integrate::Plan& plan) {

@@ -14,8 +14,10 @@
 
 #include "daemon/job_spec.hpp"
 #include "stages/integrate/plan.hpp"
+#include "stages/integrate/plan_cache.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/reduce/nexus_writer.hpp"
+#include "stages/reduce/plan_setup.hpp"
 #include "stages/source/dataset.hpp"
 
 namespace azflow::daemon {
@@ -32,10 +34,17 @@ integrate::Poni job_poni(const JobSpec& spec);
 /// job_poni with the detector's shape taken from `info` when the PONI gives none (fit_to_frames).
 integrate::Poni job_poni(const JobSpec& spec, const source::DatasetInfo& info);
 
-/// Builds the plan of a job on a dataset: PONI, shape check, settings_for(dtype), corrections.
-/// Throws azflow::Error as the steps above and Plan::build.
+/// The plan of a job on a dataset: PONI (fit_to_frames), shape check, the mask/dark/flat paths
+/// checked against the allowed input roots, then reduce::make_plan (the path `azflow integrate`
+/// takes too) with settings_for(dtype), from the plan folder `cache` when given. Throws
+/// azflow::Error as the steps above and Plan::build.
+reduce::PlanResult make_job_plan(const JobSpec& spec, const source::DatasetInfo& info,
+                                 integrate::PlanCache* cache = nullptr);
+
+/// make_job_plan(...).plan.
 std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
-                                                      const source::DatasetInfo& info);
+                                                      const source::DatasetInfo& info,
+                                                      integrate::PlanCache* cache = nullptr);
 
 /// A key under which a job's plan may be cached and shared with other jobs: everything the plan
 /// depends on (PONI text, settings, dummy rule, mask/dark/flat paths with their size and mtime,

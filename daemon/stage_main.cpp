@@ -28,6 +28,7 @@
 #include "stages/decompress/decompress_stage.hpp"
 #include "stages/integrate/cuda_integrator.hpp"
 #include "stages/integrate/integrate_stage.hpp"
+#include "stages/integrate/plan_cache.hpp"
 #include "stages/source/input_policy.hpp"
 #include "stages/source/source_stage.hpp"
 
@@ -85,6 +86,11 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat period");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical, off");
   app.add_option("--device", device, "integrate backend: cpu, or a CUDA device ordinal N");
+  std::string plan_dir;
+  std::uint64_t plan_cache_max_mb = azflow::integrate::kDefaultPlanCacheMaxMib;
+  app.add_option("--plan-cache", plan_dir, "integrate: the node's plan folder (STATE_DIR/plans)");
+  app.add_option("--plan-cache-max-mb", plan_cache_max_mb, "integrate: the plan folder's size cap")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20));
   app.set_version_flag("--version", std::string("azflow-stage ") + AZFLOW_VERSION);
   try {
     app.parse(argc, argv);
@@ -112,6 +118,8 @@ int main(int argc, char** argv) {
     azflow::daemon::StageRuntime rt{instance, link, stop, test_delay(role), {}, {}};
     rt.gpu_device = on_gpu ? *gpu : -1;
     rt.crash_on = azflow::daemon::test_crash_frame(role);
+    rt.plan_dir = plan_dir;
+    rt.plan_cache_max_bytes = plan_cache_max_mb << 20;
     spdlog::debug("started (pid {})", ::getpid());
     if (role == "source") return azflow::source::run_source_stage(rt);
     if (role == "decompress") return azflow::decompress::run_decompress_stage(rt);

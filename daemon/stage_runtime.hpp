@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -31,6 +32,10 @@ struct StageRuntime {
   /// aborts (SIGABRT, no core dump) whenever it takes that job frame from its input ring, as a
   /// stage crashing on a bad frame. Second -1 = any frame.
   std::optional<std::pair<std::int64_t, std::int64_t>> crash_on{};
+  /// Integrate role: the node's plan folder (--plan-cache, <state_dir>/plans; "" = plans built in
+  /// memory only) and its size cap in bytes (--plan-cache-max-mb).
+  std::filesystem::path plan_dir{};
+  std::uint64_t plan_cache_max_bytes = 0;
 
   /// True when the process should stop (signal or "stop" message).
   [[nodiscard]] bool should_stop() const noexcept {

@@ -80,6 +80,10 @@ void Supervisor::spawn(StageSlot& slot) {
   if (slot.role == "integrate") {
     args.push_back("--device");
     args.push_back(slot.device_arg);
+    if (!launch_.plan_dir.empty()) {
+      args.insert(args.end(), {"--plan-cache", launch_.plan_dir.string(), "--plan-cache-max-mb",
+                               std::to_string(launch_.plan_cache_max_mb)});
+    }
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -51,6 +51,9 @@ struct StageLaunch {
   std::string endpoint;  ///< the daemon's internal stage endpoint
   std::size_t heartbeat_ms = 1000;
   std::string log_level = "info";
+  /// Integrate stages: --plan-cache (the node's plan folder, "" = none) and --plan-cache-max-mb.
+  std::filesystem::path plan_dir{};
+  std::size_t plan_cache_max_mb = 4096;
 };
 
 /// A stage process that exited.

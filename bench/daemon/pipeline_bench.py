@@ -11,10 +11,12 @@ splitting, solid angle, Poisson error model, dummy = 0xFFFFFFFF (detector gaps).
 - azflowd: a fresh daemon (own instance, state and runtime folders in a temporary directory,
   `workers` decompress + `workers` integrate processes); time from sending `enqueue` to the job
   being final (output file complete and renamed), polled every 10 ms. Two jobs per daemon, one
-  after the other: "cold" is the first job of the fresh daemon (it also pays for starting the
-  stage processes, creating the rings and every integrate worker building the plan); "warm" is
-  a second job of the same geometry (stages up, plan taken from the workers' cache), which is the
-  resident service's steady state.
+  after the other: "cold" is the first job of the fresh daemon with an empty state folder (it
+  also pays for starting the stage processes, creating the rings and one integrate worker
+  building the plan into <state>/plans while the other waits for it); "warm" is a second job of
+  the same geometry (stages up, plan in the workers' memory), the resident service's steady
+  state. Then "restart": the first job of a second fresh daemon on the same state folder (stages
+  start, the plan is read from <state>/plans).
 - azflow integrate: one process, `threads` worker threads, wall time of the whole command.
 - pyFAI 0.21: reading and decompressing each frame with h5py (HDF5's bitshuffle filter plugin)
   and integrate1d(method=("no", "csr", "cython")) with OMP_NUM_THREADS = threads, timed per
@@ -187,13 +189,12 @@ def time_job(client, spec, frames, where=""):
     return seconds
 
 
-def run_azflowd(args, frames, workdir, repeat):
-    base = os.path.join(workdir, f"d{repeat}")
-    os.makedirs(base, exist_ok=True)
+def daemon_jobs(args, frames, base, instance, runs):
+    """Starts azflowd on `base` (state and runtime folders inside it), times one job per name in
+    `runs` one after the other, stops it; returns (seconds per run, peak MiB, final status)."""
     config = os.path.join(base, "azflowd.toml")
     with open(config, "w") as f:
         f.write(f"log_level = \"warn\"\n[rings]\n{args.rings}\n")
-    instance = f"bench{os.getpid()}_{repeat}"
     daemon = subprocess.Popen([args.azflowd, "--config", config, "--instance", instance,
                                "--state-dir", os.path.join(base, "state"),
                                "--runtime-dir", os.path.join(base, "run"),
@@ -206,7 +207,7 @@ def run_azflowd(args, frames, workdir, repeat):
             if client.call({"verb": "status"}, 200) is not None:
                 break
         times = []
-        for run in ("cold", "warm"):
+        for run in runs:
             out = os.path.join(base, f"azflowd_{run}.h5")
             times.append(time_job(client, job_spec(args.master, args.poni, out, args.npt), frames))
             os.remove(out)
@@ -216,11 +217,24 @@ def run_azflowd(args, frames, workdir, repeat):
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
         peak = mem.stop()
+    return times, peak, status
+
+
+def run_azflowd(args, frames, workdir, repeat):
+    """A fresh daemon with an empty state folder: "cold" (first job: stages start, the plan is
+    built once into <state>/plans) and "warm" (second job); then a second fresh daemon on the same
+    state folder: "restart" (its first job, the plan read from <state>/plans)."""
+    base = os.path.join(workdir, f"d{repeat}")
+    os.makedirs(base, exist_ok=True)
+    instance = f"bench{os.getpid()}_{repeat}"
+    times, peak, status = daemon_jobs(args, frames, base, instance, ("cold", "warm"))
+    restart, _, _ = daemon_jobs(args, frames, base, instance, ("restart",))
     busy = {f"{s['role']}/{s['worker']}": round(s["counters"]["busy_s"], 2)
             for s in status["stages"]}
     shutil.rmtree(base, ignore_errors=True)
     return dict(seconds=times[0], fps=frames / times[0], warm_seconds=times[1],
-                warm_fps=frames / times[1], peak_mib=peak, stage_busy_s=busy)
+                warm_fps=frames / times[1], restart_seconds=restart[0],
+                restart_fps=frames / restart[0], peak_mib=peak, stage_busy_s=busy)
 
 
 # ---------------------------------------------------------------- pyFAI
@@ -292,7 +306,9 @@ def main():
             print(f"  azflowd cold      {d['seconds']:7.2f} s  {d['fps']:7.1f} frames/s  "
                   f"peak {d['peak_mib']:7.0f} MiB\n"
                   f"  azflowd warm      {d['warm_seconds']:7.2f} s  {d['warm_fps']:7.1f} frames/s  "
-                  f"(stage busy s over both jobs {d['stage_busy_s']})", flush=True)
+                  f"(stage busy s over both jobs {d['stage_busy_s']})\n"
+                  f"  azflowd restart   {d['restart_seconds']:7.2f} s  "
+                  f"{d['restart_fps']:7.1f} frames/s  (fresh daemon, plans kept)", flush=True)
         pyfai = None if args.skip_pyfai else run_pyfai(args)
         if pyfai:
             print(f"  pyFAI             {pyfai['seconds']:7.2f} s  {pyfai['fps']:7.1f} frames/s  "
@@ -307,6 +323,8 @@ def main():
                      median_s=median_of(daemon_runs, "seconds"),
                      median_warm_fps=median_of(daemon_runs, "warm_fps"),
                      median_warm_s=median_of(daemon_runs, "warm_seconds"),
+                     median_restart_fps=median_of(daemon_runs, "restart_fps"),
+                     median_restart_s=median_of(daemon_runs, "restart_seconds"),
                      median_peak_mib=median_of(daemon_runs, "peak_mib")),
         azflow_integrate=dict(runs=azflow_runs, median_fps=median_of(azflow_runs, "fps"),
                               median_s=median_of(azflow_runs, "seconds"),
@@ -315,15 +333,19 @@ def main():
     d, a = summary["azflowd"], summary["azflow_integrate"]
     summary["ratio_azflowd_vs_azflow"] = d["median_fps"] / a["median_fps"]
     summary["ratio_azflowd_warm_vs_azflow"] = d["median_warm_fps"] / a["median_fps"]
+    summary["ratio_azflowd_restart_vs_azflow"] = d["median_restart_fps"] / a["median_fps"]
     print(f"\n{frames} frames, {args.repeats} repeats (medians)")
     print(f"  azflowd cold     {d['median_fps']:8.1f} frames/s  {d['median_s']:7.2f} s  "
           f"peak {d['median_peak_mib']:7.0f} MiB  (first job of a fresh daemon)")
     print(f"  azflowd warm     {d['median_warm_fps']:8.1f} frames/s  {d['median_warm_s']:7.2f} s  "
           f"(second job, same geometry: stages up, plan cached)")
+    print(f"  azflowd restart  {d['median_restart_fps']:8.1f} frames/s  "
+          f"{d['median_restart_s']:7.2f} s  (first job of a fresh daemon, <state>/plans kept)")
     print(f"  azflow integrate {a['median_fps']:8.1f} frames/s  {a['median_s']:7.2f} s  "
           f"peak {a['median_peak_mib']:7.0f} MiB")
     print(f"  azflowd / azflow integrate = {summary['ratio_azflowd_vs_azflow']:.3f} cold, "
-          f"{summary['ratio_azflowd_warm_vs_azflow']:.3f} warm")
+          f"{summary['ratio_azflowd_warm_vs_azflow']:.3f} warm, "
+          f"{summary['ratio_azflowd_restart_vs_azflow']:.3f} restart")
     if pyfai:
         summary["ratio_azflowd_vs_pyfai"] = d["median_fps"] / pyfai["fps"]
         print(f"  pyFAI            {pyfai['fps']:8.1f} frames/s ({pyfai['frames']} frames)  "

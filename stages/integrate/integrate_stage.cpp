@@ -17,6 +17,7 @@
 #include "daemon/job_setup.hpp"
 #include "stages/integrate/cpu_integrator.hpp"
 #include "stages/integrate/cuda_integrator.hpp"
+#include "stages/integrate/plan_cache.hpp"
 
 namespace azflow::integrate {
 
@@ -61,7 +62,16 @@ class IntegrateStage {
   explicit IntegrateStage(daemon::StageRuntime& rt)
       : rt_(rt),
         frames_(daemon::open_stage_ring(rt.instance, "frames")),
-        results_(daemon::open_stage_ring(rt.instance, "results")) {}
+        results_(daemon::open_stage_ring(rt.instance, "results")) {
+    if (!rt.plan_dir.empty()) {
+      PlanCacheOptions options{rt.plan_dir, rt.plan_cache_max_bytes};
+      options.store_in_background = true;  // integrate while the file is written and fsynced
+      options.on_background_note = [](const std::string& note) {
+        spdlog::warn("integrate: plan folder: {}", note);
+      };
+      plan_folder_.emplace(std::move(options));
+    }
+  }
 
   int run() {
     if (rt_.gpu_device >= 0) return run_gpu();
@@ -381,9 +391,29 @@ class IntegrateStage {
         return plan_cache_.front().second;
       }
     }
-    plan_cache_.emplace_front(key, daemon::build_job_plan(spec, info));
+    plan_cache_.emplace_front(key, node_plan(spec, info));
     if (plan_cache_.size() > kMaxCachedPlans) plan_cache_.pop_back();
     return plan_cache_.front().second;
+  }
+
+  /// The plan for `spec` on `info` from the node's plan folder (rt_.plan_dir): read if another
+  /// worker or an earlier daemon built it, else built here (while the node's other workers wait
+  /// for it) and stored. Without a folder, built in memory. Logs which, at info level.
+  std::shared_ptr<const Plan> node_plan(const daemon::JobSpec& spec,
+                                        const source::DatasetInfo& info) {
+    reduce::PlanResult r =
+        daemon::make_job_plan(spec, info, plan_folder_ ? &*plan_folder_ : nullptr);
+    if (!r.note.empty()) spdlog::warn("integrate: plan folder: {}", r.note);
+    if (!plan_folder_) {
+      spdlog::info("integrate: plan built in {:.3f} s (no plan folder)", r.seconds);
+    } else if (r.built) {
+      spdlog::info("integrate: plan {} built in {:.3f} s, stored in {}", r.key_hash, r.seconds,
+                   rt_.plan_dir.string());
+    } else {
+      spdlog::info("integrate: plan {} loaded from {} in {:.3f} s", r.key_hash,
+                   rt_.plan_dir.string(), r.seconds);
+    }
+    return std::move(r.plan);
   }
 
   /// Fills `out` from `in`; false if the frame failed here.
@@ -462,6 +492,7 @@ class IntegrateStage {
   std::optional<ipc::ReadSlot> held_;   // taken from the ring, not yet in a batch
   CudaIntegrator* last_gpu_ = nullptr;  // integrator of the newest batch
   std::list<std::pair<std::string, std::shared_ptr<const Plan>>> plan_cache_;
+  std::optional<PlanCache> plan_folder_;  // the node's plan folder (rt_.plan_dir), if any
   BinSums sums_;
   Clock::duration busy_{};
   Clock::time_point busy_until_{};  // GPU: end of the last counted busy interval

@@ -10,10 +10,12 @@
 //
 // Plans: on the first frame of a job the worker asks the daemon for the job's JobSpec
 // ({"type":"job_config","job"}), opens the dataset for its metadata (pixel_mask, dtype), builds
-// the plan exactly as `azflow integrate` does (daemon/job_setup.hpp), sends the plan's output
-// axes to the daemon ({"type":"plan_axes"}) and caches plan + integrator for the job (LRU, at
-// most 2 jobs). Plans are also cached by their inputs (daemon::plan_cache_key, LRU of 2), so a
-// job with the same geometry, settings and masks as an earlier one starts without building one. A
+// the plan exactly as `azflow integrate` does (daemon::make_job_plan -> reduce::make_plan), sends
+// the plan's output axes to the daemon ({"type":"plan_axes"}) and caches plan + integrator for the
+// job (LRU, at most 2 jobs). Plans are also cached by their inputs (daemon::plan_cache_key, LRU of
+// 2) in memory and, with --plan-cache DIR (azflowd passes <state_dir>/plans), in the node's plan
+// folder (integrate::PlanCache): one worker builds a plan while the others wait and then read its
+// file, stored from a background thread; it logs "plan <hash> built in" or "loaded from". A
 // job whose plan cannot be built fails each of its frames with that reason. Output: kBinSums slots,
 // 4 x bins float64 (signal, variance, normalization, count); a failed input, or a frame that fails
 // to integrate, becomes a failed slot with its reason.

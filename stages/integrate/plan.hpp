@@ -166,6 +166,7 @@ class Plan {
  private:
   Plan() = default;
   friend class PlanBuilder;
+  friend struct PlanCodec;  // stages/integrate/plan_file.cpp: the .plan file format
 
   IntegrationSettings settings_;
   std::size_t rows_ = 0, cols_ = 0, bins_ = 0;

@@ -196,7 +196,9 @@ TEST(DaemonConfig, DescribeListsEveryKey) {
                           "compressed_slot_mib",
                           "frames_slot_mib = \"auto\"",
                           "results_slot_mib",
-                          "max_total_mib"}) {
+                          "max_total_mib",
+                          "[plans]",
+                          "cache_max_mb"}) {
     EXPECT_NE(text.find(key), std::string::npos) << key;
   }
 }

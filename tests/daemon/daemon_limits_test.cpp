@@ -212,8 +212,10 @@ TEST(DaemonLimits, NamesThatAreNotUtf8AreEscapedInEveryAnswer) {
 TEST(DaemonLimits, ABulkCancelOfQueuedJobsBuildsNoPlanAndWritesNoFile) {
   TempSpace space;
   const std::string master = make_series(space, "s", 20);
+  // 20 frames x 150 ms keep the running job busy while the 40 jobs are enqueued and cancelled
+  // (with a warm plan cache nothing else slows it down)
   DaemonProcess daemon(space, 1, "max_running_jobs = 1\n",
-                       {{"AZFLOW_TEST_DELAY_MS_REDUCER", "40"}});
+                       {{"AZFLOW_TEST_DELAY_MS_REDUCER", "150"}});
   ControlClient client(daemon.endpoint());
   ASSERT_TRUE(client.wait_ready());
   const std::int64_t running = enqueue(client, job_spec({master}, space.path("r.h5").string()));

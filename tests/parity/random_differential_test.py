@@ -15,8 +15,9 @@ A fixed list of seeds; each seed draws one case with numpy's PCG64 generator:
     (none, or 0.8-1.2 with a few zeros, which pyFAI drops), solid angle on or off, a
     polarization factor or none;
   - 1D (3 cases in 4) or 2D; radial unit (any of pyFAI 0.21's 14; 2D: q, 2th, r), npt,
-    splitting no or bbox, error model none / poisson / azimuthal (1D only), and sometimes a
-    radial range (inside the detector's extent) or, in 1D, an azimuthal range.
+    splitting no, bbox or full (4, 3 and 3 cases in 10), error model none / poisson /
+    azimuthal (1D only), and sometimes a radial range (inside the detector's extent) or, in 1D,
+    an azimuthal range.
 pyFAI is run in this process (integrate1d_ng / integrate2d_ng with method (split, "csr",
 "cython")); azflow on the same files, written here in a temporary folder. Compared, as the
 issue asks: I (and sigma when there is an error model) at 1e-3 relative on every bin pyFAI
@@ -78,7 +79,8 @@ def draw_case(seed):
     c["solid_angle"] = bool(rng.random() < 0.8)
     c["polarization"] = float(rng.uniform(-1, 1)) if rng.random() < 0.4 else None
     c["is_2d"] = bool(rng.random() < 0.25)
-    c["split"] = "bbox" if rng.random() < 0.5 else "no"
+    r = rng.random()
+    c["split"] = "no" if r < 0.4 else ("bbox" if r < 0.7 else "full")
     if c["is_2d"]:
         c["unit"] = UNITS_2D[int(rng.integers(len(UNITS_2D)))]
         c["npt"] = int(rng.integers(20, 81))
