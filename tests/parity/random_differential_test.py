@@ -199,7 +199,20 @@ def pyfai_result(c, folder, frame, inputs, rrange):
         if inputs.get("flat") is not None:
             invalid |= inputs["flat"] == 0
         base = np.zeros(frame.shape, bool) if kw["mask"] is None else kw["mask"] != 0
+        plain_kw = dict(kw)
         kw["mask"] = (base | invalid).astype(np.int8)
+        if "radial_range" not in kw:
+            # pyFAI's default radial range leaves masked pixels out, so the extra mask can move
+            # it: then the reference keeps the range of the input as given (azflow's and
+            # pyFAI's without the workaround), passed as its edges
+            masked = integrator(folder).integrate1d_ng(frame, c["npt"], **kw)
+            plain = integrator(folder).integrate1d_ng(frame, c["npt"],
+                                                      **dict(plain_kw, error_model=None))
+            centers = np.asarray(plain.radial, np.float64)
+            if np.allclose(masked.radial, centers, rtol=1e-9, atol=0):
+                return masked
+            half = (centers[-1] - centers[0]) / (len(centers) - 1) / 2
+            kw["radial_range"] = [centers[0] - half, centers[-1] + half]
     if not c["is_2d"]:
         return integrator(folder).integrate1d_ng(frame, c["npt"], **kw)
     for _ in range(10):
