@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
       "integrate every frame of a dataset into a NeXus file (like pyFAI-integrate --no-gui)");
   integrate->footer(std::string(azflow::cli::kOutputHelp) + "\n\n" + azflow::cli::kExitCodeHelp);
   azflow::cli::add_integrate_options(*integrate, integrate_options);
+  azflow::cli::add_config_option(*integrate, integrate_options);
   azflow::cli::StreamOptions stream_options;
   azflow::cli::add_stream_options(*integrate, stream_options);
 
@@ -50,6 +51,11 @@ int main(int argc, char** argv) {
   }
   try {
     if (!stream_options.endpoint.empty()) {
+      if (!integrate_options.config.empty()) {
+        throw azflow::Error(azflow::ErrorCategory::kConfig,
+                            "--config applies to file input; with --stream give --poni and the "
+                            "integration options");
+      }
       if (integrate_options.follow) {
         throw azflow::Error(azflow::ErrorCategory::kConfig,
                             "--follow reads files still being written; it does not apply to "
@@ -58,6 +64,7 @@ int main(int argc, char** argv) {
       return azflow::cli::run_stream_integrate(integrate_options, stream_options);
     }
     azflow::cli::check_file_input(integrate_options);
+    azflow::cli::apply_config(integrate_options);
     return azflow::cli::run_integrate(integrate_options);
   } catch (const azflow::Error& e) {
     std::fprintf(stderr, "azflow: %s\n", e.what());

@@ -3,8 +3,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -25,13 +23,6 @@ namespace azflow::cli {
 namespace {
 
 constexpr std::size_t kMaxListedFailures = 10;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void refuse_existing_output(const IntegrateOptions& o) {
   std::error_code ec;
@@ -106,7 +97,7 @@ nlohmann::json full_settings(const IntegrateOptions& o, const integrate::Integra
   nlohmann::json j = settings_json(o, s);
   j["pyfai_config"] = reduce::pyfai_worker_config(s, poni, absolute_image(o.mask),
                                                   absolute_image(o.dark), absolute_image(o.flat));
-  j["poni"] = read_text(o.poni);
+  j["poni"] = options_poni_text(o);
   j["input_dataset"] = info.dataset;
   j["input_frames"] = info.frames;
   j["input_shape"] = nlohmann::json::array({info.rows, info.cols});
@@ -178,10 +169,9 @@ int run_integrate(const IntegrateOptions& o) {
   refuse_existing_output(o);
   source::Dataset dataset = open_input(o);
   const source::DatasetInfo& info = dataset.info();
-  const integrate::Poni poni =
-      integrate::fit_to_frames(integrate::read_poni(o.poni), info.rows, info.cols);
+  const integrate::Poni poni = integrate::fit_to_frames(options_poni(o), info.rows, info.cols);
   integrate::check_frame_shape(poni, info.rows, info.cols, o.input + " (" + info.dataset + ")",
-                               o.poni);
+                               o.pyfai ? o.config : o.poni);
   const FrameRange range = parse_frame_range(o.frames, series_frames(o, dataset));
   const integrate::IntegrationSettings settings = make_settings(o, info.dtype);
   const reduce::OutputFormat format = parse_format_option(o.format, settings.npt_azim);

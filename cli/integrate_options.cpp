@@ -6,8 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <numbers>
+#include <sstream>
 
 #include "base/error.hpp"
 #include "stages/integrate/method.hpp"
@@ -20,7 +22,7 @@ namespace {
 void add_io_options(CLI::App& cmd, IntegrateOptions& o) {
   cmd.add_option("input", o.input, "Eiger/NeXus master file or plain HDF5 file of frames")
       ->required();
-  cmd.add_option("--poni", o.poni, "pyFAI PONI geometry file (version 1 or 2)")->required();
+  cmd.add_option("--poni", o.poni, "pyFAI PONI geometry file (version 1 or 2)");
   cmd.add_option("-o,--output", o.output,
                  "output file: NeXus (HDF5), or text for --format xy; for xy-frames the name "
                  "pattern (OUT.xy -> OUT_<frame>.xy)")
@@ -160,12 +162,55 @@ void add_integrate_options(CLI::App& command, IntegrateOptions& options) {
   add_correction_options(command, options);
 }
 
+// --config: a pyFAI file gives the geometry and every setting it holds, so the options that set
+// the same things are refused with it (as azflowctl enqueue --config does).
+void add_config_option(CLI::App& cmd, IntegrateOptions& o) {
+  auto* config = cmd.add_option(
+      "--config", o.config,
+      "pyFAI integration/worker JSON (pyFAI-integrate's file, Worker.get_config(), WorkerConfig "
+      "v1-v5, or the /entry/process/pyfai_config of an azflow output) giving the geometry, "
+      "settings, mask, dark and flat; excludes --poni and the integration options (--no-file-mask "
+      "may be added)");
+  for (const char* name :
+       {"--poni",          "--npt",          "--npt-rad",          "--npt-azim",
+        "--unit",          "--split",        "--method",           "--radial-range",
+        "--azimuth-range", "--azimuth-unit", "--error-model",      "--sigma-clip",
+        "--thres",         "--max-iter",     "--integrate-radial", "--mask",
+        "--dark",          "--flat",         "--no-solid-angle",   "--polarization-factor",
+        "--dummy",         "--delta-dummy",  "--no-dummy",         "--normalization-factor"}) {
+    config->excludes(cmd.get_option(name));
+  }
+}
+
 FrameRange parse_frame_range(const std::string& text, std::size_t frames) {
   const FrameSlice slice = text.empty() ? FrameSlice{} : parse_frame_slice(text, "--frames");
   return resolve_frames(slice, frames, "--frames");
 }
 
+void apply_config(IntegrateOptions& o) {
+  if (o.config.empty()) return;
+  o.pyfai = reduce::read_pyfai_config(o.config);
+  o.mask = o.pyfai->mask_path;
+  o.dark = o.pyfai->dark_path;
+  o.flat = o.pyfai->flat_path;
+  o.no_file_mask = o.no_file_mask || !o.pyfai->use_file_mask;  // --no-file-mask may be added
+}
+
+integrate::Poni options_poni(const IntegrateOptions& o) {
+  if (o.pyfai) return integrate::parse_poni(o.pyfai->poni_text, o.config);
+  return integrate::read_poni(o.poni);
+}
+
+std::string options_poni_text(const IntegrateOptions& o) {
+  if (o.pyfai) return o.pyfai->poni_text;
+  std::ifstream in(o.poni, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 integrate::IntegrationSettings make_settings(const IntegrateOptions& o, DType dtype) {
+  if (o.pyfai) return o.pyfai->settings;  // validated by read_pyfai_config
   integrate::IntegrationSettings s;
   s.unit = parse_or_throw(integrate::parse_radial_unit(o.unit), "--unit", o.unit,
                           "q_nm^-1, q_A^-1, 2th_deg, 2th_rad or r_mm");
@@ -234,7 +279,8 @@ nlohmann::json settings_json(const IntegrateOptions& o, const integrate::Integra
   nlohmann::json j = reduce::settings_parameters(s);
   j["input"] = absolute_path(o.input);
   j["dataset"] = o.dataset;
-  j["poni_file"] = absolute_path(o.poni);
+  j["poni_file"] = o.pyfai ? o.pyfai->poni_path : absolute_path(o.poni);
+  if (o.pyfai) j["config_file"] = absolute_path(o.config);
   j["output"] = absolute_path(o.output);
   j["format"] = o.format;
   j["empty"] = o.empty;

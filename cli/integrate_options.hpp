@@ -16,14 +16,20 @@
 #include "stages/integrate/plan.hpp"
 #include "stages/integrate/poni.hpp"
 #include "stages/reduce/plan_setup.hpp"
+#include "stages/reduce/pyfai_config.hpp"
 #include "stages/reduce/result_writer.hpp"
 
 namespace azflow::cli {
 
 /// Every option of `azflow integrate`, as given on the command line (not yet validated).
 struct IntegrateOptions {
-  std::string input;             ///< master or plain HDF5 file
-  std::string poni;              ///< PONI geometry file
+  std::string input;  ///< master or plain HDF5 file
+  std::string poni;   ///< PONI geometry file
+  /// --config FILE: a pyFAI integration/worker JSON (reduce::read_pyfai_config) whose geometry,
+  /// settings, mask, dark and flat replace the integration options (refused together with them).
+  std::string config;
+  /// What --config gave, once apply_config() has read it (make_settings and options_poni use it).
+  std::optional<reduce::PyfaiSettings> pyfai;
   std::string dataset;           ///< dataset path inside the input ("" = auto)
   std::string output;            ///< output file (NeXus, or the xy file / file-name pattern)
   std::string format = "nexus";  ///< output format (reduce::parse_output_format names)
@@ -65,6 +71,22 @@ struct IntegrateOptions {
 /// Declares the options on the `integrate` subcommand, storing into `options`.
 void add_integrate_options(CLI::App& command, IntegrateOptions& options);
 
+/// Declares `azflow integrate --config` (after add_integrate_options), excluding --poni and the
+/// integration options it replaces. Not part of add_integrate_options because azflowctl enqueue,
+/// which reuses those, has its own --config.
+void add_config_option(CLI::App& command, IntegrateOptions& options);
+
+/// Reads --config, if given, into options.pyfai, and takes its mask, dark, flat and do_mask false
+/// (no_file_mask; --no-file-mask may be given too) into the options. Throws as
+/// reduce::read_pyfai_config (kConfig naming the file and key, kIo for an unreadable file).
+void apply_config(IntegrateOptions& options);
+
+/// The geometry of the options: --config's PONI, else the --poni file (integrate::read_poni).
+integrate::Poni options_poni(const IntegrateOptions& options);
+
+/// The PONI text recorded in the output: --config's geometry as PONI text, else the --poni file.
+std::string options_poni_text(const IntegrateOptions& options);
+
 /// A half-open range of input frames [first, last) (base/frame_range.hpp).
 using azflow::FrameRange;
 
@@ -76,7 +98,8 @@ FrameRange parse_frame_range(const std::string& text, std::size_t frames);
 /// Integration settings from the options; the default dummy is the maximum of `dtype` when it is
 /// an unsigned integer type (the Eiger gap value), unless --no-dummy. Throws azflow::Error
 /// (kConfig) naming the option for an unknown unit, split or error model, or invalid values.
-/// --sigma-clip without --error-model uses poisson, as pyFAI's sigma_clip_ng does.
+/// --sigma-clip without --error-model uses poisson, as pyFAI's sigma_clip_ng does. With --config
+/// the settings are the config's as read (a dummy only if it names one, as pyFAI's Worker).
 integrate::IntegrationSettings make_settings(const IntegrateOptions& options, DType dtype);
 
 /// The output format of `--format`; throws azflow::Error (kConfig) naming --format for an

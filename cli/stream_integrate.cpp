@@ -512,7 +512,9 @@ void check_file_input(const IntegrateOptions& o) {
   if (o.input.empty()) {
     throw Error(ErrorCategory::kConfig, "integrate: an input file (or --stream) is required");
   }
-  if (o.poni.empty()) throw Error(ErrorCategory::kConfig, "--poni is required");
+  if (o.poni.empty() && o.config.empty()) {
+    throw Error(ErrorCategory::kConfig, "--poni (or --config) is required");
+  }
 }
 
 int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {

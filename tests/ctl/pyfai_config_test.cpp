@@ -1,8 +1,9 @@
-// Import of pyFAI integration configs (ctl/pyfai_config): the fixtures in tests/ctl/fixtures were
-// written by pyFAI 0.21's own code (make_pyfai_configs.py), each NAME.json with a NAME.pyfai.json
-// that says how pyFAI's Worker integrates with it. The tests check the imported settings against
-// what pyFAI read, and that `azflow integrate` with the imported settings as explicit options
-// gives pyFAI's Worker result; and that what azflow cannot honour is refused, naming the key.
+// Import of pyFAI integration configs (reduce::read_pyfai_config via ctl/pyfai_config): the
+// fixtures in tests/ctl/fixtures were written by pyFAI 0.21's own code (make_pyfai_configs.py),
+// each NAME.json with a NAME.pyfai.json that says how pyFAI's Worker integrates with it. The tests
+// check the imported settings against what pyFAI read, and that `azflow integrate` with the
+// imported settings as explicit options gives pyFAI's Worker result, as does `azflow integrate
+// --config` of the file itself; and that what azflow cannot honour is refused, naming the key.
 
 #include "ctl/pyfai_config.hpp"
 
@@ -235,8 +236,58 @@ TEST_P(PyFaiConfigResult, IntegratesAsPyFaiWorker) {
   }
 }
 
+/// `azflow integrate --config NAME.json` (the file as pyFAI wrote it, its relative paths
+/// resolved against its folder) gives pyFAI's Worker result, and records the config it read.
+TEST_P(PyFaiConfigResult, IntegrateConfigGivesPyFaiWorkerResult) {
+  const std::string name = GetParam();
+  const json want = read_json(kFixtures / (name + ".pyfai.json"));
+  const fs::path output = dir_ / "config.h5";
+  const azflow::testing::CommandResult r = azflow::testing::run_command(
+      std::string(AZFLOW_BIN) + " integrate " +
+      quote((kCliFixtures / "pilatus_master.h5").string()) + " --config " +
+      quote((kFixtures / (name + ".json")).string()) + " --frames 0:1 --threads 2 --quiet -o " +
+      quote(output.string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  H5File f(output.string());
+  const json& res = want["result"];
+  const std::vector<double> count = flat(res["count"]);
+  expect_close(flat(res["I"]), f.doubles("/entry/integrate/I"), count, "I");
+  if (res.contains("sigma")) {
+    expect_close(flat(res["sigma"]), f.doubles("/entry/integrate/I_errors"), count, "sigma");
+  }
+  const json settings =
+      json::parse(H5File(output.string()).strings("/entry/process/configuration/data")[0]);
+  EXPECT_EQ(settings.value("config_file", ""), (kFixtures / (name + ".json")).string());
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, PyFaiConfigResult,
                          ::testing::Values("gui_1d", "gui_2d", "legacy_v1"));
+
+/// --config replaces --poni and the integration options: given together they are a usage error
+/// naming both, and without --poni or --config the input has no geometry.
+TEST(PyFaiConfigCli, ConfigExcludesTheOptionsItSets) {
+  const std::string base = std::string(AZFLOW_BIN) + " integrate " +
+                           quote((kCliFixtures / "pilatus_master.h5").string()) + " -o " +
+                           quote((fs::temp_directory_path() / "azflow_never.h5").string());
+  const std::string config = " --config " + quote((kFixtures / "gui_1d.json").string());
+  for (const std::string& option : std::vector<std::string>{
+           "--npt 100", "--poni " + quote((kCliFixtures / "pilatus.poni").string()),
+           "--unit 2th_deg", "--mask " + quote((kCliFixtures / "pilatus.poni").string()),
+           "--no-dummy"}) {
+    const azflow::testing::CommandResult r =
+        azflow::testing::run_command(base + config + " " + option);
+    EXPECT_EQ(r.code, 2) << option << ": " << r.output;
+    EXPECT_NE(r.output.find("--config"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(option.substr(0, option.find(' '))), std::string::npos) << r.output;
+  }
+  const azflow::testing::CommandResult none = azflow::testing::run_command(base);
+  EXPECT_EQ(none.code, 2) << none.output;
+  EXPECT_NE(none.output.find("--poni (or --config) is required"), std::string::npos) << none.output;
+  const azflow::testing::CommandResult bad = azflow::testing::run_command(
+      base + " --config " + quote((kFixtures / "unsupported_monitor.json").string()));
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("monitor_name"), std::string::npos) << bad.output;
+}
 
 /// Imports gui_1d.json edited by a test (written to a temporary directory).
 class PyFaiConfigEdit : public ::testing::Test {
@@ -574,6 +625,20 @@ TEST_P(PyFaiConfigRoundTrip, OutputConfigImportsAsTheJobThatMadeIt) {
   json first = azflow::daemon::to_json(spec);
   for (json* j : {&again, &first}) j->erase("poni_path");
   EXPECT_EQ(again, first);
+  // ... and `azflow integrate --config` of that written config gives the same numbers
+  const fs::path rerun = dir_ / "rerun.h5";
+  const azflow::testing::CommandResult r2 = azflow::testing::run_command(
+      std::string(AZFLOW_BIN) + " integrate " +
+      quote((kCliFixtures / "pilatus_master.h5").string()) + " --config " + quote(config.string()) +
+      " --frames 0:1 --threads 2 --quiet --overwrite -o " + quote(rerun.string()));
+  ASSERT_EQ(r2.code, 0) << r2.output;
+  const H5File a(output.string()), b(rerun.string());
+  EXPECT_EQ(b.doubles("/entry/integrate/I"), a.doubles("/entry/integrate/I"));
+  const std::vector<std::string> axes = a.string_attr("/entry/integrate", "axes");
+  ASSERT_FALSE(axes.empty());
+  EXPECT_EQ(b.string_attr("/entry/integrate", "axes"), axes);
+  EXPECT_EQ(b.doubles("/entry/integrate/" + axes.back()),
+            a.doubles("/entry/integrate/" + axes.back()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PyFaiConfigRoundTrip,
