@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #include <httplib.h>
@@ -49,8 +51,13 @@ std::vector<float> floats_of(const zmq::message_t& m) {
 
 std::optional<nlohmann::json> MainLoopBridge::call(const nlohmann::json& request,
                                                    std::chrono::milliseconds timeout) {
+  static const std::set<std::string, std::less<>> kReads{"list", "status", "stats", "workers",
+                                                         "peers"};
   auto pending = std::make_shared<Pending>();
   pending->text = dump_escaped(request);
+  const auto verb = request.find("verb");
+  pending->read_only = verb != request.end() && verb->is_string() &&
+                       kReads.contains(verb->get_ref<const std::string&>());
   std::future<nlohmann::json> answer = pending->answer.get_future();
   {
     std::lock_guard lock(mutex_);
@@ -71,19 +78,37 @@ std::optional<nlohmann::json> MainLoopBridge::call(const nlohmann::json& request
 
 std::size_t MainLoopBridge::serve(const std::function<nlohmann::json(std::string_view)>& handle,
                                   std::size_t max) {
-  std::size_t served = 0;
-  while (served < max) {
+  std::size_t served = 0, calls = 0;
+  std::map<std::string, nlohmann::json, std::less<>> answered;  // read text -> its answer
+  while (true) {
     std::shared_ptr<Pending> next;
     {
       std::lock_guard lock(mutex_);
       if (queue_.empty()) break;
+      const auto& front = queue_.front();
+      if (calls >= max && !(front->read_only && answered.contains(front->text))) break;
       next = std::move(queue_.front());
       queue_.pop_front();
     }
-    next->answer.set_value(handle(next->text));
+    if (next->read_only) {
+      if (const auto it = answered.find(next->text); it != answered.end()) {
+        next->answer.set_value(it->second);
+        ++served;
+        continue;
+      }
+    }
+    nlohmann::json response = handle(next->text);
+    ++calls;
+    if (next->read_only) answered.emplace(next->text, response);
+    next->answer.set_value(std::move(response));
     ++served;
   }
   return served;
+}
+
+std::size_t MainLoopBridge::queued() {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
 }
 
 void MainLoopBridge::close() {

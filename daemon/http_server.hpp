@@ -48,15 +48,21 @@ class MainLoopBridge {
   /// loop did not answer in time or the bridge is closed.
   std::optional<nlohmann::json> call(const nlohmann::json& request,
                                      std::chrono::milliseconds timeout);
-  /// Main loop: answers up to `max` queued requests with `handle` (request text -> response);
-  /// returns how many.
+  /// Main loop: answers queued requests in order with `handle` (request text -> response),
+  /// calling it at most `max` times; returns how many requests were answered. A read (verbs
+  /// list, status, stats, workers, peers) whose text equals one already answered in this call
+  /// gets that answer without a second call: nothing on the main loop ran in between, so the
+  /// answer is the same, and a crowd of pages polling the same URL costs one call per turn.
   std::size_t serve(const std::function<nlohmann::json(std::string_view)>& handle, std::size_t max);
   /// Answers every queued and future call with nullopt (the daemon is stopping).
   void close();
+  /// Requests waiting for the main loop.
+  [[nodiscard]] std::size_t queued();
 
  private:
   struct Pending {
     std::string text;
+    bool read_only = false;  ///< a verb that changes nothing (may share an answer)
     std::promise<nlohmann::json> answer;
   };
   std::mutex mutex_;

@@ -13,12 +13,18 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include <zmq_addon.hpp>
 
 #include "base/error.hpp"
 #include "daemon/config.hpp"
+#include "daemon/http_server.hpp"
 #include "tests/daemon/daemon_test_support.hpp"
 
 namespace azflow::testing {
@@ -171,6 +177,64 @@ std::string HttpApiTest::master_;
 
 // The page (docs/http.md "The page") and its assets, embedded at build time: each path answers
 // 200 with its content type and the text of its source file (web/, Debian's Chart.js).
+/// The main loop's side of the bridge: identical reads queued in one turn cost one call of the
+/// handler and all get its answer; writes never share one; `max` bounds the handler's calls.
+TEST(MainLoopBridgeTest, IdenticalReadsInOneTurnShareOneAnswer) {
+  using azflow::daemon::MainLoopBridge;
+  MainLoopBridge bridge;
+  const nlohmann::json list = {{"v", 1}, {"verb", "list"}, {"all", true}};
+  const nlohmann::json enqueue = {{"v", 1}, {"verb", "enqueue"}, {"spec", {{"x", 1}}}};
+  std::vector<nlohmann::json> requests(20, list);
+  requests.push_back(enqueue);
+  requests.push_back(enqueue);
+  requests.push_back({{"v", 1}, {"verb", "stats"}});
+  std::vector<std::optional<nlohmann::json>> answers(requests.size());
+  std::vector<std::thread> callers;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    callers.emplace_back(
+        [&, i] { answers[i] = bridge.call(requests[i], std::chrono::seconds(20)); });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (bridge.queued() < requests.size() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(bridge.queued(), requests.size());
+  std::map<std::string, int> calls_of;
+  int n = 0;
+  const auto handle = [&](std::string_view text) {
+    ++calls_of[nlohmann::json::parse(text).value("verb", "")];
+    return nlohmann::json{{"ok", true}, {"result", {{"call", ++n}}}};
+  };
+  EXPECT_EQ(bridge.serve(handle, 100), requests.size());
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(calls_of["list"], 1);
+  EXPECT_EQ(calls_of["enqueue"], 2);
+  EXPECT_EQ(calls_of["stats"], 1);
+  std::set<int> list_answers, enqueue_answers;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(answers[i].has_value()) << i;
+    const int call = answers[i]->at("result").value("call", 0);
+    (requests[i]["verb"] == "list" ? list_answers : enqueue_answers).insert(call);
+  }
+  EXPECT_EQ(list_answers.size(), 1u);     // one answer for all 20 lists
+  EXPECT_EQ(enqueue_answers.size(), 3u);  // each enqueue ran (and stats: its own)
+
+  // `max` bounds the handler's calls per turn; the rest waits for the next turn
+  std::vector<std::thread> more;
+  for (const char* verb : {"workers", "peers", "status"}) {
+    more.emplace_back([&bridge, verb] {
+      EXPECT_TRUE(bridge.call({{"v", 1}, {"verb", verb}}, std::chrono::seconds(20)));
+    });
+  }
+  while (bridge.queued() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(bridge.serve(handle, 2), 2u);
+  EXPECT_EQ(bridge.queued(), 1u);
+  EXPECT_EQ(bridge.serve(handle, 2), 1u);
+  for (auto& c : more) c.join();
+}
+
 TEST_F(HttpApiTest, ServesThePageAndItsAssets) {
   httplib::Client client("127.0.0.1", port_of(url_));
   const fs::path web = fs::path(AZFLOW_SOURCE_DIR_PATH) / "web";
