@@ -335,6 +335,21 @@ async function showFrame() {
   await drawMean();
 }
 
+// A stream job's receive counters (status's "stream" object, docs/protocol.md); hidden for
+// file jobs and before the source stage has sent any.
+function showStream(st) {
+  const p = $("job-stream");
+  p.hidden = !st;
+  if (!st) return;
+  const rate = st.receive_rate_per_s === null || st.receive_rate_per_s === undefined
+    ? "-" : fmt(st.receive_rate_per_s);
+  p.textContent = `stream: ${st.received ?? 0} images received (${rate} images/s), ` +
+    `${st.missing ?? 0} missing, ${st.duplicate ?? 0} duplicate, ` +
+    `${st.out_of_range ?? 0} out of range, ${st.invalid ?? 0} invalid messages` +
+    (st.first_invalid ? ` (first: ${st.first_invalid})` : "") +
+    (st.ended ? "; series ended" : "; series running");
+}
+
 async function refreshJob() {
   let answer;
   try {
@@ -353,6 +368,7 @@ async function refreshJob() {
     (s.npt_azim ? `, npt_azim ${s.npt_azim}` : "") + `, unit ${s.unit ?? "-"}; ` +
     `${framesIntegrated(job)}/${job.frames_total} frames done, ${job.frames_failed} failed, ` +
     `${fmt(job.frames_per_s)} frames/s`;
+  showStream(job.stream);
   const n = framesAvailable(job);
   $("frame-slider").max = Math.max(0, n - 1);
   $("frame-slider").disabled = n === 0;
