@@ -38,6 +38,7 @@ struct EnqueueArgs {
   std::string channel;                    ///< --channel: image data channel ("" = the first)
   double stream_timeout_s = 60;           ///< --stream-timeout: idle seconds once started
   std::size_t stream_max_frame_mib = 18;  ///< --stream-max-frame-mib: ring slots before start
+  std::string save_raw;                   ///< --save-raw DIR: the series' raw spool ("" = none)
   /// The integration options given on the command line (set by add_enqueue_options; those that
   /// may not be combined with --config).
   std::vector<const CLI::Option*> integration_options;

@@ -315,6 +315,12 @@ void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
                   "--stream: MiB the rings reserve per frame before the series' image size is "
                   "known (18 fits an EIGER2 4M of 32-bit pixels)")
       ->capture_default_str();
+  command
+      .add_option("--save-raw", args.save_raw,
+                  "--stream: the daemon also writes every received image, stored bytes "
+                  "unchanged, into an EIGER-layout raw spool in this existing folder "
+                  "(series_<id>_master.h5 + data files; an existing spool is never overwritten)")
+      ->needs(command.get_option("--stream"));
   command.add_option("-o,--output", args.integrate.output,
                      "output NeXus file of a single job (default: chosen by the daemon)");
   command.add_option("--output-dir", args.output_dir,
@@ -379,6 +385,7 @@ daemon::StreamSpec make_stream_spec(const EnqueueArgs& args) {
   s.channel = args.channel;
   s.idle_timeout_s = args.stream_timeout_s;
   s.max_frame_mib = args.stream_max_frame_mib;
+  s.save_raw = absolute(args.save_raw);
   return s;
 }
 

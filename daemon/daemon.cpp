@@ -574,7 +574,8 @@ void Daemon::finish_job(ActiveJob& job) {
 void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
                      bool finish_output) {
   // a job cancelled before any shard was handed out or done has nothing to write: no plan is
-  // built for it and no empty .partial made (bulk cancels of queued jobs stay quick)
+  // built for it and no empty .partial made (bulk cancels of queued jobs stay quick); nor has a
+  // stream job that ends (cancelled or failed) before its start message came
   const bool no_series = job.spec.stream && !job.spec.stream->series;  // no start message yet
   const bool nothing_done = (state == JobState::kCancelled || no_series) && job.shards_done == 0 &&
                             (job.running.empty() || no_series) && job.remote.empty();

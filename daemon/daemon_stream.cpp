@@ -42,10 +42,14 @@ void check_stream_inputs(const JobSpec& spec) {
                      "unit " + std::string(integrate::unit_name(spec.settings.unit)) +
                          " needs a wavelength, and the PONI " + spec.poni_path + " gives none");
   }
+  std::error_code ec;
+  if (!spec.stream->save_raw.empty() && !std::filesystem::is_directory(spec.stream->save_raw, ec)) {
+    throw FieldError("spec.stream.save_raw",
+                     "folder " + spec.stream->save_raw + " does not exist (give an existing one)");
+  }
   for (const auto& [field, image] :
        {std::pair{"spec.mask_path", &spec.mask_path}, std::pair{"spec.dark_path", &spec.dark_path},
         std::pair{"spec.flat_path", &spec.flat_path}}) {
-    std::error_code ec;
     const std::string file = image->substr(0, image->find("::"));
     if (!image->empty() && !std::filesystem::is_regular_file(file, ec)) {
       throw FieldError(field, "cannot read " + file + " (no such file)");
@@ -101,7 +105,8 @@ nlohmann::json Daemon::enqueue_stream(const EnqueueRequest& request, JobSpec& sp
 void Daemon::send_stream_shard(ActiveJob& job, const ShardRecord& shard) {
   ShardWork work = ShardWork::range(job.id, shard.shard_id, {}, {}, 0, 0);
   const StreamSpec& s = *job.spec.stream;
-  work.stream = StreamWork{s.endpoint, s.format, s.channel, s.idle_timeout_s, job.dir.string()};
+  work.stream =
+      StreamWork{s.endpoint, s.format, s.channel, s.idle_timeout_s, job.dir.string(), s.save_raw};
   send_to_source(std::move(work));
 }
 

@@ -171,6 +171,7 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
     j["input_stream"] = spec.stream->endpoint;
     j["stream_format"] = spec.stream->format;
     j["stream_channel"] = spec.stream->channel;
+    j["raw_spool"] = spec.stream->save_raw;
     if (const auto& series = spec.stream->series) {
       j["series_id"] = series->series_id;
       j["series_unique_id"] = series->series_unique_id;

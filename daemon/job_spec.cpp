@@ -360,12 +360,14 @@ void read_follow(const ObjectReader& r, JobSpec& spec) {
 }
 
 /// "stream": null/absent = a file job; {"endpoint", "format", "channel", "idle_timeout_s",
-/// "max_frame_mib", "series"} = a stream job (local only, no frames, follow or dataset_path).
+/// "max_frame_mib", "save_raw", "series"} = a stream job (local only, no frames, follow or
+/// dataset_path).
 void read_stream(const ObjectReader& r, JobSpec& spec) {
   const json* v = r.find("stream");
   if (v == nullptr || v->is_null()) return;
   const ObjectReader f(*v, r.field("stream") + ".");
-  f.reject_unknown({"endpoint", "format", "channel", "idle_timeout_s", "max_frame_mib", "series"});
+  f.reject_unknown(
+      {"endpoint", "format", "channel", "idle_timeout_s", "max_frame_mib", "save_raw", "series"});
   StreamSpec s;
   f.read("endpoint", s.endpoint);
   if (s.endpoint.empty()) f.fail("endpoint", "required (the detector's ZeroMQ endpoint)");
@@ -385,6 +387,8 @@ void read_stream(const ObjectReader& r, JobSpec& spec) {
   if (s.max_frame_mib == 0 || s.max_frame_mib > 4096) {
     f.fail("max_frame_mib", "must be 1 to 4096 MiB");
   }
+  f.read("save_raw", s.save_raw);
+  require_absolute(s.save_raw, f.field("save_raw"));
   if (const json* series = f.find("series"); series != nullptr && !series->is_null()) {
     s.series = stream_series_from_json(*series, f.field("series") + ".");
   }
@@ -468,6 +472,7 @@ nlohmann::json to_json(const JobSpec& spec) {
                                     {"channel", spec.stream->channel},
                                     {"idle_timeout_s", spec.stream->idle_timeout_s},
                                     {"max_frame_mib", spec.stream->max_frame_mib},
+                                    {"save_raw", spec.stream->save_raw},
                                     {"series", spec.stream->series ? to_json(*spec.stream->series)
                                                                    : json(nullptr)}}
                              : json(nullptr)}};

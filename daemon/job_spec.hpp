@@ -77,6 +77,10 @@ struct StreamSpec {
   /// MiB the rings reserve per frame before the series' image size is known (an image larger
   /// than the rings' slots fails its row naming this field).
   std::size_t max_frame_mib = 18;
+  /// Folder of the series' raw spool (stages/source/raw_spool.hpp: every accepted image's stored
+  /// bytes, EIGER layout), absolute; "" = none. It must exist at enqueue, inside the daemon's
+  /// allowed output folders; an existing spool of the series there fails the job at its start.
+  std::string save_raw;
   std::optional<StreamSeries> series;  ///< set by the daemon when the start message arrives
   bool operator==(const StreamSpec&) const = default;
 };

@@ -62,11 +62,9 @@ json encode(const ShardWork& m) {
   if (m.offset != 0) j["offset"] = m.offset;
   if (m.follow_timeout_s) j["follow_timeout_s"] = *m.follow_timeout_s;
   if (m.stream) {
-    j["stream"] = {{"endpoint", m.stream->endpoint},
-                   {"format", m.stream->format},
-                   {"channel", m.stream->channel},
-                   {"idle_timeout_s", m.stream->idle_timeout_s},
-                   {"job_dir", m.stream->job_dir}};
+    j["stream"] = {{"endpoint", m.stream->endpoint}, {"format", m.stream->format},
+                   {"channel", m.stream->channel},   {"idle_timeout_s", m.stream->idle_timeout_s},
+                   {"job_dir", m.stream->job_dir},   {"save_raw", m.stream->save_raw}};
   }
   if (m.frames.empty()) {
     j["first"] = m.first;
@@ -143,10 +141,10 @@ void decode(const json& j, ShardWork& m) {
   if (j.contains("follow_timeout_s")) m.follow_timeout_s = field<double>(j, "follow_timeout_s");
   if (j.contains("stream")) {
     const json s = field<json>(j, "stream");
-    m.stream =
-        StreamWork{field<std::string>(s, "endpoint"), field<std::string>(s, "format"),
-                   field_or<std::string>(s, "channel", ""),
-                   field_or<double>(s, "idle_timeout_s", 60.0), field<std::string>(s, "job_dir")};
+    m.stream = StreamWork{
+        field<std::string>(s, "endpoint"),       field<std::string>(s, "format"),
+        field_or<std::string>(s, "channel", ""), field_or<double>(s, "idle_timeout_s", 60.0),
+        field<std::string>(s, "job_dir"),        field_or<std::string>(s, "save_raw", "")};
   }
   if (j.contains("frames")) {
     m.frames = field<std::vector<std::int64_t>>(j, "frames");

@@ -111,7 +111,8 @@ struct StreamProgress {
 struct StreamWork {
   std::string endpoint, format, channel;
   double idle_timeout_s = 60;
-  std::string job_dir;  ///< <state>/jobs/<id>: where the source writes the series' pixel mask
+  std::string job_dir;   ///< <state>/jobs/<id>: where the source writes the series' pixel mask
+  std::string save_raw;  ///< StreamSpec::save_raw: folder of the raw spool ("" = none)
 };
 
 /// Frames for the source to read: first..first+count, or the explicit `frames` when not empty.

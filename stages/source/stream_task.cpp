@@ -12,6 +12,7 @@
 #include "base/error.hpp"
 #include "daemon/job_setup.hpp"
 #include "stages/integrate/poni.hpp"
+#include "stages/source/raw_spool.hpp"
 #include "stages/source/stream_series.hpp"
 
 namespace azflow::source {
@@ -45,6 +46,9 @@ struct StreamTask::State {
   std::optional<s2::Start> held_start;   ///< v1 start without an image type: next image tells
   std::optional<SeriesTracker> tracker;  ///< from the start message on
   daemon::StreamSeries series;
+  std::optional<RawSpool> spool;  ///< work.save_raw: the series' raw spool
+  std::size_t not_spooled = 0;    ///< accepted images the spool could not hold
+  std::string first_not_spooled;
   Clock::time_point last_message{}, first_image{}, last_progress{};
   std::size_t pushed = 0;
 
@@ -177,6 +181,7 @@ struct StreamTask::State {
         daemon::write_stream_pixel_mask(path.string(), *mask);
         series.pixel_mask_path = path.string();
       }
+      if (!work.save_raw.empty()) open_spool(start);
       try {
         started.poni_text =
             integrate::format_poni(poni_from_start(start, series.rows, series.cols));
@@ -201,6 +206,36 @@ struct StreamTask::State {
     last_progress = Clock::now();
   }
 
+  /// The raw spool of the series in work.save_raw. Throws azflow::Error (an existing spool, an
+  /// unwritable folder), which fails the job.
+  void open_spool(const s2::Start& start) {
+    RawSpoolOptions options;
+    options.channel = work.channel;
+    spool.emplace(std::filesystem::path(work.save_raw), start, options);
+  }
+
+  /// Writes an accepted image into the raw spool, stored bytes unchanged; an image it cannot
+  /// hold (another shape or codec, a write error) is counted, never fatal.
+  void spool_image(const s2::Image& img) {
+    if (!spool) return;
+    try {
+      (void)spool->append(img.image_id, img.channel(work.channel).array);
+    } catch (const Error& e) {
+      if (not_spooled++ == 0) first_not_spooled = e.what();
+    }
+  }
+
+  void close_spool() {
+    if (!spool) return;
+    try {
+      spool->close();
+    } catch (const Error& e) {
+      spdlog::error("source: job {}: raw spool {}: {}", job, spool->master_path().string(),
+                    e.what());
+      if (not_spooled++ == 0) first_not_spooled = e.what();
+    }
+  }
+
   void receive_message(const s2::Message& m) {
     const auto verdict = tracker->classify(m);
     if (verdict == SeriesTracker::Verdict::kEnd) {
@@ -208,6 +243,7 @@ struct StreamTask::State {
     } else if (verdict == SeriesTracker::Verdict::kAccept) {
       const s2::Image& img = std::get<s2::Image>(m.body);
       if (tracker->counts().received == 1) first_image = Clock::now();
+      spool_image(img);
       push_image(img);
     }
   }
@@ -292,6 +328,7 @@ struct StreamTask::State {
       ++rt.counters.frames_out;
     }
     phase = Phase::kDone;
+    close_spool();
     send_progress();
     rt.link.send(daemon::ShardRead{job, shard, msg});
     const StreamCounts& c = tracker->counts();
@@ -318,6 +355,12 @@ struct StreamTask::State {
               {"ended", c.ended},
               {"receive_rate_per_s",
                seconds > 0 ? json(static_cast<double>(c.received - 1) / seconds) : json(nullptr)}};
+    if (spool) {
+      j["raw_spool"] = spool->master_path().string();
+      j["spooled"] = spool->images_spooled();
+      j["not_spooled"] = not_spooled;
+      j["first_not_spooled"] = first_not_spooled;
+    }
     rt.link.send(daemon::StreamProgress{job, std::move(j)});
   }
 };

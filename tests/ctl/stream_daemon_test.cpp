@@ -5,6 +5,7 @@
 // one, sends an id beyond the series and a message that is not CBOR must leave that image a
 // failed row ("missing"), the rest integrated, the faults counted in `status`, and the daemon
 // serving the next job; a stream job still waiting for its start message must cancel cleanly.
+// With --save-raw the series' raw spool must integrate, as a file job, to the stream job's result.
 
 #include <gtest/gtest.h>
 
@@ -167,6 +168,35 @@ TEST_F(StreamDaemonTest, LostImageIsAMissingRowAndFaultsAreCounted) {
   // the daemon still serves: a file job after it succeeds
   const std::string again = file_job("again.h5");
   expect_same_as_reference(again, ref);
+}
+
+TEST_F(StreamDaemonTest, SaveRawSpoolsTheSeriesAndIntegratesAsTheStream) {
+  fs::create_directories(space_.path("raw"));
+  start_sim("");
+  const std::string out = space_.path("stream.h5").string();
+  const std::string stream_args = "--stream " + quote(detector()) + " --poni " + quote(kPoni) +
+                                  kSettings + kStreamRings + " --save-raw raw";
+  const std::int64_t id = enqueue(stream_args + " -o " + quote(out));
+  EXPECT_EQ(wait(id), 0) << daemon_->log();
+  const json c = status(id)["stream"];
+  const std::string master = space_.path("raw/series_1_master.h5").string();
+  EXPECT_EQ(c["raw_spool"], master) << c;
+  EXPECT_EQ(c["spooled"], 3) << c;
+  EXPECT_EQ(c["not_spooled"], 0) << c;
+  // the spool is an EIGER series: a file job on it gives the stream job's result
+  const std::string again = space_.path("spool.h5").string();
+  const std::int64_t file =
+      enqueue(quote(master) + " --poni " + quote(kPoni) + kSettings + " -o " + quote(again));
+  EXPECT_EQ(wait(file), 0) << daemon_->log();
+  expect_same_as_reference(again, out);
+  // a spool is never overwritten: the same series again fails its job at the start message
+  start_sim("");
+  const std::int64_t twice =
+      enqueue(stream_args + " -o " + quote(space_.path("twice.h5").string()));
+  EXPECT_EQ(wait(twice), 4) << daemon_->log();
+  const std::string error = status(twice)["error"];
+  EXPECT_NE(error.find("already exists"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(space_.path("twice.h5")));
 }
 
 TEST_F(StreamDaemonTest, CancelWhileWaitingForTheStartMessage) {
