@@ -443,6 +443,7 @@ std::vector<PlannedJob> plan_jobs(const EnqueueArgs& args, const std::string& de
   const auto combos = combinations(parse_sweeps(args.sweeps));
   std::vector<std::vector<std::string>> groups;
   if (!args.stream.empty()) {
+    if (args.join) throw Error(ErrorCategory::kConfig, "--join does not apply to --stream");
     groups.push_back({});  // one stream job (a sweep: one per combination, each its own series)
   } else if (args.join) {
     groups.push_back(datasets);

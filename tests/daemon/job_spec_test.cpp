@@ -237,7 +237,10 @@ INSTANTIATE_TEST_SUITE_P(
                                 "stream": {"endpoint": "tcp://dcu:1", "idle_timeout_s": 0}})"),
                 "stream.idle_timeout_s"},
         BadCase{"stream_unknown", json::parse(R"({"datasets": null,
-                                "stream": {"endpoint": "tcp://dcu:1", "save_raw": "/x"}})"),
+                                "stream": {"endpoint": "tcp://dcu:1", "series_id": 3}})"),
+                "stream.series_id"},
+        BadCase{"stream_save_raw_relative", json::parse(R"({"datasets": null,
+                                "stream": {"endpoint": "tcp://dcu:1", "save_raw": "raw"}})"),
                 "stream.save_raw"},
         BadCase{"stream_series_empty",
                 json::parse(R"({"datasets": null, "stream": {"endpoint": "tcp://dcu:1",
@@ -300,12 +303,15 @@ TEST(JobSpec, StreamRoundTrip) {
   EXPECT_EQ(spec.stream->idle_timeout_s, 60.0);
   EXPECT_EQ(spec.stream->max_frame_mib, 18u);
   EXPECT_FALSE(spec.stream->series.has_value());
+  EXPECT_TRUE(spec.stream->save_raw.empty());
   EXPECT_EQ(job_spec_from_json(to_json(spec)).stream, spec.stream);
   JobSpec started = spec;
+  started.stream->save_raw = "/data/raw";
   started.stream->series = StreamSeries{
       7, "uid-7", 195, 487, DType::kUint16, 3, "/state/jobs/1/stream_7_pixel_mask.u32", true};
   const json back = to_json(started);
   EXPECT_EQ(back["stream"]["series"]["dtype"], "uint16");
+  EXPECT_EQ(back["stream"]["save_raw"], "/data/raw");
   EXPECT_EQ(job_spec_from_json(back).stream, started.stream);
 }
 

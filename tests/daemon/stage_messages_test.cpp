@@ -124,7 +124,7 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(back.msg, 12);
   EXPECT_EQ(back.offset, 30);
   ShardWork stream = ShardWork::range(1, 0, {}, "", 0, 0);
-  stream.stream = StreamWork{"tcp://dcu:31001", "v1", "threshold_1", 2.5, "/state/jobs/1"};
+  stream.stream = StreamWork{"tcp://dcu:31001", "v1", "threshold_1", 2.5, "/state/jobs/1", "/raw"};
   const auto stream_back = round_trip_daemon(stream);
   ASSERT_TRUE(stream_back.stream.has_value());
   EXPECT_EQ(stream_back.stream->endpoint, "tcp://dcu:31001");
@@ -132,6 +132,7 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(stream_back.stream->channel, "threshold_1");
   EXPECT_EQ(stream_back.stream->idle_timeout_s, 2.5);
   EXPECT_EQ(stream_back.stream->job_dir, "/state/jobs/1");
+  EXPECT_EQ(stream_back.stream->save_raw, "/raw");
   EXPECT_FALSE(range.stream.has_value());
   const auto reply = round_trip_daemon(JobConfigReply{8, fixture_spec(), {}});
   ASSERT_TRUE(reply.spec.has_value());
