@@ -96,6 +96,7 @@ void print_job(const json& job) {
   std::cout << "  datasets: ";
   for (const auto& d : job.value("datasets", json::array()))
     std::cout << d.get<std::string>() << " ";
+  if (job.value("datasets", json::array()).empty()) std::cout << "- (a stream job)";
   std::cout << "\n  output:   " << text_or_dash(job.value("output", json())) << "\n";
   std::cout << "  mode:     " << job.value("mode", "?")
             << "   priority: " << job.value("priority", 0)
