@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -168,6 +169,44 @@ TEST_F(StreamDaemonTest, LostImageIsAMissingRowAndFaultsAreCounted) {
   // the daemon still serves: a file job after it succeeds
   const std::string again = file_job("again.h5");
   expect_same_as_reference(again, ref);
+}
+
+TEST_F(StreamDaemonTest, WithoutPoniTheStartMessageGivesTheGeometry) {
+  // the master's metadata as a PONI: distance 0.1 m, beam centre (267.85, 87.75) px of 172 um,
+  // 1 angstrom, no rotations (what the simulator's start message carries)
+  const std::string meta = space_.path("meta.poni").string();
+  std::ofstream(meta) << "poni_version: 2\nDetector: Detector\nDetector_config: {\"pixel1\": "
+                         "0.000172, \"pixel2\": 0.000172, \"max_shape\": [195, 487]}\n"
+                         "Distance: 0.1\nPoni1: "
+                      << 87.75 * 0.000172 << "\nPoni2: " << 267.85 * 0.000172
+                      << "\nRot1: 0\nRot2: 0\nRot3: 0\nWavelength: 1e-10\n";
+  const std::string ref = space_.path("file.h5").string();
+  const std::int64_t file =
+      enqueue(quote(kMaster) + " --poni " + quote(meta) + kSettings + " -o " + quote(ref));
+  ASSERT_EQ(wait(file), 0) << daemon_->log();
+  start_sim("");
+  const std::string out = space_.path("stream.h5").string();
+  const std::int64_t id =
+      enqueue("--stream " + quote(detector()) + kSettings + kStreamRings + " -o " + quote(out));
+  ASSERT_EQ(wait(id), 0) << daemon_->log();
+  const json series = status(id)["spec"]["stream"]["series"];
+  EXPECT_EQ(series["geometry_from_start"], true) << series;
+  EXPECT_NE(status(id)["spec"]["poni_text"].get<std::string>().find("Distance: 0.1"),
+            std::string::npos);
+  // the master stores float32 metadata: the geometry agrees to float32 rounding
+  const H5File a(out), b(ref);
+  for (const auto& [dataset, rtol] :
+       {std::pair{"/entry/integrate/q", 1e-5}, std::pair{"/entry/integrate/I", 1e-3}}) {
+    const auto x = a.doubles(dataset), y = b.doubles(dataset);
+    ASSERT_EQ(x.size(), y.size()) << dataset;
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (!(std::isnan(x[i]) && std::isnan(y[i])) &&
+          !(std::abs(x[i] - y[i]) <= rtol * std::abs(y[i])))
+        ++differ;
+    }
+    EXPECT_EQ(differ, 0u) << dataset;
+  }
 }
 
 TEST_F(StreamDaemonTest, SaveRawSpoolsTheSeriesAndIntegratesAsTheStream) {
