@@ -85,7 +85,7 @@ class SourceStage {
     if (const auto* end = std::get_if<daemon::JobEnd>(&message)) {
       // files may change before a retry: reopen
       std::erase_if(open_, [job = end->job](const OpenDataset& d) { return d.job == job; });
-      ended_streams_.push_back(end->job);  // dropped in step_streams()
+      if (!streams_.empty()) ended_streams_.push_back(end->job);  // dropped in step_streams()
       return;
     }
     const auto* work = std::get_if<daemon::ShardWork>(&message);
