@@ -25,8 +25,8 @@
 #include "stages/reduce/nexus_writer.hpp"
 #include "stages/reduce/result_writer.hpp"
 #include "stages/source/raw_spool.hpp"
-#include "stages/source/stream1.hpp"
 #include "stages/source/stream2.hpp"
+#include "stages/source/stream_series.hpp"
 
 namespace azflow::cli {
 
@@ -39,19 +39,12 @@ using Parts = std::vector<zmq::message_t>;
 
 /// Parses `parts` as `format` ("stream2" or "v1"). Throws azflow::Error (kInput) when invalid.
 s2::Message parse_parts(const std::string& format, const Parts& parts) {
-  if (format == "v1") {
-    std::vector<std::span<const std::byte>> views;
-    views.reserve(parts.size());
-    for (const zmq::message_t& p : parts) {
-      views.emplace_back(static_cast<const std::byte*>(p.data()), p.size());
-    }
-    return source::stream1::parse_message(views);
+  std::vector<std::span<const std::byte>> views;
+  views.reserve(parts.size());
+  for (const zmq::message_t& p : parts) {
+    views.emplace_back(static_cast<const std::byte*>(p.data()), p.size());
   }
-  if (parts.size() != 1) {
-    throw Error(ErrorCategory::kInput, "stream2: a message of " + std::to_string(parts.size()) +
-                                           " parts (Stream V2 sends one; is it stream v1?)");
-  }
-  return s2::parse_message({static_cast<const std::byte*>(parts[0].data()), parts[0].size()});
+  return source::parse_stream_message(format, views);
 }
 
 /// "N s" with the shortest exact text of `seconds`.
@@ -65,20 +58,10 @@ using Clock = std::chrono::steady_clock;
 constexpr std::size_t kMaxListed = 10;
 constexpr int kReceiveQueueMessages = 64;  ///< ZeroMQ receive high-water mark
 
-/// What the series' messages were, beyond the images integrated.
-struct StreamCounts {
-  std::size_t received = 0;        ///< image messages of the series with a valid id
-  std::size_t before_start = 0;    ///< images and ends that came before the start message
-  std::size_t duplicate = 0;       ///< image ids that came again (the first one is kept)
-  std::size_t out_of_range = 0;    ///< image ids >= number_of_images
-  std::size_t foreign = 0;         ///< messages of another series
-  std::size_t invalid = 0;         ///< messages that are not valid Stream V2
-  std::size_t unknown = 0;         ///< messages of unknown type
-  std::size_t unknown_fields = 0;  ///< keys azflow does not use, over all messages
-  std::string first_invalid;       ///< reason of the first invalid message
-  std::size_t not_spooled = 0;     ///< accepted images the raw spool could not hold
-  std::string first_not_spooled;   ///< reason of the first of them
-  bool ended = false;              ///< the end message arrived
+/// What the series' messages were (source::StreamCounts), and what the raw spool could not hold.
+struct StreamCounts : source::StreamCounts {
+  std::size_t not_spooled = 0;    ///< accepted images the raw spool could not hold
+  std::string first_not_spooled;  ///< reason of the first of them
 };
 
 /// A ZeroMQ PULL socket connected to the detector, with an idle timeout.
@@ -115,14 +98,13 @@ class Receiver {
   /// Makes `parts` the next message next() returns.
   void put_back(Parts parts) { pending_ = std::move(parts); }
   /// Parses `parts`; nullopt (counted, first reason kept) when it is not a valid message.
-  std::optional<s2::Message> parse(const Parts& parts, StreamCounts& counts) {
+  std::optional<s2::Message> parse(const Parts& parts, source::StreamCounts& counts) {
     try {
       s2::Message m = parse_parts(format_, parts);
-      counts.unknown_fields += m.unknown_fields;
-      if (m.body.index() == 3) ++counts.unknown;
+      counts.note_parsed(m);
       return m;
     } catch (const Error& e) {
-      if (counts.invalid++ == 0) counts.first_invalid = e.what();
+      counts.note_invalid(e.what());
       return std::nullopt;
     }
   }
@@ -146,31 +128,6 @@ s2::Start wait_for_start(Receiver& rx, StreamCounts& counts, double timeout_s) {
   }
   throw Error(ErrorCategory::kIo,
               "--stream " + rx.endpoint() + ": no start message within " + seconds_text(timeout_s));
-}
-
-/// Geometry of the start message as a PONI: no rotations, poni = beam centre x pixel size (the
-/// detector's first pixel edge is the origin, as pyFAI's poni1/poni2).
-integrate::Poni poni_from_start(const s2::Start& s, std::size_t rows, std::size_t cols) {
-  if (!s.detector_distance_m || !s.beam_center_x_px || !s.beam_center_y_px || !s.pixel_size_x_m ||
-      !s.pixel_size_y_m) {
-    throw Error(ErrorCategory::kInput,
-                "the start message lacks detector_distance, beam_center_x/y or pixel_size_x/y: "
-                "give the geometry with --poni");
-  }
-  integrate::Poni p;
-  p.detector.name = "Detector";
-  p.detector.pixel1_m = *s.pixel_size_y_m;
-  p.detector.pixel2_m = *s.pixel_size_x_m;
-  p.detector.rows = rows;
-  p.detector.cols = cols;
-  p.dist_m = *s.detector_distance_m;
-  p.poni1_m = *s.beam_center_y_px * *s.pixel_size_y_m;
-  p.poni2_m = *s.beam_center_x_px * *s.pixel_size_x_m;
-  p.wavelength_m = s.incident_wavelength_m;
-  if (p.dist_m <= 0 || p.detector.pixel1_m <= 0 || p.detector.pixel2_m <= 0) {
-    throw Error(ErrorCategory::kInput, "the start message's distance and pixel sizes must be > 0");
-  }
-  return p;
 }
 
 /// Decodes and integrates image messages into their rows, or fails a row with the reason. One
@@ -339,40 +296,27 @@ struct Spool {
 };
 
 /// Receives the series' images until its end message or the idle timeout, spools each new image
-/// of the series and hands it to the pool.
-void receive_series(Receiver& rx, const s2::Start& start, std::size_t images, WorkerPool& pool,
-                    std::vector<bool>& seen, StreamCounts& counts, Spool& spool) {
+/// of the series and hands it to the pool; `counts` gets what the tracker counted.
+void receive_series(Receiver& rx, source::SeriesTracker& tracker, WorkerPool& pool,
+                    StreamCounts& counts, Spool& spool) {
   Parts msg;
   while (rx.next(msg)) {
-    std::optional<s2::Message> m = rx.parse(msg, counts);
+    std::optional<s2::Message> m = rx.parse(msg, tracker.counts());
     if (!m) continue;
-    if (m->is_end()) {
-      if (std::get<s2::End>(m->body).series_id != start.series_id) {
-        ++counts.foreign;
-        continue;
-      }
-      counts.ended = true;
-      return;
-    }
-    if (!m->is_image()) {
-      if (m->is_start()) ++counts.foreign;  // another series' start before this one's end
-      continue;
-    }
-    const s2::Image& img = std::get<s2::Image>(m->body);
-    if (img.series_id != start.series_id) {
-      ++counts.foreign;
-    } else if (img.image_id >= images) {
-      ++counts.out_of_range;
-    } else if (seen[img.image_id]) {
-      ++counts.duplicate;
-    } else {
-      seen[img.image_id] = true;
-      ++counts.received;
-      spool.add(img, pool.hdf5_mutex(), counts);
-      m.reset();  // it views msg, which moves to the pool
-      pool.submit(std::move(msg));
-    }
+    const auto verdict = tracker.classify(*m);
+    if (verdict == source::SeriesTracker::Verdict::kEnd) return;
+    if (verdict != source::SeriesTracker::Verdict::kAccept) continue;
+    spool.add(std::get<s2::Image>(m->body), pool.hdf5_mutex(), counts);
+    m.reset();  // it views msg, which moves to the pool
+    pool.submit(std::move(msg));
   }
+}
+
+/// Receives the series (receive_series), then copies the tracker's counts into `counts`.
+void receive_and_count(Receiver& rx, source::SeriesTracker& tracker, WorkerPool& pool,
+                       StreamCounts& counts, Spool& spool) {
+  receive_series(rx, tracker, pool, counts, spool);
+  static_cast<source::StreamCounts&>(counts) = tracker.counts();
 }
 
 std::string read_text(const std::string& path) {
@@ -469,17 +413,6 @@ std::optional<DType> first_image_dtype(Receiver& rx, const StreamOptions& s) {
   return dtype;
 }
 
-/// The series' image shape, dtype and count, which the start message must declare.
-void require_start_fields(const s2::Start& start) {
-  if (!start.image_size_x || !start.image_size_y || !start.image_dtype || !start.number_of_images ||
-      *start.number_of_images == 0) {
-    throw Error(ErrorCategory::kInput,
-                "the start message of series " + std::to_string(start.series_id) +
-                    " lacks image_size_x, image_size_y, image_dtype or a nonzero "
-                    "number_of_images");
-  }
-}
-
 }  // namespace
 
 void add_stream_options(CLI::App& cmd, StreamOptions& s) {
@@ -524,7 +457,7 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   s2::Start start = wait_for_start(rx, counts, s.timeout_s);
   if (!start.image_dtype) start.image_dtype = first_image_dtype(rx, s);
   const auto t0 = Clock::now();
-  require_start_fields(start);
+  source::require_start_fields(start);
   Spool spool{.spool = std::nullopt, .channel = s.channel};
   if (!s.save_raw.empty()) {
     source::RawSpoolOptions options;
@@ -535,7 +468,7 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   const DType dtype = *start.image_dtype;
   const std::size_t images = static_cast<std::size_t>(*start.number_of_images);
   const integrate::Poni poni =
-      o.poni.empty() ? poni_from_start(start, rows, cols)
+      o.poni.empty() ? source::poni_from_start(start, rows, cols)
                      : integrate::fit_to_frames(integrate::read_poni(o.poni), rows, cols);
   integrate::check_frame_shape(poni, rows, cols, "--stream " + s.endpoint, o.poni);
   const integrate::IntegrationSettings settings = make_settings(o, dtype);
@@ -556,11 +489,11 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   const double plan_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::size_t threads =
       o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<bool> seen(images, false);
+  source::SeriesTracker tracker(start, counts);
   ProgressBar progress(images, o.quiet);
   {
     WorkerPool pool(plan, *writer, rows, cols, dtype, s.channel, threads, s.format, progress);
-    receive_series(rx, start, images, pool, seen, counts, spool);
+    receive_and_count(rx, tracker, pool, counts, spool);
     pool.finish();
   }
   if (spool.spool) spool.spool->close();
@@ -568,8 +501,8 @@ int run_stream_integrate(const IntegrateOptions& o, const StreamOptions& s) {
   const std::string why = counts.ended
                               ? "never arrived before the end message"
                               : "never arrived (no message for " + seconds_text(s.timeout_s) + ")";
-  for (std::size_t id = 0; id < images; ++id) {
-    if (!seen[id]) writer->fail_frame(id, "image " + std::to_string(id) + " " + why);
+  for (const std::uint64_t id : tracker.missing_ids()) {
+    writer->fail_frame(id, "image " + std::to_string(id) + " " + why);
   }
   const reduce::WriterSummary summary = writer->finish();
   report(o, s, start, images, counts, summary, plan_s,

@@ -63,11 +63,40 @@ void print_settings(const json& spec) {
   }
 }
 
+/// A stream job's input and receive counters (status "stream"; null before the source sent any).
+void print_stream(const json& job) {
+  const json stream = job.value("spec", json::object()).value("stream", json());
+  if (!stream.is_object()) return;
+  std::cout << "  stream:   " << stream.value("endpoint", "?") << " ("
+            << stream.value("format", "?") << ")";
+  const json series = stream.value("series", json());
+  if (series.is_object()) {
+    std::cout << ", series " << series.value("series_id", 0) << " '"
+              << series.value("series_unique_id", "") << "', " << series.value("images", 0)
+              << " images";
+  } else {
+    std::cout << ", waiting for a start message";
+  }
+  std::cout << "\n";
+  const json c = job.value("stream", json());
+  if (!c.is_object()) return;
+  std::cout << "  received: " << c.value("received", 0) << " images, " << c.value("missing", 0)
+            << " missing, " << c.value("duplicate", 0) << " duplicate, "
+            << c.value("out_of_range", 0) << " out of range, " << c.value("invalid", 0)
+            << " invalid messages, "
+            << number_or_dash(c.value("receive_rate_per_s", json()), "%.1f") << " images/s"
+            << (c.value("ended", false) ? ", ended" : "") << "\n";
+  if (!c.value("first_invalid", std::string()).empty()) {
+    std::cout << "  first invalid message: " << c["first_invalid"].get<std::string>() << "\n";
+  }
+}
+
 void print_job(const json& job) {
   std::cout << "job " << job.value("job_id", 0) << ": " << job.value("state", "?") << "\n";
   std::cout << "  datasets: ";
   for (const auto& d : job.value("datasets", json::array()))
     std::cout << d.get<std::string>() << " ";
+  if (job.value("datasets", json::array()).empty()) std::cout << "- (a stream job)";
   std::cout << "\n  output:   " << text_or_dash(job.value("output", json())) << "\n";
   std::cout << "  mode:     " << job.value("mode", "?")
             << "   priority: " << job.value("priority", 0)
@@ -91,6 +120,7 @@ void print_job(const json& job) {
     std::cout << "  shards:   " << s.value("done", 0) << "/" << s.value("total", 0) << " done, "
               << s.value("running", 0) << " running, " << s.value("queued", 0) << " queued\n";
   }
+  print_stream(job);
   print_settings(job.value("spec", json()));
   std::cout << "  created:  " << text_or_dash(job.value("created", json())) << "\n";
   std::cout << "  started:  " << text_or_dash(job.value("started", json())) << "\n";

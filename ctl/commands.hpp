@@ -22,17 +22,23 @@ namespace azflow::ctl {
 /// local-only ones, with several datasets (glob patterns), a pyFAI config file, sweeps,
 /// dependencies, a priority, an output file or folder, a mode and --wait.
 struct EnqueueArgs {
-  cli::IntegrateOptions integrate;    ///< --poni, --npt, --unit, ... as `azflow integrate` has
-  std::vector<std::string> datasets;  ///< files or glob(3) patterns
-  std::string mode = "split";         ///< split or bulk
-  std::string config_file;            ///< --config: pyFAI integration JSON ("" = none)
-  std::int64_t priority = 0;          ///< --priority: higher runs first among queued jobs
-  std::vector<std::int64_t> after;    ///< --after: jobs that must succeed first
-  std::vector<std::string> sweeps;    ///< --sweep KEY=V1,V2,... (one per key)
-  std::string output_dir;             ///< --output-dir: folder of generated output names
-  bool join = false;                  ///< --join: all datasets in one job (frames in order)
-  bool wait = false;                  ///< --wait: wait for the jobs like `wait`
-  std::string nodes;                  ///< federation: "all", N or names ("" = this node only)
+  cli::IntegrateOptions integrate;        ///< --poni, --npt, --unit, ... as `azflow integrate` has
+  std::vector<std::string> datasets;      ///< files or glob(3) patterns
+  std::string mode = "split";             ///< split or bulk
+  std::string config_file;                ///< --config: pyFAI integration JSON ("" = none)
+  std::int64_t priority = 0;              ///< --priority: higher runs first among queued jobs
+  std::vector<std::int64_t> after;        ///< --after: jobs that must succeed first
+  std::vector<std::string> sweeps;        ///< --sweep KEY=V1,V2,... (one per key)
+  std::string output_dir;                 ///< --output-dir: folder of generated output names
+  bool join = false;                      ///< --join: all datasets in one job (frames in order)
+  bool wait = false;                      ///< --wait: wait for the jobs like `wait`
+  std::string nodes;                      ///< federation: "all", N or names ("" = this node only)
+  std::string stream;                     ///< --stream ENDPOINT: a stream job ("" = file jobs)
+  std::string stream_format = "stream2";  ///< --stream-format stream2|v1
+  std::string channel;                    ///< --channel: image data channel ("" = the first)
+  double stream_timeout_s = 60;           ///< --stream-timeout: idle seconds once started
+  std::size_t stream_max_frame_mib = 18;  ///< --stream-max-frame-mib: ring slots before start
+  std::string save_raw;                   ///< --save-raw DIR: the series' raw spool ("" = none)
   /// The integration options given on the command line (set by add_enqueue_options; those that
   /// may not be combined with --config).
   std::vector<const CLI::Option*> integration_options;

@@ -286,11 +286,41 @@ void add_enqueue_options(CLI::App& command, EnqueueArgs& args) {
       args.integration_options.push_back(o);
     }
   }
+  CLI::Option* datasets =
+      command.add_option("datasets", args.datasets,
+                         "Eiger/NeXus master files or plain HDF5 files, or glob patterns ('*.h5'); "
+                         "one job per dataset unless --join");
   command
-      .add_option("datasets", args.datasets,
-                  "Eiger/NeXus master files or plain HDF5 files, or glob patterns ('*.h5'); "
-                  "one job per dataset unless --join")
-      ->required();
+      .add_option("--stream", args.stream,
+                  "a stream job instead: the daemon's source stage connects a ZeroMQ PULL socket "
+                  "to this endpoint (the detector's PUSH socket, e.g. tcp://dcu:31001) and "
+                  "integrates the next series, start to end message; without --poni the "
+                  "geometry comes from the start message")
+      ->excludes(datasets);
+  command
+      .add_option("--stream-format", args.stream_format,
+                  "--stream: stream2 (DECTRIS Stream V2, CBOR) or v1 (legacy stream v1)")
+      ->check(CLI::IsMember({"stream2", "v1"}))
+      ->capture_default_str();
+  command.add_option("--channel", args.channel,
+                     "--stream: channel of the image data map (default: the first one)");
+  command
+      .add_option("--stream-timeout", args.stream_timeout_s,
+                  "--stream: once the series started, seconds without a message after which the "
+                  "images not received fail as missing (the start message is awaited without "
+                  "limit)")
+      ->capture_default_str();
+  command
+      .add_option("--stream-max-frame-mib", args.stream_max_frame_mib,
+                  "--stream: MiB the rings reserve per frame before the series' image size is "
+                  "known (18 fits an EIGER2 4M of 32-bit pixels)")
+      ->capture_default_str();
+  command
+      .add_option("--save-raw", args.save_raw,
+                  "--stream: the daemon also writes every received image, stored bytes "
+                  "unchanged, into an EIGER-layout raw spool in this existing folder "
+                  "(series_<id>_master.h5 + data files; an existing spool is never overwritten)")
+      ->needs(command.get_option("--stream"));
   command.add_option("-o,--output", args.integrate.output,
                      "output NeXus file of a single job (default: chosen by the daemon)");
   command.add_option("--output-dir", args.output_dir,
@@ -347,9 +377,22 @@ std::vector<std::string> expand_datasets(const std::vector<std::string>& pattern
   return out;
 }
 
+/// The stream part of a spec (--stream and its options).
+daemon::StreamSpec make_stream_spec(const EnqueueArgs& args) {
+  daemon::StreamSpec s;
+  s.endpoint = args.stream;
+  s.format = args.stream_format;
+  s.channel = args.channel;
+  s.idle_timeout_s = args.stream_timeout_s;
+  s.max_frame_mib = args.stream_max_frame_mib;
+  s.save_raw = absolute(args.save_raw);
+  return s;
+}
+
 daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::string>& datasets) {
   const cli::IntegrateOptions& o = args.integrate;
   daemon::JobSpec spec;
+  const bool stream = !args.stream.empty();
   if (!args.config_file.empty()) {
     for (const CLI::Option* opt : args.integration_options) {
       if (opt->count() > 0) {
@@ -361,11 +404,13 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
     }
     spec = job_spec_from_pyfai_config(args.config_file);
   } else {
-    if (o.poni.empty()) {
+    if (o.poni.empty() && !stream) {
       throw Error(ErrorCategory::kConfig, "--poni is required (or --config FILE)");
     }
-    spec.poni_path = absolute(o.poni);
-    spec.poni_text = read_text(o.poni, "--poni");
+    if (!o.poni.empty()) {  // a stream job without one takes the start message's geometry
+      spec.poni_path = absolute(o.poni);
+      spec.poni_text = read_text(o.poni, "--poni");
+    }
     // The dtype is not known here: validate with one that has no default dummy, and let the
     // daemon apply the dtype's default (dummy_auto) exactly as `azflow integrate` does.
     spec.settings = cli::make_settings(o, DType::kFloat32);
@@ -375,6 +420,7 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
     spec.dark_path = absolute_image(o.dark);
     spec.flat_path = absolute_image(o.flat);
   }
+  if (stream) spec.stream = make_stream_spec(args);
   if (!o.dataset.empty()) spec.dataset_path = o.dataset;
   if (o.no_file_mask) spec.use_file_mask = false;
   spec.format = cli::parse_format_option(o.format, spec.settings.npt_azim);
@@ -390,10 +436,16 @@ daemon::JobSpec make_job_spec(const EnqueueArgs& args, const std::vector<std::st
 }
 
 std::vector<PlannedJob> plan_jobs(const EnqueueArgs& args, const std::string& default_dir) {
+  if (args.datasets.empty() && args.stream.empty()) {
+    throw Error(ErrorCategory::kConfig, "enqueue: give datasets (or --stream ENDPOINT)");
+  }
   const std::vector<std::string> datasets = expand_datasets(args.datasets);
   const auto combos = combinations(parse_sweeps(args.sweeps));
   std::vector<std::vector<std::string>> groups;
-  if (args.join) {
+  if (!args.stream.empty()) {
+    if (args.join) throw Error(ErrorCategory::kConfig, "--join does not apply to --stream");
+    groups.push_back({});  // one stream job (a sweep: one per combination, each its own series)
+  } else if (args.join) {
     groups.push_back(datasets);
   } else {
     for (const std::string& d : datasets) groups.push_back({d});
@@ -420,7 +472,8 @@ std::vector<PlannedJob> plan_jobs(const EnqueueArgs& args, const std::string& de
       if (!args.integrate.output.empty()) {
         job.spec.output_path = absolute(args.integrate.output);
       } else if (!dir.empty()) {
-        const std::string stem = stem_of(group.front()) + name_suffix(combo);
+        const std::string stem =
+            (group.empty() ? std::string("stream") : stem_of(group.front())) + name_suffix(combo);
         const bool text = job.spec.format == reduce::OutputFormat::kXy ||
                           job.spec.format == reduce::OutputFormat::kXyFrames;
         const std::string ext = text ? ".xy" : ".h5";

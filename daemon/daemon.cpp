@@ -56,6 +56,13 @@ void prepare_endpoint(const std::string& endpoint) {
   std::filesystem::create_directories(path.parent_path(), ec);
 }
 
+std::chrono::milliseconds env_ms(const char* name) {
+  const char* value = std::getenv(name);
+  return milliseconds(value != nullptr ? std::atoll(value) : 0);
+}
+
+}  // namespace
+
 void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
   const auto tmp = path.string() + ".tmp";
   {
@@ -65,13 +72,6 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
   }
   std::filesystem::rename(tmp, path);
 }
-
-std::chrono::milliseconds env_ms(const char* name) {
-  const char* value = std::getenv(name);
-  return milliseconds(value != nullptr ? std::atoll(value) : 0);
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------- start and stop
 
@@ -350,9 +350,13 @@ void Daemon::activate(const JobRecord& record) {
   std::filesystem::create_directories(job.dir);
   FrameOrigins origins;
   try {
-    source::Dataset dataset = open_job_dataset(job.spec);
-    job.frame_bytes = dataset.info().frame_bytes();
-    origins = FrameOrigins(job.spec.datasets, dataset.files(), job.spec.frame_offset());
+    if (job.spec.stream) {
+      job.frame_bytes = stream_frame_bytes(job.spec, record.state == JobState::kRunning);
+    } else {
+      source::Dataset dataset = open_job_dataset(job.spec);
+      job.frame_bytes = dataset.info().frame_bytes();
+      origins = FrameOrigins(job.spec.datasets, dataset.files(), job.spec.frame_offset());
+    }
   } catch (const Error& e) {
     store_->set_job_state(record.id, JobState::kFailed, e.what());
     spdlog::error("job {} failed: {}", record.id, escape_bytes(e.what()));
@@ -480,6 +484,7 @@ nlohmann::json Daemon::enqueue(const EnqueueRequest& request) {
     throw FieldError("spec.nodes", "this daemon has no federation (no peer endpoint)");
   }
   const std::optional<OutputBinding> binding = claim_output(spec);
+  if (spec.stream) return enqueue_stream(request, spec, binding);
   const source::DatasetInfo info = check_job_inputs(spec);
   const auto frames = static_cast<std::int64_t>(
       spec.frames ? resolve_frames(*spec.frames, info.frames, "spec.frames").size() : info.frames);
@@ -539,9 +544,8 @@ void Daemon::save_axes(ActiveJob& job, const nlohmann::json& axes) {
 bool Daemon::ensure_axes(ActiveJob& job) {
   if (job.axes) return true;
   try {
-    source::Dataset dataset = open_job_dataset(job.spec);
     integrate::PlanCache plans({plan_dir(config_), config_.plans.cache_max_mb << 20});
-    save_axes(job, plan_axes_json(*build_job_plan(job.spec, dataset.info(), &plans)));
+    save_axes(job, plan_axes_json(*build_job_plan(job.spec, job_input_info(job.spec), &plans)));
     return true;
   } catch (const Error& e) {
     spdlog::error("job {}: no output layout: {}", job.id, e.what());
@@ -572,12 +576,15 @@ void Daemon::finish_job(ActiveJob& job) {
 void Daemon::end_job(ActiveJob& job, JobState state, const std::string& reason,
                      bool finish_output) {
   // a job cancelled before any shard was handed out or done has nothing to write: no plan is
-  // built for it and no empty .partial made (bulk cancels of queued jobs stay quick)
-  const bool nothing_done = state == JobState::kCancelled && job.shards_done == 0 &&
-                            job.running.empty() && job.remote.empty();
+  // built for it and no empty .partial made (bulk cancels of queued jobs stay quick); nor has a
+  // stream job that ends (cancelled or failed) before its start message came
+  const bool no_series = job.spec.stream && !job.spec.stream->series;  // no start message yet
+  const bool nothing_done = (state == JobState::kCancelled || no_series) && job.shards_done == 0 &&
+                            (job.running.empty() || no_series) && job.remote.empty();
   if (nothing_done) {
     store_->set_job_state(job.id, state, reason);
-    log_event(job, "job cancelled before any frame: no output file");
+    log_event(job, "job " + std::string(job_state_name(state)) +
+                       " before any frame: no output file" + (reason.empty() ? "" : ": " + reason));
   } else if (ensure_axes(job)) {
     sink_->assemble({job.id, job.spec, job.frames_total, job.dir, store_->shards(job.id), *job.axes,
                      job.output, finish_output, state, reason});
@@ -644,6 +651,7 @@ nlohmann::json Daemon::status(const StatusRequest& request) {
   const auto active = jobs_.find(record->id);
   job["waiting_for"] =
       active == jobs_.end() ? std::vector<std::int64_t>{} : active->second.waiting_for;
+  if (record->spec.stream) job["stream"] = stream_counts_json(record->id);
   return {{"job", job}};
 }
 
@@ -793,6 +801,7 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
     send_frames(job.id, shard.shard_id, sink_->missing(job.id, shard.shard_id));
     return;
   }
+  if (job.spec.stream) return send_stream_shard(job, shard);
   const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
   sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
                               job.bins, with_errors, job.spec.settings.sigma_clip.has_value()});
@@ -931,6 +940,10 @@ void Daemon::on_stage(const std::string& identity, const JobConfigRequest& m) {
   if (const auto guest = guest_jobs_.find(m.job); guest != guest_jobs_.end()) {
     reply.spec = guest->second.spec;
   } else if (const auto it = jobs_.find(m.job); it != jobs_.end()) {
+    if (it->second.spec.stream && !it->second.spec.stream->series) {
+      it->second.config_waiters.push_back(identity);  // answered once the start message came
+      return;
+    }
     reply.spec = it->second.spec;
   } else {
     reply.error = "no active job";

@@ -86,6 +86,9 @@ struct ActiveJob {
   std::map<std::int64_t, RemoteShard> remote;  ///< shards held by peers, by shard id
   std::set<std::string> participants;          ///< peers that were handed shards
   std::set<std::string> excluded;              ///< peers that cannot read the dataset
+  // stream jobs (spec.stream): docs/streams.md, "Stream jobs in the daemon"
+  std::vector<std::string> config_waiters;  ///< integrate stages asking before the start arrived
+  nlohmann::json stream_counts;             ///< the source's receive counters (null until sent)
 };
 
 /// What the daemon derives from one stage slot's heartbeats: its recent rates (the slot itself,
@@ -114,6 +117,14 @@ struct GuestShard {
   std::set<std::int64_t> expected;  ///< frame indexes asked for
   std::set<std::int64_t> sent;      ///< frames whose rows went back to the coordinator
 };
+
+/// Writes `text` to `path` through a temporary file renamed over it. Throws azflow::Error (kIo).
+void write_file_atomically(const std::filesystem::path& path, const std::string& text);
+
+/// Bytes a stream job's frames take in the rings: the series' image size once the start message
+/// arrived, else stream.max_frame_mib. `running`: the job was running when the daemon stopped;
+/// one whose series had started cannot be resumed (its images are gone): throws azflow::Error.
+std::size_t stream_frame_bytes(const JobSpec& spec, bool running);
 
 /// First local id of guest jobs (far above any job-store id).
 inline constexpr std::int64_t kFirstGuestJob = std::int64_t{1} << 40;
@@ -220,6 +231,14 @@ class Daemon : public ControlHandler {
   void on_stage(const std::string& identity, const JobConfigRequest& message);
   void on_stage(const std::string& identity, const PlanAxes& message);
   void on_stage(const std::string& identity, const ShardRead& message);
+  void on_stage(const std::string& identity, const StreamStarted& message);
+  void on_stage(const std::string& identity, const StreamProgress& message);
+  // stream jobs (daemon_stream.cpp)
+  nlohmann::json enqueue_stream(const EnqueueRequest& request, JobSpec& spec,
+                                const std::optional<OutputBinding>& binding);
+  std::string size_stream_job(ActiveJob& job, const StreamStarted& message);
+  void send_stream_shard(ActiveJob& job, const ShardRecord& shard);
+  [[nodiscard]] nlohmann::json stream_counts_json(std::int64_t job_id) const;
   void send_stage(const std::string& identity, const DaemonMessage& message);
   void reap_stages();
   void redo_reclaimed(const std::vector<ipc::SlotHeader>& headers);

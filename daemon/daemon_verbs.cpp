@@ -231,6 +231,11 @@ nlohmann::json Daemon::retry(const RetryRequest& request) {
   if (record->state == JobState::kSucceeded) {
     throw FieldError("job_id", name + " succeeded: nothing to retry");
   }
+  if (record->spec.stream) {
+    throw FieldError("job_id", name +
+                                   " is a stream job: its images cannot be received again; "
+                                   "enqueue it again for another series");
+  }
   const std::vector<ShardRecord> shards = store_->shards(record->id);
   if (shards.empty()) {
     throw FieldError("job_id", name +

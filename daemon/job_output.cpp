@@ -167,6 +167,17 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
   j["input_frames"] = frames_total;
   j["first_frame"] = spec.frame_offset();  // frames first_frame..last_frame-1 of the input
   j["last_frame"] = spec.frame_offset() + frames_total;
+  if (spec.stream) {
+    j["input_stream"] = spec.stream->endpoint;
+    j["stream_format"] = spec.stream->format;
+    j["stream_channel"] = spec.stream->channel;
+    j["raw_spool"] = spec.stream->save_raw;
+    if (const auto& series = spec.stream->series) {
+      j["series_id"] = series->series_id;
+      j["series_unique_id"] = series->series_unique_id;
+      j["poni_from_start_message"] = series->geometry_from_start;
+    }
+  }
   j["job_spec"] = to_json(spec).dump();
   j["pyfai_config"] = job_pyfai_config(spec);
   return j;
@@ -175,14 +186,14 @@ nlohmann::json job_settings_json(std::int64_t job_id, const JobSpec& spec,
 nlohmann::json job_pyfai_config(const JobSpec& spec) {
   integrate::IntegrationSettings settings = spec.settings;
   integrate::Poni poni = job_poni(spec);
-  if (!spec.datasets.empty()) {
+  if (!spec.datasets.empty() || spec.stream) {
     // The dtype decides the automatic dummy, the frames the shape of a generic PONI detector:
     // read from the input's metadata (the output thread, never the main loop). An input gone
     // since leaves the settings as they are.
     try {
-      const source::Dataset input = open_job_dataset(spec);
-      settings = spec.settings_for(input.info().dtype);
-      poni = job_poni(spec, input.info());
+      const source::DatasetInfo info = job_input_info(spec);
+      settings = spec.settings_for(info.dtype);
+      poni = job_poni(spec, info);
     } catch (const std::exception& e) {
       spdlog::warn("pyfai_config of {}: input not readable ({}); the dtype's dummy is left out",
                    spec.output_path, e.what());

@@ -1,9 +1,15 @@
 #include "daemon/job_setup.hpp"
 
-#include "stages/source/input_policy.hpp"
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <tuple>
+
+#include "stages/source/input_policy.hpp"
 
 #include "base/error.hpp"
 #include "stages/integrate/geometry.hpp"
@@ -34,6 +40,61 @@ source::Dataset open_job_dataset(const JobSpec& spec, bool wait) {
   if (spec.datasets.size() == 1) return source::Dataset::open(spec.datasets.front(), options);
   std::vector<std::filesystem::path> files(spec.datasets.begin(), spec.datasets.end());
   return source::Dataset::open_files(files, options);
+}
+
+namespace {
+
+std::vector<std::uint32_t> read_stream_pixel_mask(const std::string& path, std::size_t pixels) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::uint32_t> mask(pixels);
+  in.read(reinterpret_cast<char*>(mask.data()),
+          static_cast<std::streamsize>(pixels * sizeof(std::uint32_t)));
+  if (!in || in.peek() != std::char_traits<char>::eof()) {
+    throw Error(ErrorCategory::kIo, "stream pixel mask " + path + ": cannot be read or is not " +
+                                        std::to_string(pixels) + " uint32 values");
+  }
+  return mask;
+}
+
+}  // namespace
+
+source::DatasetInfo job_input_info(const JobSpec& spec) {
+  if (!spec.stream) return open_job_dataset(spec).info();
+  if (!spec.stream->series) {
+    throw Error(ErrorCategory::kConfig, "stream job: no start message received yet");
+  }
+  const StreamSeries& s = *spec.stream->series;
+  source::DatasetInfo info;
+  info.path = spec.stream->endpoint;
+  info.dataset = "series " + std::to_string(s.series_id);
+  info.frames = s.images;
+  info.rows = s.rows;
+  info.cols = s.cols;
+  info.dtype = s.dtype;
+  if (!s.pixel_mask_path.empty()) {
+    info.pixel_mask = read_stream_pixel_mask(s.pixel_mask_path, s.rows * s.cols);
+  }
+  return info;
+}
+
+void write_stream_pixel_mask(const std::string& path, std::span<const std::uint32_t> mask) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw Error(ErrorCategory::kIo, "cannot create " + path + ": " + std::strerror(errno));
+  }
+  const auto* bytes = reinterpret_cast<const char*>(mask.data());
+  std::size_t left = mask.size_bytes();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, bytes, left);
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(ErrorCategory::kIo, "cannot write " + path + ": " + std::strerror(err));
+    }
+    bytes += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  ::close(fd);
 }
 
 integrate::Poni job_poni(const JobSpec& spec) {

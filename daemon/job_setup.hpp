@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,17 @@ namespace azflow::daemon {
 /// never waits: the master and a first frame must exist then. Throws azflow::Error (kIo/kInput)
 /// naming the file and dataset.
 source::Dataset open_job_dataset(const JobSpec& spec, bool wait = false);
+
+/// The input's shape, dtype, frame count and pixel mask: of the opened dataset for a file job
+/// (open_job_dataset), from the series for a stream job whose start message arrived (the pixel
+/// mask read back from StreamSeries::pixel_mask_path). Throws azflow::Error (kConfig) for a stream
+/// job before its start message, kIo/kInput as open_job_dataset or for a pixel mask file of the
+/// wrong size.
+source::DatasetInfo job_input_info(const JobSpec& spec);
+
+/// Writes a stream series' pixel mask (rows x cols uint32, little-endian) to `path`, created
+/// anew (O_EXCL, no link followed). Throws azflow::Error (kIo) naming the file.
+void write_stream_pixel_mask(const std::string& path, std::span<const std::uint32_t> mask);
 
 /// Parses the spec's PONI text (source named by poni_path). Throws azflow::Error (kConfig).
 integrate::Poni job_poni(const JobSpec& spec);

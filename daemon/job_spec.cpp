@@ -227,6 +227,13 @@ void require_absolute(const std::string& path, const std::string& field) {
 
 void read_datasets(const ObjectReader& r, JobSpec& spec) {
   const json* v = r.find("datasets");
+  const bool stream = r.find("stream") != nullptr && !r.find("stream")->is_null();
+  if (stream) {
+    if (v != nullptr && !(v->is_array() && v->empty())) {
+      r.fail("datasets", "a stream job reads no files: give datasets [] or leave it out");
+    }
+    return;
+  }
   if (v == nullptr) r.fail("datasets", "required (a list of absolute HDF5 file paths)");
   if (!v->is_array() || v->empty()) r.fail("datasets", "expected a non-empty list of strings");
   spec.datasets.clear();
@@ -242,7 +249,8 @@ void read_datasets(const ObjectReader& r, JobSpec& spec) {
 void read_poni(const ObjectReader& r, JobSpec& spec) {
   r.read("poni_text", spec.poni_text);
   r.read("poni_path", spec.poni_path);
-  if (spec.poni_text.empty() && spec.poni_path.empty()) {
+  const bool stream = r.find("stream") != nullptr && !r.find("stream")->is_null();
+  if (spec.poni_text.empty() && spec.poni_path.empty() && !stream) {
     r.fail("poni_text", "required (the PONI file's contents; or poni_path)");
   }
   require_absolute(spec.poni_path, r.field("poni_path"));
@@ -351,6 +359,48 @@ void read_follow(const ObjectReader& r, JobSpec& spec) {
   spec.follow_timeout_s = timeout_s;
 }
 
+/// "stream": null/absent = a file job; {"endpoint", "format", "channel", "idle_timeout_s",
+/// "max_frame_mib", "save_raw", "series"} = a stream job (local only, no frames, follow or
+/// dataset_path).
+void read_stream(const ObjectReader& r, JobSpec& spec) {
+  const json* v = r.find("stream");
+  if (v == nullptr || v->is_null()) return;
+  const ObjectReader f(*v, r.field("stream") + ".");
+  f.reject_unknown(
+      {"endpoint", "format", "channel", "idle_timeout_s", "max_frame_mib", "save_raw", "series"});
+  StreamSpec s;
+  f.read("endpoint", s.endpoint);
+  if (s.endpoint.empty()) f.fail("endpoint", "required (the detector's ZeroMQ endpoint)");
+  if (!s.endpoint.starts_with("tcp://") && !s.endpoint.starts_with("ipc://")) {
+    f.fail("endpoint", "expected a tcp:// or ipc:// endpoint, got '" + s.endpoint + "'");
+  }
+  f.read("format", s.format);
+  if (s.format != "stream2" && s.format != "v1") {
+    f.fail("format", "unknown value '" + s.format + "' (expected stream2 or v1)");
+  }
+  f.read("channel", s.channel);
+  f.read("idle_timeout_s", s.idle_timeout_s);
+  if (!(s.idle_timeout_s > 0) || s.idle_timeout_s > 86400) {
+    f.fail("idle_timeout_s", "must be > 0 and at most 86400 s");
+  }
+  f.read("max_frame_mib", s.max_frame_mib);
+  if (s.max_frame_mib == 0 || s.max_frame_mib > 4096) {
+    f.fail("max_frame_mib", "must be 1 to 4096 MiB");
+  }
+  f.read("save_raw", s.save_raw);
+  require_absolute(s.save_raw, f.field("save_raw"));
+  if (const json* series = f.find("series"); series != nullptr && !series->is_null()) {
+    s.series = stream_series_from_json(*series, f.field("series") + ".");
+  }
+  if (spec.nodes.kind != NodeSelection::Kind::kLocal) {
+    r.fail("stream", "a stream job runs on this node only: drop \"nodes\"");
+  }
+  if (spec.frames) r.fail("frames", "does not apply to a stream job (it takes the whole series)");
+  if (spec.follow_timeout_s) r.fail("follow", "does not apply to a stream job");
+  if (!spec.dataset_path.empty()) r.fail("dataset_path", "does not apply to a stream job");
+  spec.stream = std::move(s);
+}
+
 json frames_json(const std::optional<FrameSlice>& frames) {
   if (!frames) return nullptr;
   return json{{"first", frames->first},
@@ -399,23 +449,70 @@ std::string_view mode_name(JobSpec::Mode mode) noexcept {
 }
 
 nlohmann::json to_json(const JobSpec& spec) {
-  return json{{"datasets", spec.datasets},
-              {"dataset_path", spec.dataset_path},
-              {"poni_text", spec.poni_text},
-              {"poni_path", spec.poni_path},
-              {"settings", settings_to_json(spec)},
-              {"mask_path", spec.mask_path},
-              {"dark_path", spec.dark_path},
-              {"flat_path", spec.flat_path},
-              {"use_file_mask", spec.use_file_mask},
-              {"output_path", spec.output_path},
-              {"overwrite", spec.overwrite},
-              {"format", std::string(reduce::output_format_name(spec.format))},
-              {"mode", std::string(mode_name(spec.mode))},
-              {"nodes", to_json(spec.nodes)},
-              {"frames", frames_json(spec.frames)},
-              {"follow", spec.follow_timeout_s ? json{{"idle_timeout_s", *spec.follow_timeout_s}}
-                                               : json(nullptr)}};
+  return json{
+      {"datasets", spec.datasets},
+      {"dataset_path", spec.dataset_path},
+      {"poni_text", spec.poni_text},
+      {"poni_path", spec.poni_path},
+      {"settings", settings_to_json(spec)},
+      {"mask_path", spec.mask_path},
+      {"dark_path", spec.dark_path},
+      {"flat_path", spec.flat_path},
+      {"use_file_mask", spec.use_file_mask},
+      {"output_path", spec.output_path},
+      {"overwrite", spec.overwrite},
+      {"format", std::string(reduce::output_format_name(spec.format))},
+      {"mode", std::string(mode_name(spec.mode))},
+      {"nodes", to_json(spec.nodes)},
+      {"frames", frames_json(spec.frames)},
+      {"follow",
+       spec.follow_timeout_s ? json{{"idle_timeout_s", *spec.follow_timeout_s}} : json(nullptr)},
+      {"stream", spec.stream ? json{{"endpoint", spec.stream->endpoint},
+                                    {"format", spec.stream->format},
+                                    {"channel", spec.stream->channel},
+                                    {"idle_timeout_s", spec.stream->idle_timeout_s},
+                                    {"max_frame_mib", spec.stream->max_frame_mib},
+                                    {"save_raw", spec.stream->save_raw},
+                                    {"series", spec.stream->series ? to_json(*spec.stream->series)
+                                                                   : json(nullptr)}}
+                             : json(nullptr)}};
+}
+
+nlohmann::json to_json(const StreamSeries& s) {
+  return json{{"series_id", s.series_id},
+              {"series_unique_id", s.series_unique_id},
+              {"rows", s.rows},
+              {"cols", s.cols},
+              {"dtype", std::string(dtype_name(s.dtype))},
+              {"images", s.images},
+              {"pixel_mask_path", s.pixel_mask_path},
+              {"geometry_from_start", s.geometry_from_start}};
+}
+
+StreamSeries stream_series_from_json(const nlohmann::json& j, std::string_view prefix) {
+  const ObjectReader r(j, std::string(prefix));
+  r.reject_unknown({"series_id", "series_unique_id", "rows", "cols", "dtype", "images",
+                    "pixel_mask_path", "geometry_from_start"});
+  StreamSeries s;
+  std::size_t id = 0;
+  r.read("series_id", id);
+  s.series_id = id;
+  r.read("series_unique_id", s.series_unique_id);
+  r.read("rows", s.rows);
+  r.read("cols", s.cols);
+  r.read("images", s.images);
+  std::string dtype = "uint32";
+  r.read("dtype", dtype);
+  const auto t = dtype_from_name(dtype);
+  if (!t) r.fail("dtype", "unknown dtype '" + dtype + "'");
+  s.dtype = *t;
+  r.read("pixel_mask_path", s.pixel_mask_path);
+  require_absolute(s.pixel_mask_path, r.field("pixel_mask_path"));
+  r.read("geometry_from_start", s.geometry_from_start);
+  if (s.rows == 0 || s.cols == 0 || s.images == 0) {
+    r.fail("images", "rows, cols and images must be > 0");
+  }
+  return s;
 }
 
 nlohmann::json to_json(const NodeSelection& nodes) {
@@ -457,7 +554,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   const ObjectReader r(j, std::string(prefix));
   r.reject_unknown({"datasets", "dataset_path", "poni_text", "poni_path", "settings", "mask_path",
                     "dark_path", "flat_path", "use_file_mask", "output_path", "format", "mode",
-                    "nodes", "overwrite", "frames", "follow"});
+                    "nodes", "overwrite", "frames", "follow", "stream"});
   JobSpec spec;
   read_datasets(r, spec);
   r.read("dataset_path", spec.dataset_path);
@@ -480,6 +577,7 @@ JobSpec job_spec_from_json(const nlohmann::json& j, std::string_view prefix) {
   read_nodes(r, spec);
   read_frames(r, spec);
   read_follow(r, spec);
+  read_stream(r, spec);
   return spec;
 }
 

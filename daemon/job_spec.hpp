@@ -50,6 +50,41 @@ struct NodeSelection {
   bool operator==(const NodeSelection&) const = default;
 };
 
+/// What the source stage learnt from a stream job's start message (docs/streams.md, "Stream
+/// jobs in the daemon"): set by the daemon when the start message arrives, absent before.
+struct StreamSeries {
+  std::uint64_t series_id = 0;
+  std::string series_unique_id;
+  std::size_t rows = 0, cols = 0;  ///< image_size_y, image_size_x
+  DType dtype = DType::kUint32;    ///< image_dtype (stream v1: bit_depth_image or first image)
+  std::size_t images = 0;          ///< number_of_images: the job's frames
+  /// The start message's pixel_mask of the channel, rows x cols little-endian uint32 (nonzero =
+  /// bad), written by the source stage into the job's folder; "" = the start had none.
+  std::string pixel_mask_path;
+  bool geometry_from_start = false;  ///< no PONI was given: poni_text is the start's geometry
+  bool operator==(const StreamSeries&) const = default;
+};
+
+/// A stream job's input (JSON "stream"): one series received from a detector's ZeroMQ PUSH
+/// socket, from its start to its end message.
+struct StreamSpec {
+  std::string endpoint;            ///< e.g. tcp://dcu:31001 (the source connects a PULL socket)
+  std::string format = "stream2";  ///< "stream2" (DECTRIS Stream V2) or "v1" (legacy stream v1)
+  std::string channel;             ///< channel of the image data map ("" = the first one)
+  /// Seconds without a message, once the series started, after which the images not yet
+  /// received fail as missing (waiting for the start message has no limit: cancel ends it).
+  double idle_timeout_s = 60;
+  /// MiB the rings reserve per frame before the series' image size is known (an image larger
+  /// than the rings' slots fails its row naming this field).
+  std::size_t max_frame_mib = 18;
+  /// Folder of the series' raw spool (stages/source/raw_spool.hpp: every accepted image's stored
+  /// bytes, EIGER layout), absolute; "" = none. It must exist at enqueue, inside the daemon's
+  /// allowed output folders; an existing spool of the series there fails the job at its start.
+  std::string save_raw;
+  std::optional<StreamSeries> series;  ///< set by the daemon when the start message arrives
+  bool operator==(const StreamSpec&) const = default;
+};
+
 /// One integration job. Defaults are those of `azflow integrate` (cli/integrate_options.hpp).
 struct JobSpec {
   /// split: every worker shares the job's frames; bulk: one dataset per worker.
@@ -86,6 +121,10 @@ struct JobSpec {
   /// seconds pass without a new one; frames never written are failed rows.
   std::optional<double> follow_timeout_s;
 
+  /// JSON "stream" (null/absent = a file job): the job's frames come from a detector stream
+  /// instead of `datasets` (then empty). Local only, no frame range, no follow.
+  std::optional<StreamSpec> stream;
+
   /// The input frame of job frame 0 (frames->first, or 0 for all frames).
   [[nodiscard]] std::int64_t frame_offset() const noexcept {
     return frames ? static_cast<std::int64_t>(frames->first) : 0;
@@ -94,6 +133,11 @@ struct JobSpec {
   /// The settings to integrate a dataset of `dtype` with (dummy_auto resolved).
   [[nodiscard]] integrate::IntegrationSettings settings_for(DType dtype) const;
 };
+
+/// The series of a stream spec as JSON (StreamSeries fields by name); the inverse of
+/// stream_series_from_json, which throws FieldError naming `prefix` + the field.
+nlohmann::json to_json(const StreamSeries& series);
+StreamSeries stream_series_from_json(const nlohmann::json& json, std::string_view prefix = "");
 
 /// Default idle timeout of a follow job [s] (JobSpec::follow_timeout_s).
 inline constexpr double kDefaultFollowTimeout_s = 30;
@@ -111,8 +155,9 @@ NodeSelection parse_node_selection(std::string_view text);
 /// The spec as a JSON object (every field, defaults included); the inverse of job_spec_from_json.
 nlohmann::json to_json(const JobSpec& spec);
 
-/// Parses and validates a JSON job spec. Absent fields take their defaults; `datasets` and one of
-/// `poni_text`/`poni_path` are required. Throws FieldError naming the field (prefixed by
+/// Parses and validates a JSON job spec. Absent fields take their defaults; `datasets` (or, for a
+/// stream job, `stream`) and one of `poni_text`/`poni_path` (optional for a stream job) are
+/// required. Throws FieldError naming the field (prefixed by
 /// `prefix`, e.g. "spec.") for a wrong type, an invalid value, an unknown field, a relative path,
 /// a PONI text that does not parse, or settings that fail IntegrationSettings::validate().
 JobSpec job_spec_from_json(const nlohmann::json& json, std::string_view prefix = "");

@@ -412,6 +412,23 @@ void JobStore::set_output_path(std::int64_t id, const std::string& output_path) 
   }
 }
 
+void JobStore::size_stream_job(std::int64_t id, const JobSpec& spec, std::int64_t frames_total) {
+  const std::lock_guard lock(mutex_);
+  Transaction tx([this](const char* sql) { exec(sql, "run a transaction to size a stream job"); });
+  Statement job(*this, "UPDATE jobs SET spec = ?, frames_total = ? WHERE id = ?",
+                "size stream job " + std::to_string(id));
+  job.bind(1, to_json(spec).dump()).bind(2, frames_total).bind(3, id).step();
+  if (sqlite3_changes(db_) == 0) {
+    throw Error(ErrorCategory::kInput,
+                "job store " + path_.string() + ": no job " + std::to_string(id));
+  }
+  Statement shard(*this, "UPDATE shards SET frame_count = ? WHERE job_id = ? AND shard_id = 0",
+                  "size the shard of stream job " + std::to_string(id));
+  shard.bind(1, frames_total).bind(2, id).step();
+  if (sqlite3_changes(db_) == 0) no_shard(id, 0);
+  tx.commit();
+}
+
 void JobStore::no_shard(std::int64_t job_id, std::int64_t shard_id) const {
   throw Error(ErrorCategory::kInput, "job store " + path_.string() + ": no shard " +
                                          std::to_string(shard_id) + " in job " +

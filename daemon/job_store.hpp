@@ -146,6 +146,10 @@ class JobStore {
   void set_job_state(std::int64_t id, JobState state, std::string_view error = {});
   /// Sets the output path (e.g. the daemon's default location chosen after add_job).
   void set_output_path(std::int64_t id, const std::string& output_path);
+  /// A stream job's start message arrived: stores its spec (with spec.stream->series), its
+  /// frame count, and that count as the frame_count of its one shard (shard 0, first frame 0),
+  /// in one transaction. Throws kInput for an unknown job or shard.
+  void size_stream_job(std::int64_t id, const JobSpec& spec, std::int64_t frames_total);
 
   /// Shard -> running, attempts + 1. Throws kInput for an unknown shard.
   void mark_shard_running(std::int64_t job_id, std::int64_t shard_id);

@@ -58,6 +58,9 @@ void check_allowed_paths(const JobSpec& spec, const std::vector<fs::path>& input
   if (!spec.output_path.empty() && !path_within(spec.output_path, {default_output_dir})) {
     check_one(spec.output_path, output_roots, "spec.output_path", "allowed_output_roots");
   }
+  if (spec.stream && !spec.stream->save_raw.empty()) {
+    check_one(spec.stream->save_raw, output_roots, "spec.stream.save_raw", "allowed_output_roots");
+  }
 }
 
 }  // namespace azflow::daemon

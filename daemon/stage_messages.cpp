@@ -47,6 +47,12 @@ json encode(const StageHeartbeat& m) {
 json encode(const JobConfigRequest& m) { return {{"job", m.job}}; }
 json encode(const PlanAxes& m) { return {{"job", m.job}, {"axes", m.axes}}; }
 json encode(const ShardRead& m) { return {{"job", m.job}, {"shard", m.shard}, {"msg", m.msg}}; }
+json encode(const StreamStarted& m) {
+  json j = {{"job", m.job}, {"shard", m.shard}, {"poni_text", m.poni_text}, {"error", m.error}};
+  if (m.series) j["series"] = to_json(*m.series);
+  return j;
+}
+json encode(const StreamProgress& m) { return {{"job", m.job}, {"counts", m.counts}}; }
 json encode(const ShardWork& m) {
   json j = {{"job", m.job},
             {"shard", m.shard},
@@ -55,6 +61,11 @@ json encode(const ShardWork& m) {
             {"msg", m.msg}};
   if (m.offset != 0) j["offset"] = m.offset;
   if (m.follow_timeout_s) j["follow_timeout_s"] = *m.follow_timeout_s;
+  if (m.stream) {
+    j["stream"] = {{"endpoint", m.stream->endpoint}, {"format", m.stream->format},
+                   {"channel", m.stream->channel},   {"idle_timeout_s", m.stream->idle_timeout_s},
+                   {"job_dir", m.stream->job_dir},   {"save_raw", m.stream->save_raw}};
+  }
   if (m.frames.empty()) {
     j["first"] = m.first;
     j["count"] = m.count;
@@ -101,6 +112,25 @@ void decode(const json& j, ShardRead& m) {
   m.shard = field_or<std::int64_t>(j, "shard", 0);
   m.msg = field_or<std::int64_t>(j, "msg", 0);
 }
+void decode(const json& j, StreamStarted& m) {
+  m.job = field<std::int64_t>(j, "job");
+  m.shard = field_or<std::int64_t>(j, "shard", 0);
+  m.poni_text = field_or<std::string>(j, "poni_text", "");
+  m.error = field_or<std::string>(j, "error", "");
+  if (j.contains("series")) {
+    try {
+      m.series = stream_series_from_json(field<json>(j, "series"), "series.");
+    } catch (const std::exception& e) {
+      throw BadMessage(e.what());
+    }
+  }
+  if (!m.series && m.error.empty()) throw BadMessage("neither 'series' nor 'error'");
+}
+void decode(const json& j, StreamProgress& m) {
+  m.job = field<std::int64_t>(j, "job");
+  m.counts = field<json>(j, "counts");
+  if (!m.counts.is_object()) throw BadMessage("field 'counts' is not an object");
+}
 void decode(const json& j, ShardWork& m) {
   m.job = field<std::int64_t>(j, "job");
   m.shard = field<std::int64_t>(j, "shard");
@@ -109,6 +139,13 @@ void decode(const json& j, ShardWork& m) {
   m.msg = field_or<std::int64_t>(j, "msg", 0);
   m.offset = field_or<std::int64_t>(j, "offset", 0);
   if (j.contains("follow_timeout_s")) m.follow_timeout_s = field<double>(j, "follow_timeout_s");
+  if (j.contains("stream")) {
+    const json s = field<json>(j, "stream");
+    m.stream = StreamWork{
+        field<std::string>(s, "endpoint"),       field<std::string>(s, "format"),
+        field_or<std::string>(s, "channel", ""), field_or<double>(s, "idle_timeout_s", 60.0),
+        field<std::string>(s, "job_dir"),        field_or<std::string>(s, "save_raw", "")};
+  }
   if (j.contains("frames")) {
     m.frames = field<std::vector<std::int64_t>>(j, "frames");
   } else {

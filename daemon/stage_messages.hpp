@@ -9,9 +9,12 @@
 //     job_config  JobConfigRequest  job                            (integrate: send me the spec)
 //     plan_axes   PlanAxes          job, axes                      (integrate: the plan's axes)
 //     shard_read  ShardRead         job, shard, msg                (source: every frame pushed)
+//     stream_start   StreamStarted  job, shard, series, poni_text | error  (source: start arrived)
+//     stream_counts  StreamProgress job, counts                   (source: receive counters)
 //   daemon -> stage (DaemonMessage)
 //     shard       ShardWork         job, shard, datasets, dataset_path, first + count | frames,
-//                                   msg, offset (input frame of job frame 0)  (source)
+//                                   msg, offset (input frame of job frame 0),
+//                                   stream (a stream job: endpoint, format, ...)  (source)
 //     job_config  JobConfigReply    job, spec | error              (integrate)
 //     cancel      CancelJob         job      (drop or pass on the job's frames as cancelled)
 //     retry       RetryJob          job      (a cancelled job is live again)
@@ -84,7 +87,36 @@ struct ShardRead {
   std::int64_t msg = 0;
 };
 
+/// The source stage learnt a stream job's series from its start message (StreamSeries), or why
+/// the start message cannot be used (then `error`, and the job fails).
+struct StreamStarted {
+  static constexpr std::string_view kType = "stream_start";
+  std::int64_t job = 0;
+  std::int64_t shard = 0;
+  std::optional<StreamSeries> series;
+  std::string poni_text;  ///< the start message's geometry (format_poni); "" when it has none
+  std::string error;      ///< set when series is empty
+};
+
+/// A stream job's receive counters (sent every second while receiving, and once at the end).
+/// `counts`: {"received", "missing", "duplicate", "out_of_range", "foreign", "invalid",
+/// "unknown_type", "before_start", "first_invalid", "ended", "receive_rate_per_s"}.
+struct StreamProgress {
+  static constexpr std::string_view kType = "stream_counts";
+  std::int64_t job = 0;
+  nlohmann::json counts;
+};
+
+/// A stream job's input as the source stage needs it (ShardWork::stream).
+struct StreamWork {
+  std::string endpoint, format, channel;
+  double idle_timeout_s = 60;
+  std::string job_dir;   ///< <state>/jobs/<id>: where the source writes the series' pixel mask
+  std::string save_raw;  ///< StreamSpec::save_raw: folder of the raw spool ("" = none)
+};
+
 /// Frames for the source to read: first..first+count, or the explicit `frames` when not empty.
+/// A stream job's one shard carries `stream` instead (its frames are the series' images).
 struct ShardWork {
   static constexpr std::string_view kType = "shard";
   std::int64_t job = 0;
@@ -102,17 +134,20 @@ struct ShardWork {
   /// still being written; the source waits for each frame until this many seconds pass without a
   /// new one.
   std::optional<double> follow_timeout_s;
+  /// A stream job (JSON "stream", absent = a file job): receive one series from the endpoint.
+  std::optional<StreamWork> stream;
 
   /// Frames first..first+count of `datasets` (msg set when sent).
   static ShardWork range(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
                          std::string dataset_path, std::int64_t first, std::int64_t count) {
-    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0, 0, {}};
+    return {job, shard, std::move(datasets), std::move(dataset_path), first, count, {}, 0, 0,
+            {},  {}};
   }
   /// The listed frames of `datasets` (msg set when sent).
   static ShardWork list(std::int64_t job, std::int64_t shard, std::vector<std::string> datasets,
                         std::string dataset_path, std::vector<std::int64_t> frames) {
-    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames), 0,
-            0,   {}};
+    return {job, shard, std::move(datasets), std::move(dataset_path), 0, 0, std::move(frames), 0, 0,
+            {},  {}};
   }
 };
 
@@ -148,8 +183,8 @@ struct StopStage {
 };
 
 /// A message from a stage to the daemon.
-using StageMessage =
-    std::variant<StageHello, StageHeartbeat, JobConfigRequest, PlanAxes, ShardRead>;
+using StageMessage = std::variant<StageHello, StageHeartbeat, JobConfigRequest, PlanAxes, ShardRead,
+                                  StreamStarted, StreamProgress>;
 /// A message from the daemon to a stage.
 using DaemonMessage =
     std::variant<ShardWork, JobConfigReply, CancelJob, RetryJob, JobEnd, StopStage>;

@@ -354,8 +354,7 @@ class IntegrateStage {
     }
     try {
       const daemon::JobSpec& spec = *reply->spec;
-      source::Dataset dataset = daemon::open_job_dataset(spec);
-      auto plan = cached_plan(spec, dataset.info());
+      auto plan = cached_plan(spec, daemon::job_input_info(spec));  // a stream's: its series
       rt_.link.send(daemon::PlanAxes{job, daemon::plan_axes_json(*plan)});
       if (rt_.gpu_device >= 0) {
         p.gpu = make_gpu_integrator(std::move(plan));

@@ -14,6 +14,7 @@
 #include "daemon/job_setup.hpp"
 #include "daemon/job_spec.hpp"
 #include "stages/source/dataset.hpp"
+#include "stages/source/stream_task.hpp"
 
 namespace azflow::source {
 
@@ -67,11 +68,12 @@ class SourceStage {
   int run() {
     while (!rt_.should_stop()) {
       rt_.heartbeat();
-      if (tasks_.empty()) {
+      if (tasks_.empty() && streams_.empty()) {
         if (auto message = rt_.link.receive(daemon::kStagePollInterval)) handle(*message);
         continue;
       }
       while (auto message = rt_.link.receive(std::chrono::milliseconds(0))) handle(*message);
+      step_streams();
       if (!tasks_.empty()) step();
     }
     return 0;
@@ -83,10 +85,12 @@ class SourceStage {
     if (const auto* end = std::get_if<daemon::JobEnd>(&message)) {
       // files may change before a retry: reopen
       std::erase_if(open_, [job = end->job](const OpenDataset& d) { return d.job == job; });
+      if (!streams_.empty()) ended_streams_.push_back(end->job);  // dropped in step_streams()
       return;
     }
     const auto* work = std::get_if<daemon::ShardWork>(&message);
     if (work == nullptr) return;
+    if (work->stream) return add_stream(*work);
     Task t;
     t.job = work->job;
     t.shard = work->shard;
@@ -127,6 +131,40 @@ class SourceStage {
     if (!tasks_.empty() && &tasks_.front() == &t && t.next >= t.size()) {
       rt_.link.send(daemon::ShardRead{t.job, t.shard, t.msg});
       tasks_.pop_front();
+    }
+  }
+
+  /// A stream job's shard: a StreamTask (a socket that cannot connect fails the job's start).
+  void add_stream(const daemon::ShardWork& work) {
+    std::erase_if(streams_, [&](const auto& t) { return t->job() == work.job; });  // resent
+    try {
+      streams_.push_back(std::make_unique<StreamTask>(
+          rt_, compressed_,
+          [this](ipc::Ring& ring, std::int64_t job) { return wait_slot(ring, job); }, work));
+    } catch (const Error& e) {
+      spdlog::error("source: {}", e.what());
+      rt_.link.send(daemon::StreamStarted{work.job, work.shard, std::nullopt, {}, e.what()});
+    }
+  }
+
+  /// Lets each stream job take what arrived (waiting a little when there is nothing else to do),
+  /// and drops those done, cancelled or ended by the daemon.
+  void step_streams() {
+    for (const std::int64_t job : ended_streams_) {
+      std::erase_if(streams_, [job](const auto& t) { return t->job() == job; });
+    }
+    ended_streams_.clear();
+    std::erase_if(streams_, [this](const auto& t) { return cancelled(t->job()); });
+    if (streams_.empty()) return;
+    const auto n = static_cast<std::chrono::milliseconds::rep>(streams_.size());
+    const std::chrono::milliseconds wait =
+        tasks_.empty() ? daemon::kStagePollInterval / n : std::chrono::milliseconds(0);
+    for (std::size_t i = 0; i < streams_.size();) {
+      if (streams_[i]->step(wait)) {
+        streams_.erase(streams_.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
     }
   }
 
@@ -294,6 +332,8 @@ class SourceStage {
   ipc::Ring compressed_;
   ipc::Ring frames_;
   std::deque<Task> tasks_;
+  std::vector<std::unique_ptr<StreamTask>> streams_;  ///< stream jobs being received
+  std::vector<std::int64_t> ended_streams_;           ///< JobEnd seen: drop their streams
   std::list<OpenDataset> open_;
   std::size_t waiting_ = 0;  ///< tasks passed over in a row, each waiting for a follow frame
   Clock::duration busy_{};

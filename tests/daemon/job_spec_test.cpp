@@ -217,6 +217,35 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"follow_text", {{"follow", {{"idle_timeout_s", "30"}}}}, "follow.idle_timeout_s"},
         BadCase{"follow_unknown", {{"follow", {{"timeout", 3}}}}, "follow.timeout"},
         BadCase{"follow_federated", {{"follow", json::object()}, {"nodes", "all"}}, "follow"},
+        BadCase{"stream_no_endpoint", json::parse(R"({"datasets": null, "stream": {}})"),
+                "stream.endpoint"},
+        BadCase{"stream_endpoint",
+                json::parse(R"({"datasets": null, "stream": {"endpoint": "dcu:31001"}})"),
+                "stream.endpoint"},
+        BadCase{"stream_format", json::parse(R"({"datasets": null,
+                                "stream": {"endpoint": "tcp://dcu:1", "format": "v3"}})"),
+                "stream.format"},
+        BadCase{"stream_with_datasets", json::parse(R"({"stream": {"endpoint": "tcp://dcu:1"}})"),
+                "datasets"},
+        BadCase{"stream_federated", json::parse(R"({"datasets": null, "nodes": "all",
+                                "stream": {"endpoint": "tcp://dcu:1"}})"),
+                "stream"},
+        BadCase{"stream_frames", json::parse(R"({"datasets": null, "frames": {"first": 1},
+                                "stream": {"endpoint": "tcp://dcu:1"}})"),
+                "frames"},
+        BadCase{"stream_timeout", json::parse(R"({"datasets": null,
+                                "stream": {"endpoint": "tcp://dcu:1", "idle_timeout_s": 0}})"),
+                "stream.idle_timeout_s"},
+        BadCase{"stream_unknown", json::parse(R"({"datasets": null,
+                                "stream": {"endpoint": "tcp://dcu:1", "series_id": 3}})"),
+                "stream.series_id"},
+        BadCase{"stream_save_raw_relative", json::parse(R"({"datasets": null,
+                                "stream": {"endpoint": "tcp://dcu:1", "save_raw": "raw"}})"),
+                "stream.save_raw"},
+        BadCase{"stream_series_empty",
+                json::parse(R"({"datasets": null, "stream": {"endpoint": "tcp://dcu:1",
+                                "series": {"rows": 0, "cols": 4, "images": 2}}})"),
+                "stream.series.images"},
         BadCase{"unknown", {{"first_frame", 10}}, "first_frame"}),
     [](const auto& test_info) { return std::string(test_info.param.name); });
 
@@ -258,6 +287,32 @@ TEST(JobSpec, FollowRoundTrip) {
   EXPECT_EQ(on.follow_timeout_s, std::optional<double>(2.5));
   EXPECT_EQ(to_json(on).at("follow"), json::parse(R"({"idle_timeout_s": 2.5})"));
   EXPECT_EQ(job_spec_from_json(to_json(on)).follow_timeout_s, on.follow_timeout_s);
+}
+
+// "stream": a stream job needs no datasets and no PONI; its series (set by the daemon at the
+// start message) round-trips with every field.
+TEST(JobSpec, StreamRoundTrip) {
+  EXPECT_TRUE(to_json(job_spec_from_json(minimal())).at("stream").is_null());
+  const json j = json::parse(R"({"stream": {"endpoint": "tcp://dcu:31001", "format": "v1"}})");
+  const JobSpec spec = job_spec_from_json(j);
+  ASSERT_TRUE(spec.stream.has_value());
+  EXPECT_TRUE(spec.datasets.empty());
+  EXPECT_TRUE(spec.poni_text.empty());
+  EXPECT_EQ(spec.stream->endpoint, "tcp://dcu:31001");
+  EXPECT_EQ(spec.stream->format, "v1");
+  EXPECT_EQ(spec.stream->idle_timeout_s, 60.0);
+  EXPECT_EQ(spec.stream->max_frame_mib, 18u);
+  EXPECT_FALSE(spec.stream->series.has_value());
+  EXPECT_TRUE(spec.stream->save_raw.empty());
+  EXPECT_EQ(job_spec_from_json(to_json(spec)).stream, spec.stream);
+  JobSpec started = spec;
+  started.stream->save_raw = "/data/raw";
+  started.stream->series = StreamSeries{
+      7, "uid-7", 195, 487, DType::kUint16, 3, "/state/jobs/1/stream_7_pixel_mask.u32", true};
+  const json back = to_json(started);
+  EXPECT_EQ(back["stream"]["series"]["dtype"], "uint16");
+  EXPECT_EQ(back["stream"]["save_raw"], "/data/raw");
+  EXPECT_EQ(job_spec_from_json(back).stream, started.stream);
 }
 
 // The ctl's and azflow integrate's parser (base/frame_range.hpp).

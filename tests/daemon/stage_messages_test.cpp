@@ -89,6 +89,18 @@ TEST(StageMessages, StageToDaemonMessagesRoundTrip) {
   EXPECT_EQ(read.job, 3);
   EXPECT_EQ(read.shard, 4);
   EXPECT_EQ(read.msg, 99);
+  const StreamSeries series{5, "uid-5", 195, 487, azflow::DType::kUint32, 3, "/s/mask.u32", false};
+  const auto started = round_trip_stage(StreamStarted{9, 0, series, "poni_version: 2\n", ""});
+  EXPECT_EQ(started.job, 9);
+  EXPECT_EQ(started.series, std::optional<StreamSeries>(series));
+  EXPECT_EQ(started.poni_text, "poni_version: 2\n");
+  const auto refused = round_trip_stage(StreamStarted{9, 0, std::nullopt, "", "no image size"});
+  EXPECT_FALSE(refused.series.has_value());
+  EXPECT_EQ(refused.error, "no image size");
+  const auto counts = round_trip_stage(StreamProgress{9, json{{"received", 2}, {"invalid", 1}}});
+  EXPECT_EQ(counts.counts["invalid"], 1);
+  EXPECT_NE(stage_error(json{{"type", "stream_start"}, {"job", 9}}).find("neither"),
+            std::string::npos);
 }
 
 TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
@@ -111,6 +123,17 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(back.frames, (std::vector<std::int64_t>{7, 9}));
   EXPECT_EQ(back.msg, 12);
   EXPECT_EQ(back.offset, 30);
+  ShardWork stream = ShardWork::range(1, 0, {}, "", 0, 0);
+  stream.stream = StreamWork{"tcp://dcu:31001", "v1", "threshold_1", 2.5, "/state/jobs/1", "/raw"};
+  const auto stream_back = round_trip_daemon(stream);
+  ASSERT_TRUE(stream_back.stream.has_value());
+  EXPECT_EQ(stream_back.stream->endpoint, "tcp://dcu:31001");
+  EXPECT_EQ(stream_back.stream->format, "v1");
+  EXPECT_EQ(stream_back.stream->channel, "threshold_1");
+  EXPECT_EQ(stream_back.stream->idle_timeout_s, 2.5);
+  EXPECT_EQ(stream_back.stream->job_dir, "/state/jobs/1");
+  EXPECT_EQ(stream_back.stream->save_raw, "/raw");
+  EXPECT_FALSE(range.stream.has_value());
   const auto reply = round_trip_daemon(JobConfigReply{8, fixture_spec(), {}});
   ASSERT_TRUE(reply.spec.has_value());
   EXPECT_EQ(reply.spec->datasets.front(), "/data/a_master.h5");
