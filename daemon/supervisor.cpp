@@ -97,6 +97,12 @@ void Supervisor::spawn(StageSlot& slot) {
   if (pid == 0) {  // child: only async-signal-safe calls until exec
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
+    // Nothing but stdin/stdout/stderr crosses exec: libhdf5 opens files without O_CLOEXEC, and an
+    // output file the result sink is writing while a stage restarts would otherwise stay open in
+    // the stage, holding HDF5's lock on the finished output (readers fail with EAGAIN).
+    if (::close_range(3, ~0U, 0) != 0) {
+      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+    }
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

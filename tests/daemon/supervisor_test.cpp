@@ -272,6 +272,17 @@ TEST(SupervisorTest, APoisonShardFailsAloneAndTheJobsAroundItSucceed) {
     EXPECT_EQ(stage.value("recent_crashes", -1), 0)
         << stage.dump();  // forgiven: not held against it
     EXPECT_EQ(stage.value("restart_in_s", -1.0), 0.0) << stage.dump();
+    // a stage restarted while outputs were being written holds none of the daemon's files
+    // (libhdf5's descriptors lack O_CLOEXEC: an inherited one kept the output locked)
+    const fs::path fds = "/proc/" + std::to_string(stage.value("pid", 0)) + "/fd";
+    std::error_code ec;
+    for (const auto& fd : fs::directory_iterator(fds, ec)) {
+      if (std::stoi(fd.path().filename().string()) <= 2) continue;  // stdin/out/err: the log
+      const std::string target = fs::read_symlink(fd.path(), ec).string();
+      EXPECT_EQ(target.find(space.path("").string()), std::string::npos)
+          << stage.dump() << " holds " << target;
+      EXPECT_EQ(target.find(".h5"), std::string::npos) << stage.dump() << " holds " << target;
+    }
   }
   EXPECT_EQ(daemon.log().find("restarting it in"), std::string::npos)
       << daemon.log();  // no back-off
