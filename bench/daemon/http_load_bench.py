@@ -27,7 +27,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import pipeline_bench as pb  # noqa: E402  (Client, job_spec, time_job)
+import pipeline_bench as pb  # noqa: E402  (start_azflowd, job_spec, time_job)
 
 
 def parse_args():
@@ -151,15 +150,9 @@ def main():
     work = tempfile.mkdtemp(prefix="azflow-http-bench-")
     instance = f"httpbench{os.getpid()}"
     port = free_port()
-    config = os.path.join(work, "azflowd.toml")
-    with open(config, "w") as f:
-        f.write(f"log_level = \"warn\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n")
-    daemon = subprocess.Popen([args.azflowd, "--config", config, "--instance", instance,
-                               "--state-dir", os.path.join(work, "state"),
-                               "--runtime-dir", os.path.join(work, "run"),
-                               "--workers", str(args.workers),
-                               "--integrate-workers", str(args.workers)])
-    client = pb.Client(f"ipc://{work}/run/{instance}.control")
+    daemon, client = pb.start_azflowd(
+        args.azflowd, work, instance, args.workers,
+        f"log_level = \"warn\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n")
     quiet, loaded, latencies, errors, by_path = [], [], [], 0, {}
     cpu = {"quiet": [], "loaded": []}  # per job: (azflowd process, this process) CPU seconds
 

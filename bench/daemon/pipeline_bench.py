@@ -189,19 +189,25 @@ def time_job(client, spec, frames, where=""):
     return seconds
 
 
+def start_azflowd(azflowd, base, instance, workers, config_text):
+    """Starts `azflowd` with `config_text` as its config file, state and runtime folders inside
+    `base`, `workers` decompress and integrate workers; returns (process, control Client)."""
+    config = os.path.join(base, "azflowd.toml")
+    with open(config, "w") as f:
+        f.write(config_text)
+    daemon = subprocess.Popen([azflowd, "--config", config, "--instance", instance,
+                               "--state-dir", os.path.join(base, "state"),
+                               "--runtime-dir", os.path.join(base, "run"),
+                               "--workers", str(workers), "--integrate-workers", str(workers)])
+    return daemon, Client(f"ipc://{base}/run/{instance}.control")
+
+
 def daemon_jobs(args, frames, base, instance, runs):
     """Starts azflowd on `base` (state and runtime folders inside it), times one job per name in
     `runs` one after the other, stops it; returns (seconds per run, peak MiB, final status)."""
-    config = os.path.join(base, "azflowd.toml")
-    with open(config, "w") as f:
-        f.write(f"log_level = \"warn\"\n[rings]\n{args.rings}\n")
-    daemon = subprocess.Popen([args.azflowd, "--config", config, "--instance", instance,
-                               "--state-dir", os.path.join(base, "state"),
-                               "--runtime-dir", os.path.join(base, "run"),
-                               "--workers", str(args.workers),
-                               "--integrate-workers", str(args.workers)])
+    daemon, client = start_azflowd(args.azflowd, base, instance, args.workers,
+                                   f"log_level = \"warn\"\n[rings]\n{args.rings}\n")
     mem = PeakMemory(daemon.pid)
-    client = Client(f"ipc://{base}/run/{instance}.control")
     try:
         for _ in range(500):
             if client.call({"verb": "status"}, 200) is not None:
