@@ -62,7 +62,10 @@ class DaemonTest : public ::testing::Test {
 // ---------------------------------------------------------------- results
 
 TEST_F(DaemonTest, FixtureJobMatchesPyFaiAndIsPublishedLive) {
-  DaemonProcess daemon(space_, 2);
+  // The axes reach the live feed through the main loop (an integrate worker's plan_axes), the
+  // frames through the results ring: with a warm plan a 3-frame job's frames could all be
+  // published before the axes were known. 300 ms after each reduced frame lets them arrive.
+  DaemonProcess daemon(space_, 2, "", {{"AZFLOW_TEST_DELAY_MS_REDUCER", "300"}});
   ControlClient client(daemon.endpoint());
   ASSERT_TRUE(client.wait_ready()) << daemon.log();
   zmq::context_t context;
