@@ -7,7 +7,6 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -319,13 +318,6 @@ void receive_and_count(Receiver& rx, source::SeriesTracker& tracker, WorkerPool&
   static_cast<source::StreamCounts&>(counts) = tracker.counts();
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 nlohmann::json stream_settings(const IntegrateOptions& o, const StreamOptions& s,
                                const integrate::IntegrationSettings& settings,
                                const s2::Start& start, std::size_t images) {
@@ -335,7 +327,7 @@ nlohmann::json stream_settings(const IntegrateOptions& o, const StreamOptions& s
   j["stream_channel"] = s.channel;
   j["series_id"] = start.series_id;
   j["series_unique_id"] = start.series_unique_id;
-  j["poni"] = o.poni.empty() ? "(from the start message)" : read_text(o.poni);
+  j["poni"] = o.poni.empty() ? "(from the start message)" : options_poni_text(o);
   j["input_frames"] = images;
   j["input_shape"] = nlohmann::json::array({*start.image_size_y, *start.image_size_x});
   j["input_dtype"] = std::string(dtype_name(*start.image_dtype));
