@@ -110,19 +110,11 @@ class Readers:
 
 
 def loaded_job(client, spec, frames, args, port):
-    """Enqueues `spec`, starts the readers on it, polls it to the end; returns seconds, GETs."""
-    t0 = time.perf_counter()
-    job_id = client.call({"verb": "enqueue", "spec": spec})["result"]["job_id"]
-    readers = Readers(port, args.clients, args.period, job_id)
-    while True:
-        job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
-        if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
-            break
-        time.sleep(0.01)
-    seconds = time.perf_counter() - t0
-    latencies, errors, by_path = readers.stop()
-    if job["state"] != "succeeded" or job["frames_done"] != frames:
-        raise SystemExit(f"azflowd job ended {job} (loaded)")
+    """pb.time_job with the readers started on the job once enqueued; returns seconds, GETs."""
+    readers = []
+    seconds = pb.time_job(client, spec, frames, " (loaded)", lambda job_id: readers.append(
+        Readers(port, args.clients, args.period, job_id)))
+    latencies, errors, by_path = readers[0].stop()
     return seconds, latencies, errors, by_path
 
 

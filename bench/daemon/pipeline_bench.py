@@ -173,11 +173,14 @@ def job_spec(master, poni, output, npt):
                 settings=dict(npt_rad=npt, unit="q_nm^-1", error_model="poisson"))
 
 
-def time_job(client, spec, frames, where=""):
+def time_job(client, spec, frames, where="", enqueued=None):
     """Enqueues `spec` and polls until the job is final; returns the seconds from enqueue to the
-    end. Exits (naming `where`) unless the job succeeded with `frames` frames done."""
+    end. Exits (naming `where`) unless the job succeeded with `frames` frames done. `enqueued`,
+    if given, is called with the job id right after the enqueue."""
     t0 = time.perf_counter()
     job_id = client.call({"verb": "enqueue", "spec": spec})["result"]["job_id"]
+    if enqueued is not None:
+        enqueued(job_id)
     while True:
         job = client.call({"verb": "status", "job_id": job_id})["result"]["job"]
         if job["state"] in ("succeeded", "warning", "failed", "cancelled"):
