@@ -99,7 +99,11 @@ std::size_t MainLoopBridge::serve(const std::function<nlohmann::json(std::string
     }
     nlohmann::json response = handle(next->text);
     ++calls;
-    if (next->read_only) answered.emplace(next->text, response);
+    if (next->read_only) {
+      answered.emplace(next->text, response);
+    } else {
+      answered.clear();  // a write ran: later reads see its effect
+    }
     next->answer.set_value(std::move(response));
     ++served;
   }

@@ -50,9 +50,9 @@ class MainLoopBridge {
                                      std::chrono::milliseconds timeout);
   /// Main loop: answers queued requests in order with `handle` (request text -> response),
   /// calling it at most `max` times; returns how many requests were answered. A read (verbs
-  /// list, status, stats, workers, peers) whose text equals one already answered in this call
-  /// gets that answer without a second call: nothing on the main loop ran in between, so the
-  /// answer is the same, and a crowd of pages polling the same URL costs one call per turn.
+  /// list, status, stats, workers, peers) whose text equals one already answered in this call,
+  /// with no other request (a write) handled since, gets that answer without a second call:
+  /// the answer is the same, and a crowd of pages polling the same URL costs one call per turn.
   std::size_t serve(const std::function<nlohmann::json(std::string_view)>& handle, std::size_t max);
   /// Answers every queued and future call with nullopt (the daemon is stopping).
   void close();

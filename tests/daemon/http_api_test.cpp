@@ -175,49 +175,68 @@ DaemonProcess* HttpApiTest::daemon_ = nullptr;
 std::string HttpApiTest::url_;
 std::string HttpApiTest::master_;
 
-// The page (docs/http.md "The page") and its assets, embedded at build time: each path answers
-// 200 with its content type and the text of its source file (web/, Debian's Chart.js).
 /// The main loop's side of the bridge: identical reads queued in one turn cost one call of the
-/// handler and all get its answer; writes never share one; `max` bounds the handler's calls.
+/// handler and all get its answer; a write runs every time and later reads are answered anew;
+/// `max` bounds the handler's calls.
 TEST(MainLoopBridgeTest, IdenticalReadsInOneTurnShareOneAnswer) {
   using azflow::daemon::MainLoopBridge;
   MainLoopBridge bridge;
   const nlohmann::json list = {{"v", 1}, {"verb", "list"}, {"all", true}};
   const nlohmann::json enqueue = {{"v", 1}, {"verb", "enqueue"}, {"spec", {{"x", 1}}}};
-  std::vector<nlohmann::json> requests(20, list);
-  requests.push_back(enqueue);
-  requests.push_back(enqueue);
-  requests.push_back({{"v", 1}, {"verb", "stats"}});
-  std::vector<std::optional<nlohmann::json>> answers(requests.size());
-  std::vector<std::thread> callers;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    callers.emplace_back(
-        [&, i] { answers[i] = bridge.call(requests[i], std::chrono::seconds(20)); });
-  }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (bridge.queued() < requests.size() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ASSERT_EQ(bridge.queued(), requests.size());
+  const auto wait_queued = [&](std::size_t n) {
+    while (bridge.queued() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return bridge.queued();
+  };
   std::map<std::string, int> calls_of;
   int n = 0;
   const auto handle = [&](std::string_view text) {
     ++calls_of[nlohmann::json::parse(text).value("verb", "")];
     return nlohmann::json{{"ok", true}, {"result", {{"call", ++n}}}};
   };
-  EXPECT_EQ(bridge.serve(handle, 100), requests.size());
+  const auto call_of = [](const std::optional<nlohmann::json>& a) {
+    return a ? a->at("result").value("call", 0) : 0;
+  };
+
+  // 20 identical lists and a stats, queued at once (reads only): one call each
+  std::vector<nlohmann::json> reads(20, list);
+  reads.push_back({{"v", 1}, {"verb", "stats"}});
+  std::vector<std::optional<nlohmann::json>> answers(reads.size());
+  std::vector<std::thread> callers;
+  for (std::size_t i = 0; i < reads.size(); ++i) {
+    callers.emplace_back([&, i] { answers[i] = bridge.call(reads[i], std::chrono::seconds(20)); });
+  }
+  ASSERT_EQ(wait_queued(reads.size()), reads.size());
+  EXPECT_EQ(bridge.serve(handle, 100), reads.size());
   for (auto& c : callers) c.join();
   EXPECT_EQ(calls_of["list"], 1);
-  EXPECT_EQ(calls_of["enqueue"], 2);
   EXPECT_EQ(calls_of["stats"], 1);
-  std::set<int> list_answers, enqueue_answers;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
+  std::set<int> list_answers;
+  for (std::size_t i = 0; i < 20; ++i) {
     ASSERT_TRUE(answers[i].has_value()) << i;
-    const int call = answers[i]->at("result").value("call", 0);
-    (requests[i]["verb"] == "list" ? list_answers : enqueue_answers).insert(call);
+    list_answers.insert(call_of(answers[i]));
   }
-  EXPECT_EQ(list_answers.size(), 1u);     // one answer for all 20 lists
-  EXPECT_EQ(enqueue_answers.size(), 3u);  // each enqueue ran (and stats: its own)
+  EXPECT_EQ(list_answers.size(), 1u);  // one answer for all 20 lists
+
+  // in order list, enqueue, enqueue, list: each enqueue runs, and the list after them is
+  // answered anew (it must see their effect)
+  const nlohmann::json sequence[] = {list, enqueue, enqueue, list};
+  std::vector<std::optional<nlohmann::json>> ordered(4);
+  std::vector<std::thread> in_order;
+  for (std::size_t i = 0; i < 4; ++i) {
+    in_order.emplace_back(
+        [&, i] { ordered[i] = bridge.call(sequence[i], std::chrono::seconds(20)); });
+    ASSERT_EQ(wait_queued(i + 1), i + 1);
+  }
+  calls_of.clear();
+  EXPECT_EQ(bridge.serve(handle, 100), 4u);
+  for (auto& c : in_order) c.join();
+  EXPECT_EQ(calls_of["enqueue"], 2);
+  EXPECT_EQ(calls_of["list"], 2);
+  EXPECT_NE(call_of(ordered[1]), call_of(ordered[2]));
+  EXPECT_NE(call_of(ordered[0]), call_of(ordered[3]));
 
   // `max` bounds the handler's calls per turn; the rest waits for the next turn
   std::vector<std::thread> more;
@@ -226,15 +245,15 @@ TEST(MainLoopBridgeTest, IdenticalReadsInOneTurnShareOneAnswer) {
       EXPECT_TRUE(bridge.call({{"v", 1}, {"verb", verb}}, std::chrono::seconds(20)));
     });
   }
-  while (bridge.queued() < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  ASSERT_EQ(wait_queued(3), 3u);
   EXPECT_EQ(bridge.serve(handle, 2), 2u);
   EXPECT_EQ(bridge.queued(), 1u);
   EXPECT_EQ(bridge.serve(handle, 2), 1u);
   for (auto& c : more) c.join();
 }
 
+// The page (docs/http.md "The page") and its assets, embedded at build time: each path answers
+// 200 with its content type and the text of its source file (web/, Debian's Chart.js).
 TEST_F(HttpApiTest, ServesThePageAndItsAssets) {
   httplib::Client client("127.0.0.1", port_of(url_));
   const fs::path web = fs::path(AZFLOW_SOURCE_DIR_PATH) / "web";
