@@ -25,8 +25,10 @@ counts, the radial (and azimuthal) axis at 1e-3 of a bin. Every failing case is 
 its seed and settings, and the test fails.
 
 Usage: random_differential_test.py AZFLOW_BINARY [SEED ...]   (default seeds 0..39)
-pyFAI 0.21.3's 2D CSR engine can build an empty matrix on its first use: the reference is then
-computed again with a fresh integrator (a workaround in the test, not in azflow).
+pyFAI 0.21.3's 2D CSR engine can build an empty matrix: the reference is then computed again
+with a fresh integrator, then with pyFAI's LUT engine; a case neither gives is printed as SKIP,
+and more than a quarter of the cases skipped fails the test (workarounds in the test, not in
+azflow).
 """
 import json
 import logging
@@ -215,11 +217,21 @@ def pyfai_result(c, folder, frame, inputs, rrange):
             kw["radial_range"] = [centers[0] - half, centers[-1] + half]
     if not c["is_2d"]:
         return integrator(folder).integrate1d_ng(frame, c["npt"], **kw)
-    for _ in range(10):
-        r = integrator(folder).integrate2d_ng(frame, c["npt"], c["npt_azim"], **kw)
-        if np.asarray(r.count).sum() > 0:
-            return r
-    raise RuntimeError("pyFAI's 2D CSR engine stayed empty")
+    # pyFAI 0.21.3's 2D CSR engine can build an empty matrix (seen on its first use here, and
+    # for every 2D case without splitting on the CI machine of 2026-12-04): then pyFAI's LUT
+    # engine, which applies the same binning rule in another storage, gives the reference
+    # (it agreed with the CSR engine on all 29 such cases of seeds 0..299 on this VM)
+    for algo in ("csr", "lut"):
+        kw["method"] = (c["split"], algo, "cython")
+        for _ in range(3):
+            r = integrator(folder).integrate2d_ng(frame, c["npt"], c["npt_azim"], **kw)
+            if np.asarray(r.count).sum() > 0:
+                return r
+    raise NoReference("pyFAI's 2D CSR and LUT engines both stayed empty")
+
+
+class NoReference(Exception):
+    """pyFAI gave no result to compare with (an oracle failure, not azflow's)."""
 
 
 def azflow_result(c, folder, options, rrange, azflow):
@@ -323,10 +335,14 @@ def main():
         sys.exit(__doc__)
     azflow = sys.argv[1]
     seeds = [int(s) for s in sys.argv[2:]] or list(range(40))
-    failed = 0
+    failed = skipped = 0
     for seed in seeds:
         try:
             case, problems = check(seed, azflow)
+        except NoReference as e:  # printed and counted; more than a quarter fails the test
+            skipped += 1
+            print("SKIP seed %d: %s\n  case: %s" % (seed, e, json.dumps(draw_case(seed))))
+            continue
         except Exception as e:  # a crash of either side is a failed case, named by its seed
             case, problems = draw_case(seed), ["error: %s" % e]
         if problems:
@@ -336,8 +352,9 @@ def main():
             print("ok   seed %d (%s %s %s %s, split %s, error model %s)"
                   % (seed, "2D" if case["is_2d"] else "1D", case["detector"], case["dtype"],
                      case["unit"], case["split"], case["error_model"]))
-    print("%d of %d cases differ from pyFAI" % (failed, len(seeds)))
-    sys.exit(1 if failed else 0)
+    print("%d of %d cases differ from pyFAI, %d without a pyFAI reference"
+          % (failed, len(seeds), skipped))
+    sys.exit(1 if failed or skipped * 4 > len(seeds) else 0)
 
 
 if __name__ == "__main__":
