@@ -236,6 +236,8 @@ struct RawSpool::Impl {
       io_error("cannot fsync raw spool folder " + dir->path().string(), errno);
   }
 
+  void init(std::shared_ptr<const reduce::OutputDir> folder, const stream2::Start& start,
+            RawSpoolOptions opts);
   void write_master(const stream2::Start& s);
   void create_data_file(std::size_t k);
   hid_t data_dataset(std::size_t k);
@@ -375,10 +377,10 @@ std::shared_ptr<const reduce::OutputDir> open_folder(const fs::path& folder) {
 RawSpool::RawSpool(const fs::path& folder, const stream2::Start& start, RawSpoolOptions options)
     : RawSpool(open_folder(folder), start, std::move(options)) {}
 
-RawSpool::RawSpool(std::shared_ptr<const reduce::OutputDir> folder, const stream2::Start& start,
-                   RawSpoolOptions options)
-    : impl_(std::make_unique<Impl>()) {
-  Impl& s = *impl_;
+/// Checks `start` and `options` and sets the spool's layout (not its files). Throws as the
+/// constructor does.
+void RawSpool::Impl::init(std::shared_ptr<const reduce::OutputDir> folder,
+                          const stream2::Start& start, RawSpoolOptions opts) {
   const std::string name = folder->path().string();
   if (!start.image_size_x || !start.image_size_y || !start.image_dtype || !start.number_of_images ||
       *start.number_of_images == 0) {
@@ -387,35 +389,154 @@ RawSpool::RawSpool(std::shared_ptr<const reduce::OutputDir> folder, const stream
                                            " lacks image_size_x/y, image_dtype or a nonzero "
                                            "number_of_images");
   }
-  if (options.images_per_file == 0) {
+  if (opts.images_per_file == 0) {
     throw Error(ErrorCategory::kConfig, "raw spool " + name + ": images_per_file must be >= 1");
   }
-  if (options.prefix.empty()) options.prefix = "series_" + std::to_string(start.series_id);
-  if (options.prefix.find('/') != std::string::npos) {
+  if (opts.prefix.empty()) opts.prefix = "series_" + std::to_string(start.series_id);
+  if (opts.prefix.find('/') != std::string::npos) {
     throw Error(ErrorCategory::kConfig,
-                "raw spool prefix '" + options.prefix + "' is not a plain file name");
+                "raw spool prefix '" + opts.prefix + "' is not a plain file name");
   }
-  s.options = std::move(options);
-  s.rows = *start.image_size_y;
-  s.cols = *start.image_size_x;
-  s.dtype = *start.image_dtype;
-  s.images = *start.number_of_images;
-  const std::uint64_t files =
-      (s.images + s.options.images_per_file - 1) / s.options.images_per_file;
-  if (files > kMaxDataFiles) {
+  options = std::move(opts);
+  rows = *start.image_size_y;
+  cols = *start.image_size_x;
+  dtype = *start.image_dtype;
+  images = *start.number_of_images;
+  const std::uint64_t n = (images + options.images_per_file - 1) / options.images_per_file;
+  if (n > kMaxDataFiles) {
     throw Error(ErrorCategory::kInput, "raw spool " + name + ": number_of_images " +
-                                           std::to_string(s.images) + " needs more than " +
+                                           std::to_string(images) + " needs more than " +
                                            std::to_string(kMaxDataFiles) + " data files of " +
-                                           std::to_string(s.options.images_per_file) + " images");
+                                           std::to_string(options.images_per_file) + " images");
   }
-  s.files = static_cast<std::size_t>(files);
+  files = static_cast<std::size_t>(n);
   rh5::silence_errors();
-  s.dir = std::move(folder);
-  s.master = s.dir->path() / (s.options.prefix + "_master.h5");
-  s.refuse_existing();
-  s.spooled.assign(s.images, false);
-  s.data_fds.resize(s.files);
-  s.write_master(start);
+  dir = std::move(folder);
+  master = dir->path() / (options.prefix + "_master.h5");
+  spooled.assign(images, false);
+  data_fds.resize(files);
+}
+
+RawSpool::RawSpool(std::shared_ptr<const reduce::OutputDir> folder, const stream2::Start& start,
+                   RawSpoolOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->init(std::move(folder), start, std::move(options));
+  impl_->refuse_existing();
+  impl_->write_master(start);
+}
+
+namespace {
+
+/// Opens the existing file `name` in `dir` for writing, never through a symbolic link; an empty
+/// descriptor when there is no such file. Throws azflow::Error (kIo) for another failure.
+UniqueFd open_existing(const reduce::OutputDir& dir, const std::string& name) {
+  UniqueFd fd(::openat(dir.fd(), name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd && errno != ENOENT) io_error("cannot open raw spool file " + dir.path().string() + "/" + name, errno);
+  return fd;
+}
+
+/// The uint64 dataset `name` (a path in `file`), or nullopt when it is absent.
+std::optional<std::uint64_t> read_uint(hid_t file, const std::string& name) {
+  std::optional<std::uint64_t> value;
+  H5E_BEGIN_TRY {
+    const rh5::Handle d(H5Dopen2(file, name.c_str(), H5P_DEFAULT));
+    std::uint64_t v = 0;
+    if (d.valid() && H5Dread(d.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0) {
+      value = v;
+    }
+  }
+  H5E_END_TRY;
+  return value;
+}
+
+/// The codec a spool data file's dataset declares: filter 32008 bitshuffle-LZ4 (element size
+/// `elem`), 32004 LZ4, none raw.
+CodecParams declared_codec(hid_t dset, std::size_t elem) {
+  const rh5::Handle dcpl(H5Dget_create_plist(dset));
+  const int n = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t cd_n = 0;
+    const H5Z_filter_t id =
+        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &cd_n, nullptr, 0, nullptr,
+                       &config);
+    if (id == kBitshuffleFilterId) return {Codec::kBitshuffleLz4, elem, 0};
+    if (id == kLz4FilterId) return {Codec::kLz4, elem, 0};
+  }
+  return {Codec::kNone, elem, 0};
+}
+
+}  // namespace
+
+RawSpool RawSpool::reopen(std::shared_ptr<const reduce::OutputDir> folder,
+                          const stream2::Start& start, RawSpoolOptions options) {
+  RawSpool spool;
+  spool.impl_ = std::make_unique<Impl>();
+  Impl& s = *spool.impl_;
+  s.init(std::move(folder), start, std::move(options));
+  const std::string what = s.master.string();
+  s.master_fd = open_existing(*s.dir, s.master.filename().string());
+  if (!s.master_fd) {
+    throw Error(ErrorCategory::kConfig, "raw spool " + what + ": no such file to resume");
+  }
+  {
+    const rh5::Handle file = open_hdf5(s.master_fd, false, what);
+    const auto series = read_uint(file.get(), "/entry/azflow_spool/series_id");
+    const auto per_file = read_uint(file.get(), "/entry/azflow_spool/images_per_file");
+    const auto nimages = read_uint(file.get(), "/entry/instrument/detector/detectorSpecific/nimages");
+    if (series != start.series_id || per_file != s.options.images_per_file ||
+        nimages != s.images) {
+      throw Error(ErrorCategory::kConfig,
+                  "raw spool " + what + " is not series " + std::to_string(start.series_id) +
+                      " of " + std::to_string(s.images) + " images in files of " +
+                      std::to_string(s.options.images_per_file) + ": not resumed");
+    }
+    s.closed = read_uint(file.get(), "/entry/azflow_spool/complete").value_or(0) == 1;
+  }
+  for (const std::uint64_t id : spooled_ids(s.master)) {
+    if (id < s.images && !s.spooled[id]) {
+      s.spooled[id] = true;
+      ++s.spooled_count;
+    }
+  }
+  for (std::size_t k = 0; k < s.files; ++k) {
+    s.data_fds[k] = open_existing(*s.dir, s.data_name(k));
+    if (!s.data_fds[k] || s.codec) continue;
+    s.codec = declared_codec(s.data_dataset(k), dtype_size(s.dtype));
+  }
+  return spool;
+}
+
+RawSpool::StoredImage RawSpool::read_image(std::uint64_t image_id, std::span<std::byte> out) {
+  Impl& s = *impl_;
+  const std::string what = "raw spool " + s.master.string() + ", image " + std::to_string(image_id);
+  if (image_id >= s.images || !s.spooled[image_id]) {
+    throw Error(ErrorCategory::kInput, what + ": not in the spool");
+  }
+  const std::size_t k = static_cast<std::size_t>(image_id / s.options.images_per_file);
+  if (!s.data_fds[k]) throw Error(ErrorCategory::kInternal, what + ": the spool is closed");
+  const hid_t dset = s.data_dataset(k);
+  const hsize_t offset[3] = {image_id - s.first_id(k), 0, 0};
+  hsize_t bytes = 0;
+  rh5::check_status(H5Dget_chunk_storage_size(dset, offset, &bytes),
+                    "cannot find " + what + "'s chunk in " + s.file_path(s.data_name(k)));
+  if (bytes > out.size()) {
+    throw Error(ErrorCategory::kInput, what + ": chunk of " + std::to_string(bytes) +
+                                           " bytes exceeds the " + std::to_string(out.size()) +
+                                           " bytes given");
+  }
+  std::uint32_t filter_mask = 0;
+  rh5::check_status(H5Dread_chunk(dset, H5P_DEFAULT, offset, &filter_mask, out.data()),
+                    "cannot read " + what + " from " + s.file_path(s.data_name(k)));
+  CodecParams codec = s.codec.value_or(CodecParams{Codec::kNone, dtype_size(s.dtype), 0});
+  if ((filter_mask & 1U) != 0) codec.codec = Codec::kNone;  // a raw image in a compressed spool
+  return {static_cast<std::size_t>(bytes), codec};
+}
+
+bool RawSpool::complete() const noexcept { return impl_->closed; }
+
+std::string RawSpool::default_master_name(std::uint64_t series_id) {
+  return "series_" + std::to_string(series_id) + "_master.h5";
 }
 
 RawSpool::RawSpool(RawSpool&&) noexcept = default;

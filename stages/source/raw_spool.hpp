@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,15 @@ class RawSpool {
   /// opened with OutputDir::open_checked so that no symbolic link is followed). Throws as above.
   RawSpool(std::shared_ptr<const reduce::OutputDir> folder, const stream2::Start& start,
            RawSpoolOptions options = {});
+  /// Reopens the spool of `start`'s series that an earlier RawSpool (of this or a killed process)
+  /// wrote in `folder` with the same options, to go on appending where it stopped: the ids its
+  /// data files hold (spooled_ids()) count as spooled, its codec is the one its data files
+  /// declare. A spool whose close() ran (complete() true) only reads. Throws azflow::Error:
+  /// kConfig when `folder` holds no such master, or its series, image size or images per file
+  /// are not `start`'s and `options`'; kIo naming the file when a file cannot be opened or its
+  /// chunk index read (a data file left unreadable by a writer killed without flush_each).
+  static RawSpool reopen(std::shared_ptr<const reduce::OutputDir> folder,
+                         const stream2::Start& start, RawSpoolOptions options = {});
   RawSpool(RawSpool&&) noexcept;
   RawSpool& operator=(RawSpool&&) noexcept;
   RawSpool(const RawSpool&) = delete;
@@ -119,6 +129,19 @@ class RawSpool {
   /// fsyncs everything. Throws azflow::Error (kIo) naming the file. Further calls do nothing.
   void close();
 
+  /// One spooled image's stored bytes, as read_image() gives them.
+  struct StoredImage {
+    std::size_t bytes = 0;            ///< the chunk's size
+    decompress::CodecParams codec{};  ///< how they are encoded (kNone: raw little-endian)
+  };
+  /// Reads image `image_id`'s stored bytes (direct chunk read, unchanged) into `out`. Throws
+  /// azflow::Error: kInput naming the image when it is not spooled or `out` is too small for
+  /// its chunk; kIo naming the file when HDF5 fails; kInternal after close().
+  StoredImage read_image(std::uint64_t image_id, std::span<std::byte> out);
+
+  /// Whether close() ran, in this process or (for a reopened spool) in the one that wrote it.
+  [[nodiscard]] bool complete() const noexcept;
+
   /// The master file's path (<folder>/<prefix>_master.h5).
   [[nodiscard]] const std::filesystem::path& master_path() const noexcept;
   /// How many images append() has written (kWritten).
@@ -134,9 +157,14 @@ class RawSpool {
   /// of one image, naming the file.
   [[nodiscard]] static std::vector<std::uint64_t> spooled_ids(const std::filesystem::path& master);
 
+  /// The master file name a spool of series `series_id` has with the default prefix
+  /// (series_<series_id>_master.h5).
+  [[nodiscard]] static std::string default_master_name(std::uint64_t series_id);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  RawSpool() = default;  // reopen()
 };
 
 }  // namespace azflow::source

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "stages/reduce/output_dir.hpp"
 #include "stages/source/dataset.hpp"
 #include "tests/decompress/h5_test_util.hpp"
 
@@ -262,6 +263,75 @@ TEST_F(RawSpoolRulesTest, AKilledWriterLeavesTheFlushedImagesReadable) {
   EXPECT_FALSE(fs::exists(dir_ / "series_7_data_000003.h5"));
   EXPECT_EQ(test::read_raw_chunk(dir_ / "series_7_data_000002.h5", "/entry/data/data", 0),
             chunks_[2]);
+}
+
+TEST_F(RawSpoolRulesTest, AKilledWritersSpoolIsReopenedAndCompleted) {
+  if (!plugins_available()) GTEST_SKIP() << "HDF5 bitshuffle/LZ4 filter plugins not installed";
+  encode(kBslz4);
+  RawSpoolOptions options;
+  options.images_per_file = 2;
+  options.flush_each = true;
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // images 0 and 2 spooled, then SIGKILL with the files open
+    RawSpool spool(dir_, start(DType::kUint32), options);
+    const bool ok = spool.append(0, array(kBslz4, 0)) == RawSpool::Appended::kWritten &&
+                    spool.append(2, array(kBslz4, 2)) == RawSpool::Appended::kWritten;
+    if (ok) ::kill(::getpid(), SIGKILL);
+    ::_exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  const auto folder = reduce::OutputDir::open(dir_);
+  RawSpool spool = RawSpool::reopen(folder, start(DType::kUint32), options);
+  EXPECT_FALSE(spool.complete());
+  EXPECT_EQ(spool.images_spooled(), 2u);
+  EXPECT_EQ(spool.missing_ids(), (std::vector<std::uint64_t>{1, 3, 4}));
+  // what the killed writer spooled reads back unchanged, with the spool's codec
+  std::vector<std::byte> buffer(chunks_[2].size() + 64);
+  const RawSpool::StoredImage two = spool.read_image(2, buffer);
+  EXPECT_EQ(two.codec.codec, Codec::kBitshuffleLz4);
+  ASSERT_EQ(two.bytes, chunks_[2].size());
+  EXPECT_TRUE(std::equal(chunks_[2].begin(), chunks_[2].end(), buffer.begin()));
+  EXPECT_THROW((void)spool.read_image(1, buffer), Error);  // not spooled
+  std::vector<std::byte> small(8);
+  EXPECT_THROW((void)spool.read_image(0, small), Error);  // does not fit
+  // the rest goes on where it stopped: a duplicate is kept once, the others written
+  EXPECT_EQ(spool.append(0, array(kBslz4, 0)), RawSpool::Appended::kDuplicate);
+  for (std::size_t i : {1u, 3u, 4u})
+    ASSERT_EQ(spool.append(i, array(kBslz4, i)), RawSpool::Appended::kWritten);
+  spool.close();
+  const fs::path master = dir_ / "series_7_master.h5";
+  EXPECT_EQ(RawSpool::spooled_ids(master), (std::vector<std::uint64_t>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(read_u64s(master, "/entry/azflow_spool/complete"), std::vector<std::uint64_t>{1});
+  EXPECT_EQ(read_u64s(master, "/entry/azflow_spool/images_spooled"), std::vector<std::uint64_t>{5});
+  {  // closed again before the reopen below: HDF5 opens a file read-write only if no one reads it
+    Dataset d = Dataset::open(master);
+    std::vector<std::byte> out(d.info().frame_bytes());
+    for (std::size_t i = 0; i < kImages; ++i) {
+      d.read_frame(i, out);
+      EXPECT_TRUE(std::equal(out.begin(), out.end(), frame(i, DType::kUint32).begin())) << i;
+    }
+  }
+  // a closed spool reopens read-only: its images read, nothing appended
+  RawSpool closed = RawSpool::reopen(folder, start(DType::kUint32), options);
+  EXPECT_TRUE(closed.complete());
+  EXPECT_EQ(closed.read_image(4, buffer).bytes, chunks_[4].size());
+  EXPECT_THROW((void)closed.append(1, array(kBslz4, 1)), Error);
+  // another series, or no spool at all, is refused naming the master
+  s2::Start other = start(DType::kUint32);
+  other.number_of_images = kImages + 1;
+  try {
+    (void)RawSpool::reopen(folder, other, options);
+    ADD_FAILURE() << "a spool of another series reopened";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::kConfig);
+    EXPECT_NE(std::string(e.what()).find("series_7_master.h5"), std::string::npos) << e.what();
+  }
+  other = start(DType::kUint32);
+  other.series_id = 8;
+  EXPECT_THROW((void)RawSpool::reopen(folder, other, options), Error);
 }
 
 TEST_F(RawSpoolRulesTest, AnExistingSpoolIsNeverOverwritten) {
