@@ -818,8 +818,10 @@ void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,
   const auto it = jobs_.find(job_id);
   if (it == jobs_.end() || frames.empty() || !sink_->is_open(job_id, shard)) return;
   spdlog::info("job {} shard {}: redoing {} frames", job_id, shard, frames.size());
-  ShardWork work = ShardWork::list(job_id, shard, it->second.spec.datasets,
-                                   it->second.spec.dataset_path, frames);
+  const JobSpec& spec = it->second.spec;
+  ShardWork work =
+      ShardWork::list(job_id, shard, spec.stream ? stream_redo_datasets(spec) : spec.datasets,
+                      spec.stream ? std::string() : spec.dataset_path, frames);
   work.offset = it->second.spec.frame_offset();
   work.follow_timeout_s = it->second.spec.follow_timeout_s;
   send_to_source(std::move(work));

@@ -123,8 +123,14 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 
 /// Bytes a stream job's frames take in the rings: the series' image size once the start message
 /// arrived, else stream.max_frame_mib. `running`: the job was running when the daemon stopped;
-/// one whose series had started cannot be resumed (its images are gone): throws azflow::Error.
+/// one whose series had started resumes from its raw spool, and without one cannot be resumed
+/// (its images are gone): throws azflow::Error.
 std::size_t stream_frame_bytes(const JobSpec& spec, bool running);
+
+/// The datasets from which a stream job's frames are read again (a crashed stage held them):
+/// its raw spool's master once the series started with `save_raw`, else none (such frames
+/// fail: nothing holds them).
+std::vector<std::string> stream_redo_datasets(const JobSpec& spec);
 
 /// First local id of guest jobs (far above any job-store id).
 inline constexpr std::int64_t kFirstGuestJob = std::int64_t{1} << 40;

@@ -17,6 +17,7 @@
 #include "daemon/ring_budget.hpp"
 #include "stages/integrate/units.hpp"
 #include "stages/reduce/image_file.hpp"
+#include "stages/source/raw_spool.hpp"
 
 namespace azflow::daemon {
 
@@ -76,11 +77,11 @@ void check_series(const JobSpec& spec, const source::DatasetInfo& info) {
 
 std::size_t stream_frame_bytes(const JobSpec& spec, bool running) {
   if (const auto& series = spec.stream->series) {
-    if (running) {
+    if (running && spec.stream->save_raw.empty()) {
       throw Error(ErrorCategory::kInput,
                   "azflowd stopped while this stream job was receiving " + series_name(*series) +
-                      ": its images cannot be received again (enqueue the job again for "
-                      "another series)");
+                      " without a raw spool: its images cannot be received again (enqueue the "
+                      "job again for another series; with --save-raw it resumes)");
     }
     return series->rows * series->cols * dtype_size(series->dtype);
   }
@@ -105,9 +106,27 @@ nlohmann::json Daemon::enqueue_stream(const EnqueueRequest& request, JobSpec& sp
 void Daemon::send_stream_shard(ActiveJob& job, const ShardRecord& shard) {
   ShardWork work = ShardWork::range(job.id, shard.shard_id, {}, {}, 0, 0);
   const StreamSpec& s = *job.spec.stream;
-  work.stream =
-      StreamWork{s.endpoint, s.format, s.channel, s.idle_timeout_s, job.dir.string(), s.save_raw};
+  work.stream = StreamWork{s.endpoint,       s.format,   s.channel,   s.idle_timeout_s,
+                           job.dir.string(), s.save_raw, std::nullopt};
+  if (s.series) {  // azflowd restarted during the series (with a raw spool: activate checked)
+    work.stream->resume = s.series;
+    const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
+    sink_->open_shard(job.dir, {job.id, shard.shard_id, 0, job.frames_total, job.bins, with_errors,
+                                job.spec.settings.sigma_clip.has_value()});
+    log_event(job,
+              "stream " + series_name(*s.series) + " resumed from its raw spool in " + s.save_raw);
+    spdlog::info("job {}: resuming {} from its raw spool in {}", job.id, series_name(*s.series),
+                 s.save_raw);
+  }
   send_to_source(std::move(work));
+}
+
+std::vector<std::string> stream_redo_datasets(const JobSpec& spec) {
+  const auto& series = spec.stream->series;
+  if (!series || spec.stream->save_raw.empty()) return {};
+  return {(std::filesystem::path(spec.stream->save_raw) /
+           source::RawSpool::default_master_name(series->series_id))
+              .string()};
 }
 
 void Daemon::on_stage(const std::string&, const StreamStarted& m) {
@@ -176,6 +195,11 @@ std::string Daemon::size_stream_job(ActiveJob& job, const StreamStarted& m) {
     send_stage(identity, JobConfigReply{job.id, job.spec, {}});
   }
   job.config_waiters.clear();
+  if (!job.spec.stream->save_raw.empty()) {  // a restarted source stage resumes the series
+    for (auto& [msg, work] : source_pending_) {
+      if (work.job == job.id && work.stream) work.stream->resume = series;
+    }
+  }
   return "";
 }
 

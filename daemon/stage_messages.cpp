@@ -65,6 +65,7 @@ json encode(const ShardWork& m) {
     j["stream"] = {{"endpoint", m.stream->endpoint}, {"format", m.stream->format},
                    {"channel", m.stream->channel},   {"idle_timeout_s", m.stream->idle_timeout_s},
                    {"job_dir", m.stream->job_dir},   {"save_raw", m.stream->save_raw}};
+    if (m.stream->resume) j["stream"]["resume"] = to_json(*m.stream->resume);
   }
   if (m.frames.empty()) {
     j["first"] = m.first;
@@ -141,10 +142,16 @@ void decode(const json& j, ShardWork& m) {
   if (j.contains("follow_timeout_s")) m.follow_timeout_s = field<double>(j, "follow_timeout_s");
   if (j.contains("stream")) {
     const json s = field<json>(j, "stream");
-    m.stream = StreamWork{
-        field<std::string>(s, "endpoint"),       field<std::string>(s, "format"),
-        field_or<std::string>(s, "channel", ""), field_or<double>(s, "idle_timeout_s", 60.0),
-        field<std::string>(s, "job_dir"),        field_or<std::string>(s, "save_raw", "")};
+    m.stream = StreamWork{field<std::string>(s, "endpoint"),
+                          field<std::string>(s, "format"),
+                          field_or<std::string>(s, "channel", ""),
+                          field_or<double>(s, "idle_timeout_s", 60.0),
+                          field<std::string>(s, "job_dir"),
+                          field_or<std::string>(s, "save_raw", ""),
+                          std::nullopt};
+    if (s.contains("resume")) {
+      m.stream->resume = stream_series_from_json(field<json>(s, "resume"), "stream.resume.");
+    }
   }
   if (j.contains("frames")) {
     m.frames = field<std::vector<std::int64_t>>(j, "frames");

@@ -113,6 +113,11 @@ struct StreamWork {
   double idle_timeout_s = 60;
   std::string job_dir;   ///< <state>/jobs/<id>: where the source writes the series' pixel mask
   std::string save_raw;  ///< StreamSpec::save_raw: folder of the raw spool ("" = none)
+  /// The series the daemon already knows (JSON "resume"; absent = wait for a start message): a
+  /// source stage or azflowd restarted during the series. The source then takes no start
+  /// message: it reopens the raw spool in save_raw, gives every image spooled there to the
+  /// pipeline again, and receives the rest of the series (docs/streams.md, "Restarts").
+  std::optional<StreamSeries> resume;
 };
 
 /// Frames for the source to read: first..first+count, or the explicit `frames` when not empty.

@@ -1,6 +1,8 @@
 #include "daemon/stage_runtime.hpp"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -37,6 +39,11 @@ void StageRuntime::crash_if_asked(const ipc::SlotHeader& header) const {
       (crash_on->second >= 0 &&
        static_cast<std::int64_t>(header.frame_index) != crash_on->second)) {
     return;
+  }
+  if (const char* once = std::getenv("AZFLOW_TEST_CRASH_ONCE_FILE"); once != nullptr) {
+    const int fd = ::open(once, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return;  // an earlier process of the stage crashed already
+    ::close(fd);
   }
   ::prctl(PR_SET_DUMPABLE, 0);  // a test crash leaves no core file
   std::abort();

@@ -52,7 +52,9 @@ struct StageRuntime {
   bool job_cancelled(std::int64_t job);
   /// Sleeps frame_delay (test hook), if set.
   void delay() const;
-  /// Aborts the process if `header` is the crash_on frame (test hook); otherwise nothing.
+  /// Aborts the process if `header` is the crash_on frame (test hook); otherwise nothing. With
+  /// AZFLOW_TEST_CRASH_ONCE_FILE set, only the process that creates that file crashes (once over
+  /// the stage's restarts).
   void crash_if_asked(const ipc::SlotHeader& header) const;
 };
 

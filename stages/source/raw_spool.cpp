@@ -431,7 +431,8 @@ namespace {
 /// descriptor when there is no such file. Throws azflow::Error (kIo) for another failure.
 UniqueFd open_existing(const reduce::OutputDir& dir, const std::string& name) {
   UniqueFd fd(::openat(dir.fd(), name.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd && errno != ENOENT) io_error("cannot open raw spool file " + dir.path().string() + "/" + name, errno);
+  if (!fd && errno != ENOENT)
+    io_error("cannot open raw spool file " + dir.path().string() + "/" + name, errno);
   return fd;
 }
 
@@ -457,9 +458,8 @@ CodecParams declared_codec(hid_t dset, std::size_t elem) {
   for (int i = 0; i < n; ++i) {
     unsigned flags = 0, config = 0;
     std::size_t cd_n = 0;
-    const H5Z_filter_t id =
-        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &cd_n, nullptr, 0, nullptr,
-                       &config);
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &cd_n,
+                                           nullptr, 0, nullptr, &config);
     if (id == kBitshuffleFilterId) return {Codec::kBitshuffleLz4, elem, 0};
     if (id == kLz4FilterId) return {Codec::kLz4, elem, 0};
   }
@@ -483,9 +483,9 @@ RawSpool RawSpool::reopen(std::shared_ptr<const reduce::OutputDir> folder,
     const rh5::Handle file = open_hdf5(s.master_fd, false, what);
     const auto series = read_uint(file.get(), "/entry/azflow_spool/series_id");
     const auto per_file = read_uint(file.get(), "/entry/azflow_spool/images_per_file");
-    const auto nimages = read_uint(file.get(), "/entry/instrument/detector/detectorSpecific/nimages");
-    if (series != start.series_id || per_file != s.options.images_per_file ||
-        nimages != s.images) {
+    const auto nimages =
+        read_uint(file.get(), "/entry/instrument/detector/detectorSpecific/nimages");
+    if (series != start.series_id || per_file != s.options.images_per_file || nimages != s.images) {
       throw Error(ErrorCategory::kConfig,
                   "raw spool " + what + " is not series " + std::to_string(start.series_id) +
                       " of " + std::to_string(s.images) + " images in files of " +

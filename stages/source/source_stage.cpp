@@ -91,6 +91,7 @@ class SourceStage {
     const auto* work = std::get_if<daemon::ShardWork>(&message);
     if (work == nullptr) return;
     if (work->stream) return add_stream(*work);
+    if (redo_stream(*work)) return;
     Task t;
     t.job = work->job;
     t.shard = work->shard;
@@ -145,6 +146,23 @@ class SourceStage {
       spdlog::error("source: {}", e.what());
       rt_.link.send(daemon::StreamStarted{work.job, work.shard, std::nullopt, {}, e.what()});
     }
+  }
+
+  /// Frames of a stream job asked for again while its series is being received with a raw
+  /// spool: its task reads them back from the spool (true). Otherwise false: the frames are
+  /// read as a file job's, from the datasets the daemon names (the closed spool's master).
+  bool redo_stream(const daemon::ShardWork& work) {
+    for (const auto& t : streams_) {
+      if (t->job() != work.job || !t->has_spool()) continue;
+      std::vector<std::int64_t> frames = work.frames;
+      if (frames.empty()) {
+        for (std::int64_t f = work.first; f < work.first + work.count; ++f) frames.push_back(f);
+      }
+      t->redo(frames);
+      rt_.link.send(daemon::ShardRead{work.job, work.shard, work.msg});
+      return true;
+    }
+    return false;
   }
 
   /// Lets each stream job take what arrived (waiting a little when there is nothing else to do),

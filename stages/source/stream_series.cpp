@@ -85,6 +85,13 @@ SeriesTracker::Verdict SeriesTracker::classify(const stream2::Message& m) {
   return Verdict::kIgnore;
 }
 
+bool SeriesTracker::accept(std::uint64_t id) {
+  if (id >= seen_.size() || seen_[id]) return false;
+  seen_[id] = true;
+  ++counts_.received;
+  return true;
+}
+
 std::vector<std::uint64_t> SeriesTracker::missing_ids() const {
   std::vector<std::uint64_t> out;
   for (std::size_t id = 0; id < seen_.size(); ++id) {

@@ -75,6 +75,10 @@ class SeriesTracker {
   /// The verdict on message `m`, counted in counts().
   Verdict classify(const stream2::Message& m);
 
+  /// Counts image `id` as accepted without a message (an image a resumed series holds in its
+  /// raw spool already); false when it is out of range or was accepted before.
+  bool accept(std::uint64_t id);
+
   /// Image ids never accepted (ascending).
   [[nodiscard]] std::vector<std::uint64_t> missing_ids() const;
   [[nodiscard]] bool seen(std::uint64_t id) const { return id < seen_.size() && seen_[id]; }

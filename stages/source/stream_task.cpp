@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "base/error.hpp"
 #include "daemon/job_setup.hpp"
 #include "stages/integrate/poni.hpp"
+#include "stages/reduce/output_dir.hpp"
 #include "stages/source/raw_spool.hpp"
 #include "stages/source/stream_series.hpp"
 
@@ -46,8 +48,10 @@ struct StreamTask::State {
   std::optional<s2::Start> held_start;   ///< v1 start without an image type: next image tells
   std::optional<SeriesTracker> tracker;  ///< from the start message on
   daemon::StreamSeries series;
-  std::optional<RawSpool> spool;  ///< work.save_raw: the series' raw spool
-  std::size_t not_spooled = 0;    ///< accepted images the spool could not hold
+  std::optional<RawSpool> spool;     ///< work.save_raw: the series' raw spool
+  std::deque<std::uint64_t> replay;  ///< image ids to give again from the spool
+  bool spool_ended = false;          ///< resumed from a closed spool: the series had ended
+  std::size_t not_spooled = 0;       ///< accepted images the spool could not hold
   std::string first_not_spooled;
   Clock::time_point last_message{}, first_image{}, last_progress{};
   std::size_t pushed = 0;
@@ -69,8 +73,91 @@ struct StreamTask::State {
                                               ": cannot connect to " + work.endpoint + ": " +
                                               e.what());
     }
+    if (work.resume) {
+      resume(*work.resume);
+      return;
+    }
     spdlog::info("source: job {} waiting for a start message from {} ({})", job, work.endpoint,
                  work.format);
+  }
+
+  /// The spool's options: every append HDF5-flushed before the image goes on (a killed stage
+  /// or daemon leaves a readable spool to resume from; docs/streams.md, "Restarts").
+  RawSpoolOptions spool_options() const {
+    RawSpoolOptions options;
+    options.channel = work.channel;
+    options.flush_each = true;
+    return options;
+  }
+
+  /// A series the daemon knew already: no start message is awaited; the spool (if any) is
+  /// reopened, its images count as received and are given to the pipeline again, and the rest
+  /// of the series is received. Throws azflow::Error (the spool cannot be reopened).
+  void resume(const daemon::StreamSeries& known) {
+    s2::Start start;
+    start.series_id = known.series_id;
+    start.series_unique_id = known.series_unique_id;
+    start.image_size_x = known.cols;
+    start.image_size_y = known.rows;
+    start.image_dtype = known.dtype;
+    start.number_of_images = known.images;
+    series = known;
+    tracker.emplace(start, before);
+    if (!work.save_raw.empty()) {
+      spool.emplace(
+          RawSpool::reopen(reduce::OutputDir::open(work.save_raw), start, spool_options()));
+      std::vector<bool> missing(known.images, false);
+      for (const std::uint64_t id : spool->missing_ids()) missing[id] = true;
+      for (std::uint64_t id = 0; id < known.images; ++id) {
+        if (!missing[id] && tracker->accept(id)) replay.push_back(id);
+      }
+      spool_ended = spool->complete();
+    }
+    phase = Phase::kReceiving;
+    last_message = last_progress = first_image = Clock::now();
+    spdlog::info("source: job {}: resuming series {} '{}' from {}: {} images in its raw spool{}",
+                 job, series.series_id, series.series_unique_id, work.endpoint, replay.size(),
+                 spool_ended ? " (closed: the series had ended)" : "");
+  }
+
+  /// Gives up to kMessagesPerStep images of `replay` to the pipeline, read from the spool.
+  void replay_some() {
+    for (int i = 0; i < kMessagesPerStep && !replay.empty(); ++i) {
+      const std::uint64_t id = replay.front();
+      ++rt.counters.frames_in;
+      auto slot = wait_slot(compressed, job);
+      if (!slot) return;
+      replay.pop_front();
+      ipc::SlotHeader& h = slot->header();
+      fill(h, job, shard, id);
+      try {
+        const RawSpool::StoredImage stored = spool->read_image(id, slot->payload());
+        h.kind = ipc::PayloadKind::kCompressedChunk;
+        h.codec = static_cast<std::uint32_t>(stored.codec.codec);
+        h.elem_size = static_cast<std::uint32_t>(dtype_size(series.dtype));
+        h.block_size = 0;
+        h.dtype = static_cast<std::uint32_t>(series.dtype);
+        h.rows = series.rows;
+        h.cols = series.cols;
+        h.bytes = stored.bytes;
+      } catch (const Error& e) {
+        h.status = ipc::SlotStatus::kFailed;
+        h.bytes = 0;
+        h.set_reason(daemon::frame_reason(static_cast<std::int64_t>(id), {}, {},
+                                          "image " + std::to_string(id) + ": " + e.what()));
+        ++rt.counters.failed;
+      }
+      slot->commit();
+      ++rt.counters.frames_out;
+    }
+  }
+
+  void redo(const std::vector<std::int64_t>& frames) {
+    for (const std::int64_t f : frames) {
+      const auto id = static_cast<std::uint64_t>(f);
+      if (f < 0 || !tracker || !tracker->seen(id)) continue;  // still to come from the detector
+      replay.push_back(id);  // read_image fails it if it was received but not spooled
+    }
   }
 
   /// The next message, or false if none arrives within `wait`.
@@ -105,6 +192,15 @@ struct StreamTask::State {
   }
 
   bool step(std::chrono::milliseconds wait) {
+    if (!replay.empty()) {
+      replay_some();
+      if (rt.should_stop() || rt.cancelled_jobs.contains(job)) return phase == Phase::kDone;
+      wait = std::chrono::milliseconds(0);
+    }
+    if (spool_ended && replay.empty() && phase == Phase::kReceiving) {
+      finish("before the end message (the raw spool was closed)");
+      return true;
+    }
     Parts parts;
     for (int i = 0; i < kMessagesPerStep && phase != Phase::kDone; ++i) {
       if (!receive(parts, i == 0 ? wait : std::chrono::milliseconds(0))) break;
@@ -209,9 +305,7 @@ struct StreamTask::State {
   /// The raw spool of the series in work.save_raw. Throws azflow::Error (an existing spool, an
   /// unwritable folder), which fails the job.
   void open_spool(const s2::Start& start) {
-    RawSpoolOptions options;
-    options.channel = work.channel;
-    spool.emplace(std::filesystem::path(work.save_raw), start, options);
+    spool.emplace(std::filesystem::path(work.save_raw), start, spool_options());
   }
 
   /// Writes an accepted image into the raw spool, stored bytes unchanged; an image it cannot
@@ -374,5 +468,9 @@ StreamTask::~StreamTask() = default;
 bool StreamTask::step(std::chrono::milliseconds wait) { return s_->step(wait); }
 
 std::int64_t StreamTask::job() const noexcept { return s_->job; }
+
+bool StreamTask::has_spool() const noexcept { return s_->spool.has_value(); }
+
+void StreamTask::redo(const std::vector<std::int64_t>& frames) { s_->redo(frames); }
 
 }  // namespace azflow::source

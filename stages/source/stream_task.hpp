@@ -8,6 +8,13 @@
 // and reports its receive counters (StreamProgress) every second and at the end. Bad messages
 // are counted, never fatal.
 //
+// A ShardWork whose stream carries `resume` (the daemon knew the series: the source stage or
+// azflowd was restarted during it) takes no start message: the task reopens the series' raw
+// spool, gives every image spooled there to the pipeline again (read back unchanged), counts
+// them as received, and receives the rest of the series; a spool that was closed (the series
+// had ended) is only given again. Frames the daemon asks for again (redo(): a crashed decompress
+// or integrate stage held them) are read back from the spool too.
+//
 // Inputs: one ShardWork with `stream` set. Outputs: compressed-ring slots (one per image id of
 // the series, ok or failed), StreamStarted, StreamProgress, ShardRead at the end. Memory: the
 // ZeroMQ receive queue holds at most 64 messages (the detector's PUSH socket holds the rest).
@@ -43,6 +50,14 @@ class StreamTask {
   bool step(std::chrono::milliseconds wait);
 
   [[nodiscard]] std::int64_t job() const noexcept;
+
+  /// Whether the task writes a raw spool, from which redo() can read images again.
+  [[nodiscard]] bool has_spool() const noexcept;
+
+  /// Gives `frames` (image ids) to the pipeline again from the raw spool, in later steps; a
+  /// frame not in the spool (not received yet: it comes from the detector) is left to the
+  /// series, one received but not spooled fails with the reason. Needs has_spool().
+  void redo(const std::vector<std::int64_t>& frames);
 
  private:
   struct State;

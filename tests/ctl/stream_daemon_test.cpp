@@ -5,7 +5,9 @@
 // one, sends an id beyond the series and a message that is not CBOR must leave that image a
 // failed row ("missing"), the rest integrated, the faults counted in `status`, and the daemon
 // serving the next job; a stream job still waiting for its start message must cancel cleanly.
-// With --save-raw the series' raw spool must integrate, as a file job, to the stream job's result.
+// With --save-raw the series' raw spool must integrate, as a file job, to the stream job's result,
+// and a SIGKILL of azflowd or of the source stage, or an abort of the decompress or integrate
+// stage, mid-series must lose no image the spool holds (docs/streams.md, "Restarts").
 
 #include <gtest/gtest.h>
 
@@ -15,6 +17,7 @@
 #include <regex>
 #include <thread>
 
+#include "stages/source/raw_spool.hpp"
 #include "tests/daemon/daemon_test_support.hpp"
 #include "tests/reduce/h5_read.hpp"
 
@@ -70,8 +73,8 @@ class StreamDaemonTest : public ::testing::Test {
   }
 
   /// Starts the simulator on detector() in the background; it ends after its series.
-  void start_sim(const std::string& args) const {
-    const std::string cmd = std::string(AZFLOW_SIM_BIN) + " " + quote(kMaster) + " --endpoint " +
+  void start_sim(const std::string& args, const std::string& master = kMaster) const {
+    const std::string cmd = std::string(AZFLOW_SIM_BIN) + " " + quote(master) + " --endpoint " +
                             quote(detector()) + " " + args + " > " +
                             quote(space_.path("sim.log").string()) + " 2>&1 &";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
@@ -237,6 +240,101 @@ TEST_F(StreamDaemonTest, SaveRawSpoolsTheSeriesAndIntegratesAsTheStream) {
   EXPECT_NE(error.find("already exists"), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(space_.path("twice.h5")));
 }
+
+class StreamKillTest : public StreamDaemonTest {
+ protected:
+  /// Kills `victim` ("azflowd", or a stage's role) with SIGKILL while a 60-image series (20
+  /// images/s from the simulator) is being received with --save-raw; the job must end with every
+  /// image the raw spool holds integrated, equal to the file job's row bit for bit, and each image
+  /// the spool lacks a failed row "missing" (at most the few a killed receiver had taken off the
+  /// socket but not spooled; none when a decompress or integrate stage is killed, whose frames the
+  /// source reads back from the spool).
+  void kill_mid_series(const std::string& victim) {
+    constexpr int kImages = 60;
+    const bool holder = victim == "decompress" || victim == "integrate";
+    if (holder) {  // it aborts, once, when it takes image 20: it dies holding that frame
+      std::string role = victim;
+      for (char& c : role) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      client_.reset();
+      daemon_.reset();
+      daemon_ = std::make_unique<DaemonProcess>(
+          space_, 1, "",
+          std::map<std::string, std::string>{
+              {"AZFLOW_TEST_CRASH_" + role, "1:20"},
+              {"AZFLOW_TEST_CRASH_ONCE_FILE", space_.path("crashed").string()}});
+      client_ = std::make_unique<ControlClient>(daemon_->endpoint());
+      ASSERT_TRUE(client_->wait_ready()) << daemon_->log();
+    }
+    const std::string master = make_series(space_, "k", kImages);
+    const std::string ref = space_.path("ref.h5").string();
+    reference_integrate(master, ref);
+    fs::create_directories(space_.path("raw"));
+    const std::string out = space_.path("stream.h5").string();
+    const std::int64_t id = enqueue("--stream " + quote(detector()) + " --poni " + quote(kPoni) +
+                                    kSettings + kStreamRings + " --save-raw raw -o " + quote(out));
+    start_sim("--rate 20", master);
+    json counts;  // the receive counters (null until the source's first report)
+    for (int i = 0; i < 200; ++i) {
+      counts = status(id)["stream"];
+      if (counts.is_object() && counts.value("received", 0) >= 10) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(counts.is_object() && counts.value("received", 0) >= 10)
+        << counts << daemon_->log();
+    ASSERT_FALSE(counts.value("ended", true)) << "the series ended before the kill";
+    const auto stages = stage_pids(*client_);
+    if (holder) {
+      // killed by its own abort on image 20
+    } else if (victim == "azflowd") {
+      ASSERT_TRUE(WIFSIGNALED(daemon_->stop(SIGKILL)));
+      for (const auto& [name, pid] : stages) ASSERT_TRUE(wait_gone(pid)) << name << " outlived";
+      client_.reset();
+      daemon_ = std::make_unique<DaemonProcess>(space_, 1);
+      client_ = std::make_unique<ControlClient>(daemon_->endpoint());
+      ASSERT_TRUE(client_->wait_ready()) << daemon_->log();
+    } else {
+      ASSERT_EQ(::kill(stages.at(victim + "/0"), SIGKILL), 0);
+    }
+    const int code = wait(id);
+    const json j = status(id);
+    const std::string master_spool = space_.path("raw/series_1_master.h5").string();
+    const auto spooled = azflow::source::RawSpool::spooled_ids(master_spool);
+    std::vector<std::size_t> lost;
+    for (std::size_t i = 0; i < kImages; ++i) {
+      if (!std::binary_search(spooled.begin(), spooled.end(), i)) lost.push_back(i);
+    }
+    EXPECT_LE(lost.size(), 3u) << j;
+    if (holder) {
+      EXPECT_TRUE(lost.empty()) << j;
+    }
+    EXPECT_EQ(code, lost.empty() ? 0 : 3) << j << daemon_->log();
+    EXPECT_EQ(j["frames_total"], kImages) << j;
+    EXPECT_EQ(j["frames_done"], kImages - static_cast<int>(lost.size())) << j;
+    EXPECT_EQ(j["frames_failed"], lost.size()) << j;
+    for (const json& e : j.value("frame_errors", json::array())) {
+      EXPECT_NE(e.value("reason", "").find("missing"), std::string::npos) << e;
+    }
+    expect_rows(out, ref, lost);  // every spooled image's row is the file job's, bit for bit
+    if (holder) {                 // its frame, read back from the spool
+      EXPECT_TRUE(fs::exists(space_.path("crashed")));
+      EXPECT_NE(daemon_->log().find("ended: killed by signal 6"), std::string::npos)
+          << daemon_->log();
+      EXPECT_NE(daemon_->log().find("redoing 1 frames"), std::string::npos) << daemon_->log();
+    } else if (victim == "source") {
+      EXPECT_NE(daemon_->log().find("resuming series 1"), std::string::npos) << daemon_->log();
+    }
+    if (victim == "azflowd") {
+      std::ifstream events(space_.path("state") / "jobs" / std::to_string(id) / "events.log");
+      const std::string log{std::istreambuf_iterator<char>(events), {}};
+      EXPECT_NE(log.find("resumed from its raw spool"), std::string::npos) << log;
+    }
+  }
+};
+
+TEST_F(StreamKillTest, AzflowdKilledMidSeriesResumesFromTheRawSpool) { kill_mid_series("azflowd"); }
+TEST_F(StreamKillTest, SourceKilledMidSeriesResumesFromTheRawSpool) { kill_mid_series("source"); }
+TEST_F(StreamKillTest, DecompressKilledMidSeriesLosesNoImage) { kill_mid_series("decompress"); }
+TEST_F(StreamKillTest, IntegrateKilledMidSeriesLosesNoImage) { kill_mid_series("integrate"); }
 
 TEST_F(StreamDaemonTest, CancelWhileWaitingForTheStartMessage) {
   const std::int64_t id =

@@ -124,7 +124,8 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(back.msg, 12);
   EXPECT_EQ(back.offset, 30);
   ShardWork stream = ShardWork::range(1, 0, {}, "", 0, 0);
-  stream.stream = StreamWork{"tcp://dcu:31001", "v1", "threshold_1", 2.5, "/state/jobs/1", "/raw"};
+  stream.stream = StreamWork{"tcp://dcu:31001", "v1",   "threshold_1", 2.5,
+                             "/state/jobs/1",   "/raw", std::nullopt};
   const auto stream_back = round_trip_daemon(stream);
   ASSERT_TRUE(stream_back.stream.has_value());
   EXPECT_EQ(stream_back.stream->endpoint, "tcp://dcu:31001");
@@ -133,6 +134,18 @@ TEST(StageMessages, DaemonToStageMessagesRoundTrip) {
   EXPECT_EQ(stream_back.stream->idle_timeout_s, 2.5);
   EXPECT_EQ(stream_back.stream->job_dir, "/state/jobs/1");
   EXPECT_EQ(stream_back.stream->save_raw, "/raw");
+  EXPECT_FALSE(stream_back.stream->resume.has_value());
+  StreamSeries series;  // a resumed series comes back whole
+  series.series_id = 7;
+  series.series_unique_id = "scan-7";
+  series.rows = 195;
+  series.cols = 487;
+  series.dtype = azflow::DType::kUint16;
+  series.images = 1000;
+  series.pixel_mask_path = "/state/jobs/1/stream_7_pixel_mask.u32";
+  series.geometry_from_start = true;
+  stream.stream->resume = series;
+  EXPECT_EQ(round_trip_daemon(stream).stream->resume, std::optional<StreamSeries>(series));
   EXPECT_FALSE(range.stream.has_value());
   const auto reply = round_trip_daemon(JobConfigReply{8, fixture_spec(), {}});
   ASSERT_TRUE(reply.spec.has_value());
