@@ -261,6 +261,7 @@ json job_json(const JobRecord& job, const std::vector<ShardRecord>* shards,
          {"finished", optional_time(job.finished_unix_ms)},
          {"priority", job.priority},
          {"after", job.after}};
+  if (job.spec.stream) j["stream_endpoint"] = job.spec.stream->endpoint;
   add_rates(j, job, frames_integrated);
   if (shards != nullptr) {
     std::int64_t queued = 0, running = 0, done = 0;

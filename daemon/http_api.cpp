@@ -244,7 +244,7 @@ void get_axes(HttpApiContext& ctx, const Request& req, Response& res) {
 
 json live_frame_json(std::int64_t id, const LiveFrame& f, const json& axes,
                      const char* source = "live") {
-  json out{{"job", id}, {"frame", f.frame}, {"status", f.ok ? "ok" : "failed"}};
+  json out{{"job", id}, {"frame", f.frame}, {"row", f.frame}, {"status", f.ok ? "ok" : "failed"}};
   add_axes(out, axes);
   out["I"] = shaped(f.I, axes);
   out["sigma"] = f.sigma.empty() ? json(nullptr) : shaped(f.sigma, axes);

@@ -81,7 +81,7 @@ function renderJobs() {
     cells[3].textContent = fmt(job.frames_per_s);
     cells[4].textContent = job.eta_s === null || job.eta_s === undefined ? "-" : fmt(job.eta_s, 0) + " s";
     cells[5].textContent = String(job.frames_failed || 0);
-    cells[6].textContent = job.dataset || "";
+    cells[6].textContent = jobInput(job);
     body.appendChild(tr);  // moves an existing row: the table keeps the API's order
   }
   for (const tr of rows.values()) tr.remove();
@@ -335,6 +335,12 @@ async function showFrame() {
   await drawMean();
 }
 
+// What a job reads: its dataset, or for a stream job the detector's endpoint.
+function jobInput(job) {
+  if (job.dataset) return job.dataset;
+  return job.stream_endpoint ? `stream ${job.stream_endpoint}` : "";
+}
+
 // A stream job's receive counters (status's "stream" object, docs/protocol.md); hidden for
 // file jobs and before the source stage has sent any.
 function showStream(st) {
@@ -364,7 +370,7 @@ async function refreshJob() {
   const s = job.spec && job.spec.settings ? job.spec.settings : {};
   $("job-title").textContent = `Job ${job.id}: ${job.state}`;
   $("job-summary").textContent =
-    `${job.dataset || ""} -> ${job.output || ""}; npt_rad ${s.npt_rad ?? "-"}` +
+    `${jobInput(job)} -> ${job.output || ""}; npt_rad ${s.npt_rad ?? "-"}` +
     (s.npt_azim ? `, npt_azim ${s.npt_azim}` : "") + `, unit ${s.unit ?? "-"}; ` +
     `${framesIntegrated(job)}/${job.frames_total} frames done, ${job.frames_failed} failed, ` +
     `${fmt(job.frames_per_s)} frames/s`;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """azflowd's web page (GET /, docs/http.md "The page") in a real headless browser.
 
-    page_test.py --azflowd BIN --source-dir DIR --out-dir DIR
+    page_test.py --azflowd BIN --sim AZFLOW_DETECTOR_SIM --source-dir DIR --out-dir DIR
 
 Starts azflowd on a temporary state and runtime folder with `[http] listen = "127.0.0.1:0"`,
 reads its URL file, opens the page in Debian's chromium driven by Selenium (chromium-driver,
@@ -14,9 +14,12 @@ python3-selenium), enqueues a 2D and a 1D job over the HTTP API and checks, thro
     (GET /api/v1/jobs/ID/frames/K, read here with urllib) and differ from the first one's,
     with frame 5's sigma as the band;
   - the log toggle makes the y axis logarithmic; "running mean" draws GET .../sum's I;
-  - the 2D job's view draws a heatmap (many distinct colours in its image area).
+  - the 2D job's view draws a heatmap (many distinct colours in its image area);
+  - a stream job fed by azflow-detector-sim (4 images/s) shows the receive counters line while
+    the series runs and "20 images received ... 0 missing ... series ended" at its end, as GET
+    /api/v1/jobs/ID's "stream"; a file job's view has no such line.
 Screenshots of each view: OUT_DIR/web-jobs.png, web-job-1d.png, web-job-1d-frame5.png,
-web-job-2d.png. Exits 77 (a ctest skip) when chromium, chromedriver or selenium is missing.
+web-job-2d.png, web-job-stream.png. Exits 77 (a ctest skip) when chromium, chromedriver or selenium is missing.
 Needs Debian's /usr/bin/python3 with h5py (the series is written by make_series.py).
 """
 import argparse
@@ -38,6 +41,7 @@ def parse_args():
     p.add_argument("--azflowd", required=True)
     p.add_argument("--source-dir", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--sim", required=True, help="azflow-detector-sim")
     return p.parse_args()
 
 
@@ -313,6 +317,66 @@ def main():
         print("distinct colours in the heatmap:", colours)
         assert colours > 50, "the heatmap looks empty: %d colours" % colours
         browser.save_screenshot(os.path.join(args.out_dir, "web-job-2d.png"))
+        # a stream job (docs/streams.md): the simulator serves the series at 4 images/s (5 s); the
+        # job view shows the source's receive counters while the series runs, then its end
+        detector = "ipc://" + os.path.join(root, "det.sock")
+        stream_spec = {"spec": {"stream": {"endpoint": detector, "max_frame_mib": 1},
+                                "poni_text": poni,
+                                "settings": {"npt_rad": 200, "unit": "q_nm^-1",
+                                             "error_model": "poisson"},
+                                "output_path": os.path.join(root, "stream.h5")}}
+        job_stream = daemon.post("/api/v1/jobs", stream_spec)["job_id"]
+        browser.find_element(By.ID, "home").click()
+        row_stream = 'tr[data-job="%d"]' % job_stream
+        wait_for("job %d's row" % job_stream, lambda: texts(row_stream + " td.state"))
+        cells = wait_for("job %d's input cell" % job_stream, lambda: [
+            t for t in texts(row_stream + " td:nth-child(7)") if t])
+        assert cells == ["stream " + detector], cells
+        browser.find_element(By.CSS_SELECTOR, row_stream).click()
+        with open(os.path.join(root, "sim.log"), "w") as sim_log:
+            sim = subprocess.Popen([args.sim, master, "--endpoint", detector, "--rate", "4"],
+                                   stdout=sim_log, stderr=subprocess.STDOUT)
+        try:
+            def stream_line():
+                return browser.execute_script(
+                    "const p = document.getElementById('job-stream');"
+                    "return p.hidden ? null : p.textContent;")
+            running = wait_for("the stream counters while the series runs", lambda: (
+                lambda t: t if t and "series running" in t and not t.startswith(
+                    "stream: 0 images") else None)(stream_line()), timeout=30)
+            print("stream panel while running:", running)
+            label = browser.find_element(By.ID, "frame-label").text
+            assert "undefined" not in label and label.endswith(", live)"), label
+            summary = browser.find_element(By.ID, "job-summary").text
+            assert summary.startswith("stream " + detector + " -> "), summary
+            browser.save_screenshot(os.path.join(args.out_dir, "web-job-stream.png"))
+            ended = wait_for("the stream counters at the series' end", lambda: (
+                lambda t: t if t and "series ended" in t else None)(stream_line()), timeout=30)
+            print("stream panel at the end:", ended)
+            assert ended.startswith("stream: 20 images received"), ended
+            assert "0 missing" in ended and "0 invalid" in ended, ended
+            api = daemon.get("/api/v1/jobs/%d" % job_stream)["job"]["stream"]
+            assert api["received"] == 20 and api["ended"], api
+            wait_for("job %d to succeed" % job_stream, lambda: daemon.get(
+                "/api/v1/jobs/%d" % job_stream)["job"]["state"] == "succeeded", timeout=30)
+            wait_for("job %d's plot" % job_stream, lambda: browser.execute_script(
+                "const p = window.azflowPage; return p.view === 'job' && p.plotted !== null;"))
+            assert sim.wait(timeout=10) == 0, "the simulator failed"
+        except AssertionError:
+            print("stream job:", daemon.get("/api/v1/jobs/%d" % job_stream)["job"])
+            with open(os.path.join(root, "sim.log")) as f:
+                print("simulator:", f.read())
+            raise
+        finally:
+            if sim.poll() is None:
+                sim.kill()
+        # a file job's view has no stream line
+        browser.find_element(By.ID, "home").click()
+        browser.find_element(By.CSS_SELECTOR, 'tr[data-job="%d"]' % job_1d).click()
+        wait_for("job %d's view without a stream line" % job_1d, lambda: browser.execute_script(
+            "return window.azflowPage.view === 'job' && window.azflowPage.job &&"
+            " window.azflowPage.job.id === arguments[0] &&"
+            " document.getElementById('job-stream').hidden", job_1d))
         errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
         assert not errors, "browser console errors: %s" % errors
         print("OK: screenshots in", args.out_dir)
