@@ -73,8 +73,8 @@ PackedPlan pack_plan(const Plan& plan) {
     }
     out.indptr.push_back(static_cast<std::int32_t>(out.indices.size()));
   }
-  out.normalization = plan.normalization();
-  out.dark = plan.dark();
+  out.normalization.assign(plan.normalization().begin(), plan.normalization().end());
+  out.dark.assign(plan.dark().begin(), plan.dark().end());
   out.static_entries.reserve(bins);
   for (const std::int64_t e : st.entries)
     out.static_entries.push_back(static_cast<std::int32_t>(e));

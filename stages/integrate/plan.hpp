@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -130,28 +131,46 @@ class Plan {
 
   /// CSR matrix: bins + 1 row pointers, nnz pixel indices, nnz weights.
   [[nodiscard]] const std::vector<std::int32_t>& csr_indptr() const noexcept { return indptr_; }
-  [[nodiscard]] const std::vector<std::int32_t>& csr_indices() const noexcept { return indices_; }
-  [[nodiscard]] const std::vector<float>& csr_weights() const noexcept { return weights_; }
+  [[nodiscard]] std::span<const std::int32_t> csr_indices() const noexcept {
+    return storage_ ? mapped_.indices : std::span<const std::int32_t>(indices_);
+  }
+  [[nodiscard]] std::span<const float> csr_weights() const noexcept {
+    return storage_ ? mapped_.weights : std::span<const float>(weights_);
+  }
 
   /// Transposed matrix (per pixel): pixels + 1 pointers into pixel_bins / pixel_weights. Pixels
   /// made invalid by the dark or flat (see invalid()) have no entries here.
-  [[nodiscard]] const std::vector<std::int32_t>& pixel_ptr() const noexcept { return pixel_ptr_; }
-  [[nodiscard]] const std::vector<std::int32_t>& pixel_bins() const noexcept { return pixel_bins_; }
-  [[nodiscard]] const std::vector<float>& pixel_weights() const noexcept { return pixel_weights_; }
+  [[nodiscard]] std::span<const std::int32_t> pixel_ptr() const noexcept {
+    return storage_ ? mapped_.pixel_ptr : std::span<const std::int32_t>(pixel_ptr_);
+  }
+  [[nodiscard]] std::span<const std::int32_t> pixel_bins() const noexcept {
+    return storage_ ? mapped_.pixel_bins : std::span<const std::int32_t>(pixel_bins_);
+  }
+  [[nodiscard]] std::span<const float> pixel_weights() const noexcept {
+    return storage_ ? mapped_.pixel_weights : std::span<const float>(pixel_weights_);
+  }
   /// Without splitting, every pixel has at most one bin of weight 1: its bin, or -1 if it falls
   /// outside the ranges or is masked. Empty with bbox or full splitting.
-  [[nodiscard]] const std::vector<std::int32_t>& pixel_bin() const noexcept { return pixel_bin_; }
+  [[nodiscard]] std::span<const std::int32_t> pixel_bin() const noexcept {
+    return storage_ ? mapped_.pixel_bin : std::span<const std::int32_t>(pixel_bin_);
+  }
 
   /// Per-pixel normalization: solid angle x polarization x flat x normalization factor, float32
   /// (pyFAI preproc's normalization channel).
-  [[nodiscard]] const std::vector<float>& normalization() const noexcept { return normalization_; }
+  [[nodiscard]] std::span<const float> normalization() const noexcept {
+    return storage_ ? mapped_.normalization : std::span<const float>(normalization_);
+  }
   /// Dark current per pixel (empty if none).
-  [[nodiscard]] const std::vector<float>& dark() const noexcept { return dark_; }
+  [[nodiscard]] std::span<const float> dark() const noexcept {
+    return storage_ ? mapped_.dark : std::span<const float>(dark_);
+  }
   /// Pixels pyFAI 0.21's preproc drops whatever the frame holds: flat 0, NaN or equal to the dummy,
   /// dark NaN, normalization 0 or NaN (the dark is never compared with the dummy); nonzero =
   /// invalid. Empty if no such pixel exists. They stay in the CSR matrix (as in pyFAI) but are
   /// left out of the per-pixel lists and of static_sums().
-  [[nodiscard]] const std::vector<std::uint8_t>& invalid() const noexcept { return invalid_; }
+  [[nodiscard]] std::span<const std::uint8_t> invalid() const noexcept {
+    return storage_ ? mapped_.invalid : std::span<const std::uint8_t>(invalid_);
+  }
 
   /// Frame-independent per-bin sums over the pixels of the per-pixel lists, in CSR row order:
   /// entries (number of matrix entries), count = sum w, normalization = sum w n,
@@ -162,6 +181,11 @@ class Plan {
     std::vector<double> count, normalization, dark;
   };
   [[nodiscard]] const StaticSums& static_sums() const noexcept { return static_sums_; }
+
+  /// Whether the per-pixel and matrix arrays above are views into a mapped .plan file
+  /// (read_plan_file; its pages are shared by every process that maps the file) rather than
+  /// held by this object.
+  [[nodiscard]] bool mapped() const noexcept { return storage_ != nullptr; }
 
  private:
   Plan() = default;
@@ -179,6 +203,15 @@ class Plan {
   std::vector<float> normalization_, dark_;
   std::vector<std::uint8_t> invalid_;
   StaticSums static_sums_;
+  /// A plan read from a .plan file: its large arrays are views into the file's read-only
+  /// mapping, which storage_ keeps alive (the vectors above stay empty).
+  struct Views {
+    std::span<const std::int32_t> indices, pixel_ptr, pixel_bins, pixel_bin;
+    std::span<const float> weights, pixel_weights, normalization, dark;
+    std::span<const std::uint8_t> invalid;
+  };
+  std::shared_ptr<const void> storage_;
+  Views mapped_;
 };
 
 /// Checks that `frame` can be integrated with `plan`: rows x cols equal to the plan's and data

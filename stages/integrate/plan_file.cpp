@@ -154,9 +154,13 @@ struct PlanCodec {
       append(&v, sizeof v);
     }
     template <class T>
-    void put(const std::vector<T>& v) {
+    void put(std::span<const T> v) {
       put<std::uint64_t>(v.size());
       append(v.data(), v.size() * sizeof(T));
+    }
+    template <class T>
+    void put(const std::vector<T>& v) {
+      put(std::span<const T>(v));
     }
     void put(const std::optional<double>& v) {
       put<std::uint64_t>(v ? 1 : 0);
@@ -194,6 +198,15 @@ struct PlanCodec {
       if (n > (data_.size() - pos_) / sizeof(T)) fail("array longer than the payload");
       v.resize(n);
       if (n > 0) std::memcpy(v.data(), take(n * sizeof(T)), n * sizeof(T));
+    }
+    /// A view of the next array, in place (the payload outlives it: the plan keeps the mapping).
+    template <class T>
+    void view(std::span<const T>& v) {
+      const auto n = get<std::uint64_t>();
+      if (n > (data_.size() - pos_) / sizeof(T)) fail("array longer than the payload");
+      const std::byte* p = n > 0 ? take(n * sizeof(T)) : nullptr;
+      if (reinterpret_cast<std::uintptr_t>(p) % alignof(T) != 0) fail("misaligned array");
+      v = std::span<const T>(reinterpret_cast<const T*>(p), n);
     }
     void get(std::optional<double>& v) {
       const bool has = get<std::uint64_t>() != 0;
@@ -263,15 +276,20 @@ struct PlanCodec {
     return s;
   }
 
-  /// Every member of `plan`, in one fixed order (the same in encode and decode).
-  template <class P, class F>
-  static void each_array(P& p, F&& f) {
-    f(p.radial_centers_), f(p.radial_edges_), f(p.azim_centers_), f(p.azim_edges_);
-    f(p.indptr_), f(p.indices_), f(p.weights_);
-    f(p.pixel_ptr_), f(p.pixel_bins_), f(p.pixel_weights_), f(p.pixel_bin_);
-    f(p.normalization_), f(p.dark_), f(p.invalid_);
-    f(p.static_sums_.entries), f(p.static_sums_.count), f(p.static_sums_.normalization);
-    f(p.static_sums_.dark);
+  /// The arrays of a plan in file order: the axes and row pointers (copied when read), the
+  /// matrices and per-pixel arrays (`big`: viewed in the mapping when read), the static sums
+  /// (copied).
+  template <class P, class Small, class Big>
+  static void each_array(P& p, Small&& small, Big&& big) {
+    small(p.radial_centers_), small(p.radial_edges_), small(p.azim_centers_);
+    small(p.azim_edges_), small(p.indptr_);
+    big(p.indices_, p.mapped_.indices), big(p.weights_, p.mapped_.weights);
+    big(p.pixel_ptr_, p.mapped_.pixel_ptr), big(p.pixel_bins_, p.mapped_.pixel_bins);
+    big(p.pixel_weights_, p.mapped_.pixel_weights), big(p.pixel_bin_, p.mapped_.pixel_bin);
+    big(p.normalization_, p.mapped_.normalization), big(p.dark_, p.mapped_.dark);
+    big(p.invalid_, p.mapped_.invalid);
+    small(p.static_sums_.entries), small(p.static_sums_.count);
+    small(p.static_sums_.normalization), small(p.static_sums_.dark);
   }
 
   static std::vector<std::byte> encode(const Plan& plan) {
@@ -280,19 +298,29 @@ struct PlanCodec {
     w.put<std::uint64_t>(plan.rows_);
     w.put<std::uint64_t>(plan.cols_);
     w.put<std::uint64_t>(plan.bins_);
-    each_array(plan, [&](const auto& v) { w.put(v); });
+    each_array(
+        plan, [&](const auto& v) { w.put(v); },
+        [&](const auto& owned, const auto& view) {
+          using T = typename std::decay_t<decltype(owned)>::value_type;
+          w.put(plan.storage_ ? view : std::span<const T>(owned));
+        });
     return std::move(w.bytes);
   }
 
-  static std::shared_ptr<const Plan> decode(std::span<const std::byte> payload) {
+  /// The plan in `payload`, whose large arrays stay in place: `storage` (what holds the
+  /// payload's bytes) is kept by the plan.
+  static std::shared_ptr<const Plan> decode(std::span<const std::byte> payload,
+                                            std::shared_ptr<const void> storage) {
     Reader r(payload);
     auto plan = std::shared_ptr<Plan>(new Plan());
     plan->settings_ = get_settings(r);
     plan->rows_ = r.get<std::uint64_t>();
     plan->cols_ = r.get<std::uint64_t>();
     plan->bins_ = r.get<std::uint64_t>();
-    each_array(*plan, [&](auto& v) { r.get(v); });
+    each_array(
+        *plan, [&](auto& v) { r.get(v); }, [&](auto&, auto& view) { r.view(view); });
     if (!r.at_end()) Reader::fail("bytes left after the last array");
+    plan->storage_ = std::move(storage);
     check_shapes(*plan);
     return plan;
   }
@@ -300,35 +328,35 @@ struct PlanCodec {
   /// The arrays' sizes and indices agree with the plan's shape (what the integrators rely on).
   static void check_shapes(const Plan& p) {
     const std::size_t pixels = p.rows_ * p.cols_, bins = p.bins_;
-    const std::size_t nnz = p.indices_.size(), entries = p.pixel_bins_.size();
+    const std::size_t nnz = p.csr_indices().size(), entries = p.pixel_bins().size();
     auto need = [](bool ok, const char* what) {
       if (!ok) Reader::fail(std::string(what) + " does not fit the plan's shape");
     };
     need(p.settings_.npt_rad * std::max<std::size_t>(p.settings_.npt_azim, 1) == bins, "bins");
     need(p.radial_centers_.size() == p.settings_.npt_rad, "radial axis");
-    need(p.indptr_.size() == bins + 1 && p.weights_.size() == nnz, "CSR matrix");
-    need(p.pixel_ptr_.size() == pixels + 1 && p.pixel_weights_.size() == entries, "pixel lists");
-    need(p.pixel_bin_.empty() || p.pixel_bin_.size() == pixels, "pixel_bin");
-    need(p.normalization_.size() == pixels, "normalization");
-    need(p.dark_.empty() || p.dark_.size() == pixels, "dark");
-    need(p.invalid_.empty() || p.invalid_.size() == pixels, "invalid");
+    need(p.indptr_.size() == bins + 1 && p.csr_weights().size() == nnz, "CSR matrix");
+    need(p.pixel_ptr().size() == pixels + 1 && p.pixel_weights().size() == entries, "pixel lists");
+    need(p.pixel_bin().empty() || p.pixel_bin().size() == pixels, "pixel_bin");
+    need(p.normalization().size() == pixels, "normalization");
+    need(p.dark().empty() || p.dark().size() == pixels, "dark");
+    need(p.invalid().empty() || p.invalid().size() == pixels, "invalid");
     const auto& s = p.static_sums_;
     need(s.entries.size() == bins && s.count.size() == bins && s.normalization.size() == bins &&
              s.dark.size() == bins,
          "static sums");
-    need(monotone(p.indptr_, nnz) && monotone(p.pixel_ptr_, entries), "row pointers");
-    need(below(p.indices_, pixels) && below(p.pixel_bins_, bins), "indices");
-    for (const std::int32_t b : p.pixel_bin_) need(b >= -1 && b < std::int64_t(bins), "pixel_bin");
+    need(monotone(p.indptr_, nnz) && monotone(p.pixel_ptr(), entries), "row pointers");
+    need(below(p.csr_indices(), pixels) && below(p.pixel_bins(), bins), "indices");
+    for (const std::int32_t b : p.pixel_bin()) need(b >= -1 && b < std::int64_t(bins), "pixel_bin");
   }
 
-  static bool monotone(const std::vector<std::int32_t>& ptr, std::size_t end) {
+  static bool monotone(std::span<const std::int32_t> ptr, std::size_t end) {
     if (ptr.front() != 0 || static_cast<std::size_t>(ptr.back()) != end) return false;
     for (std::size_t i = 1; i < ptr.size(); ++i)
       if (ptr[i] < ptr[i - 1]) return false;
     return true;
   }
 
-  static bool below(const std::vector<std::int32_t>& v, std::size_t n) {
+  static bool below(std::span<const std::int32_t> v, std::size_t n) {
     for (const std::int32_t x : v)
       if (x < 0 || static_cast<std::size_t>(x) >= n) return false;
     return true;
@@ -486,12 +514,12 @@ void write_plan_file(const std::filesystem::path& path, const Plan& plan,
 
 PlanFileRead read_plan_file(const std::filesystem::path& path, std::string_view key_text) {
   PlanFileRead out;
-  const Mapping map(path, out.problem);
-  if (map.bytes().empty()) return out;
-  const auto payload = verified_payload(map.bytes(), key_text, out.problem);
+  auto map = std::make_shared<const Mapping>(path, out.problem);
+  if (map->bytes().empty()) return out;
+  const auto payload = verified_payload(map->bytes(), key_text, out.problem);
   if (!out.problem.empty()) return out;
   try {
-    out.plan = PlanCodec::decode(payload);
+    out.plan = PlanCodec::decode(payload, map);
   } catch (const Error& e) {
     out.problem = e.what();
   }

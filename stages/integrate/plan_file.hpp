@@ -60,10 +60,12 @@ struct PlanFileRead {
   std::string problem;
 };
 
-/// Reads the plan stored in `path` (mapped read-only with mmap; the arrays are copied into the
-/// returned Plan) if the file exists and holds `key_text`'s plan. Never throws for a missing,
-/// corrupt, truncated, wrong-version or foreign file: it returns a null plan with the problem.
-/// Throws std::bad_alloc only.
+/// Reads the plan stored in `path` (mapped read-only with mmap) if the file exists and holds
+/// `key_text`'s plan. The returned Plan's matrices and per-pixel arrays are views into the mapping
+/// (Plan::mapped()), which the Plan keeps: every process that reads the file shares its pages
+/// through the page cache; the axes, row pointers and static sums are copied. Never throws for a
+/// missing, corrupt, truncated, wrong-version or foreign file: it returns a null plan with the
+/// problem. Throws std::bad_alloc only.
 PlanFileRead read_plan_file(const std::filesystem::path& path, std::string_view key_text);
 
 }  // namespace azflow::integrate

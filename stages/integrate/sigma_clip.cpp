@@ -50,9 +50,9 @@ void preprocess(const Plan& plan, const FrameView& frame, SigmaClipBuffers& b) {
   b.normalization.resize(n);
   b.keep.resize(n);
   const T* data = static_cast<const T*>(frame.data);
-  const std::vector<float>& dark = plan.dark();
-  const std::vector<std::uint8_t>& invalid = plan.invalid();
-  const std::vector<float>& norm = plan.normalization();
+  const std::span<const float> dark = plan.dark();
+  const std::span<const std::uint8_t> invalid = plan.invalid();
+  const std::span<const float> norm = plan.normalization();
   for (std::size_t p = 0; p < n; ++p) {
     const auto raw = static_cast<float>(data[p]);
     const float sig = raw - (dark.empty() ? 0.0f : dark[p]);

@@ -81,11 +81,21 @@ class TempDir {
 };
 
 template <class T>
-void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+void expect_same_bits(std::span<const T> a, std::span<const T> b, const char* what) {
   ASSERT_EQ(a.size(), b.size()) << what;
   if (!a.empty()) {
     EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(T)), 0) << what;
   }
+}
+
+template <class T>
+void expect_same_bits(const std::vector<T>& a, const std::vector<T>& b, const char* what) {
+  expect_same_bits(std::span<const T>(a), std::span<const T>(b), what);
+}
+
+std::vector<char> read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 void expect_identical(const Plan& a, const Plan& b) {
@@ -149,6 +159,16 @@ TEST(PlanFile, RoundTripIsBitIdenticalToAFreshPlan) {
     const PlanFileRead read = read_plan_file(file, key);
     ASSERT_TRUE(read.plan) << read.problem;
     EXPECT_EQ(read.problem, "");
+    EXPECT_FALSE(fresh->mapped());
+    EXPECT_TRUE(read.plan->mapped());  // its large arrays are the file's mapped pages
+    expect_identical(*fresh, *read.plan);
+    // written again from the mapped plan, the file is the same bytes; the mapping outlives the
+    // file's name (another process may replace or evict it meanwhile)
+    const fs::path again = dir.path() / "again.plan";
+    write_plan_file(again, *read.plan, key);
+    EXPECT_EQ(read_bytes(again), read_bytes(file));
+    fs::remove(file);
+    fs::remove(again);
     expect_identical(*fresh, *read.plan);
 
     // the same frame integrated with both gives the same sums, bit for bit

@@ -381,8 +381,8 @@ TEST_P(PyfaiCsrTest, MatrixMatchesPyfai) {
   const std::vector<std::int32_t> indices = fixture().read_i32(c_.group + "/csr_indices");
   const std::vector<float> data = fixture().read_f32(c_.group + "/csr_data");
   const std::vector<std::int32_t>& a_ptr = plan_->csr_indptr();
-  const std::vector<std::int32_t>& a_idx = plan_->csr_indices();
-  const std::vector<float>& a_w = plan_->csr_weights();
+  const std::span<const std::int32_t> a_idx = plan_->csr_indices();
+  const std::span<const float> a_w = plan_->csr_weights();
   ASSERT_EQ(indptr.size(), plan_->bins() + 1);
   ASSERT_EQ(a_ptr.size(), plan_->bins() + 1);
   ASSERT_EQ(a_idx.size(), a_w.size());
