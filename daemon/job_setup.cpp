@@ -168,7 +168,12 @@ reduce::NexusLayout layout_from_axes_json(const nlohmann::json& axes, std::strin
 
 std::string plan_cache_key(const JobSpec& spec, const source::DatasetInfo& info) {
   nlohmann::json j = to_json(spec);
-  for (const char* unrelated : {"datasets", "output_path", "mode", "poni_path"}) j.erase(unrelated);
+  // what only says where frames come from or where results go (a stream job's mask, the one of
+  // its series, is in `info` and hashed below)
+  for (const char* unrelated : {"datasets", "output_path", "mode", "poni_path", "frames", "follow",
+                                "stream", "format", "overwrite", "nodes", "dataset_path"}) {
+    j.erase(unrelated);
+  }
   for (const std::string* image : {&spec.mask_path, &spec.dark_path, &spec.flat_path}) {
     std::error_code ec;
     const std::filesystem::path file = image->substr(0, image->find("::"));

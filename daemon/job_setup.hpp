@@ -61,7 +61,9 @@ std::shared_ptr<const integrate::Plan> build_job_plan(const JobSpec& spec,
 /// A key under which a job's plan may be cached and shared with other jobs: everything the plan
 /// depends on (PONI text, settings, dummy rule, mask/dark/flat paths with their size and mtime,
 /// whether the detector mask is used and a 64-bit FNV-1a hash of it, the frame shape and dtype),
-/// nothing it does not (datasets, output, mode).
+/// nothing it does not (datasets, dataset path, frames, follow, a stream job's endpoint and
+/// series, output, format, mode, nodes): a stream job's plan is found again by the next series,
+/// and a file job's by a job on other frames of the same detector.
 std::string plan_cache_key(const JobSpec& spec, const source::DatasetInfo& info);
 
 /// The output axes of a plan as JSON: {"unit", "radial_centers", "radial_edges",

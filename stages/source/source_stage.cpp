@@ -274,7 +274,7 @@ class SourceStage {
     } catch (const Error& e) {
       return push_failed(t, frame, frame_reason(frame, d, e.what()));
     }
-    busy_ += Clock::now() - start;
+    rt_.counters.busy_s += std::chrono::duration<double>(Clock::now() - start).count();
     auto slot = wait_slot(direct ? compressed_ : frames_, job);
     if (!slot) return false;
     const auto read_start = Clock::now();
@@ -295,8 +295,8 @@ class SourceStage {
     }
     slot->commit();
     ++rt_.counters.frames_out;
-    busy_ += Clock::now() - read_start;
-    rt_.counters.busy_s = std::chrono::duration<double>(busy_).count();
+    // busy_s: time spent reading, by file tasks and stream tasks alike (stream_task.cpp)
+    rt_.counters.busy_s += std::chrono::duration<double>(Clock::now() - read_start).count();
     rt_.delay();
     return true;
   }
@@ -354,7 +354,6 @@ class SourceStage {
   std::vector<std::int64_t> ended_streams_;           ///< JobEnd seen: drop their streams
   std::list<OpenDataset> open_;
   std::size_t waiting_ = 0;  ///< tasks passed over in a row, each waiting for a follow frame
-  Clock::duration busy_{};
 };
 
 }  // namespace

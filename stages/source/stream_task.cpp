@@ -55,6 +55,7 @@ struct StreamTask::State {
   std::string first_not_spooled;
   Clock::time_point last_message{}, first_image{}, last_progress{};
   std::size_t pushed = 0;
+  double slot_wait_s = 0;  ///< of the message being handled: time waiting for a ring slot
 
   State(daemon::StageRuntime& r, ipc::Ring& c, WaitSlot w, const daemon::ShardWork& sw)
       : rt(r),
@@ -207,6 +208,10 @@ struct StreamTask::State {
       last_message = Clock::now();
       std::optional<s2::Message> m = parse(parts);
       if (m) handle(*m);
+      // busy: parsing, spooling and copying into the ring (not waiting for a message or a slot)
+      rt.counters.busy_s +=
+          std::chrono::duration<double>(Clock::now() - last_message).count() - slot_wait_s;
+      slot_wait_s = 0;
       if (rt.should_stop() || rt.cancelled_jobs.contains(job)) return phase == Phase::kDone;
     }
     if (phase == Phase::kReceiving) {
@@ -380,7 +385,9 @@ struct StreamTask::State {
     } catch (const Error& e) {
       reason = e.what();
     }
+    const auto waiting = Clock::now();
     auto slot = wait_slot(compressed, job);
+    slot_wait_s += std::chrono::duration<double>(Clock::now() - waiting).count();
     if (!slot) return;
     ipc::SlotHeader& h = slot->header();
     fill(h, job, shard, img.image_id);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/integrate_options.hpp"
+#include "daemon/job_setup.hpp"
 #include "tests/daemon/control_test_support.hpp"
 
 namespace azflow::daemon {
@@ -364,6 +365,37 @@ TEST(JobSpec, NotAnObject) {
   } catch (const FieldError& e) {
     EXPECT_EQ(e.field(), "spec");
   }
+}
+
+TEST(JobSpec, PlanCacheKeyHoldsWhatThePlanDependsOnOnly) {
+  source::DatasetInfo info;
+  info.rows = 195;
+  info.cols = 487;
+  info.dtype = DType::kUint32;
+  const std::string base = plan_cache_key(job_spec_from_json(minimal()), info);
+  // where frames come from and where results go: the same plan
+  json other = minimal();
+  other["datasets"] = {"/data/b_master.h5"};
+  other["frames"] = {{"first", 10}, {"last", 20}};
+  other["output_path"] = "/out/b.h5";
+  EXPECT_EQ(plan_cache_key(job_spec_from_json(other), info), base);
+  json stream = minimal();
+  stream.erase("datasets");
+  stream["stream"] = {{"endpoint", "tcp://dcu:31001"}};
+  const JobSpec first_series = job_spec_from_json(stream);
+  stream["stream"]["endpoint"] = "tcp://dcu2:31001";
+  EXPECT_EQ(plan_cache_key(job_spec_from_json(stream), info), plan_cache_key(first_series, info));
+  // what the plan is made of: another plan
+  json npt = minimal();
+  npt["settings"] = {{"npt_rad", 500}};
+  EXPECT_NE(plan_cache_key(job_spec_from_json(npt), info), base);
+  source::DatasetInfo masked = info;
+  masked.pixel_mask = std::vector<std::uint32_t>(195 * 487, 0);
+  (*masked.pixel_mask)[7] = 1;
+  EXPECT_NE(plan_cache_key(job_spec_from_json(minimal()), masked), base);
+  source::DatasetInfo other_shape = info;
+  other_shape.dtype = DType::kUint16;
+  EXPECT_NE(plan_cache_key(job_spec_from_json(minimal()), other_shape), base);
 }
 
 }  // namespace
