@@ -204,11 +204,17 @@ std::string Daemon::size_stream_job(ActiveJob& job, const StreamStarted& m) {
 }
 
 void Daemon::on_stage(const std::string&, const StreamProgress& m) {
-  const auto it = jobs_.find(m.job);
-  if (it == jobs_.end()) return;
-  it->second.stream_counts = m.counts;
+  // The last report (at the end message) may come after the job ended: its last image's row
+  // can complete the shard first. It is then saved in the job's folder all the same.
+  const auto dir = config_.state_dir / "jobs" / std::to_string(m.job);
+  if (const auto it = jobs_.find(m.job); it != jobs_.end()) {
+    it->second.stream_counts = m.counts;
+  } else {
+    std::error_code ec;
+    if (m.job <= 0 || !std::filesystem::is_directory(dir, ec)) return;
+  }
   try {
-    write_file_atomically(it->second.dir / kStreamCountsFile, m.counts.dump());
+    write_file_atomically(dir / kStreamCountsFile, m.counts.dump());
   } catch (const std::exception& e) {
     spdlog::warn("job {}: stream counters not saved: {}", m.job, e.what());
   }

@@ -188,9 +188,27 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"raw_uint32", Codec::kNone, DType::kUint32, H5T_NATIVE_UINT32}),
     [](const ::testing::TestParamInfo<Case>& p) { return std::string(p.param.name); });
 
-class RawSpoolRulesTest : public RawSpoolTest {};
-
 const Case kBslz4{"bslz4_uint32", Codec::kBitshuffleLz4, DType::kUint32, H5T_NATIVE_UINT32};
+
+class RawSpoolRulesTest : public RawSpoolTest {
+ protected:
+  /// A child process spools images 0 and 2 of kBslz4 with `options`, then is SIGKILLed with the
+  /// files still open.
+  void spool_two_and_die(const RawSpoolOptions& options) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      RawSpool spool(dir_, start(DType::kUint32), options);
+      const bool ok = spool.append(0, array(kBslz4, 0)) == RawSpool::Appended::kWritten &&
+                      spool.append(2, array(kBslz4, 2)) == RawSpool::Appended::kWritten;
+      if (ok) ::kill(::getpid(), SIGKILL);
+      ::_exit(1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  }
+};
 
 std::vector<std::uint64_t> read_u64s(const fs::path& file, const std::string& name) {
   test::H5Id f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
@@ -246,18 +264,7 @@ TEST_F(RawSpoolRulesTest, AKilledWriterLeavesTheFlushedImagesReadable) {
   options.images_per_file = 2;
   options.flush_each = true;  // enough for a killed process (fsync is for a power loss)
   const fs::path master = dir_ / "series_7_master.h5";
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {  // the writer: two images appended, then SIGKILL with the files still open
-    RawSpool spool(dir_, start(DType::kUint32), options);
-    const bool ok = spool.append(0, array(kBslz4, 0)) == RawSpool::Appended::kWritten &&
-                    spool.append(2, array(kBslz4, 2)) == RawSpool::Appended::kWritten;
-    if (ok) ::kill(::getpid(), SIGKILL);
-    ::_exit(1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  ASSERT_NO_FATAL_FAILURE(spool_two_and_die(options));
   EXPECT_EQ(RawSpool::spooled_ids(master), (std::vector<std::uint64_t>{0, 2}));
   EXPECT_EQ(read_u64s(master, "/entry/azflow_spool/complete"), std::vector<std::uint64_t>{0});
   EXPECT_FALSE(fs::exists(dir_ / "series_7_data_000003.h5"));
@@ -271,18 +278,7 @@ TEST_F(RawSpoolRulesTest, AKilledWritersSpoolIsReopenedAndCompleted) {
   RawSpoolOptions options;
   options.images_per_file = 2;
   options.flush_each = true;
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {  // images 0 and 2 spooled, then SIGKILL with the files open
-    RawSpool spool(dir_, start(DType::kUint32), options);
-    const bool ok = spool.append(0, array(kBslz4, 0)) == RawSpool::Appended::kWritten &&
-                    spool.append(2, array(kBslz4, 2)) == RawSpool::Appended::kWritten;
-    if (ok) ::kill(::getpid(), SIGKILL);
-    ::_exit(1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  ASSERT_NO_FATAL_FAILURE(spool_two_and_die(options));
   const auto folder = reduce::OutputDir::open(dir_);
   RawSpool spool = RawSpool::reopen(folder, start(DType::kUint32), options);
   EXPECT_FALSE(spool.complete());
