@@ -25,7 +25,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -49,12 +48,6 @@ def parse_args():
     p.add_argument("--npt", type=int, default=1000)
     p.add_argument("--json", required=True)
     return p.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Readers:
@@ -118,13 +111,6 @@ def loaded_job(client, spec, frames, args, port):
     return seconds, latencies, errors, by_path
 
 
-def cpu_s(pid):
-    """User + system CPU seconds of process `pid` so far, all its threads (/proc/PID/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_s():
     return sum(os.times()[:2])
 
@@ -141,7 +127,7 @@ def main():
                      if k.startswith("data_"))
     work = tempfile.mkdtemp(prefix="azflow-http-bench-")
     instance = f"httpbench{os.getpid()}"
-    port = free_port()
+    port = pb.free_port()
     daemon, client = pb.start_azflowd(
         args.azflowd, work, instance, args.workers,
         f"log_level = \"warn\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n")
@@ -149,9 +135,9 @@ def main():
     cpu = {"quiet": [], "loaded": []}  # per job: (azflowd process, this process) CPU seconds
 
     def measured(kind, run):
-        d0, c0 = cpu_s(daemon.pid), own_cpu_s()
+        d0, c0 = pb.cpu_seconds(daemon.pid), own_cpu_s()
         value = run()
-        cpu[kind].append((cpu_s(daemon.pid) - d0, own_cpu_s() - c0))
+        cpu[kind].append((pb.cpu_seconds(daemon.pid) - d0, own_cpu_s() - c0))
         return value
 
     try:

@@ -34,6 +34,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,23 @@ def parse_args():
     p.add_argument("--json", required=True)
     p.add_argument("--skip-pyfai", action="store_true")
     return p.parse_args()
+
+
+# ---------------------------------------------------------------- processes and ports
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` so far, all its threads (/proc/PID/stat).
+    Raises OSError once the process is gone."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- memory sampling

@@ -155,9 +155,7 @@ def remove(path):
 def cpu_s(pid):
     """utime + stime of one process (all its threads) so far; 0 if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return pb.cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
         return 0.0
 

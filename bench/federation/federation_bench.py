@@ -26,14 +26,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import tempfile
+import sys
 import time
 
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
+import pipeline_bench as pb  # noqa: E402  (free_port, cpu_seconds)
 
 
 def parse_args():
@@ -47,18 +48,6 @@ def parse_args():
     p.add_argument("--npt", type=int, default=1000)
     p.add_argument("--json", required=True)
     return p.parse_args()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 class Daemon:
@@ -118,10 +107,10 @@ def run_job(args, coordinator, out, nodes):
              "-o", out]
     if nodes:
         words += ["--nodes", nodes]
-    cpu0 = cpu_seconds(coordinator.proc.pid)
+    cpu0 = pb.cpu_seconds(coordinator.proc.pid)
     job_id = int(coordinator.ctl(*words).stdout.strip())
     coordinator.ctl("wait", str(job_id), "--interval", "0.05", "--timeout", "600", check=False)
-    cpu = cpu_seconds(coordinator.proc.pid) - cpu0
+    cpu = pb.cpu_seconds(coordinator.proc.pid) - cpu0
     job = coordinator.job(job_id)
     if job["state"] not in ("succeeded", "warning"):
         raise SystemExit(f"job ended {job}")
@@ -153,7 +142,7 @@ def one_repeat(args, frames, workdir, r):
         result["one_cpu_s"] = cpu
     finally:
         solo.stop()
-    port_a, port_b = free_port(), free_port()
+    port_a, port_b = pb.free_port(), pb.free_port()
     a = Daemon(args, base, "a", 0, trusted, f"peer_endpoint = \"tcp://127.0.0.1:{port_a}\"\n")
     b = Daemon(args, base, "b", 1, trusted,
                f"peer_endpoint = \"tcp://127.0.0.1:{port_b}\"\n"
