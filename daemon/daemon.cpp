@@ -802,14 +802,19 @@ void Daemon::send_shard(ActiveJob& job, const ShardRecord& shard) {
     return;
   }
   if (job.spec.stream) return send_stream_shard(job, shard);
-  const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
-  sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
-                              job.bins, with_errors, job.spec.settings.sigma_clip.has_value()});
+  open_sink_shard(job, shard.shard_id, shard.first_frame, shard.frame_count);
   ShardWork work = ShardWork::range(job.id, shard.shard_id, job.spec.datasets,
                                     job.spec.dataset_path, shard.first_frame, shard.frame_count);
   work.offset = job.spec.frame_offset();
   work.follow_timeout_s = job.spec.follow_timeout_s;
   send_to_source(std::move(work));
+}
+
+void Daemon::open_sink_shard(const ActiveJob& job, std::int64_t shard, std::int64_t first,
+                             std::int64_t count) {
+  const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
+  sink_->open_shard(job.dir, {job.id, shard, first, count, job.bins, with_errors,
+                              job.spec.settings.sigma_clip.has_value()});
 }
 
 void Daemon::send_frames(std::int64_t job_id, std::int64_t shard,

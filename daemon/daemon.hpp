@@ -244,6 +244,10 @@ class Daemon : public ControlHandler {
                                 const std::optional<OutputBinding>& binding);
   std::string size_stream_job(ActiveJob& job, const StreamStarted& message);
   void send_stream_shard(ActiveJob& job, const ShardRecord& shard);
+  /// Opens shard `shard` (job frames first..first+count-1) of `job` in the result sink, with the
+  /// job's bins, error model and sigma clipping.
+  void open_sink_shard(const ActiveJob& job, std::int64_t shard, std::int64_t first,
+                       std::int64_t count);
   [[nodiscard]] nlohmann::json stream_counts_json(std::int64_t job_id) const;
   void send_stage(const std::string& identity, const DaemonMessage& message);
   void reap_stages();

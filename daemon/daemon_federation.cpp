@@ -316,11 +316,7 @@ nlohmann::json Daemon::hand_out(ActiveJob& job, const std::string& node) {
     job.started = true;
   }
   store_->mark_shard_running(job.id, shard.shard_id);
-  if (!begun) {
-    const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
-    sink_->open_shard(job.dir, {job.id, shard.shard_id, shard.first_frame, shard.frame_count,
-                                job.bins, with_errors, job.spec.settings.sigma_clip.has_value()});
-  }
+  if (!begun) open_sink_shard(job, shard.shard_id, shard.first_frame, shard.frame_count);
   job.remote[shard.shard_id] = {node, Clock::now(), shard.first_frame, shard.frame_count};
   job.participants.insert(node);
   log_event(job, "shard " + std::to_string(shard.shard_id) + " to " + node);

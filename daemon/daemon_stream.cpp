@@ -110,9 +110,7 @@ void Daemon::send_stream_shard(ActiveJob& job, const ShardRecord& shard) {
                            job.dir.string(), s.save_raw, std::nullopt};
   if (s.series) {  // azflowd restarted during the series (with a raw spool: activate checked)
     work.stream->resume = s.series;
-    const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
-    sink_->open_shard(job.dir, {job.id, shard.shard_id, 0, job.frames_total, job.bins, with_errors,
-                                job.spec.settings.sigma_clip.has_value()});
+    open_sink_shard(job, shard.shard_id, 0, job.frames_total);
     log_event(job,
               "stream " + series_name(*s.series) + " resumed from its raw spool in " + s.save_raw);
     spdlog::info("job {}: resuming {} from its raw spool in {}", job.id, series_name(*s.series),
@@ -183,9 +181,7 @@ std::string Daemon::size_stream_job(ActiveJob& job, const StreamStarted& m) {
   if (const auto shard = job.running.find(m.shard); shard != job.running.end()) {
     shard->second.frame_count = images;
   }
-  const auto with_errors = job.spec.settings.error_model != integrate::ErrorModel::kNone;
-  sink_->open_shard(job.dir, {job.id, m.shard, 0, images, job.bins, with_errors,
-                              job.spec.settings.sigma_clip.has_value()});
+  open_sink_shard(job, m.shard, 0, images);
   log_event(job, "stream " + series_name(series) + " started: " + std::to_string(images) +
                      " images of " + std::to_string(series.rows) + " x " +
                      std::to_string(series.cols) + " " + std::string(dtype_name(series.dtype)) +

@@ -60,6 +60,11 @@ hid_t file_type(DType dtype) {
   return H5T_STD_U32LE;
 }
 
+/// RawSpoolOptions::prefix when none is given.
+std::string default_prefix(std::uint64_t series_id) {
+  return "series_" + std::to_string(series_id);
+}
+
 std::string data_file_name(const std::string& prefix, std::size_t index) {
   char digits[16];
   std::snprintf(digits, sizeof digits, "%06zu", index + 1);
@@ -392,7 +397,7 @@ void RawSpool::Impl::init(std::shared_ptr<const reduce::OutputDir> folder,
   if (opts.images_per_file == 0) {
     throw Error(ErrorCategory::kConfig, "raw spool " + name + ": images_per_file must be >= 1");
   }
-  if (opts.prefix.empty()) opts.prefix = "series_" + std::to_string(start.series_id);
+  if (opts.prefix.empty()) opts.prefix = default_prefix(start.series_id);
   if (opts.prefix.find('/') != std::string::npos) {
     throw Error(ErrorCategory::kConfig,
                 "raw spool prefix '" + opts.prefix + "' is not a plain file name");
@@ -536,7 +541,7 @@ RawSpool::StoredImage RawSpool::read_image(std::uint64_t image_id, std::span<std
 bool RawSpool::complete() const noexcept { return impl_->closed; }
 
 std::string RawSpool::default_master_name(std::uint64_t series_id) {
-  return "series_" + std::to_string(series_id) + "_master.h5";
+  return default_prefix(series_id) + "_master.h5";
 }
 
 RawSpool::RawSpool(RawSpool&&) noexcept = default;

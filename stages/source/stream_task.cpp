@@ -133,20 +133,9 @@ struct StreamTask::State {
       fill(h, job, shard, id);
       try {
         const RawSpool::StoredImage stored = spool->read_image(id, slot->payload());
-        h.kind = ipc::PayloadKind::kCompressedChunk;
-        h.codec = static_cast<std::uint32_t>(stored.codec.codec);
-        h.elem_size = static_cast<std::uint32_t>(dtype_size(series.dtype));
-        h.block_size = 0;
-        h.dtype = static_cast<std::uint32_t>(series.dtype);
-        h.rows = series.rows;
-        h.cols = series.cols;
-        h.bytes = stored.bytes;
+        set_chunk(h, stored.codec, series.dtype, series.rows, series.cols, stored.bytes);
       } catch (const Error& e) {
-        h.status = ipc::SlotStatus::kFailed;
-        h.bytes = 0;
-        h.set_reason(daemon::frame_reason(static_cast<std::int64_t>(id), {}, {},
-                                          "image " + std::to_string(id) + ": " + e.what()));
-        ++rt.counters.failed;
+        fail(h, id, "image " + std::to_string(id) + ": " + e.what());
       }
       slot->commit();
       ++rt.counters.frames_out;
@@ -353,6 +342,27 @@ struct StreamTask::State {
     h.frame_index = id;
   }
 
+  /// A slot holding one image's stored bytes (`bytes` of them, encoded as `codec`).
+  static void set_chunk(ipc::SlotHeader& h, const decompress::CodecParams& codec, DType dtype,
+                        std::size_t rows, std::size_t cols, std::size_t bytes) {
+    h.kind = ipc::PayloadKind::kCompressedChunk;
+    h.codec = static_cast<std::uint32_t>(codec.codec);
+    h.elem_size = static_cast<std::uint32_t>(codec.elem_size);
+    h.block_size = static_cast<std::uint32_t>(codec.block_elements);
+    h.dtype = static_cast<std::uint32_t>(dtype);
+    h.rows = rows;
+    h.cols = cols;
+    h.bytes = bytes;
+  }
+
+  /// A failed row for image `id`: `what` is its reason, as every stage names a frame.
+  void fail(ipc::SlotHeader& h, std::uint64_t id, const std::string& what) {
+    h.status = ipc::SlotStatus::kFailed;
+    h.bytes = 0;
+    h.set_reason(daemon::frame_reason(static_cast<std::int64_t>(id), {}, {}, what));
+    ++rt.counters.failed;
+  }
+
   /// The image's array, or why it cannot be integrated (kInput).
   const s2::Array& checked_array(const s2::Image& img) const {
     const s2::Array& a = img.channel(work.channel).array;
@@ -392,21 +402,10 @@ struct StreamTask::State {
     ipc::SlotHeader& h = slot->header();
     fill(h, job, shard, img.image_id);
     if (a == nullptr) {
-      h.status = ipc::SlotStatus::kFailed;
-      h.bytes = 0;
-      h.set_reason(daemon::frame_reason(static_cast<std::int64_t>(img.image_id), {}, {},
-                                        "image " + std::to_string(img.image_id) + ": " + reason));
-      ++rt.counters.failed;
+      fail(h, img.image_id, "image " + std::to_string(img.image_id) + ": " + reason);
     } else {
       std::memcpy(slot->payload().data(), a->bytes.data(), a->bytes.size());
-      h.kind = ipc::PayloadKind::kCompressedChunk;
-      h.codec = static_cast<std::uint32_t>(a->codec.codec);
-      h.elem_size = static_cast<std::uint32_t>(a->codec.elem_size);
-      h.block_size = static_cast<std::uint32_t>(a->codec.block_elements);
-      h.dtype = static_cast<std::uint32_t>(a->dtype);
-      h.rows = a->rows;
-      h.cols = a->cols;
-      h.bytes = a->bytes.size();
+      set_chunk(h, a->codec, a->dtype, a->rows, a->cols, a->bytes.size());
     }
     slot->commit();
     ++pushed;
@@ -421,11 +420,8 @@ struct StreamTask::State {
       auto slot = wait_slot(compressed, job);
       if (!slot) return;  // stopped or cancelled
       fill(slot->header(), job, shard, id);
-      slot->header().status = ipc::SlotStatus::kFailed;
-      slot->header().set_reason(daemon::frame_reason(static_cast<std::int64_t>(id), {}, {},
-                                                     "missing: image never received " + why));
+      fail(slot->header(), id, "missing: image never received " + why);
       slot->commit();
-      ++rt.counters.failed;
       ++rt.counters.frames_out;
     }
     phase = Phase::kDone;
