@@ -276,16 +276,19 @@ void fast_finish(const Plan& plan, bool poisson, std::vector<FastState>& states,
     out.signal[b] = sig;
     out.variance[b] = var;
   }
-  const auto& ptr = plan.pixel_ptr();
-  const auto& dark = plan.dark();
+  const auto ptr = plan.pixel_ptr();
+  const auto bins = plan.pixel_bins();
+  const auto weights = plan.pixel_weights();
+  const auto norm = plan.normalization();
+  const auto dark = plan.dark();
   for (const FastState& s : states) {
     for (std::uint32_t p : s.invalid) {
       for (std::int32_t k = ptr[p]; k < ptr[p + 1]; ++k) {
-        const auto b = static_cast<std::size_t>(plan.pixel_bins()[k]);
-        const double w = plan.pixel_weights()[k];
+        const auto b = static_cast<std::size_t>(bins[k]);
+        const double w = weights[k];
         --entries[b];
         out.count[b] -= w;
-        out.normalization[b] -= w * plan.normalization()[p];
+        out.normalization[b] -= w * norm[p];
         if (!dark.empty()) out.signal[b] += w * dark[p];
       }
     }

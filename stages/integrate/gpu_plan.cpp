@@ -42,9 +42,9 @@ std::size_t PackedPlan::device_bytes() const noexcept {
 
 PackedPlan pack_plan(const Plan& plan) {
   const auto& indptr = plan.csr_indptr();
-  const auto& indices = plan.csr_indices();
-  const auto& weights = plan.csr_weights();
-  const auto& invalid = plan.invalid();
+  const auto indices = plan.csr_indices();
+  const auto weights = plan.csr_weights();
+  const auto invalid = plan.invalid();
   const Plan::StaticSums& st = plan.static_sums();
   const std::size_t bins = plan.bins();
   if (indptr.size() != bins + 1 || indices.size() != weights.size() ||

@@ -132,44 +132,42 @@ class Plan {
   /// CSR matrix: bins + 1 row pointers, nnz pixel indices, nnz weights.
   [[nodiscard]] const std::vector<std::int32_t>& csr_indptr() const noexcept { return indptr_; }
   [[nodiscard]] std::span<const std::int32_t> csr_indices() const noexcept {
-    return storage_ ? mapped_.indices : std::span<const std::int32_t>(indices_);
+    return pick(mapped_.indices, indices_);
   }
   [[nodiscard]] std::span<const float> csr_weights() const noexcept {
-    return storage_ ? mapped_.weights : std::span<const float>(weights_);
+    return pick(mapped_.weights, weights_);
   }
 
   /// Transposed matrix (per pixel): pixels + 1 pointers into pixel_bins / pixel_weights. Pixels
   /// made invalid by the dark or flat (see invalid()) have no entries here.
   [[nodiscard]] std::span<const std::int32_t> pixel_ptr() const noexcept {
-    return storage_ ? mapped_.pixel_ptr : std::span<const std::int32_t>(pixel_ptr_);
+    return pick(mapped_.pixel_ptr, pixel_ptr_);
   }
   [[nodiscard]] std::span<const std::int32_t> pixel_bins() const noexcept {
-    return storage_ ? mapped_.pixel_bins : std::span<const std::int32_t>(pixel_bins_);
+    return pick(mapped_.pixel_bins, pixel_bins_);
   }
   [[nodiscard]] std::span<const float> pixel_weights() const noexcept {
-    return storage_ ? mapped_.pixel_weights : std::span<const float>(pixel_weights_);
+    return pick(mapped_.pixel_weights, pixel_weights_);
   }
   /// Without splitting, every pixel has at most one bin of weight 1: its bin, or -1 if it falls
   /// outside the ranges or is masked. Empty with bbox or full splitting.
   [[nodiscard]] std::span<const std::int32_t> pixel_bin() const noexcept {
-    return storage_ ? mapped_.pixel_bin : std::span<const std::int32_t>(pixel_bin_);
+    return pick(mapped_.pixel_bin, pixel_bin_);
   }
 
   /// Per-pixel normalization: solid angle x polarization x flat x normalization factor, float32
   /// (pyFAI preproc's normalization channel).
   [[nodiscard]] std::span<const float> normalization() const noexcept {
-    return storage_ ? mapped_.normalization : std::span<const float>(normalization_);
+    return pick(mapped_.normalization, normalization_);
   }
   /// Dark current per pixel (empty if none).
-  [[nodiscard]] std::span<const float> dark() const noexcept {
-    return storage_ ? mapped_.dark : std::span<const float>(dark_);
-  }
+  [[nodiscard]] std::span<const float> dark() const noexcept { return pick(mapped_.dark, dark_); }
   /// Pixels pyFAI 0.21's preproc drops whatever the frame holds: flat 0, NaN or equal to the dummy,
   /// dark NaN, normalization 0 or NaN (the dark is never compared with the dummy); nonzero =
   /// invalid. Empty if no such pixel exists. They stay in the CSR matrix (as in pyFAI) but are
   /// left out of the per-pixel lists and of static_sums().
   [[nodiscard]] std::span<const std::uint8_t> invalid() const noexcept {
-    return storage_ ? mapped_.invalid : std::span<const std::uint8_t>(invalid_);
+    return pick(mapped_.invalid, invalid_);
   }
 
   /// Frame-independent per-bin sums over the pixels of the per-pixel lists, in CSR row order:
@@ -212,6 +210,13 @@ class Plan {
   };
   std::shared_ptr<const void> storage_;
   Views mapped_;
+
+  /// The mapped view of an array for a plan read from a file, else the owned vector.
+  template <class T>
+  [[nodiscard]] std::span<const T> pick(std::span<const T> mapped,
+                                        const std::vector<T>& owned) const noexcept {
+    return storage_ ? mapped : std::span<const T>(owned);
+  }
 };
 
 /// Checks that `frame` can be integrated with `plan`: rows x cols equal to the plan's and data

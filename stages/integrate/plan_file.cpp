@@ -300,10 +300,7 @@ struct PlanCodec {
     w.put<std::uint64_t>(plan.bins_);
     each_array(
         plan, [&](const auto& v) { w.put(v); },
-        [&](const auto& owned, const auto& view) {
-          using T = typename std::decay_t<decltype(owned)>::value_type;
-          w.put(plan.storage_ ? view : std::span<const T>(owned));
-        });
+        [&](const auto& owned, const auto& view) { w.put(plan.pick(view, owned)); });
     return std::move(w.bytes);
   }
 

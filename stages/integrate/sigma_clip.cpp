@@ -69,8 +69,8 @@ void preprocess(const Plan& plan, const FrameView& frame, SigmaClipBuffers& b) {
 ClipSums integrate_bin(const Plan& plan, const SigmaClipBuffers& b, std::size_t bin,
                        bool azimuthal) {
   const auto& indptr = plan.csr_indptr();
-  const auto& indices = plan.csr_indices();
-  const auto& weights = plan.csr_weights();
+  const auto indices = plan.csr_indices();
+  const auto weights = plan.csr_weights();
   ClipSums a;
   for (std::int32_t k = indptr[bin]; k < indptr[bin + 1]; ++k) {
     const double w = weights[k];
@@ -102,8 +102,8 @@ ClipSums integrate_bin(const Plan& plan, const SigmaClipBuffers& b, std::size_t 
 std::size_t clip_bin(const Plan& plan, SigmaClipBuffers& b, std::size_t bin, double mean,
                      double cutoff) {
   const auto& indptr = plan.csr_indptr();
-  const auto& indices = plan.csr_indices();
-  const auto& weights = plan.csr_weights();
+  const auto indices = plan.csr_indices();
+  const auto weights = plan.csr_weights();
   std::size_t dropped = 0;
   for (std::int32_t k = indptr[bin]; k < indptr[bin + 1]; ++k) {
     const auto p = static_cast<std::size_t>(indices[k]);
